@@ -1,0 +1,226 @@
+"""The Announcement value and the one parser that builds it from any front door.
+
+Plain UTF-8 text or a JSON object (a payload whose first non-blank character is ``{``
+is JSON; if it does not parse it is rejected, never spoken). Every problem raises
+``InputError`` naming the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from .config import PRIORITIES, Config
+from .emotions import resolve_emotion
+from .errors import InputError
+
+ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+PRIORITY_RANK = {p: i for i, p in enumerate(PRIORITIES)}
+FIELDS = ("text", "id", "emotion", "intensity", "speed", "volume", "priority", "targets", "chime",
+          "repeat", "repeat_gap", "ttl", "engine", "voice", "lang")
+
+
+@dataclass(frozen=True)
+class Announcement:
+    id: str
+    text: str
+    targets: tuple[str, ...]  # speaker/zone names as requested
+    speakers: tuple[str, ...]  # expanded to speakers
+    emotion: str = "neutral"
+    intensity: float = 1.0
+    speed: float = 1.0
+    volume: float | None = None  # None: the speaker's own volume
+    priority: str = "normal"
+    chime: bool | str = True
+    repeat: int = 1
+    repeat_gap: float = 1.0
+    ttl: float = 600.0
+    engine: str = ""
+    voice: str | None = None
+    lang: str | None = None
+    received: float = field(default_factory=time.time)  # epoch seconds
+    expires: float = 0.0  # epoch seconds; min(received + ttl, MQTT message expiry)
+    warnings: tuple[str, ...] = ()
+    source: str = "mqtt"
+    response_topic: str | None = None
+    correlation_data: bytes | None = None
+
+    @property
+    def rank(self) -> int:
+        return PRIORITY_RANK[self.priority]
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d["correlation_data"] = self.correlation_data.hex() if self.correlation_data is not None else None
+        return json.dumps(d, ensure_ascii=False)
+
+    @staticmethod
+    def from_json(data: str) -> "Announcement":
+        d = json.loads(data)
+        cd = d.get("correlation_data")
+        d["correlation_data"] = bytes.fromhex(cd) if cd else None
+        for k in ("targets", "speakers", "warnings"):
+            d[k] = tuple(d.get(k) or ())
+        known = {f for f in Announcement.__dataclass_fields__}
+        return Announcement(**{k: v for k, v in d.items() if k in known})
+
+    def with_(self, **changes: Any) -> "Announcement":
+        return replace(self, **changes)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def decode_payload(payload: bytes | str, cfg: Config) -> dict[str, Any]:
+    """Bytes from the wire to a dict of raw fields (plain text becomes ``{"text": ...}``)."""
+    if isinstance(payload, bytes):
+        if len(payload) > cfg.limits.max_payload_bytes:
+            raise InputError("payload", f"{len(payload)} bytes is over the limit of "
+                                        f"{cfg.limits.max_payload_bytes} bytes", "oversize")
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError("payload", "not valid UTF-8 (send UTF-8 text or a JSON object)") from None
+    else:
+        text = payload
+    if text.lstrip().startswith("{"):
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError("payload", f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+                                        "a payload starting with '{' must be a JSON object") from None
+        if not isinstance(obj, dict):
+            raise InputError("payload", "a JSON payload must be an object with at least \"text\"")
+        return obj
+    return {"text": text}
+
+
+def _number(raw: dict[str, Any], name: str, lo: float, hi: float | None, default: float,
+            lo_open: bool = False) -> float:
+    v = raw.get(name)
+    if v is None:
+        return default
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise InputError(name, f"must be a number, got {json.dumps(v, ensure_ascii=False)}")
+    hi_s = "" if hi is None else f" {hi}"
+    rng = f"{'>' if lo_open else ''}{lo}{' ..' + hi_s if hi is not None else ''}"
+    if (v <= lo if lo_open else v < lo) or (hi is not None and v > hi):
+        raise InputError(name, f"{v} is out of range (allowed: {rng})")
+    return float(v)
+
+
+def build(raw: dict[str, Any], cfg: Config, *, now: float | None = None, source: str = "mqtt",
+          forced_targets: tuple[str, ...] | None = None, message_expiry: float | None = None,
+          response_topic: str | None = None, correlation_data: bytes | None = None,
+          ignore_unknown: bool = False) -> Announcement:
+    """Validate raw fields against the config and build an Announcement."""
+    now = time.time() if now is None else now
+    warnings: list[str] = []
+    unknown = sorted(set(raw) - set(FIELDS))
+    if unknown and not ignore_unknown:
+        warnings.append(f"ignored unknown field(s): {', '.join(unknown)}")
+
+    text = raw.get("text")
+    if text is None:
+        raise InputError("text", "required (a non-empty string)")
+    if not isinstance(text, str):
+        raise InputError("text", "must be a string")
+    text = text.strip()
+    if not text:
+        raise InputError("text", "must not be empty")
+    if len(text) > cfg.limits.max_text_chars:
+        raise InputError("text", f"{len(text)} characters is over the limit of {cfg.limits.max_text_chars}",
+                         "oversize")
+
+    ann_id = raw.get("id")
+    if ann_id is None:
+        ann_id = new_id()
+    elif not isinstance(ann_id, str) or not ID_RE.match(ann_id):
+        raise InputError("id", "must match [A-Za-z0-9._-]{1,64}")
+
+    emo_raw = raw.get("emotion")
+    if emo_raw is not None and not isinstance(emo_raw, str):
+        raise InputError("emotion", "must be a string")
+    emotion, warn = resolve_emotion(emo_raw, cfg.defaults.emotion)
+    if warn:
+        warnings.append(warn)
+
+    priority = raw.get("priority", cfg.defaults.priority)
+    if priority not in PRIORITIES:
+        raise InputError("priority", f"{json.dumps(priority, ensure_ascii=False)} is not allowed "
+                                     f"(allowed: {', '.join(PRIORITIES)})")
+
+    if forced_targets is not None:
+        targets = forced_targets
+    else:
+        t = raw.get("targets")
+        if t is None:
+            targets = cfg.default_targets
+        elif isinstance(t, str):
+            targets = (t,)
+        elif isinstance(t, list) and t and all(isinstance(x, str) for x in t):
+            targets = tuple(t)
+        else:
+            raise InputError("targets", "must be a speaker/zone name or a non-empty list of names")
+    known = list(cfg.speakers) + list(cfg.zones)
+    for name in targets:
+        if name not in known:
+            raise InputError("targets", f"unknown target {name!r} (allowed: {', '.join(known)})")
+
+    chime = raw.get("chime", cfg.defaults.chime)
+    if not isinstance(chime, (bool, str)):
+        raise InputError("chime", "must be true, false or a chime name")
+
+    repeat = raw.get("repeat", 1)
+    if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= 10:
+        raise InputError("repeat", "must be an integer 1 .. 10")
+
+    engine = raw.get("engine")
+    if engine is None:
+        engine = cfg.default_engine
+    elif not isinstance(engine, str) or engine not in cfg.engines:
+        raise InputError("engine", f"unknown engine {engine!r} (allowed: {', '.join(cfg.engines)})")
+    for name in ("voice", "lang"):
+        if raw.get(name) is not None and not isinstance(raw[name], str):
+            raise InputError(name, "must be a string")
+
+    ttl = _number(raw, "ttl", 0, None, cfg.defaults.ttl, lo_open=True)
+    expires = now + ttl
+    if message_expiry is not None:
+        expires = min(expires, now + message_expiry)
+
+    return Announcement(
+        id=ann_id,
+        text=text,
+        targets=tuple(targets),
+        speakers=cfg.expand_targets(targets),
+        emotion=emotion,
+        intensity=_number(raw, "intensity", 0, 2, cfg.defaults.intensity),
+        speed=_number(raw, "speed", 0.5, 2.0, cfg.defaults.speed),
+        volume=None if raw.get("volume") is None else _number(raw, "volume", 0, 1, 1.0),
+        priority=priority,
+        chime=chime,
+        repeat=repeat,
+        repeat_gap=_number(raw, "repeat_gap", 0, 60, cfg.defaults.repeat_gap),
+        ttl=ttl,
+        engine=engine,
+        voice=raw.get("voice") or (cfg.defaults.voice if engine == cfg.default_engine else None),
+        lang=raw.get("lang"),
+        received=now,
+        expires=expires,
+        warnings=tuple(warnings),
+        source=source,
+        response_topic=response_topic,
+        correlation_data=correlation_data,
+    )
+
+
+def parse(payload: bytes | str, cfg: Config, **kwargs: Any) -> Announcement:
+    """Wire payload (plain text or JSON) to an Announcement; raises InputError."""
+    return build(decode_payload(payload, cfg), cfg, **kwargs)

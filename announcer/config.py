@@ -1,0 +1,402 @@
+"""Typed, frozen configuration loaded from one YAML file.
+
+* YAML is read with the safe loader; ``${VAR}`` in any string is replaced from the
+  environment (an unset variable is an error at that key).
+* Unknown keys are errors. Every error is reported at once, one line each, as
+  ``key.path: message (line N)``.
+* Engines and speakers declare their own config models in their modules
+  (``announcer.engines.*.Config``, ``announcer.sinks.*.Config``); this module
+  collects them into discriminated unions on ``type``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+from datetime import time as dtime
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .emotions import EMOTIONS, resolve_emotion
+from .engines.base import ENGINE_MODULES
+from .sinks.base import SINK_MODULES
+
+SLUG = r"^[a-z0-9_-]+$"
+Slug = Annotated[str, Field(pattern=SLUG, min_length=1, max_length=64)]
+PRIORITIES: tuple[str, ...] = ("low", "normal", "high", "emergency")
+Priority = Literal["low", "normal", "high", "emergency"]
+
+DEFAULT_STATE_DIR = Path(os.environ.get("STATE_DIRECTORY", "/var/lib/announcer")).expanduser()
+DEFAULT_CACHE_DIR = Path(
+    os.environ.get("CACHE_DIRECTORY") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "announcer")
+).expanduser()
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TLSConfig(Strict):
+    ca_certs: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+    insecure: bool = False  # skip host-name verification (self-signed lab brokers only)
+
+
+class MqttConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    topic_prefix: str = Field("announcer", pattern=r"^[^#+\s]+$")
+    client_id: str = Field("announcer-main", min_length=1, max_length=64)
+    username: str | None = None
+    password: str | None = None
+    tls: TLSConfig | None = None
+    protocol: Literal["5", "3.1.1"] = "5"
+    keepalive: int = Field(30, ge=5, le=3600)
+    session_expiry: int = Field(86400, ge=0, description="seconds the broker keeps our session")
+    reconnect_min_delay: float = Field(1.0, gt=0)
+    reconnect_max_delay: float = Field(60.0, gt=0)
+
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _protocol_str(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, (int, float)) else v
+
+
+class DefaultsConfig(Strict):
+    engine: str | None = None
+    voice: str | None = None
+    emotion: str = "neutral"
+    intensity: float = Field(1.0, ge=0, le=2)
+    speed: float = Field(1.0, ge=0.5, le=2.0)
+    volume: float = Field(1.0, ge=0, le=1)
+    priority: Priority = "normal"
+    targets: tuple[Slug, ...] = ()
+    chime: bool | str = True
+    ttl: float = Field(600.0, gt=0)
+    repeat_gap: float = Field(1.0, ge=0, le=60)
+
+    @field_validator("emotion")
+    @classmethod
+    def _emotion(cls, v: str) -> str:
+        emotion, warning = resolve_emotion(v)
+        if warning:
+            raise ValueError(f"unknown emotion {v!r} (allowed: {', '.join(EMOTIONS)})")
+        return emotion
+
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _targets(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
+class QuietHoursConfig(Strict):
+    """Windows in which only announcements at or above ``min_priority`` play, at most at ``volume``."""
+
+    start: dtime
+    end: dtime
+    days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = (
+        "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    volume: float = Field(0.4, ge=0, le=1)
+    min_priority: Priority = "high"
+    speakers: tuple[Slug, ...] = ()  # empty: every speaker
+
+
+class SpoolConfig(Strict):
+    path: Path = DEFAULT_STATE_DIR / "spool.sqlite3"
+    keep_days: float = Field(7.0, gt=0, description="finished records are pruned after this")
+    max_records: int = Field(100_000, ge=100)
+
+
+class CacheConfig(Strict):
+    enabled: bool = True
+    directory: Path = DEFAULT_CACHE_DIR
+    max_mb: float = Field(200.0, gt=0)
+
+
+class LimitsConfig(Strict):
+    max_text_chars: int = Field(2000, ge=1, le=100_000)
+    max_payload_bytes: int = Field(65536, ge=256, le=16 * 1024 * 1024)
+    max_queue: int = Field(100, ge=1)
+    per_minute: int = Field(120, ge=1)
+
+
+class HomeAssistantConfig(Strict):
+    enabled: bool = True
+    discovery_prefix: str = "homeassistant"
+    node_id: str = Field("announcer", pattern=r"^[a-zA-Z0-9_-]+$")
+
+
+class HermesConfig(Strict):
+    enabled: bool = False
+    sites: dict[str, Slug] = Field(default_factory=dict)
+
+
+class WyomingConfig(Strict):
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(10200, ge=1, le=65535)
+
+
+class HttpConfig(Strict):
+    enabled: bool = False
+    bind: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    tokens: tuple[str, ...] = ()
+    allow_ips: tuple[str, ...] = ()
+    audio_max_age: float = Field(3600.0, gt=0)
+
+
+class LoggingConfig(Strict):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, v: Any) -> Any:
+        return v.upper() if isinstance(v, str) else v
+
+
+def _plugin_union(modules: dict[str, str]) -> Any:
+    models = tuple(importlib.import_module(m).Config for m in modules.values())
+    return Annotated[Union[models], Field(discriminator="type")]  # type: ignore[valid-type]
+
+
+EngineConfig = _plugin_union(ENGINE_MODULES)
+SpeakerConfig = _plugin_union(SINK_MODULES)
+
+
+def _default_engines() -> dict[str, Any]:
+    return {"zh": {"type": "embedded-zh"}}
+
+
+def _default_speakers() -> dict[str, Any]:
+    return {"default": {"type": "sounddevice", "device": None, "name": "default output"}}
+
+
+class Config(Strict):
+    mqtt: MqttConfig = MqttConfig()
+    engines: dict[Slug, EngineConfig] = Field(default_factory=_default_engines)  # type: ignore[valid-type]
+    speakers: dict[Slug, SpeakerConfig] = Field(default_factory=_default_speakers)  # type: ignore[valid-type]
+    zones: dict[Slug, tuple[Slug, ...]] = Field(default_factory=dict)
+    chimes: dict[Slug, Path] = Field(default_factory=dict)
+    defaults: DefaultsConfig = DefaultsConfig()
+    quiet_hours: tuple[QuietHoursConfig, ...] = ()
+    spool: SpoolConfig = SpoolConfig()
+    cache: CacheConfig = CacheConfig()
+    limits: LimitsConfig = LimitsConfig()
+    homeassistant: HomeAssistantConfig = HomeAssistantConfig()
+    hermes: HermesConfig = HermesConfig()
+    wyoming: WyomingConfig = WyomingConfig()
+    http: HttpConfig = HttpConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> "Config":
+        errors: list[str] = []
+        if not self.engines:
+            errors.append("engines: at least one engine is needed")
+        if self.defaults.engine is not None and self.defaults.engine not in self.engines:
+            errors.append(f"defaults.engine: {self.defaults.engine!r} is not an engine (have: {', '.join(self.engines)})")
+        clash = set(self.speakers) & set(self.zones)
+        for name in sorted(clash):
+            errors.append(f"zones.{name}: a speaker already has this name")
+        for zone, members in self.zones.items():
+            if not members:
+                errors.append(f"zones.{zone}: a zone needs at least one speaker")
+            for i, m in enumerate(members):
+                if m not in self.speakers:
+                    errors.append(f"zones.{zone}.{i}: {m!r} is not a speaker (have: {', '.join(self.speakers)})")
+        targets = set(self.speakers) | set(self.zones)
+        for i, t in enumerate(self.defaults.targets):
+            if t not in targets:
+                errors.append(f"defaults.targets.{i}: {t!r} is not a speaker or zone")
+        for site, t in self.hermes.sites.items():
+            if t not in targets:
+                errors.append(f"hermes.sites.{site}: {t!r} is not a speaker or zone")
+        for qi, q in enumerate(self.quiet_hours):
+            for si, s in enumerate(q.speakers):
+                if s not in self.speakers:
+                    errors.append(f"quiet_hours.{qi}.speakers.{si}: {s!r} is not a speaker")
+        if isinstance(self.defaults.chime, str) and self.defaults.chime not in self.chimes \
+                and self.defaults.chime not in BUILTIN_CHIMES:
+            errors.append(f"defaults.chime: {self.defaults.chime!r} is not a chime "
+                          f"(have: {', '.join(sorted(set(self.chimes) | set(BUILTIN_CHIMES)))})")
+        if errors:
+            raise ValueError(_CROSS_MARK + "\n".join(errors))
+        return self
+
+    # ---- conveniences for the rest of the program ---------------------------------
+    @property
+    def default_engine(self) -> str:
+        return self.defaults.engine or next(iter(self.engines))
+
+    @property
+    def default_targets(self) -> tuple[str, ...]:
+        return self.defaults.targets or tuple(self.speakers)[:1]
+
+    def expand_targets(self, targets: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+        """Speaker names for a list of speaker/zone names, in order, without repeats."""
+        out: list[str] = []
+        for t in targets:
+            for s in self.zones.get(t, (t,)):
+                if s not in out:
+                    out.append(s)
+        return tuple(out)
+
+
+BUILTIN_CHIMES: tuple[str, ...] = ("ding-dong", "alarm", "none")
+_CROSS_MARK = "\x00cross\x00"
+
+
+class ConfigError(Exception):
+    """Every problem in a config file, one ``key.path: message`` line each."""
+
+    def __init__(self, errors: list[str], source: str = "") -> None:
+        self.errors = errors
+        self.source = source
+        super().__init__("\n".join(errors))
+
+
+# ------------------------------------------------------------------------------ loading
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _substitute(value: Any, path: str, errors: list[str], env: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        def repl(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name not in env:
+                errors.append(f"{path or '<root>'}: environment variable {name} is not set")
+                return ""
+            return env[name]
+        return _VAR.sub(repl, value)
+    if isinstance(value, dict):
+        return {k: _substitute(v, f"{path}.{k}" if path else str(k), errors, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, f"{path}.{i}" if path else str(i), errors, env) for i, v in enumerate(value)]
+    return value
+
+
+def _line_index(text: str) -> dict[str, int]:
+    """Map dotted key paths to 1-based YAML line numbers (best effort)."""
+    lines: dict[str, int] = {}
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return lines
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                key = f"{path}.{k.value}" if path else str(k.value)
+                lines[key] = k.start_mark.line + 1
+                walk(v, key)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                key = f"{path}.{i}" if path else str(i)
+                lines[key] = v.start_mark.line + 1
+                walk(v, key)
+
+    if root is not None:
+        walk(root, "")
+    return lines
+
+
+def _loc_to_path(loc: tuple[Any, ...]) -> str:
+    # drop the discriminator tag pydantic inserts for tagged unions (e.g. speakers.x.file.directory)
+    parts = [str(p) for p in loc]
+    cleaned: list[str] = []
+    for i, p in enumerate(parts):
+        if i >= 2 and parts[i - 2] in ("engines", "speakers") and (p in ENGINE_MODULES or p in SINK_MODULES):
+            continue
+        cleaned.append(p)
+    return ".".join(cleaned)
+
+
+def _format_errors(exc: ValidationError, lines: dict[str, int]) -> list[str]:
+    out: list[str] = []
+    for err in exc.errors():
+        msg = str(err.get("msg", ""))
+        if _CROSS_MARK in msg:
+            for line in msg.split(_CROSS_MARK, 1)[1].splitlines():
+                key = line.split(":", 1)[0]
+                out.append(_with_line(line, key, lines))
+            continue
+        path = _loc_to_path(tuple(err["loc"]))
+        etype = err.get("type")
+        if etype == "extra_forbidden":
+            msg = "unknown key"
+        elif etype == "union_tag_invalid":
+            msg = msg.replace("Input tag", "type").replace("found using 'type'", "")
+        elif etype == "union_tag_not_found":
+            msg = "missing 'type'"
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        out.append(_with_line(f"{path or '<root>'}: {msg}", path, lines))
+    return out
+
+
+def _with_line(message: str, path: str, lines: dict[str, int]) -> str:
+    probe = path
+    while probe:
+        if probe in lines:
+            return f"{message} (line {lines[probe]})"
+        probe = probe.rpartition(".")[0]
+    return message
+
+
+def parse_config(text: str, source: str = "<string>", env: dict[str, str] | None = None) -> Config:
+    """Validate YAML text; raise ConfigError with every problem found."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError([f"<yaml>: {getattr(exc, 'problem', None) or exc}{where}"], source) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(["<root>: the config file must be a mapping of sections (mqtt:, engines:, ...)"], source)
+    errors: list[str] = []
+    data = _substitute(data, "", errors, dict(os.environ) if env is None else env)
+    lines = _line_index(text)
+    errors = [_with_line(e, e.split(":", 1)[0], lines) for e in errors]
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(errors + _format_errors(exc, lines), source) from None
+    if errors:
+        raise ConfigError(errors, source)
+    return cfg
+
+
+def find_config_path(explicit: str | None) -> Path | None:
+    """``-c`` if given, else ``$ANNOUNCER_CONFIG``, ``./announcer.yaml``, ``/etc/announcer/announcer.yaml``."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("ANNOUNCER_CONFIG")
+    if env:
+        return Path(env)
+    for cand in (Path("announcer.yaml"), Path("/etc/announcer/announcer.yaml")):
+        if cand.exists():
+            return cand
+    return None
+
+
+def load_config(path: str | os.PathLike[str] | None, required: bool = True) -> Config:
+    """Load a config file, or built-in defaults when ``path`` is None and not ``required``."""
+    if path is None:
+        if required:
+            raise ConfigError(["<config>: no config file (use -c, $ANNOUNCER_CONFIG, ./announcer.yaml "
+                               "or /etc/announcer/announcer.yaml)"])
+        return Config()
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"<config>: cannot read {p}: {exc.strerror or exc}"], str(p)) from None
+    return parse_config(text, str(p))

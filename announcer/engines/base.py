@@ -1,0 +1,128 @@
+"""The engine contract and the registry of engine types.
+
+An engine turns one clause of already-normalised text into audio. Callers split text
+into clauses (``Engine.clauses``) and synthesize them one at a time, so the first clause
+can play while the next is synthesized. Engines are loaded lazily (``load``) and are
+safe for one caller at a time: the synthesizer serialises calls per engine instance.
+
+Each engine module declares its own pydantic ``Config`` model (with a ``type`` literal)
+and imports its heavy libraries only inside ``load``; importing the module is cheap so
+that the config layer can collect the schemas.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Style:
+    """How to say a clause: resolved emotion name, intensity 0..2, speed 0.5..2 (2 = twice as fast)."""
+
+    emotion: str = "neutral"
+    intensity: float = 1.0
+    speed: float = 1.0
+
+
+class Engine(ABC):
+    """One configured engine instance."""
+
+    type_name: ClassVar[str]
+
+    def __init__(self, name: str, config: Any, cache_dir: Path | None = None) -> None:
+        self.name = name
+        self.config = config
+        self.cache_dir = cache_dir
+        self._load_lock = threading.Lock()
+        self._loaded = False
+
+    # --- what the engine declares -------------------------------------------------
+    @property
+    @abstractmethod
+    def languages(self) -> tuple[str, ...]: ...
+
+    @property
+    @abstractmethod
+    def voices(self) -> tuple[str, ...]: ...
+
+    @property
+    def default_voice(self) -> str:
+        return self.voices[0]
+
+    @property
+    @abstractmethod
+    def emotions(self) -> tuple[str, ...]:
+        """Emotions this engine renders natively (others play as neutral)."""
+
+    @property
+    @abstractmethod
+    def sample_rate(self) -> int: ...
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever the same text would render differently (model, version, settings)."""
+        return f"{self.type_name}:{self.config!r}"
+
+    # --- lifecycle ----------------------------------------------------------------
+    def load(self) -> None:
+        """Load models once; cheap when already loaded. Raises EngineUnavailable with a fix."""
+        with self._load_lock:
+            if not self._loaded:
+                self._load()
+                self._loaded = True
+
+    def _load(self) -> None:  # engines with heavy state override this
+        return None
+
+    def close(self) -> None:
+        return None
+
+    # --- text and audio -----------------------------------------------------------
+    @abstractmethod
+    def clauses(self, text: str) -> list[str]:
+        """Normalise ``text`` and split it into clauses, each short enough to synthesize alone."""
+
+    @abstractmethod
+    def synthesize_clause(self, clause: str, style: Style, voice: str | None = None) -> np.ndarray:
+        """Render one clause (as returned by ``clauses``) to mono float32 at ``sample_rate``."""
+
+    def pause_after(self, clause: str, style: Style) -> float:
+        """Seconds of silence to put after ``clause`` (depends on its punctuation and the style)."""
+        return 0.0
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type_name,
+            "languages": list(self.languages),
+            "voices": list(self.voices),
+            "emotions": list(self.emotions),
+            "sample_rate": self.sample_rate,
+        }
+
+
+# type name -> module that defines ``Engine`` subclass ``ENGINE`` and pydantic ``Config``
+ENGINE_MODULES: dict[str, str] = {
+    "embedded-zh": "announcer.engines.embedded_zh",
+    "espeak": "announcer.engines.espeak",
+}
+
+
+def engine_module(type_name: str) -> Any:
+    try:
+        return importlib.import_module(ENGINE_MODULES[type_name])
+    except KeyError:
+        allowed = ", ".join(sorted(ENGINE_MODULES))
+        raise ValueError(f"unknown engine type {type_name!r} (allowed: {allowed})") from None
+
+
+def create_engine(name: str, config: Any, cache_dir: Path | None = None) -> Engine:
+    """Instantiate (not load) the engine for a validated config model."""
+    return engine_module(config.type).ENGINE(name, config, cache_dir)

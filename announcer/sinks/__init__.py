@@ -1,0 +1,1 @@
+"""Speakers: where rendered audio goes (sound devices, WAV files, MQTT)."""

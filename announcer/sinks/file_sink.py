@@ -1,0 +1,81 @@
+"""``file`` speaker: one PCM-16 WAV per announcement, ``<directory>/<id>.wav``, written atomically.
+
+The directory is kept bounded: after each file, WAVs older than ``keep_days`` go, then
+the oldest until the total is under ``max_total_mb``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from ..audio import Audio, write_wav_atomic
+from .base import Sink, SinkError, SpeakerBase, Stream
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class Config(SpeakerBase):
+    type: Literal["file"]
+    directory: Path
+    keep_days: float = Field(30.0, gt=0)
+    max_total_mb: float = Field(500.0, gt=0)
+    lead_in_ms: int = Field(0, ge=0, le=5000)  # a file needs no amplifier warm-up
+
+
+class _FileStream(Stream):
+    def __init__(self, sink: "FileSink", path: Path, sample_rate: int) -> None:
+        self._sink = sink
+        self._path = path
+        self._rate = sample_rate
+        self._parts: list[np.ndarray] = []
+
+    def write(self, samples: np.ndarray) -> None:
+        self._parts.append(np.asarray(samples, np.float32))
+
+    def close(self) -> dict[str, Any]:
+        audio = Audio(np.concatenate(self._parts) if self._parts else np.zeros(0, np.float32), self._rate)
+        try:
+            write_wav_atomic(self._path, audio)
+        except OSError as exc:
+            raise SinkError(f"cannot write {self._path}: {exc.strerror or exc}") from None
+        self._sink.enforce_retention()
+        return {"path": str(self._path)}
+
+    def abort(self) -> None:
+        self._parts.clear()
+
+
+class FileSink(Sink):
+    config: Config
+
+    def open(self, announcement_id: str, sample_rate: int) -> Stream:
+        return _FileStream(self, Path(self.config.directory) / f"{announcement_id}.wav", sample_rate)
+
+    def enforce_retention(self) -> None:
+        directory = Path(self.config.directory)
+        try:
+            files = [(p.stat().st_mtime, p.stat().st_size, p) for p in directory.glob("*.wav")]
+        except OSError:
+            return
+        now = time.time()
+        cutoff = now - self.config.keep_days * 86400
+        files.sort()
+        total = sum(size for _, size, _ in files)
+        cap = self.config.max_total_mb * 1024 * 1024
+        for mtime, size, path in files:
+            if mtime >= cutoff and total <= cap:
+                break
+            try:
+                path.unlink()
+                total -= size
+            except OSError as exc:
+                _LOGGER.warning("speaker %s: cannot remove old %s: %s", self.name, path, exc)
+
+
+SINK = FileSink
