@@ -70,11 +70,11 @@ class Prosody:
 
 PRESETS: dict[str, Prosody] = {
     "neutral": Prosody(),
-    "happy": Prosody(rate=1.12, pitch=12, range=15, volume=10),
+    "happy": Prosody(rate=1.12, pitch=12, range=15, volume=6),
     "sad": Prosody(rate=0.80, pitch=-12, range=-20, volume=-30),
-    "angry": Prosody(rate=1.15, pitch=3, range=25, volume=35),
+    "angry": Prosody(rate=1.15, pitch=3, range=25, volume=18),
     "fearful": Prosody(rate=1.18, pitch=15, range=-20, volume=-5),
-    "surprised": Prosody(rate=1.05, pitch=18, range=30, volume=10),
+    "surprised": Prosody(rate=1.05, pitch=18, range=30, volume=4),
 }
 assert set(PRESETS) == set(EMOTIONS)
 
