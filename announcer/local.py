@@ -1,0 +1,59 @@
+"""``announcer say``: synthesize on this machine, no broker.
+
+With ``--out`` the announcement is rendered exactly as a ``file`` speaker would write it
+(chime unless ``--no-chime``, speech, repeats) into one PCM-16 WAV at the engine's rate.
+Without ``--out`` it plays on the targets through the same scheduler the daemon uses,
+with a throw-away in-memory spool.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .announcement import build
+from .audio import Audio, write_wav_atomic
+from .cache import ClauseCache
+from .chain import ChimeLibrary, SpeakerChain
+from .config import Config
+from .engines.base import Style, create_engine
+from .synth import Synthesizer
+from .sinks.base import SpeakerBase
+
+
+def make_synthesizer(cfg: Config, only: str | None = None) -> Synthesizer:
+    engines = {name: create_engine(name, ecfg, cfg.cache.directory)
+               for name, ecfg in cfg.engines.items() if only is None or name == only}
+    return Synthesizer(engines, ClauseCache.from_config(cfg.cache))
+
+
+def render_to_file(cfg: Config, raw: dict[str, Any], out: Path) -> Path:
+    ann = build(raw, cfg, source="cli", ignore_unknown=True)
+    synth = make_synthesizer(cfg, only=ann.engine)
+    eng = synth.engine(ann.engine)
+    rate = eng.sample_rate
+    style = Style(ann.emotion, ann.intensity, ann.speed)
+    speech = synth.render_all(ann.text, ann.engine, style, ann.voice)
+    chain = SpeakerChain(SpeakerBase(lead_in_ms=0), ChimeLibrary(cfg.chimes))
+    gain = chain.gain(ann.volume)
+    parts = [chain.prelude(ann.chime, ann.priority, rate, gain)]
+    for i in range(ann.repeat):
+        if i:
+            parts.append(np.zeros(int(ann.repeat_gap * rate), np.float32))
+        parts.append(chain.process(speech.samples, gain))
+    for w in ann.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    return write_wav_atomic(out, Audio(np.concatenate(parts), rate))
+
+
+def say(cfg: Config, raw: dict[str, Any], out: Path | None) -> int:
+    if out is not None:
+        path = render_to_file(cfg, raw, out)
+        print(path)
+        return 0
+    from .playback import play_now
+
+    return play_now(cfg, raw)
