@@ -1,0 +1,29 @@
+"""Chinese text front end: normalisation, clause splitting and Baker phonemes.
+
+``frontend(text)`` runs the whole chain; engines call the pieces they need.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from .clauses import split_clauses
+from .g2p import load_mapper, to_phonemes
+from .normalize import normalize
+
+_LOGGER = logging.getLogger(__name__)
+
+__all__ = ["frontend", "load_mapper", "normalize", "split_clauses", "to_phonemes"]
+
+
+def frontend(text: str, max_chars: int = 40) -> dict[str, Any]:
+    """Everything the front end does to ``text``, for ``announcer normalize --json``."""
+    normalized = normalize(text)
+    clauses = split_clauses(normalized, max_chars=max_chars)
+    return {
+        "input": text,
+        "normalized": normalized,
+        "clauses": clauses,
+        "phonemes": [to_phonemes(clause) for clause in clauses],
+    }
