@@ -46,6 +46,7 @@ _PAUSES: tuple[tuple[str, float], ...] = (
     ("，、,", 0.12),
 )
 _PAUSE_DEFAULT = 0.08  # a clause cut for length, without punctuation
+_PEAK_LIMIT = 0.989  # just under 0.99 after float32 rounding
 
 
 class Config(BaseModel):
@@ -143,8 +144,11 @@ class EmbeddedZhEngine(Engine):
         if not needed <= set(self._inputs):
             raise EngineUnavailable(f"embedded-zh: unexpected acoustic model inputs {sorted(self._inputs)}")
         self._mel_index = self._acoustic.get_output_details()[1]["index"]  # post-net mel
-        # warm up (delegate set-up, first allocation) so the first real clause starts fast
-        self._render([self._symbol_to_id["sil"], self._symbol_to_id["sil"], self._eos_id], prosody_for("neutral"))
+        # warm up on a clause-sized input: the first invoke packs weights and plans the delegate
+        # (~100 ms), which would otherwise delay the first announcement
+        s2i = self._symbol_to_id
+        syllables = [s2i["d"], s2i["a4"], s2i["#0"], s2i["j"], s2i["ia1"], s2i["#0"]] * 4
+        self._render([s2i["sil"], *syllables, s2i["sil"], self._eos_id], prosody_for("neutral"))
         _LOGGER.info("embedded-zh loaded from %s (%d threads)", assets, threads)
 
     def _acoustic_model(self, assets: Path) -> dict[str, Any]:
@@ -203,8 +207,8 @@ class EmbeddedZhEngine(Engine):
         audio = self._render(ids, prosody)
         gain = db_to_gain(prosody.gain_db)
         peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-        if peak * gain > 0.99:  # never clip: scale down instead
-            gain = 0.99 / peak
+        if peak * gain > _PEAK_LIMIT:  # never clip: scale down instead
+            gain = _PEAK_LIMIT / peak
         return (audio * np.float32(gain)).astype(np.float32, copy=False)
 
     def _render(self, ids: list[int], prosody: Any) -> np.ndarray:
