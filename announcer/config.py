@@ -179,8 +179,8 @@ def _default_speakers() -> dict[str, Any]:
 
 class Config(Strict):
     mqtt: MqttConfig = MqttConfig()
-    engines: dict[Slug, EngineConfig] = Field(default_factory=_default_engines)  # type: ignore[valid-type]
-    speakers: dict[Slug, SpeakerConfig] = Field(default_factory=_default_speakers)  # type: ignore[valid-type]
+    engines: dict[Slug, EngineConfig] = Field(default_factory=_default_engines, validate_default=True)  # type: ignore[valid-type]
+    speakers: dict[Slug, SpeakerConfig] = Field(default_factory=_default_speakers, validate_default=True)  # type: ignore[valid-type]
     zones: dict[Slug, tuple[Slug, ...]] = Field(default_factory=dict)
     chimes: dict[Slug, Path] = Field(default_factory=dict)
     defaults: DefaultsConfig = DefaultsConfig()

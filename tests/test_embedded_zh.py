@@ -158,7 +158,6 @@ def test_import_is_cheap() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-@pytest.mark.xfail(reason="config.py: the default engines dict is not validated (needs validate_default=True)")
 def test_default_config_is_embedded_zh() -> None:
     from announcer.config import Config
 
