@@ -197,9 +197,20 @@ def test_tone_sandhi(text: str, expected: list[str]) -> None:
     assert to_phonemes(text) == expected
 
 
-def test_yi_in_numbers_keeps_tone_one() -> None:
-    phonemes = to_phonemes(normalize("1.5"))  # 一点五
-    assert phonemes[1:3] == ["^", "i1"]
+def _yi_tones(phonemes: list[str]) -> list[str]:
+    """The tone of every zero-initial ``i`` syllable (一 in these inputs)."""
+    return [final for initial, final in zip(phonemes, phonemes[1:]) if initial == "^" and final[:-1] == "i"]
+
+
+@pytest.mark.parametrize("text", ["1.5", "1号生产线", "2026年1月1日", "下午1:00", "11", "第1"])
+def test_yi_in_numbers_dates_and_ordinals_keeps_tone_one(text: str) -> None:
+    tones = _yi_tones(to_phonemes(normalize(text)))
+    assert tones and set(tones) == {"i1"}, tones
+
+
+def test_yi_before_a_measure_word_changes_tone() -> None:
+    assert _yi_tones(to_phonemes(normalize("1个人"))) == ["i2"]
+    assert _yi_tones(to_phonemes(normalize("100元"))) == ["i4"]  # 一百 yi4 bai3
 
 
 def test_zero_initial_erhua_and_syllabic_n() -> None:

@@ -15,6 +15,10 @@ _LOGGER = logging.getLogger(__name__)
 # Characters that make 一 part of a number, where it keeps tone 1 (十一, 一一零, 一点五).
 _NUMERALS = set("零〇一二两三四五六七八九十")
 _NUMBER_CONTEXT = _NUMERALS | set("百千万亿第点")
+# 一 as an ordinal keeps tone 1: 一号, 一月一日, 一楼, 一等奖.
+_ORDINAL_AFTER = set("号月日楼栋等")
+# 一点 after these is a clock time (下午一点), not "a little".
+_TIME_OF_DAY = set("午晨晚早夜")
 # 儿 after these is 儿化 (哪儿, 一点儿, 一会儿), unless it starts a word (这儿童).
 _ERHUA_AFTER = set("哪这那玩点会块事空")
 _ERHUA_NOT_BEFORE = set("童子女科歌孙媳")
@@ -39,8 +43,13 @@ def _yi_tone(prev: Syllable | None, nxt: Syllable | None, after_next: Syllable |
         return 1  # 第一, 十一, 一百一十
     if nxt.char in _NUMERALS:
         return 1  # 一一零, 一十
-    if nxt.char == "点" and after_next is not None and after_next.char in _NUMERALS:
-        return 1  # 一点五, 一点三十分
+    if nxt.char in _ORDINAL_AFTER:
+        return 1  # 一号生产线, 一月一日
+    if nxt.char == "点" and (
+        (after_next is not None and after_next.char in _NUMERALS)
+        or (prev is not None and prev.char in _TIME_OF_DAY)
+    ):
+        return 1  # 一点五, 一点三十分, 下午一点
     return 2 if nxt.tone in (4, 5) else 4  # 一下 yi2, 一天 yi4
 
 
