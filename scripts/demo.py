@@ -1,0 +1,156 @@
+"""`make demo`: a local Mosquitto, the daemon, and a few corpus announcements end to end.
+
+Starts its own broker on a free port (nothing else on the machine is touched), runs
+`announcer run -c config/demo.yaml`, publishes announcements from the public corpus with
+`mosquitto_pub`, prints every event as it arrives and, at the end, the WAV files written.
+When the machine has a sound card, a `room` speaker on the default device is added so
+the announcements are also heard.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from broker import Broker, find_mosquitto  # noqa: E402  (the test-suite's broker launcher)
+
+from announcer.sinks.sounddevice_sink import list_output_devices  # noqa: E402
+
+CORPUS_CANDIDATES = [ROOT.parent / "shared" / "corpus" / "announcements-zh.tsv",
+                     ROOT / "config" / "corpus-sample.tsv"]
+SAMPLE = [  # used when the public corpus is not next to the checkout
+    ("neutral", "high", "请3号病房的李医生到护士站。"),
+    ("happy", "normal", "今天是2026年11月23日，祝大家工作顺利，心情愉快！"),
+    ("angry", "high", "B区禁止吸烟，请立即熄灭烟头！"),
+    ("fearful", "emergency", "火警！火警！请所有人员沿安全通道迅速撤离，不要乘坐电梯。"),
+]
+
+
+def corpus() -> list[tuple[str, str, str]]:
+    for path in CORPUS_CANDIDATES:
+        if path.exists():
+            rows = []
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if line.strip() and not line.startswith("#"):
+                    emotion, priority, text = line.split("\t", 2)
+                    rows.append((emotion, priority, text))
+            # a varied handful: one of each emotion, in corpus order
+            picked, seen = [], set()
+            for row in rows:
+                if row[0] not in seen:
+                    picked.append(row)
+                    seen.add(row[0])
+            return picked
+    return SAMPLE
+
+
+def main() -> int:
+    out = ROOT / "demo-out"
+    (out / "wav").mkdir(parents=True, exist_ok=True)
+    binary = find_mosquitto()
+    if binary is None:
+        print("mosquitto is not installed: run scripts/install-system-deps.sh", file=sys.stderr)
+        return 1
+    broker = Broker(Path(tempfile.mkdtemp(prefix="announcer-demo-broker-")), binary).start()
+    print(f"demo: Mosquitto on 127.0.0.1:{broker.port}")
+
+    config_text = (ROOT / "config" / "demo.yaml").read_text(encoding="utf-8")
+    devices = list_output_devices()
+    if devices:
+        config_text = config_text.replace("speakers:\n", "speakers:\n  room: {type: sounddevice, device: null}\n", 1)
+        config_text = config_text.replace("everywhere: [wav]", "everywhere: [wav, room]")
+        print(f"demo: sound device found ({devices[0]['name']}): you will hear the announcements too")
+    else:
+        print("demo: no sound device here: announcements go to WAV files only")
+    config_path = out / "announcer.yaml"
+    config_path.write_text(config_text, encoding="utf-8")
+    env = dict(os.environ, DEMO_MQTT_PORT=str(broker.port), DEMO_DIR=str(out))
+
+    announcer = [str(ROOT / ".venv" / "bin" / "announcer")] if (ROOT / ".venv" / "bin" / "announcer").exists() \
+        else [sys.executable, "-m", "announcer.cli"]
+    sub = subprocess.Popen(["mosquitto_sub", "-p", str(broker.port), "-v", "-t", "announcer/events",
+                            "-t", "announcer/status", "-t", "announcer/availability"],
+                           stdout=subprocess.PIPE, text=True, env=env)
+    daemon = subprocess.Popen(announcer + ["run", "-c", str(config_path)], env=env)
+    code = 0
+    try:
+        if not _wait_line(sub, lambda line: line == "announcer/availability online", 60):
+            print("demo: the daemon did not come online", file=sys.stderr)
+            return 1
+        items = corpus()
+        ids = []
+        for i, (emotion, priority, text) in enumerate(items):
+            ann_id = f"demo-{int(time.time())}-{i}"
+            ids.append(ann_id)
+            payload = json.dumps({"id": ann_id, "text": text, "emotion": emotion,
+                                  "priority": "high" if priority == "emergency" else priority},
+                                 ensure_ascii=False)
+            cmd = ["mosquitto_pub", "-p", str(broker.port), "-q", "1", "-t", "announcer/say", "-m", payload]
+            print("$ mosquitto_pub -q 1 -t announcer/say -m '" + payload + "'")
+            subprocess.run(cmd, check=True, env=env)
+        finished: set[str] = set()
+
+        def done(line: str) -> bool:
+            if line.startswith("announcer/events "):
+                ev = json.loads(line.split(" ", 1)[1])
+                if ev["state"] in ("finished", "failed", "rejected", "expired", "cancelled") and ev["id"] in ids:
+                    finished.add(ev["id"] + ev.get("speaker", ""))
+            return len(finished) >= len(ids) * (2 if devices else 1)
+
+        if not _wait_line(sub, done, 60 + 15 * len(ids)):
+            print("demo: not every announcement finished in time", file=sys.stderr)
+            code = 1
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(20)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+        time.sleep(0.3)
+        sub.terminate()
+        _drain(sub)
+        broker.close()
+    wavs = sorted((out / "wav").glob("*.wav"), key=lambda p: p.stat().st_mtime)
+    print(f"\ndemo: {len(wavs)} WAV file(s) in {out / 'wav'}:")
+    for w in wavs[-10:]:
+        print(f"  {w}  ({w.stat().st_size // 1024} KiB)")
+    return code
+
+
+def _drain(proc: subprocess.Popen[str]) -> None:
+    if proc.stdout is not None:
+        for line in proc.stdout:
+            print("  " + line.rstrip())
+
+
+def _wait_line(proc: subprocess.Popen[str], predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+    """Echo the subscriber's lines until ``predicate`` holds for one (or the timeout)."""
+    import selectors
+
+    assert proc.stdout is not None
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not sel.select(timeout=0.5):
+            continue
+        line = proc.stdout.readline()
+        if not line:
+            return False
+        print("  " + line.rstrip())
+        if predicate(line.rstrip()):
+            return True
+    return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())
