@@ -1,0 +1,205 @@
+"""One player per speaker: streams an announcement's render through the speaker chain to its sink.
+
+The player thread takes jobs from the scheduler (``next_job`` blocks; None means shut
+down), plays each and reports the outcome (``job_done``); the scheduler turns outcomes
+into events and spool records. The player emits ``started`` itself, right after the
+first samples are handed to the sink. It never dies: anything a job raises becomes
+that job's ``failed`` outcome.
+
+Audio is written in slices of at most ``SLICE_SECONDS``; before each slice the player
+checks whether the job was aborted (an emergency interrupting it, a stop, a shutdown).
+A device sink blocks at real time, so an abort takes effect within one slice: the
+player writes the next ``FADE_OUT_SECONDS`` faded to silence, then aborts the stream.
+Sinks are only ever touched by their player thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from .announcement import Announcement
+from .chain import SpeakerChain, fade, resample
+from .errors import EngineUnavailable, InputError
+from .events import EventBus
+from .render import RenderPool
+from .sinks.base import Sink, SinkError, Stream
+
+_LOGGER = logging.getLogger(__name__)
+
+SLICE_SECONDS = 0.1
+FADE_OUT_SECONDS = 0.05
+EXPECTED_ERRORS = (SinkError, EngineUnavailable, InputError, OSError)
+
+# why a job was aborted, strongest last: a stop beats an interruption, a shutdown beats both
+ABORT_REASONS = ("interrupted", "stopped", "shutdown")
+
+
+class Aborted(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class Job:
+    """One announcement queued on (or playing on) one speaker."""
+
+    ann: Announcement
+    seq: int  # arrival order; kept when an interrupted job is requeued
+    abort_reason: str | None = None
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (-self.ann.rank, self.seq)
+
+    def abort(self, reason: str) -> None:
+        """Ask the player to stop this job (called under the scheduler lock)."""
+        if self.abort_reason is None or ABORT_REASONS.index(reason) > ABORT_REASONS.index(self.abort_reason):
+            self.abort_reason = reason
+
+    def check(self) -> None:
+        if self.abort_reason is not None:
+            raise Aborted(self.abort_reason)
+
+
+@dataclass
+class Outcome:
+    state: str  # finished | failed | aborted
+    fields: dict[str, Any]
+    reason: str | None = None  # for aborted: interrupted | stopped | shutdown
+
+
+def error_message(exc: BaseException) -> str:
+    if isinstance(exc, EXPECTED_ERRORS):
+        return str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"
+
+
+class _Writer:
+    """Hands samples to a stream in slices, checking for an abort before each one."""
+
+    def __init__(self, stream: Stream, rate: int, job: Job, clock: Callable[[], float],
+                 on_first: Callable[[float], None]) -> None:
+        self.stream = stream
+        self.clock = clock
+        self.rate = rate
+        self.job = job
+        self.on_first = on_first
+        self.samples = 0
+        self.tail = np.zeros(0, np.float32)  # what would have come next, for the fade-out
+        self._slice = max(1, int(SLICE_SECONDS * rate))
+
+    def write(self, samples: np.ndarray) -> None:
+        for start in range(0, len(samples), self._slice):
+            if self.job.abort_reason is not None:
+                self.tail = samples[start:start + int(FADE_OUT_SECONDS * self.rate)]
+                raise Aborted(self.job.abort_reason)
+            part = samples[start:start + self._slice]
+            handed_at = self.clock() if self.samples == 0 else None
+            self.stream.write(part)
+            self.samples += len(part)
+            if handed_at is not None:
+                self.on_first(handed_at)
+
+    @property
+    def seconds(self) -> float:
+        return self.samples / float(self.rate)
+
+
+class Player:
+    def __init__(self, name: str, sink: Sink, chain: SpeakerChain, renders: RenderPool, events: EventBus,
+                 clock: Callable[[], float], next_job: Callable[[str], Job | None],
+                 job_done: Callable[[str, Job, Outcome], None]) -> None:
+        self.name = name
+        self.sink = sink
+        self.chain = chain
+        self.renders = renders
+        self.events = events
+        self.clock = clock
+        self._next_job = next_job
+        self._job_done = job_done
+        self.thread = threading.Thread(target=self.run, name=f"announcer-player-{name}", daemon=True)
+
+    def run(self) -> None:
+        while True:
+            try:
+                job = self._next_job(self.name)
+            except Exception:  # a bug in the scheduler must not silence the speaker for good
+                _LOGGER.exception("speaker %s: cannot take the next announcement", self.name)
+                continue
+            if job is None:
+                return
+            try:
+                outcome = self.play(job)
+            except Exception as exc:  # play() handles its own errors; this is the last guard
+                _LOGGER.exception("speaker %s: unexpected error playing %s", self.name, job.ann.id)
+                outcome = Outcome("failed", {"error": error_message(exc)})
+            try:
+                self._job_done(self.name, job, outcome)
+            except Exception:
+                _LOGGER.exception("speaker %s: cannot record the outcome of %s", self.name, job.ann.id)
+
+    def play(self, job: Job) -> Outcome:
+        ann = job.ann
+        render = self.renders.acquire(ann)
+        stream: Stream | None = None
+        writer: _Writer | None = None
+        try:
+            src_rate = render.wait_rate(job.check)
+            rate = self.sink.preferred_rate(src_rate)
+            stream = self.sink.open(ann.id, rate)
+
+            def started(handed_at: float) -> None:
+                latency = max(0.0, (handed_at - ann.received) * 1000.0)
+                self.events.emit("started", ann, speaker=self.name, latency_ms=int(round(latency)))
+
+            writer = _Writer(stream, rate, job, self.clock, started)
+            write = writer.write
+            gain = self.chain.gain(ann.volume)
+            write(self.chain.prelude(ann.chime, ann.priority, rate, gain))
+            for n in range(ann.repeat):
+                if n:
+                    write(np.zeros(int(round(ann.repeat_gap * rate)), np.float32))
+                i = 0
+                while (chunk := render.chunk(i, job.check)) is not None:
+                    samples = chunk.samples
+                    if chunk.sample_rate != rate:
+                        samples = resample(samples, chunk.sample_rate, rate)
+                    write(self.chain.process(samples, gain))
+                    i += 1
+            job.check()
+            details = stream.close() or {}
+            return Outcome("finished", {"duration_s": round(writer.seconds, 3), **details})
+        except Aborted as exc:
+            if stream is not None:
+                self._fade_and_abort(stream, writer)
+            return Outcome("aborted", {}, exc.reason)
+        except Exception as exc:
+            if stream is not None:
+                try:
+                    stream.abort()
+                except Exception:
+                    _LOGGER.debug("speaker %s: abort after failure also failed", self.name, exc_info=True)
+            if not isinstance(exc, EXPECTED_ERRORS):
+                _LOGGER.error("speaker %s: %s failed", self.name, ann.id, exc_info=True)
+            return Outcome("failed", {"error": error_message(exc)})
+        finally:
+            self.renders.done_reading(render)
+
+    def _fade_and_abort(self, stream: Stream, writer: _Writer | None) -> None:
+        try:
+            if writer is not None and len(writer.tail):
+                # the tail is what would have played next: ramp it to silence instead of a click
+                stream.write(fade(np.asarray(writer.tail, np.float32), writer.rate, fade_out=True,
+                                  seconds=FADE_OUT_SECONDS))
+        except Exception:
+            _LOGGER.debug("speaker %s: fade-out write failed", self.name, exc_info=True)
+        try:
+            stream.abort()
+        except Exception:
+            _LOGGER.warning("speaker %s: abort failed", self.name, exc_info=True)

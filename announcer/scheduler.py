@@ -1,0 +1,333 @@
+"""Per-speaker priority queues, preemption, expiry and the bookkeeping of who still owes what.
+
+Flow: a front door (MQTT, HTTP, CLI) builds an ``Announcement``, commits it to the
+spool, then calls ``submit``. ``submit`` emits ``queued`` (fields ``targets``,
+``priority``, ``warnings``, ``speakers``) and puts one ``Job`` on each speaker's queue.
+
+Rules (the decisions, in one place):
+
+* Order: priority (emergency > high > normal > low), then arrival: a sequence number
+  from a counter, never a timestamp, so equal priorities are strictly FIFO. An
+  interrupted job goes back with its original number (ahead of later arrivals).
+* Queue full (more than ``limits.max_queue`` waiting on one speaker, the playing one
+  not counted): the lowest-priority, newest entry of that speaker is dropped with a
+  ``cancelled`` event (``speaker``, ``reason: "queue full"``). That may be the new one.
+* Expiry: checked when a player takes a job (``clock() > ann.expires`` → ``expired``
+  for that speaker, never played) and swept from waiting queues about once a second.
+* Emergency: interrupts a lower-priority job playing on its speakers. The player fades
+  the next 50 ms out, aborts the stream, ``interrupted`` is emitted and the job is
+  requeued to play again from its start (unless it expired meanwhile); it stays
+  pending in the spool, so a crash replays it too.
+* Stop (``P/stop``): waiting jobs are cancelled at once, the playing one after its
+  fade-out. Every ``cancelled`` event is per speaker (field ``speaker``, ``reason:
+  "stopped"``), like ``started``/``finished``: an announcement on three speakers that
+  is stopped everywhere yields three ``cancelled`` events.
+* Events after ``queued`` all carry ``speaker``. When every speaker of an announcement
+  reached a terminal state the spool closes it (``ann_done``) and its audio is freed.
+* Shutdown: what plays is aborted (``interrupted`` with ``reason: "shutdown"``) and
+  stays pending in the spool with everything queued; ``start`` resumes it next time.
+* ``status()``: ``queue`` counts waiting jobs over all speakers (one announcement on
+  two speakers counts twice), ``speaking`` lists the speakers that have taken a job
+  (synthesizing or playing it). ``on_status_change`` gets every change.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+from .announcement import PRIORITY_RANK, Announcement
+from .chain import ChimeLibrary, SpeakerChain
+from .config import PRIORITIES, Config
+from .errors import InputError
+from .events import EventBus
+from .player import Job, Outcome, Player
+from .render import RenderPool
+from .sinks.base import Sink
+from .spool import Spool
+from .synth import Synthesizer
+
+_LOGGER = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 1.0
+
+StatusCallback = Callable[[dict[str, Any]], None]
+
+
+class Scheduler:
+    def __init__(self, cfg: Config, synth: Synthesizer, sinks: dict[str, Sink], spool: Spool, events: EventBus,
+                 chimes: ChimeLibrary, clock: Callable[[], float] = time.time, synth_workers: int = 2,
+                 on_status_change: StatusCallback | None = None, max_renders: int = 16) -> None:
+        self.cfg = cfg
+        self.synth = synth
+        self.sinks = sinks
+        self.spool = spool
+        self.events = events
+        self.clock = clock
+        self.on_status_change = on_status_change
+        self.renders = RenderPool(synth, cfg.default_engine, synth_workers, max_renders)
+        self._cv = threading.Condition()
+        self._queues: dict[str, list[tuple[tuple[int, int], Job]]] = {name: [] for name in sinks}
+        self._current: dict[str, Job] = {}
+        self._owed: dict[str, dict[str, str | None]] = {}  # ann id -> speaker -> terminal state
+        self._seq = itertools.count()
+        self._stopping = False
+        self._started = False
+        self._status_lock = threading.Lock()
+        self._last_status: dict[str, Any] | None = None
+        for name in sinks:
+            if name not in cfg.speakers:
+                raise ValueError(f"sink {name!r} has no speaker config")
+        self.players = {
+            name: Player(name, sink, SpeakerChain(cfg.speakers[name], chimes), self.renders, events, clock,
+                         self._next_job, self._job_done)
+            for name, sink in sinks.items()
+        }
+        self._sweeper = threading.Thread(target=self._sweep_loop, name="announcer-expiry", daemon=True)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Start the synthesis workers, resume the spool, then start one player per speaker."""
+        if self._started:
+            return
+        self._started = True
+        self.renders.start()
+        for ann, speakers in self.spool.pending():
+            if self.clock() > ann.expires:
+                for s in speakers:
+                    self._terminal(ann, s, "expired")
+                continue
+            self.events.emit("queued", ann, targets=list(ann.targets), priority=ann.priority,
+                             warnings=list(ann.warnings), speakers=list(speakers), resumed=True)
+            self._enqueue(ann, speakers)
+        for p in self.players.values():
+            p.thread.start()
+        self._sweeper.start()
+        self._status_changed()
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop taking work, abort what plays (it stays pending in the spool) and join the threads."""
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            self._stopping = True
+            for job in self._current.values():
+                job.abort("shutdown")
+            self._cv.notify_all()
+        for p in self.players.values():
+            if p.thread.is_alive():
+                p.thread.join(max(0.0, deadline - time.monotonic()))
+                if p.thread.is_alive():
+                    _LOGGER.warning("speaker %s did not stop within %.1f s", p.name, timeout)
+        self.renders.stop(max(0.0, deadline - time.monotonic()))
+        if self._sweeper.is_alive():
+            self._sweeper.join(max(0.0, deadline - time.monotonic()))
+
+    # ------------------------------------------------------------------ front doors
+    def submit(self, ann: Announcement) -> None:
+        """Queue an announcement the spool has already committed."""
+        with self._cv:
+            if self._stopping:
+                _LOGGER.info("%s: not queued, shutting down (it stays in the spool)", ann.id)
+                return
+            if ann.id in self._owed:
+                _LOGGER.warning("%s: already queued; ignoring the second submit", ann.id)
+                return
+        self.events.emit("queued", ann, targets=list(ann.targets), priority=ann.priority,
+                         warnings=list(ann.warnings), speakers=list(ann.speakers))
+        self._enqueue(ann, ann.speakers)
+
+    def stop(self, target: str | None = None, priority_below: str | None = None) -> int:
+        """Stop what plays and cancel what waits on ``target``'s speakers (all when None).
+
+        With ``priority_below``, only announcements of a lower priority. Returns how many
+        jobs (speaker × announcement) were stopped or cancelled.
+        """
+        if target is None:
+            speakers = tuple(self._queues)
+        elif target in self.cfg.speakers or target in self.cfg.zones:
+            speakers = tuple(s for s in self.cfg.expand_targets([target]) if s in self._queues)
+        else:
+            known = list(self.cfg.speakers) + list(self.cfg.zones)
+            raise InputError("target", f"unknown target {target!r} (allowed: {', '.join(known)})")
+        if priority_below is not None and priority_below not in PRIORITY_RANK:
+            raise InputError("priority_below", f"{priority_below!r} is not allowed (allowed: {', '.join(PRIORITIES)})")
+        below = PRIORITY_RANK[priority_below] if priority_below is not None else len(PRIORITIES)
+        cancelled: list[tuple[str, Job]] = []
+        aborted = 0
+        with self._cv:
+            for s in speakers:
+                q = self._queues[s]
+                keep = [e for e in q if e[1].ann.rank >= below]
+                cancelled += [(s, e[1]) for e in q if e[1].ann.rank < below]
+                q[:] = keep
+                job = self._current.get(s)
+                if job is not None and job.ann.rank < below:
+                    job.abort("stopped")
+                    aborted += 1
+        for s, job in cancelled:
+            self._terminal(job.ann, s, "cancelled", reason="stopped")
+        self._status_changed()
+        return len(cancelled) + aborted
+
+    def status(self) -> dict[str, Any]:
+        with self._cv:
+            return {"queue": sum(len(q) for q in self._queues.values()),
+                    "speaking": [s for s in self._queues if s in self._current]}
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until nothing waits, plays or is owed (for ``say`` and tests); False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cv:
+            while self._owed or self._current:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cv.wait(remaining if remaining is not None else SWEEP_SECONDS)
+        return True
+
+    # ------------------------------------------------------------------ queues
+    def _enqueue(self, ann: Announcement, speakers: tuple[str, ...]) -> None:
+        unknown: list[str] = []
+        shed: list[tuple[str, Job]] = []
+        with self._cv:
+            seq = next(self._seq)
+            self._owed[ann.id] = {s: None for s in speakers}
+            for s in speakers:
+                if s not in self._queues:
+                    unknown.append(s)
+                    continue
+                shed += self._insert(s, Job(ann, seq))
+            self._cv.notify_all()
+        for s in unknown:
+            self._terminal(ann, s, "failed", error=f"speaker {s!r} is not configured")
+        for s, job in shed:
+            self._terminal(job.ann, s, "cancelled", reason="queue full")
+        self._status_changed()
+
+    def _insert(self, speaker: str, job: Job) -> list[tuple[str, Job]]:
+        """Queue ``job`` (under the lock); interrupt a lower job for an emergency; return what was shed."""
+        q = self._queues[speaker]
+        bisect.insort(q, (job.key, job), key=lambda e: e[0])
+        if job.ann.priority == "emergency":
+            playing = self._current.get(speaker)
+            if playing is not None and playing.ann.rank < job.ann.rank:
+                playing.abort("interrupted")
+        shed = []
+        while len(q) > self.cfg.limits.max_queue:
+            shed.append((speaker, q.pop()[1]))  # last = lowest priority, newest
+        return shed
+
+    def _next_job(self, speaker: str) -> Job | None:
+        """Block until ``speaker`` has a live job (None when shutting down). Runs on the player thread."""
+        while True:
+            expired: list[Job] = []
+            job: Job | None = None
+            with self._cv:
+                self._current.pop(speaker, None)
+                q = self._queues[speaker]
+                while not self._stopping and not q:
+                    self._cv.wait()
+                if self._stopping:
+                    self._cv.notify_all()
+                    return None
+                _, candidate = q.pop(0)
+                if self.clock() > candidate.ann.expires:
+                    expired.append(candidate)
+                else:
+                    job = candidate
+                    self._current[speaker] = job
+                upcoming = q[0][1].ann if q else None
+            for e in expired:
+                self._terminal(e.ann, speaker, "expired")
+            self._status_changed()
+            if job is not None:
+                if upcoming is not None:
+                    self.renders.prefetch(upcoming)
+                return job
+
+    def _sweep_loop(self) -> None:
+        """Expire waiting jobs about once a second, so ``expired`` comes on time and frees queue room."""
+        while True:
+            gone: list[tuple[str, Job]] = []
+            with self._cv:
+                if self._stopping:
+                    return
+                now = self.clock()
+                for s, q in self._queues.items():
+                    gone += [(s, e[1]) for e in q if now > e[1].ann.expires]
+                    q[:] = [e for e in q if now <= e[1].ann.expires]
+            for s, job in gone:
+                self._terminal(job.ann, s, "expired")
+            if gone:
+                self._status_changed()
+            with self._cv:
+                if not self._stopping:
+                    self._cv.wait(SWEEP_SECONDS)
+
+    def _job_done(self, speaker: str, job: Job, outcome: Outcome) -> None:
+        """The player finished with ``job`` (runs on the player thread)."""
+        ann = job.ann
+        with self._cv:  # not speaking any more: the status is right by the time the event goes out
+            if self._current.get(speaker) is job:
+                del self._current[speaker]
+        if outcome.state != "aborted":
+            self._terminal(ann, speaker, outcome.state, **outcome.fields)
+        elif outcome.reason == "interrupted":
+            self.events.emit("interrupted", ann, speaker=speaker)
+            if self.clock() > ann.expires:
+                self._terminal(ann, speaker, "expired")
+            else:
+                with self._cv:
+                    shed = self._insert(speaker, Job(ann, job.seq)) if not self._stopping else []
+                for s, j in shed:
+                    self._terminal(j.ann, s, "cancelled", reason="queue full")
+        elif outcome.reason == "stopped":
+            self._terminal(ann, speaker, "cancelled", reason="stopped")
+        else:  # shutdown: stays pending in the spool, replayed from its start on the next start()
+            self.events.emit("interrupted", ann, speaker=speaker, reason=outcome.reason)
+        with self._cv:
+            self._cv.notify_all()
+        self._status_changed()
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _terminal(self, ann: Announcement, speaker: str, state: str, **fields: Any) -> None:
+        """``speaker`` is done with ``ann``: event, spool, and close the announcement when nobody owes it."""
+        self.events.emit(state, ann, speaker=speaker, **fields)
+        try:
+            self.spool.speaker_done(ann.id, speaker, state)
+        except Exception:
+            _LOGGER.exception("%s: cannot record %s for speaker %s in the spool", ann.id, state, speaker)
+        with self._cv:
+            owed = self._owed.get(ann.id)
+            if owed is None:
+                return
+            owed[speaker] = state
+            if any(v is None for v in owed.values()):
+                return
+            states = set(owed.values())
+        final = states.pop() if len(states) == 1 else "mixed"
+        try:
+            self.spool.ann_done(ann.id, final)
+        except Exception:
+            _LOGGER.exception("%s: cannot close the announcement in the spool", ann.id)
+        self.renders.release(ann.id)
+        with self._cv:  # last: wait_idle() returns only once the spool and the audio are settled
+            del self._owed[ann.id]
+            self._cv.notify_all()
+
+    def _status_changed(self) -> None:
+        if self.on_status_change is None:
+            return
+        with self._status_lock:  # serialised, and always the latest state: callers never publish stale news
+            snap = self.status()
+            if snap == self._last_status:
+                return
+            self._last_status = snap
+            try:
+                self.on_status_change(snap)
+            except Exception:
+                _LOGGER.exception("status listener failed")
