@@ -124,14 +124,22 @@ class MqttLink:
     ``on_message`` gets an ``IncomingMessage`` on paho's thread (see the module doc for
     the acknowledgement contract). ``on_connect_change(connected)`` reports status
     changes, also on paho's thread. Call ``start()`` once and ``close()`` once.
+
+    The daemon uses the defaults. Short-lived tools (``announcer send``) pass their own
+    ``client_id``, ``persistent=False`` (clean start, no session kept) and
+    ``availability=False`` (no last will, no online/offline).
     """
 
     def __init__(self, cfg: MqttConfig, on_message: MessageHandler, subscriptions: Sequence[str], *,
                  on_connect_change: ConnectionListener | None = None,
-                 availability_topic: str | None = None) -> None:
+                 availability_topic: str | None = None, client_id: str | None = None,
+                 persistent: bool = True, availability: bool = True) -> None:
         self.cfg = cfg
+        self.client_id = client_id or cfg.client_id
+        self.persistent = persistent
         self.prefix = cfg.topic_prefix.rstrip("/")
-        self.availability_topic = availability_topic or f"{self.prefix}/availability"
+        self.availability_topic: str | None = (availability_topic or f"{self.prefix}/availability") \
+            if availability else None
         self.subscriptions = tuple(subscriptions)
         self._handler = on_message
         self._on_connect_change = on_connect_change
@@ -139,6 +147,8 @@ class MqttLink:
         self._lock = threading.Lock()
         self._connected = threading.Event()
         self._subscribed = threading.Event()
+        self._attempted = threading.Event()  # the first connection attempt has an outcome
+        self._last_error: str | None = None
         self._sub_mid: int | None = None
         self._closing = False
         self._started = False
@@ -149,18 +159,19 @@ class MqttLink:
     def _make_client(self) -> _Client:
         cfg = self.cfg
         if self._v5:
-            client = _Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id,
+            client = _Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
                              protocol=mqtt.MQTTv5, manual_ack=True)
         else:
-            client = _Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id,
-                             protocol=mqtt.MQTTv311, clean_session=False, manual_ack=True)
+            client = _Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                             protocol=mqtt.MQTTv311, clean_session=not self.persistent, manual_ack=True)
         client.enable_logger(logging.getLogger(f"{__name__}.paho"))
         if cfg.username is not None:
             client.username_pw_set(cfg.username, cfg.password)
         if cfg.tls is not None:
             client.tls_set(ca_certs=cfg.tls.ca_certs, certfile=cfg.tls.certfile, keyfile=cfg.tls.keyfile)
             client.tls_insecure_set(cfg.tls.insecure)
-        client.will_set(self.availability_topic, OFFLINE, qos=1, retain=True)
+        if self.availability_topic is not None:
+            client.will_set(self.availability_topic, OFFLINE, qos=1, retain=True)
         client.reconnect_delay_set(min(cfg.reconnect_min_delay, cfg.reconnect_max_delay), cfg.reconnect_max_delay)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
@@ -186,13 +197,15 @@ class MqttLink:
                 raise RuntimeError("MqttLink.start() called twice")
             self._started = True
         kwargs: dict[str, Any] = {}
-        if self._v5:
+        if self._v5 and not self.persistent:
+            kwargs = {"clean_start": True}
+        elif self._v5:
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = self.cfg.session_expiry
             # clean_start=False always: paho's default (clean on first connect only) would wipe the
             # session the broker kept for us - and the announcements queued in it - on every start.
             kwargs = {"clean_start": False, "properties": props}
-        _LOGGER.info("connecting to %s as %s (MQTT %s)", self.broker, self.cfg.client_id, self.cfg.protocol)
+        _LOGGER.info("connecting to %s as %s (MQTT %s)", self.broker, self.client_id, self.cfg.protocol)
         self._client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive, **kwargs)
         self._client.loop_start()
 
@@ -203,7 +216,7 @@ class MqttLink:
                 return
             self._closing = True
         was_connected = self._connected.is_set()
-        if was_connected:
+        if was_connected and self.availability_topic is not None:
             info = self._client.publish(self.availability_topic, OFFLINE, qos=1, retain=True)
             try:
                 info.wait_for_publish(timeout)
@@ -233,6 +246,16 @@ class MqttLink:
     def wait_connected(self, timeout: float | None = None) -> bool:
         return self._connected.wait(timeout)
 
+    def wait_connect_attempt(self, timeout: float | None = None) -> bool:
+        """Wait for the outcome of the first connection attempt; True if connected (see ``last_error``)."""
+        self._attempted.wait(timeout)
+        return self._connected.is_set()
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the last connection attempt failed (``Connection refused``, ``Not authorized`` ...)."""
+        return self._last_error
+
     def wait_subscribed(self, timeout: float | None = None) -> bool:
         """True once the broker acknowledged the first batch of subscriptions (stays True)."""
         return self._subscribed.wait(timeout)
@@ -253,14 +276,18 @@ class MqttLink:
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode,
                     properties: Properties | None) -> None:
         if reason.is_failure:
-            _LOGGER.error("broker %s refused the connection: %s", self.broker, reason)
+            self._last_error = f"broker refused the connection: {reason}"
+            _LOGGER.error("%s %s", self.broker, self._last_error)
+            self._attempted.set()
             return
         session = bool(getattr(flags, "session_present", False))
         after = f" after {self._failures} failed attempt(s)" if self._failures else ""
-        _LOGGER.info("connected to %s as %s%s (session %s)", self.broker, self.cfg.client_id, after,
+        _LOGGER.info("connected to %s as %s%s (session %s)", self.broker, self.client_id, after,
                      "resumed" if session else "new")
         self._failures = 0
-        client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
+        self._last_error = None
+        if self.availability_topic is not None:
+            client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
         if self.subscriptions:
             if self._v5:
                 topics: list[tuple[str, Any]] = [(t, SubscribeOptions(qos=1)) for t in self.subscriptions]
@@ -274,12 +301,15 @@ class MqttLink:
         else:
             self._subscribed.set()
         self._connected.set()
+        self._attempted.set()
         self._notify(True)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         self._failures += 1
         err = getattr(client, "last_connect_error", None)
         why = (getattr(err, "strerror", None) or str(err) or type(err).__name__) if err is not None else "unknown"
+        self._last_error = why
+        self._attempted.set()
         # the first failure and then every 10th: one line a minute at most at the default max delay
         level = logging.WARNING if self._failures == 1 or self._failures % 10 == 0 else logging.DEBUG
         _LOGGER.log(level, "cannot connect to %s: %s (attempt %d, retrying)", self.broker, why, self._failures)

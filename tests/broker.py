@@ -274,6 +274,22 @@ class Collected:
         raise AssertionError(f"unexpected message on {m.topic}: {m.payload[:200]!r}")
 
 
+class _Callback(Collected):
+    """A collection that hands each message to a callback instead of keeping it."""
+
+    def __init__(self, topic_filter: str, callback: Callable[[Received], None]) -> None:
+        super().__init__(topic_filter)
+        self._callback = callback
+
+    def _append(self, item: Received) -> None:
+        try:
+            self._callback(item)
+        except Exception:  # keep paho's loop alive; the test sees the missing reply
+            import traceback
+
+            traceback.print_exc()
+
+
 class TestClient:
     """A paho client (MQTT 5 by default) on its own network thread, already connected.
 
@@ -351,6 +367,19 @@ class TestClient:
         for c in targets:
             c._append(item)
 
+    def on(self, topic_filter: str, callback: Callable[[Received], None], qos: int = 1) -> None:
+        """Subscribe and call ``callback(Received)`` on paho's thread for each matching message.
+
+        The callback must not block on the broker (no ``publish()`` here, which waits for the
+        PUBACK on this very thread): use ``publish_nowait()``.
+        """
+        coll = _Callback(topic_filter, callback)
+        self._subscribe(coll, qos)
+
+    def publish_nowait(self, topic: str, payload: bytes | str = b"", qos: int = 1, retain: bool = False,
+                       properties: Properties | None = None) -> mqtt.MQTTMessageInfo:
+        return self._c.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+
     def publish(self, topic: str, payload: bytes | str = b"", qos: int = 1, retain: bool = False,
                 properties: Properties | None = None, timeout: float | None = None) -> mqtt.MQTTMessageInfo:
         """Publish and (for QoS > 0) wait until the broker acknowledged it."""
@@ -367,6 +396,11 @@ class TestClient:
     def collect(self, topic_filter: str, qos: int = 1) -> Collected:
         """Subscribe (waiting for the SUBACK) and collect every message matching ``topic_filter``."""
         coll = Collected(topic_filter)
+        self._subscribe(coll, qos)
+        return coll
+
+    def _subscribe(self, coll: "Collected", qos: int) -> None:
+        topic_filter = coll.topic_filter
         with self._lock:
             self._collections.append(coll)
             ev = threading.Event()
@@ -375,7 +409,6 @@ class TestClient:
                 self._suback[mid] = ev
         if rc != mqtt.MQTT_ERR_SUCCESS or not ev.wait(self.timeout):
             raise AssertionError(f"could not subscribe to {topic_filter!r} (rc={rc})")
-        return coll
 
     def close(self) -> None:
         self._disconnected.set()
