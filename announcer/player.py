@@ -11,14 +11,19 @@ checks whether the job was aborted (an emergency interrupting it, a stop, a shut
 A device sink blocks at real time, so an abort takes effect within one slice: the
 player writes the next ``FADE_OUT_SECONDS`` faded to silence, then aborts the stream.
 Sinks are only ever touched by their player thread.
+
+``started`` carries ``latency_ms``: from ``Announcement.received`` to the moment the
+first samples (lead-in silence or chime included: they are already sound on the
+speaker's path) are handed to the sink, measured with the scheduler's clock.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -51,6 +56,7 @@ class Job:
 
     ann: Announcement
     seq: int  # arrival order; kept when an interrupted job is requeued
+    replay: bool = False  # requeued after an interruption: plays again from its start
     abort_reason: str | None = None
 
     @property
@@ -156,7 +162,8 @@ class Player:
 
             def started(handed_at: float) -> None:
                 latency = max(0.0, (handed_at - ann.received) * 1000.0)
-                self.events.emit("started", ann, speaker=self.name, latency_ms=int(round(latency)))
+                self.events.emit("started", ann, speaker=self.name, latency_ms=round(latency),
+                                 replay=True if job.replay else None)
 
             writer = _Writer(stream, rate, job, self.clock, started)
             write = writer.write
@@ -164,7 +171,7 @@ class Player:
             write(self.chain.prelude(ann.chime, ann.priority, rate, gain))
             for n in range(ann.repeat):
                 if n:
-                    write(np.zeros(int(round(ann.repeat_gap * rate)), np.float32))
+                    write(np.zeros(round(ann.repeat_gap * rate), np.float32))
                 i = 0
                 while (chunk := render.chunk(i, job.check)) is not None:
                     samples = chunk.samples
@@ -186,7 +193,7 @@ class Player:
                 except Exception:
                     _LOGGER.debug("speaker %s: abort after failure also failed", self.name, exc_info=True)
             if not isinstance(exc, EXPECTED_ERRORS):
-                _LOGGER.error("speaker %s: %s failed", self.name, ann.id, exc_info=True)
+                _LOGGER.exception("speaker %s: %s failed", self.name, ann.id)
             return Outcome("failed", {"error": error_message(exc)})
         finally:
             self.renders.done_reading(render)

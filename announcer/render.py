@@ -20,12 +20,12 @@ import logging
 import queue
 import threading
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 from .announcement import Announcement
 from .audio import Audio
 from .engines.base import Style
-from .synth import SynthStats, Synthesizer
+from .synth import Synthesizer, SynthStats
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -185,10 +185,13 @@ class RenderPool:
                 render.started = True
             try:
                 self._synthesize(render)
-            except BaseException as exc:  # reported to every player of this announcement
+            except Exception as exc:  # noqa: BLE001 - reported to every player of this announcement
                 render.finish(exc)
             else:
                 render.finish()
+            finally:
+                if not render.done:  # never leave players waiting on a render nobody fills
+                    render.finish(RuntimeError("synthesis stopped"))
 
     def _synthesize(self, render: Render) -> None:
         ann = render.ann

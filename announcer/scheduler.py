@@ -16,8 +16,15 @@ Rules (the decisions, in one place):
   for that speaker, never played) and swept from waiting queues about once a second.
 * Emergency: interrupts a lower-priority job playing on its speakers. The player fades
   the next 50 ms out, aborts the stream, ``interrupted`` is emitted and the job is
-  requeued to play again from its start (unless it expired meanwhile); it stays
-  pending in the spool, so a crash replays it too.
+  requeued to play again from its start (unless it expired meanwhile); its second
+  ``started`` carries ``replay: true``. It stays pending in the spool meanwhile, so a
+  crash replays it too. Emergencies never interrupt emergencies (FIFO among them).
+* Resume (``start``): ``spool.pending()`` is queued again (``queued`` with ``resumed:
+  true``) before the players start, so priority order holds across a restart; what
+  expired while the daemon was down gets ``expired`` per speaker.
+* Failures: an engine or sink error is ``failed`` (``speaker``, ``error``) for that
+  speaker only; expected errors (SinkError, EngineUnavailable, InputError, OSError)
+  are logged as one line, anything else with its traceback. Players never die.
 * Stop (``P/stop``): waiting jobs are cancelled at once, the playing one after its
   fade-out. Every ``cancelled`` event is per speaker (field ``speaker``, ``reason:
   "stopped"``), like ``started``/``finished``: an announcement on three speakers that
@@ -38,7 +45,8 @@ import itertools
 import logging
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .announcement import PRIORITY_RANK, Announcement
 from .chain import ChimeLibrary, SpeakerChain
@@ -193,6 +201,8 @@ class Scheduler:
     def _enqueue(self, ann: Announcement, speakers: tuple[str, ...]) -> None:
         unknown: list[str] = []
         shed: list[tuple[str, Job]] = []
+        if not speakers:
+            return
         with self._cv:
             seq = next(self._seq)
             self._owed[ann.id] = {s: None for s in speakers}
@@ -282,7 +292,7 @@ class Scheduler:
                 self._terminal(ann, speaker, "expired")
             else:
                 with self._cv:
-                    shed = self._insert(speaker, Job(ann, job.seq)) if not self._stopping else []
+                    shed = self._insert(speaker, Job(ann, job.seq, replay=True)) if not self._stopping else []
                 for s, j in shed:
                     self._terminal(j.ann, s, "cancelled", reason="queue full")
         elif outcome.reason == "stopped":

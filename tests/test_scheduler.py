@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -194,7 +195,7 @@ cache: {{enabled: false}}
         return data, rate
 
     def close(self) -> None:
-        for name, sink in self.sinks.items():
+        for sink in self.sinks.values():
             if isinstance(sink, GateSink):
                 sink.gate.set()
         if self.sched is not None:
@@ -251,6 +252,7 @@ def test_emergency_interrupts_and_the_interrupted_one_replays(h: Harness) -> Non
     assert abs(len(data) - len(full.samples)) <= 1
     assert (h.tmp / "gate" / f"{emergency.id}.wav").exists()
     assert h.spool.state(low.id) == ("finished", {"gate": "finished"})
+    assert [e.get("replay") for e in h.log.of("started", low.id)] == [None, True]
     assert later.id in [e["id"] for e in h.log.of("finished")]
 
 
@@ -446,3 +448,29 @@ def test_shutdown_is_prompt_and_idempotent_submit(h: Harness) -> None:
     h.spool.add(late)
     h.sched.submit(late)  # after shutdown: stays in the spool for the next start
     assert late.id in [a.id for a, _ in h.spool.pending()]
+
+
+def test_render_pool_memory_is_bounded(tmp_path: Path, engine: CountingEngine) -> None:
+    from announcer.render import RenderPool
+
+    h = Harness(tmp_path, engine)
+    pool = RenderPool(h.synth, "zh", workers=2, max_kept=2)
+    pool.start()
+    try:
+        anns = [build({"text": SHORT, "id": f"m{i}"}, h.cfg) for i in range(5)]
+        for ann in anns:
+            render = pool.acquire(ann)
+            assert render.chunk(0, lambda: None) is not None
+            while not render.done:
+                time.sleep(0.01)
+            pool.done_reading(render)
+        assert len(pool) <= 2  # complete renders nobody reads are evicted past max_kept
+        reading = pool.acquire(anns[-1])
+        for ann in anns[:3]:
+            pool.prefetch(ann)
+        assert pool.acquire(anns[-1]) is reading  # one being read is never evicted
+        pool.release(anns[-1].id)
+        assert reading.cancelled
+    finally:
+        pool.stop(5)
+        h.close()
