@@ -1,8 +1,23 @@
-"""The audio chain every speaker shares: chime, lead-in, volume, limiter, fades.
+"""The audio chain every speaker shares: chime, lead-in, loudness, volume, limiter, fades.
 
 One ``SpeakerChain`` per speaker. The player asks it for the prelude (lead-in silence
-then the chime), passes each synthesized chunk through ``process`` (volume and a peak
-limiter, so nothing ever clips) and finally asks for the postlude (end chime, if any).
+then the chime) and passes each synthesized clause chunk through ``process``:
+
+1. loudness normalisation to ``target_lufs`` (BS.1770-4, ``announcer.loudness``), which
+   also removes whatever gain the engine applied;
+2. the emotion's level offset ``level_db`` (``emotion_level_db``), so angry stays louder
+   and sad softer than neutral after normalisation;
+3. the volume (``gain``);
+4. a look-ahead peak limiter, so nothing ever clips.
+
+Normalisation is streaming: an announcement arrives a clause at a time and the first
+clause must play before the next is synthesized. A ``LoudnessState`` per announcement
+keeps a running integrated loudness over every clause so far (the current one
+included, since it is already whole when it arrives), and each clause gets the gain
+that brings that running loudness to the target. The first clause is normalised on
+its own; later clauses move the gain less and less, and the change always falls at a
+clause boundary, which is the clause's pause. This beats "the first clause's loudness
+for the whole announcement" when the first clause is a short call like "注意，".
 All functions work on mono float32 at the rate the player asks for.
 """
 
@@ -10,17 +25,31 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .audio import read_wav
+from .audio import db_to_gain, read_wav
+from .loudness import LoudnessMeter
 
 _LOGGER = logging.getLogger(__name__)
 
 PEAK_CEILING = 0.97  # linear; the limiter keeps every sample at or below this
 FADE_SECONDS = 0.01
+DEFAULT_TARGET_LUFS = -16.0  # speech on small speakers: loud and clear, room for emotion offsets
+MAX_BOOST_DB = 24.0  # never lift a near-silent clause further than this
+LIMITER_SECONDS = 0.005  # look-ahead (attack) and hold of the peak limiter
+_LIMITER_DEFAULT_RATE = 24000  # for callers that do not say the rate
+
+
+def emotion_level_db(emotion: str, intensity: float = 1.0) -> float:
+    """The emotion's loudness relative to neutral (dB), from the prosody presets."""
+    from .prosody import prosody_for
+
+    return float(prosody_for(emotion, intensity, 1.0).gain_db)
 
 
 @functools.lru_cache(maxsize=32)
@@ -53,22 +82,31 @@ def _builtin_chime(name: str, rate: int) -> np.ndarray:
 
 
 def resample(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
-    """Band-limited resampling (soxr when installed, else windowed-sinc via FFT)."""
+    """Band-limited resampling with soxr (HQ); an FFT fallback only if soxr cannot be imported."""
     if src_rate == dst_rate or len(samples) == 0:
         return samples.astype(np.float32, copy=False)
+    soxr = _soxr()
+    if soxr is not None:
+        return soxr.resample(np.asarray(samples, np.float32), src_rate, dst_rate, quality="HQ").astype(
+            np.float32, copy=False)
+    n_out = int(round(len(samples) * dst_rate / src_rate))
+    spec = np.fft.rfft(samples.astype(np.float64))
+    n_bins = n_out // 2 + 1
+    if n_bins <= len(spec):
+        spec = spec[:n_bins]
+    else:
+        spec = np.concatenate([spec, np.zeros(n_bins - len(spec), spec.dtype)])
+    return (np.fft.irfft(spec, n_out) * (n_out / len(samples))).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=1)
+def _soxr() -> Any:
     try:
         import soxr  # type: ignore[import-not-found]
-
-        return soxr.resample(samples.astype(np.float32), src_rate, dst_rate, quality="HQ").astype(np.float32)
-    except ImportError:
-        n_out = int(round(len(samples) * dst_rate / src_rate))
-        spec = np.fft.rfft(samples.astype(np.float64))
-        n_bins = n_out // 2 + 1
-        if n_bins <= len(spec):
-            spec = spec[:n_bins]
-        else:
-            spec = np.concatenate([spec, np.zeros(n_bins - len(spec), spec.dtype)])
-        return (np.fft.irfft(spec, n_out) * (n_out / len(samples))).astype(np.float32)
+    except ImportError as exc:  # a dependency; only a broken install gets here
+        _LOGGER.warning("soxr is not importable (%s); resampling with the FFT fallback", exc)
+        return None
+    return soxr
 
 
 class ChimeLibrary:
@@ -117,18 +155,65 @@ def fade(samples: np.ndarray, rate: int, fade_in: bool = False, fade_out: bool =
     return out
 
 
-def limit(samples: np.ndarray, ceiling: float = PEAK_CEILING) -> np.ndarray:
-    """A simple peak limiter: scale the chunk down if its peak passes the ceiling."""
-    peak = float(np.max(np.abs(samples))) if len(samples) else 0.0
-    if peak > ceiling:
-        return (samples * (ceiling / peak)).astype(np.float32)
-    return samples
+def _sliding_min(a: np.ndarray, w: int) -> np.ndarray:
+    """out[i] = min(a[i:i + w]) for i in 0..len(a) - w, in O(n) (van Herk / Gil-Werman)."""
+    n = len(a)
+    nb = -(-n // w)
+    padded = np.ones(nb * w, a.dtype)
+    padded[:n] = a
+    blocks = padded.reshape(nb, w)
+    prefix = np.minimum.accumulate(blocks, axis=1).reshape(-1)
+    suffix = np.minimum.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].reshape(-1)
+    i = np.arange(n - w + 1)
+    return np.minimum(suffix[i], prefix[i + w - 1])
+
+
+def limit(samples: np.ndarray, ceiling: float = PEAK_CEILING, *, rate: int | None = None) -> np.ndarray:
+    """Look-ahead peak limiter: |output| <= ceiling, and only the peaks are turned down.
+
+    The gain each sample needs (ceiling / |x|, at most 1) is held for ``LIMITER_SECONDS``
+    with a sliding minimum and then smoothed with a moving average of the same length,
+    centred so that every over-ceiling sample gets at least the reduction it needs. The
+    gain recovers within 10 ms of a peak, so a loud chunk is not turned down as a whole.
+    """
+    x = np.asarray(samples, np.float32)
+    if len(x) == 0 or float(np.max(np.abs(x))) <= ceiling:
+        return x
+    w = max(1, int(LIMITER_SECONDS * (rate or _LIMITER_DEFAULT_RATE)))
+    mag = np.abs(x).astype(np.float64)
+    need = np.minimum(1.0, ceiling / np.maximum(mag, 1e-12))
+    ones = np.ones(w - 1)
+    held = _sliding_min(np.concatenate([ones, need, ones]), w)  # held[k] = min(need[k-w+1 .. k])
+    c = np.concatenate([[0.0], np.cumsum(held)])
+    smooth = (c[w:w + len(x)] - c[:len(x)]) / w  # mean(held[p .. p+w-1]) <= need[p]
+    out = (x * smooth).astype(np.float32)
+    return np.clip(out, -ceiling, ceiling)  # float rounding only
+
+
+@dataclass
+class LoudnessState:
+    """Loudness normalisation across one announcement's clauses (one per announcement and speaker)."""
+
+    meter: LoudnessMeter | None = None
+    gain_db: float | None = None  # the normalisation gain given to the last measurable clause
+
+    def update(self, samples: np.ndarray, rate: int, target_lufs: float) -> float:
+        """Add a clause and return the normalisation gain (dB) for it."""
+        if self.meter is None or self.meter.rate != rate:
+            self.meter = LoudnessMeter(rate)
+        self.meter.add(samples)
+        loudness = self.meter.integrated()
+        if math.isfinite(loudness):
+            self.gain_db = min(target_lufs - loudness, MAX_BOOST_DB)
+        return self.gain_db if self.gain_db is not None else 0.0  # silence so far: any gain will do
 
 
 class SpeakerChain:
-    def __init__(self, speaker_config: Any, chimes: ChimeLibrary) -> None:
+    def __init__(self, speaker_config: Any, chimes: ChimeLibrary,
+                 target_lufs: float | None = DEFAULT_TARGET_LUFS) -> None:
         self.config = speaker_config
         self.chimes = chimes
+        self.target_lufs = target_lufs  # None: no loudness normalisation
 
     def gain(self, volume: float | None, cap: float | None = None) -> float:
         """Announcement volume (or the speaker's), capped by quiet hours."""
@@ -144,5 +229,18 @@ class SpeakerChain:
             parts.append(self.chimes.get(name, rate) * gain)
         return np.concatenate(parts).astype(np.float32)
 
-    def process(self, samples: np.ndarray, gain: float) -> np.ndarray:
-        return limit(np.asarray(samples, np.float32) * gain)
+    def process(self, samples: np.ndarray, gain: float, *, rate: int | None = None, level_db: float = 0.0,
+                state: LoudnessState | None = None) -> np.ndarray:
+        """One clause chunk: normalise, add the emotion's level, apply the volume, limit.
+
+        Without ``rate`` (or with ``target_lufs=None``) the chunk is not normalised and
+        ``level_db`` is ignored, since the engine's own gain is then still in the audio.
+        Pass one ``LoudnessState`` for all chunks of an announcement (repeats included);
+        without one each chunk is normalised on its own.
+        """
+        x = np.asarray(samples, np.float32)
+        total = float(gain)
+        if rate is not None and self.target_lufs is not None:
+            state = state if state is not None else LoudnessState()
+            total *= db_to_gain(state.update(x, rate, self.target_lufs) + level_db)
+        return limit(x * np.float32(total), rate=rate)
