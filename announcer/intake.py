@@ -1,0 +1,153 @@
+"""From an incoming MQTT message to a committed, scheduled announcement (or a rejection).
+
+Runs on paho's callback thread, so it only parses, commits to the spool and enqueues:
+no synthesis, no playback, nothing slow. It returns normally after the commit (the
+MQTT link then acknowledges the message); it raises only when the spool cannot commit,
+so the broker keeps the message and redelivers it.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import threading
+import time
+from typing import Any, Callable, Protocol
+
+from .announcement import ID_RE, Announcement, build, decode_payload, new_id
+from .config import PRIORITIES, Config
+from .errors import InputError
+from .events import EventBus
+from .mqtt import IncomingMessage
+from .spool import Spool
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class Scheduling(Protocol):
+    def submit(self, ann: Announcement) -> None: ...
+
+    def stop(self, target: str | None, priority_below: str | None = None) -> Any: ...
+
+
+class RateLimiter:
+    """At most ``per_minute`` acceptances in any 60 s window (emergencies are never counted or refused)."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self._clock = clock
+        self._times: collections.deque[float] = collections.deque()
+        self._lock = threading.Lock()
+
+    def allow(self) -> bool:
+        now = self._clock()
+        with self._lock:
+            while self._times and now - self._times[0] >= 60.0:
+                self._times.popleft()
+            if len(self._times) >= self.per_minute:
+                return False
+            self._times.append(now)
+            return True
+
+
+class Intake:
+    def __init__(self, cfg: Config, spool: Spool, scheduler: Scheduling, events: EventBus,
+                 reply: Callable[[str, bytes | None, dict[str, Any]], None] | None = None) -> None:
+        self.cfg = cfg
+        self.prefix = cfg.mqtt.topic_prefix.rstrip("/")
+        self.spool = spool
+        self.scheduler = scheduler
+        self.events = events
+        self._reply = reply
+        self.limiter = RateLimiter(cfg.limits.per_minute)
+        self._closed = threading.Event()
+
+    def close(self) -> None:
+        """Stop taking messages: ``handle`` returns False, so the link does not ack and the broker keeps them."""
+        self._closed.set()
+
+    def subscriptions(self) -> list[str]:
+        p = self.prefix
+        return [f"{p}/say", f"{p}/say/+", f"{p}/stop", f"{p}/stop/+"]
+
+    # ---- entry point (paho thread) ---------------------------------------------------
+    def handle(self, msg: IncomingMessage) -> bool:
+        if self._closed.is_set():
+            return False
+        topic = msg.topic
+        p = self.prefix
+        if topic == f"{p}/say" or topic.startswith(f"{p}/say/"):
+            target = topic[len(p) + 5:] or None
+            self.accept(msg.payload, target, msg)
+        elif topic == f"{p}/stop" or topic.startswith(f"{p}/stop/"):
+            self._stop(topic[len(p) + 6:] or None, msg.payload)
+        else:
+            _LOGGER.debug("ignoring message on %s", topic)
+        return True
+
+    def accept(self, payload: bytes | str, target: str | None, msg: IncomingMessage | None = None,
+               source: str = "mqtt", raw: dict[str, Any] | None = None) -> Announcement | None:
+        """Validate, commit and schedule. Returns the announcement, or None if it was rejected."""
+        received = msg.received if msg is not None else time.time()
+        response_topic = msg.response_topic if msg is not None else None
+        correlation = msg.correlation_data if msg is not None else None
+        fields: dict[str, Any] | None = raw
+        try:
+            if fields is None:
+                fields = decode_payload(payload, self.cfg)
+            forced = None
+            if target is not None:
+                if target not in self.cfg.speakers and target not in self.cfg.zones:
+                    known = ", ".join(list(self.cfg.speakers) + list(self.cfg.zones))
+                    raise InputError("targets", f"unknown target {target!r} in the topic (allowed: {known})")
+                forced = (target,)
+            ann = build(fields, self.cfg, now=received, source=source, forced_targets=forced,
+                        message_expiry=msg.message_expiry if msg is not None else None,
+                        response_topic=response_topic, correlation_data=correlation)
+            if ann.priority != "emergency" and not self.limiter.allow():
+                raise InputError("limits.per_minute", f"more than {self.cfg.limits.per_minute} announcements "
+                                                      "in a minute; try again shortly (emergency is never limited)",
+                                 "rate_limited")
+        except InputError as exc:
+            self._reject(exc, fields, response_topic, correlation)
+            return None
+        if not self.spool.add(ann):  # raises if the spool cannot commit: no ack, the broker redelivers
+            exc = InputError("id", f"{ann.id!r} was already received in the last 24 h; not played again",
+                             "duplicate")
+            self._reject(exc, fields, response_topic, correlation)
+            return None
+        self.scheduler.submit(ann)
+        return ann
+
+    # ---- helpers ---------------------------------------------------------------------
+    def _reject(self, exc: InputError, fields: dict[str, Any] | None, response_topic: str | None,
+                correlation: bytes | None) -> None:
+        ann_id = fields.get("id") if isinstance(fields, dict) else None
+        if not isinstance(ann_id, str) or not ID_RE.match(ann_id):
+            ann_id = new_id()
+        event = self.events.emit("rejected", ann_id=ann_id, reason=exc.reason, error=str(exc))
+        if response_topic and self._reply is not None:
+            self._reply(response_topic, correlation, event)
+
+    def _stop(self, target: str | None, payload: bytes) -> None:
+        below = None
+        text = payload.decode("utf-8", "replace").strip() if payload else ""
+        if text:
+            try:
+                obj = json.loads(text)
+                below = obj.get("priority_below") if isinstance(obj, dict) else None
+            except json.JSONDecodeError:
+                obj = None
+            if below is not None and below not in PRIORITIES:
+                _LOGGER.warning("stop: priority_below %r is not one of %s; ignored", below, ", ".join(PRIORITIES))
+                return
+            if obj is None:
+                _LOGGER.warning("stop: payload must be empty or JSON {\"priority_below\": ...}; ignored")
+                return
+        if target is not None and target not in self.cfg.speakers and target not in self.cfg.zones:
+            _LOGGER.warning("stop: unknown target %r; ignored", target)
+            return
+        _LOGGER.info("stop requested on %s%s", target or "all speakers",
+                     f" below {below}" if below else "")
+        self.scheduler.stop(target, below)
