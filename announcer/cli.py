@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(verbose: bool, cfg: Config | None = None) -> None:
-    level = logging.DEBUG if verbose else getattr(logging, cfg.logging.level if cfg else "INFO")
+    """The daemon logs at the configured level; one-shot commands only warn unless -v."""
+    level = logging.DEBUG if verbose else getattr(logging, cfg.logging.level if cfg else "WARNING")
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
