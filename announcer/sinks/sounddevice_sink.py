@@ -4,6 +4,12 @@ The device is looked up again at every announcement, so a speaker whose USB devi
 was unplugged reports ``failed`` (naming the device) and recovers by itself when the
 device returns. Audio is resampled to a rate the device supports and mono is spread
 to the device's channels. Writes block at real time, which is what paces the player.
+
+PortAudio is process-global: re-initialising it (the only way to see a hot-plugged
+device) closes every open stream, so a failed lookup re-scans only while no speaker
+is playing; otherwise the device is looked for again at the next announcement.
+Opening, closing and re-scanning hold one lock; writes do not, so speakers play in
+parallel.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ from pydantic import Field
 from .base import Sink, SinkError, SpeakerBase, Stream
 
 _LOGGER = logging.getLogger(__name__)
-_PA_LOCK = threading.Lock()  # PortAudio's device list and (re)initialisation are process-global
+_PA_LOCK = threading.RLock()  # PortAudio's device list, (re)initialisation and stream set are process-global
+_open_streams = 0  # streams opened and not yet closed (guarded by _PA_LOCK)
 
 
 class Config(SpeakerBase):
@@ -62,7 +69,9 @@ def find_device(spec: str | int | None, rescan: bool = False) -> tuple[int, dict
     """Resolve a device spec to (index, info); raises SinkError naming the device."""
     sd = _sd()
     with _PA_LOCK:
-        if rescan:
+        if rescan and _open_streams:
+            _LOGGER.debug("not re-scanning audio devices: %d stream(s) playing", _open_streams)
+        elif rescan:
             try:  # PortAudio caches the device list; re-initialise to see hot-plugged devices
                 sd._terminate()
                 sd._initialize()
@@ -93,6 +102,7 @@ class _DeviceStream(Stream):
         self._channels = channels
         self._device = device_name
         self._aborted = threading.Event()
+        self._closed = False
 
     def write(self, samples: np.ndarray) -> None:
         if self._aborted.is_set() or len(samples) == 0:
@@ -114,16 +124,28 @@ class _DeviceStream(Stream):
         except Exception as exc:
             raise SinkError(f"audio device {self._device!r} failed: {exc}") from None
         finally:
-            self._stream.close(ignore_errors=True)
+            self._release()
         return {"device": self._device}
 
     def abort(self) -> None:
         self._aborted.set()
         try:
             self._stream.abort(ignore_errors=True)
-            self._stream.close(ignore_errors=True)
         except Exception:  # pragma: no cover
             pass
+        self._release()
+
+    def _release(self) -> None:
+        global _open_streams
+        with _PA_LOCK:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self._stream.close(ignore_errors=True)
+            except Exception:  # pragma: no cover
+                pass
+            _open_streams -= 1
 
 
 class SoundDeviceSink(Sink):
@@ -148,7 +170,8 @@ class SoundDeviceSink(Sink):
             idx, info = self._resolve()
             sd = _sd()
             try:
-                sd.check_output_settings(device=idx, samplerate=source_rate, channels=1, dtype="float32")
+                with _PA_LOCK:
+                    sd.check_output_settings(device=idx, samplerate=source_rate, channels=1, dtype="float32")
                 rate = source_rate
             except Exception:
                 rate = int(info["default_samplerate"])
@@ -158,17 +181,26 @@ class SoundDeviceSink(Sink):
         return rate
 
     def open(self, announcement_id: str, sample_rate: int) -> Stream:
-        idx, info = self._resolve()
-        channels = self.config.channels or min(2, int(info["max_output_channels"]))
+        global _open_streams
         sd = _sd()
-        try:
-            stream = sd.OutputStream(device=idx, samplerate=sample_rate, channels=channels, dtype="float32",
-                                     latency=self.config.latency)
-            stream.start()
-        except Exception as exc:
-            self._rate_cache.clear()
-            raise SinkError(f"audio device {info['name']!r} cannot be opened: {exc}") from None
-        return _DeviceStream(stream, channels, info["name"])
+        with _PA_LOCK:  # no re-scan between finding the device and opening it (indices would move)
+            idx, info = self._resolve()
+            channels = self.config.channels or min(2, int(info["max_output_channels"]))
+            try:
+                stream = sd.OutputStream(device=idx, samplerate=sample_rate, channels=channels, dtype="float32",
+                                         latency=self.config.latency)
+            except Exception as exc:
+                self._rate_cache.clear()
+                raise SinkError(f"audio device {info['name']!r} cannot be opened: {exc}") from None
+            _open_streams += 1
+            device = _DeviceStream(stream, channels, info["name"])
+            try:
+                stream.start()
+            except Exception as exc:
+                device._release()
+                self._rate_cache.clear()
+                raise SinkError(f"audio device {info['name']!r} cannot be opened: {exc}") from None
+        return device
 
 
 SINK = SoundDeviceSink
