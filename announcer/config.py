@@ -336,6 +336,7 @@ def _format_errors(exc: ValidationError, lines: dict[str, int]) -> list[str]:
             msg = "missing 'type'"
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
+        msg = " ".join(msg.split())
         out.append(_with_line(f"{path or '<root>'}: {msg}", path, lines))
     return out
 
