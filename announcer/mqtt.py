@@ -4,7 +4,10 @@
 expiry from config; ``clean_session=False`` for MQTT 3.1.1) and subscribes at QoS 1
 on *every* connect. Availability follows the zigbee2mqtt pattern: last will
 ``offline`` (retained, QoS 1) on ``P/availability``, ``online`` retained on each
-connect, ``offline`` published and confirmed before a clean disconnect.
+connect once the broker has confirmed the subscriptions (so a client that waits for
+``online`` and then publishes is heard, even on the very first connect, before the
+broker holds a session for us), ``offline`` published and confirmed before a clean
+disconnect.
 
 Delivery contract (``manual_ack=True``)
     The ``on_message`` handler runs on paho's network thread, one message at a time, in
@@ -41,6 +44,7 @@ from .config import MqttConfig
 _LOGGER = logging.getLogger(__name__)
 
 ONLINE = "online"
+QUICK_DROP_S = 10.0  # a connection lost sooner than this after CONNACK counts as a quick drop
 OFFLINE = "offline"
 
 
@@ -102,6 +106,21 @@ def incoming_from_paho(msg: mqtt.MQTTMessage, received: float | None = None) -> 
     )
 
 
+_PAHO_LOGGER = logging.getLogger(f"{__name__}.paho")
+
+
+def _paho_log(client: mqtt.Client, userdata: Any, level: int, buf: str) -> None:
+    """paho's own messages at DEBUG: connects and disconnects are logged by MqttLink, once, with reasons.
+
+    paho reports "Client is not connected" at ERROR on every retry while the broker is down;
+    its other errors (none expected: our callbacks never raise) stay visible as warnings.
+    """
+    if level == mqtt.MQTT_LOG_ERR and "not connected" not in buf:
+        _PAHO_LOGGER.warning("%s", buf)
+    else:
+        _PAHO_LOGGER.debug("%s", buf)
+
+
 class _Client(mqtt.Client):
     """paho's client, remembering why the last connection attempt failed (paho drops the OSError)."""
 
@@ -153,6 +172,8 @@ class MqttLink:
         self._closing = False
         self._started = False
         self._failures = 0
+        self._connected_at = 0.0
+        self._quick_drops = 0
         self._client = self._make_client()
 
     # ---- set-up -----------------------------------------------------------------------
@@ -164,7 +185,7 @@ class MqttLink:
         else:
             client = _Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
                              protocol=mqtt.MQTTv311, clean_session=not self.persistent, manual_ack=True)
-        client.enable_logger(logging.getLogger(f"{__name__}.paho"))
+        client.on_log = _paho_log
         if cfg.username is not None:
             client.username_pw_set(cfg.username, cfg.password)
         if cfg.tls is not None:
@@ -286,8 +307,7 @@ class MqttLink:
                      "resumed" if session else "new")
         self._failures = 0
         self._last_error = None
-        if self.availability_topic is not None:
-            client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
+        self._connected_at = time.monotonic()
         if self.subscriptions:
             if self._v5:
                 topics: list[tuple[str, Any]] = [(t, SubscribeOptions(qos=1)) for t in self.subscriptions]
@@ -296,9 +316,11 @@ class MqttLink:
             rc, mid = client.subscribe(topics)
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 _LOGGER.warning("subscribe failed: %s (will retry on the next connect)", mqtt.error_string(rc))
+                self._publish_online(client)
             with self._lock:
                 self._sub_mid = mid
         else:
+            self._publish_online(client)
             self._subscribed.set()
         self._connected.set()
         self._attempted.set()
@@ -320,9 +342,17 @@ class MqttLink:
         self._connected.clear()
         if self._closing:
             return
-        if was:
-            _LOGGER.warning("lost connection to %s: %s (reconnecting)", self.broker, reason)
-            self._notify(False)
+        if not was:
+            return
+        lasted = time.monotonic() - self._connected_at
+        self._quick_drops = self._quick_drops + 1 if lasted < QUICK_DROP_S else 0
+        if reason.value == 142 or self._quick_drops == 3:  # 142: Session taken over (mosquitto just closes)
+            _LOGGER.error("%s keeps dropping the connection right after connecting: is another client using "
+                          "client id %r? Every daemon needs its own mqtt.client_id", self.broker, self.client_id)
+        if reason.value != 142:
+            why = "connection closed" if reason.value == 128 else str(reason)  # 128: socket closed/error
+            _LOGGER.warning("lost connection to %s: %s (reconnecting)", self.broker, why)
+        self._notify(False)
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: list[ReasonCode],
                       properties: Properties | None) -> None:
@@ -336,7 +366,12 @@ class MqttLink:
             elif int(rc.value) < 1:
                 _LOGGER.warning("broker granted only QoS 0 for %s: announcements may be lost", topic)
         _LOGGER.debug("subscribed to %s", ", ".join(self.subscriptions))
+        self._publish_online(client)  # only now: a client that waits for "online" and publishes is heard
         self._subscribed.set()
+
+    def _publish_online(self, client: mqtt.Client) -> None:
+        if self.availability_topic is not None:
+            client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:

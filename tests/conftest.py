@@ -1,6 +1,7 @@
 """Shared fixtures. ``broker``: a real mosquitto per test; ``shared_broker``: one per session.
 
-Both yield a ``tests.broker.Broker`` (``host``, ``port``, ``client()``, ``stop()``,
+``broker_factory`` makes more (TLS listeners, a broker that starts late).
+All yield ``tests.broker.Broker`` objects (``host``, ``port``, ``client()``, ``stop()``,
 ``start()``, ``restart()``, ``mqtt_config()``). A missing mosquitto binary fails the
 test with a hint to run ``scripts/install-system-deps.sh``; it is never skipped.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -23,6 +24,27 @@ def _mosquitto() -> str:
     if binary is None:
         pytest.fail(INSTALL_HINT, pytrace=False)
     return binary
+
+
+@pytest.fixture(scope="session")
+def mosquitto_bin() -> str:
+    """Path of the mosquitto binary; fails (never skips) when it is not installed."""
+    return _mosquitto()
+
+
+@pytest.fixture
+def broker_factory(tmp_path: Path, mosquitto_bin: str) -> Iterator[Callable[..., Broker]]:
+    """``broker_factory(start=True, **Broker kwargs)``: extra brokers (TLS, late start ...), closed after the test."""
+    made: list[Broker] = []
+
+    def make(start: bool = True, **kwargs: Any) -> Broker:
+        b = Broker(tmp_path / f"mosquitto-{len(made) + 1}", mosquitto_bin, **kwargs)
+        made.append(b)
+        return b.start() if start else b
+
+    yield make
+    for b in reversed(made):
+        b.close()
 
 
 @pytest.fixture

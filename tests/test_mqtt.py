@@ -269,28 +269,21 @@ def test_mqtt311_mode(broker: Broker, links: list[MqttLink]) -> None:
     inbox2.wait(b"v3 while away")
 
 
-def test_broker_down_at_start_then_up(tmp_path: Path, links: list[MqttLink],
+def test_broker_down_at_start_then_up(broker_factory: Any, links: list[MqttLink],
                                       caplog: pytest.LogCaptureFixture) -> None:
-    from broker import find_mosquitto
-
-    binary = find_mosquitto()
-    assert binary, "run scripts/install-system-deps.sh"
-    b = Broker(tmp_path / "late", binary)  # not started yet: nothing listens on b.port
-    try:
-        with caplog.at_level(logging.INFO, logger="announcer.mqtt"):
-            link = MqttLink(MqttConfig(**b.mqtt_config()), Inbox(), ["announcer/say"])
-            links.append(link)  # closed before the broker stops (finally below)
-            link.start()
-            assert not link.wait_connected(0.5)
-            b.start()
-            assert link.wait_subscribed(10)
-        assert "cannot connect to mqtt://127.0.0.1" in caplog.text and "refused" in caplog.text.lower()
-        assert "Traceback" not in caplog.text
-        assert "connected to mqtt://127.0.0.1" in caplog.text
-    finally:
-        for link in links:
-            link.close()
-        b.close()
+    b = broker_factory(start=False)  # nothing listens on b.port yet
+    with caplog.at_level(logging.INFO, logger="announcer.mqtt"):
+        link = MqttLink(MqttConfig(**b.mqtt_config()), Inbox(), ["announcer/say"])
+        links.append(link)
+        link.start()
+        assert not link.wait_connected(0.5)
+        assert link.last_error is not None and "refused" in link.last_error.lower()
+        b.start()
+        assert link.wait_subscribed(10)
+    assert "cannot connect to mqtt://127.0.0.1" in caplog.text and "refused" in caplog.text.lower()
+    assert "Traceback" not in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "connected to mqtt://127.0.0.1" in caplog.text and "failed attempt(s)" in caplog.text
 
 
 def _make_certs(d: Path) -> tuple[Path, Path, Path]:
@@ -307,11 +300,9 @@ def _make_certs(d: Path) -> tuple[Path, Path, Path]:
     return d / "ca.crt", d / "server.crt", d / "server.key"
 
 
-def test_tls_and_password(tmp_path: Path, links: list[MqttLink]) -> None:
-    from broker import find_mosquitto, free_port
+def test_tls_and_password(tmp_path: Path, broker_factory: Any, links: list[MqttLink]) -> None:
+    from broker import free_port
 
-    binary = find_mosquitto()
-    assert binary, "run scripts/install-system-deps.sh"
     certs = tmp_path / "certs"
     certs.mkdir()
     ca, crt, key = _make_certs(certs)
@@ -320,21 +311,25 @@ def test_tls_and_password(tmp_path: Path, links: list[MqttLink]) -> None:
     tls_port = free_port()
     extra = (f"listener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {crt}\nkeyfile {key}\n"
              f"password_file {pwfile}\nallow_anonymous false\n")
-    b = Broker(tmp_path / "tls", binary, head_conf="per_listener_settings true\n", extra_conf=extra)
-    try:
-        b.start()
+    b = broker_factory(head_conf="per_listener_settings true\n", extra_conf=extra)
+
+    def link_with(**overrides: Any) -> tuple[MqttLink, Inbox]:
         inbox = Inbox()
-        cfg = b.mqtt_config(port=tls_port, username="ann", password="s3cret", tls={"ca_certs": str(ca)})
+        cfg = b.mqtt_config(**{"port": tls_port, "username": "ann", "password": "s3cret",
+                               "tls": {"ca_certs": str(ca)}, **overrides})
         link = MqttLink(MqttConfig(**cfg), inbox, ["announcer/say"])
         links.append(link)
         link.start()
-        assert link.wait_subscribed(10)
-        link.publish("announcer/say", b"over tls").wait_for_publish(5)
-        inbox.wait(b"over tls")
-    finally:
-        for link in links:
-            link.close()
-        b.close()
+        return link, inbox
+
+    link, inbox = link_with()
+    assert link.wait_subscribed(10), link.last_error
+    link.publish("announcer/say", b"over tls").wait_for_publish(5)
+    inbox.wait(b"over tls")
+
+    wrong, _ = link_with(password="wrong", client_id="wrong-pw")
+    assert not wrong.wait_connect_attempt(5)
+    assert "not authorized" in (wrong.last_error or "").lower()
 
 
 def test_close_while_broker_unreachable_is_quick() -> None:
@@ -346,3 +341,14 @@ def test_close_while_broker_unreachable_is_quick() -> None:
     t0 = time.monotonic()
     link.close()
     assert time.monotonic() - t0 < 2.0 and not link.connected
+
+
+def test_session_takeover_is_explained(broker: Broker, links: list[MqttLink],
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    links.append(make_link(broker, client_id="twin"))
+    with caplog.at_level(logging.WARNING, logger="announcer.mqtt"):
+        broker.client(client_id="twin")  # same client id: the broker drops the link
+        deadline = time.monotonic() + 5
+        while "another client using client id 'twin'" not in caplog.text:
+            assert time.monotonic() < deadline, caplog.text
+            time.sleep(0.05)
