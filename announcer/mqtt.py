@@ -44,6 +44,7 @@ from .config import MqttConfig
 _LOGGER = logging.getLogger(__name__)
 
 ONLINE = "online"
+QUICK_DROP_S = 10.0  # a connection lost sooner than this after CONNACK counts as a quick drop
 OFFLINE = "offline"
 
 
@@ -105,6 +106,21 @@ def incoming_from_paho(msg: mqtt.MQTTMessage, received: float | None = None) -> 
     )
 
 
+_PAHO_LOGGER = logging.getLogger(f"{__name__}.paho")
+
+
+def _paho_log(client: mqtt.Client, userdata: Any, level: int, buf: str) -> None:
+    """paho's own messages at DEBUG: connects and disconnects are logged by MqttLink, once, with reasons.
+
+    paho reports "Client is not connected" at ERROR on every retry while the broker is down;
+    its other errors (none expected: our callbacks never raise) stay visible as warnings.
+    """
+    if level == mqtt.MQTT_LOG_ERR and "not connected" not in buf:
+        _PAHO_LOGGER.warning("%s", buf)
+    else:
+        _PAHO_LOGGER.debug("%s", buf)
+
+
 class _Client(mqtt.Client):
     """paho's client, remembering why the last connection attempt failed (paho drops the OSError)."""
 
@@ -156,6 +172,8 @@ class MqttLink:
         self._closing = False
         self._started = False
         self._failures = 0
+        self._connected_at = 0.0
+        self._quick_drops = 0
         self._client = self._make_client()
 
     # ---- set-up -----------------------------------------------------------------------
@@ -167,7 +185,7 @@ class MqttLink:
         else:
             client = _Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
                              protocol=mqtt.MQTTv311, clean_session=not self.persistent, manual_ack=True)
-        client.enable_logger(logging.getLogger(f"{__name__}.paho"))
+        client.on_log = _paho_log
         if cfg.username is not None:
             client.username_pw_set(cfg.username, cfg.password)
         if cfg.tls is not None:
@@ -289,6 +307,7 @@ class MqttLink:
                      "resumed" if session else "new")
         self._failures = 0
         self._last_error = None
+        self._connected_at = time.monotonic()
         if self.subscriptions:
             if self._v5:
                 topics: list[tuple[str, Any]] = [(t, SubscribeOptions(qos=1)) for t in self.subscriptions]
@@ -323,9 +342,17 @@ class MqttLink:
         self._connected.clear()
         if self._closing:
             return
-        if was:
-            _LOGGER.warning("lost connection to %s: %s (reconnecting)", self.broker, reason)
-            self._notify(False)
+        if not was:
+            return
+        lasted = time.monotonic() - self._connected_at
+        self._quick_drops = self._quick_drops + 1 if lasted < QUICK_DROP_S else 0
+        if reason.value == 142 or self._quick_drops == 3:  # 142: Session taken over (mosquitto just closes)
+            _LOGGER.error("%s keeps dropping the connection right after connecting: is another client using "
+                          "client id %r? Every daemon needs its own mqtt.client_id", self.broker, self.client_id)
+        if reason.value != 142:
+            why = "connection closed" if reason.value == 128 else str(reason)  # 128: socket closed/error
+            _LOGGER.warning("lost connection to %s: %s (reconnecting)", self.broker, why)
+        self._notify(False)
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: list[ReasonCode],
                       properties: Properties | None) -> None:
