@@ -44,7 +44,7 @@ class TLSConfig(Strict):
     ca_certs: str | None = None
     certfile: str | None = None
     keyfile: str | None = None
-    insecure: bool = False  # skip host-name verification (self-signed lab brokers only)
+    # No "insecure" switch on purpose: the broker's host name is always verified.
 
 
 class MqttConfig(Strict):

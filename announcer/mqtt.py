@@ -189,8 +189,8 @@ class MqttLink:
         if cfg.username is not None:
             client.username_pw_set(cfg.username, cfg.password)
         if cfg.tls is not None:
+            # host names are always verified: there is deliberately no "insecure" switch
             client.tls_set(ca_certs=cfg.tls.ca_certs, certfile=cfg.tls.certfile, keyfile=cfg.tls.keyfile)
-            client.tls_insecure_set(cfg.tls.insecure)
         if self.availability_topic is not None:
             client.will_set(self.availability_topic, OFFLINE, qos=1, retain=True)
         client.reconnect_delay_set(min(cfg.reconnect_min_delay, cfg.reconnect_max_delay), cfg.reconnect_max_delay)
@@ -241,10 +241,10 @@ class MqttLink:
             info = self._client.publish(self.availability_topic, OFFLINE, qos=1, retain=True)
             try:
                 info.wait_for_publish(timeout)
+                if not info.is_published():
+                    _LOGGER.warning("broker did not confirm offline within %.1fs", timeout)
             except (RuntimeError, ValueError) as exc:
                 _LOGGER.warning("could not publish offline before disconnecting: %s", exc)
-            if not info.is_published():
-                _LOGGER.warning("broker did not confirm offline within %.1fs", timeout)
         self._client.disconnect()
         self._client.loop_stop()
         self._connected.clear()
