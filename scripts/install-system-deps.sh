@@ -4,11 +4,12 @@
 #   mosquitto-clients  mosquitto_pub / mosquitto_sub for operators
 #   libportaudio2      PortAudio, used by the sounddevice speaker
 #   alsa-utils         aplay / speaker-test to check a sound card
+#   systemd            systemd-analyze, to verify the unit files in the tests
 # Idempotent: exits at once when every package is already installed.
 # Runs as root, or through sudo when that is available.
 set -eu
 
-PACKAGES="mosquitto mosquitto-clients libportaudio2 alsa-utils"
+PACKAGES="mosquitto mosquitto-clients libportaudio2 alsa-utils systemd"
 
 missing=""
 for pkg in $PACKAGES; do
