@@ -20,6 +20,18 @@ from .emotions import resolve_emotion
 from .errors import InputError
 
 ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_MARKUP = re.compile(r"<[^<>]{0,200}>")  # SSML/HTML-like tags: never spoken, never passed to an engine
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+_CJK_GAP = re.compile(r"(?<=[\u3000-\u9fff\uff00-\uffef]) (?=[\u3000-\u9fff\uff00-\uffef])")
+
+
+def clean_text(text: str) -> str:
+    """Strip markup and control characters (bidi overrides, zero-width) and collapse whitespace."""
+    text = _CONTROL.sub("", _MARKUP.sub(" ", text))
+    text = " ".join(text.split())
+    return _CJK_GAP.sub("", text)
 PRIORITY_RANK = {p: i for i, p in enumerate(PRIORITIES)}
 FIELDS = ("text", "id", "emotion", "intensity", "speed", "volume", "priority", "targets", "chime",
           "repeat", "repeat_gap", "ttl", "engine", "voice", "lang")
@@ -131,9 +143,9 @@ def build(raw: dict[str, Any], cfg: Config, *, now: float | None = None, source:
         raise InputError("text", "required (a non-empty string)")
     if not isinstance(text, str):
         raise InputError("text", "must be a string")
-    text = text.strip()
+    text = clean_text(text)
     if not text:
-        raise InputError("text", "must not be empty")
+        raise InputError("text", "must not be empty (after removing markup and control characters)")
     if len(text) > cfg.limits.max_text_chars:
         raise InputError("text", f"{len(text)} characters is over the limit of {cfg.limits.max_text_chars}",
                          "oversize")
