@@ -17,7 +17,7 @@ import numpy as np
 from .announcement import build
 from .audio import Audio, write_wav_atomic
 from .cache import ClauseCache
-from .chain import ChimeLibrary, SpeakerChain
+from .chain import ChimeLibrary, LoudnessState, SpeakerChain, emotion_level_db
 from .config import Config
 from .engines.base import Style, create_engine
 from .synth import Synthesizer
@@ -31,19 +31,21 @@ def make_synthesizer(cfg: Config, only: str | None = None) -> Synthesizer:
 
 
 def render_to_file(cfg: Config, raw: dict[str, Any], out: Path) -> Path:
+    """Exactly what a ``file`` speaker (lead-in 0) would write for this announcement."""
     ann = build(raw, cfg, source="cli", ignore_unknown=True)
     synth = make_synthesizer(cfg, only=ann.engine)
-    eng = synth.engine(ann.engine)
-    rate = eng.sample_rate
+    rate = synth.engine(ann.engine).sample_rate
     style = Style(ann.emotion, ann.intensity, ann.speed)
-    speech = synth.render_all(ann.text, ann.engine, style, ann.voice)
     chain = SpeakerChain(SpeakerBase(lead_in_ms=0), ChimeLibrary(cfg.chimes))
     gain = chain.gain(ann.volume)
+    level_db = emotion_level_db(ann.emotion, ann.intensity)
+    loudness = LoudnessState()
+    chunks = list(synth.render(ann.text, ann.engine, style, ann.voice))
     parts = [chain.prelude(ann.chime, ann.priority, rate, gain)]
     for i in range(ann.repeat):
         if i:
-            parts.append(np.zeros(int(ann.repeat_gap * rate), np.float32))
-        parts.append(chain.process(speech.samples, gain))
+            parts.append(np.zeros(round(ann.repeat_gap * rate), np.float32))
+        parts.extend(chain.process(c.samples, gain, rate=rate, level_db=level_db, state=loudness) for c in chunks)
     for w in ann.warnings:
         print(f"warning: {w}", file=sys.stderr)
     return write_wav_atomic(out, Audio(np.concatenate(parts), rate))

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .announcement import Announcement
-from .chain import SpeakerChain, fade, resample
+from .chain import LoudnessState, SpeakerChain, emotion_level_db, fade, resample
 from .errors import EngineUnavailable, InputError
 from .events import EventBus
 from .render import RenderPool
@@ -168,6 +168,8 @@ class Player:
             writer = _Writer(stream, rate, job, self.clock, started)
             write = writer.write
             gain = self.chain.gain(ann.volume)
+            level_db = emotion_level_db(ann.emotion, ann.intensity)
+            loudness = LoudnessState()  # one per announcement: kept across repeats
             write(self.chain.prelude(ann.chime, ann.priority, rate, gain))
             for n in range(ann.repeat):
                 if n:
@@ -177,7 +179,7 @@ class Player:
                     samples = chunk.samples
                     if chunk.sample_rate != rate:
                         samples = resample(samples, chunk.sample_rate, rate)
-                    write(self.chain.process(samples, gain))
+                    write(self.chain.process(samples, gain, rate=rate, level_db=level_db, state=loudness))
                     i += 1
             job.check()
             details = stream.close() or {}
