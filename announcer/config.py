@@ -182,6 +182,7 @@ class Config(Strict):
     engines: dict[Slug, EngineConfig] = Field(default_factory=_default_engines, validate_default=True)  # type: ignore[valid-type]
     speakers: dict[Slug, SpeakerConfig] = Field(default_factory=_default_speakers, validate_default=True)  # type: ignore[valid-type]
     zones: dict[Slug, tuple[Slug, ...]] = Field(default_factory=dict)
+    zone_names: dict[Slug, str] = Field(default_factory=dict)  # display names, from `zones: {z: {name: ...}}`
     chimes: dict[Slug, Path] = Field(default_factory=dict)
     defaults: DefaultsConfig = DefaultsConfig()
     quiet_hours: tuple[QuietHoursConfig, ...] = ()
@@ -193,6 +194,26 @@ class Config(Strict):
     wyoming: WyomingConfig = WyomingConfig()
     http: HttpConfig = HttpConfig()
     logging: LoggingConfig = LoggingConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _zone_mapping_form(cls, data: Any) -> Any:
+        """``zones: {ward-3: {speakers: [a, b], name: 三号病房}}`` is ``zones: {ward-3: [a, b]}`` plus a display name."""
+        if not isinstance(data, dict) or not isinstance(data.get("zones"), dict):
+            return data
+        zones: dict[Any, Any] = {}
+        names = dict(data["zone_names"]) if isinstance(data.get("zone_names"), dict) else {}
+        for zone, value in data["zones"].items():
+            if isinstance(value, dict) and "speakers" in value and set(value) <= {"speakers", "name"}:
+                zones[zone] = value["speakers"]
+                if value.get("name") is not None:
+                    names[zone] = value["name"]
+            else:
+                zones[zone] = value
+        out = dict(data, zones=zones)
+        if names:
+            out["zone_names"] = names
+        return out
 
     @model_validator(mode="after")
     def _cross_references(self) -> "Config":
@@ -210,6 +231,9 @@ class Config(Strict):
             for i, m in enumerate(members):
                 if m not in self.speakers:
                     errors.append(f"zones.{zone}.{i}: {m!r} is not a speaker (have: {', '.join(self.speakers)})")
+        for zone in self.zone_names:
+            if zone not in self.zones:
+                errors.append(f"zone_names.{zone}: not a zone (have: {', '.join(self.zones) or 'none'})")
         targets = set(self.speakers) | set(self.zones)
         for i, t in enumerate(self.defaults.targets):
             if t not in targets:
