@@ -29,14 +29,15 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from broker import Broker, Collected, Received
+from broker import Broker, Collected, Received, TestClient
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEAKERS = ("a", "b", "m")
@@ -305,3 +306,52 @@ class Events:
 
     def dump(self) -> str:
         return "\n  ".join(json.dumps(e, ensure_ascii=False) for e in self.all())
+
+
+# ---------------------------------------------------------------------------- shared fixtures
+# Imported by name into the test modules (``from daemon_proc import client, events, ...``).
+# ``_idle_between_tests`` is autouse: import it only where a module-scoped ``daemon`` exists.
+
+@pytest.fixture(scope="session")
+def announcer_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One clause cache per test session (the same directory for every daemon test module)."""
+    d = tmp_path_factory.getbasetemp() / "announcer-cache"
+    d.mkdir(exist_ok=True)
+    return d
+
+
+def module_daemon(broker: Broker, workdir: Path, cache: Path, **kwargs: Any) -> Iterator[DaemonProc]:
+    """Body of a module-scoped ``daemon`` fixture: started, and stopped cleanly (exit 0) at the end."""
+    d = DaemonProc(broker, workdir, cache, **kwargs)
+    d.start()
+    try:
+        yield d
+    finally:
+        if d.running:
+            code = d.stop()
+            assert code == 0, f"exit code {code}\n{d.log_tail()}"
+
+
+@pytest.fixture
+def client(shared_broker: Broker) -> TestClient:
+    return shared_broker.client()
+
+
+@pytest.fixture
+def events(client: TestClient, daemon: DaemonProc) -> Events:
+    return Events(client.collect(daemon.topic("events")))
+
+
+def wait_idle(client: TestClient, daemon: DaemonProc, timeout: float = 30.0) -> dict[str, Any]:
+    """The first (retained or live) ``P/status`` saying idle."""
+    status = client.collect(daemon.topic("status"))
+    m = status.wait_for(lambda m: m.json().get("queue") == 0 and m.json().get("speaking") == [], timeout)
+    return m.json()
+
+
+@pytest.fixture(autouse=True)
+def _idle_between_tests(daemon: DaemonProc, shared_broker: Broker) -> Iterator[None]:
+    assert daemon.running, daemon.log_tail()
+    wait_idle(shared_broker.client(), daemon)
+    yield
+    assert daemon.running, f"the daemon died during the test\n{daemon.log_tail()}"

@@ -24,55 +24,18 @@ import soundfile as sf
 
 from announcer import __version__
 from broker import Broker, TestClient, properties
-from daemon_proc import DaemonProc, Events, new_id, unique_text
+from daemon_proc import (DaemonProc, Events, _idle_between_tests, announcer_cache, client, events,  # noqa: F401
+                         module_daemon, new_id, unique_text)
 
 pytestmark = pytest.mark.timeout(120)
 
 SHORT = "请注意，三号病房请安静。"
 
 
-@pytest.fixture(scope="session")
-def announcer_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One clause cache per test session (shared by the daemon test modules)."""
-    d = tmp_path_factory.getbasetemp() / "announcer-cache"
-    d.mkdir(exist_ok=True)
-    return d
-
-
 @pytest.fixture(scope="module")
 def daemon(shared_broker: Broker, tmp_path_factory: pytest.TempPathFactory, announcer_cache: Path
            ) -> Iterator[DaemonProc]:
-    d = DaemonProc(shared_broker, tmp_path_factory.mktemp("daemon-flow"), announcer_cache)
-    d.start()
-    try:
-        yield d
-    finally:
-        if d.running:
-            assert d.stop() == 0, d.log_tail()
-
-
-@pytest.fixture
-def client(shared_broker: Broker) -> TestClient:
-    return shared_broker.client()
-
-
-@pytest.fixture
-def events(client: TestClient, daemon: DaemonProc) -> Events:
-    return Events(client.collect(daemon.topic("events")))
-
-
-def wait_idle(client: TestClient, daemon: DaemonProc, timeout: float = 30.0) -> dict[str, Any]:
-    status = client.collect(daemon.topic("status"))
-    m = status.wait_for(lambda m: m.json().get("queue") == 0 and m.json().get("speaking") == [], timeout)
-    return m.json()
-
-
-@pytest.fixture(autouse=True)
-def _idle_between_tests(daemon: DaemonProc, shared_broker: Broker) -> Iterator[None]:
-    assert daemon.running, daemon.log_tail()
-    wait_idle(shared_broker.client(), daemon)
-    yield
-    assert daemon.running, f"the daemon died during the test\n{daemon.log_tail()}"
+    yield from module_daemon(shared_broker, tmp_path_factory.mktemp("daemon-flow"), announcer_cache)
 
 
 def read_wav(path: Path) -> tuple[np.ndarray, int, Any]:
