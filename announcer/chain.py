@@ -110,14 +110,34 @@ def _soxr() -> Any:
 
 
 class ChimeLibrary:
-    """Built-in chimes plus WAV files named in the config (``chimes: {fire: /path/alarm.wav}``)."""
+    """Built-in chimes plus WAV files named in the config (``chimes: {fire: /path/alarm.wav}``).
 
-    def __init__(self, files: dict[str, Path] | None = None) -> None:
+    ``by_priority`` picks the chime when an announcement just says ``chime: true``
+    (default: ``alarm`` for emergency, ``ding-dong`` otherwise); ``end`` is an optional
+    chime played after the speech.
+    """
+
+    def __init__(self, files: dict[str, Path] | None = None, by_priority: dict[str, str] | None = None,
+                 end: str | None = None) -> None:
         self.files = dict(files or {})
+        self.by_priority = {"emergency": "alarm", **(by_priority or {})}
+        self.end = end
         self._loaded: dict[tuple[str, int], np.ndarray] = {}
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "ChimeLibrary":
+        return cls(dict(cfg.chimes), dict(cfg.audio.priority_chimes), cfg.audio.end_chime)
 
     def names(self) -> list[str]:
         return sorted({"ding-dong", "alarm", *self.files})
+
+    def pick(self, chime: bool | str, priority: str) -> str | None:
+        """The chime to play: an explicit name, or per priority when ``chime`` is true."""
+        if chime is False:
+            return None
+        if isinstance(chime, str):
+            return chime
+        return self.by_priority.get(priority, self.by_priority.get("default", "ding-dong"))
 
     def get(self, name: str, rate: int) -> np.ndarray:
         if name in ("none", ""):
@@ -133,12 +153,8 @@ class ChimeLibrary:
 
 
 def chime_name(chime: bool | str, priority: str) -> str | None:
-    """The chime to play: an explicit name, or per priority when ``chime`` is true."""
-    if chime is False:
-        return None
-    if isinstance(chime, str):
-        return chime
-    return "alarm" if priority == "emergency" else "ding-dong"
+    """The chime with the built-in defaults (see ``ChimeLibrary.pick``)."""
+    return ChimeLibrary().pick(chime, priority)
 
 
 def fade(samples: np.ndarray, rate: int, fade_in: bool = False, fade_out: bool = False,
@@ -224,10 +240,17 @@ class SpeakerChain:
 
     def prelude(self, chime: bool | str, priority: str, rate: int, gain: float) -> np.ndarray:
         parts = [np.zeros(int(self.config.lead_in_ms * rate / 1000), np.float32)]
-        name = chime_name(chime, priority)
+        name = self.chimes.pick(chime, priority)
         if name:
             parts.append(self.chimes.get(name, rate) * gain)
         return np.concatenate(parts).astype(np.float32)
+
+    def postlude(self, chime: bool | str, rate: int, gain: float) -> np.ndarray:
+        """The end chime (config ``audio.end_chime``), unless the announcement has no chime at all."""
+        if chime is False or not self.chimes.end:
+            return np.zeros(0, np.float32)
+        pause = np.zeros(int(0.2 * rate), np.float32)
+        return np.concatenate([pause, self.chimes.get(self.chimes.end, rate) * gain]).astype(np.float32)
 
     def process(self, samples: np.ndarray, gain: float, *, rate: int | None = None, level_db: float = 0.0,
                 state: LoudnessState | None = None) -> np.ndarray:

@@ -106,6 +106,13 @@ class QuietHoursConfig(Strict):
     speakers: tuple[Slug, ...] = ()  # empty: every speaker
 
 
+class AudioConfig(Strict):
+    target_lufs: float | None = Field(-16.0, ge=-40, le=-5)  # loudness every engine is normalised to; null: off
+    priority_chimes: dict[Literal["default", "low", "normal", "high", "emergency"], str] = Field(
+        default_factory=lambda: {"default": "ding-dong", "emergency": "alarm"})
+    end_chime: str | None = None  # a chime after the speech (e.g. ding-dong); null: none
+
+
 class SpoolConfig(Strict):
     path: Path = DEFAULT_STATE_DIR / "spool.sqlite3"
     keep_days: float = Field(7.0, gt=0, description="finished records are pruned after this")
@@ -185,6 +192,7 @@ class Config(Strict):
     zone_names: dict[Slug, str] = Field(default_factory=dict)  # display names, from `zones: {z: {name: ...}}`
     chimes: dict[Slug, Path] = Field(default_factory=dict)
     defaults: DefaultsConfig = DefaultsConfig()
+    audio: AudioConfig = AudioConfig()
     quiet_hours: tuple[QuietHoursConfig, ...] = ()
     spool: SpoolConfig = SpoolConfig()
     cache: CacheConfig = CacheConfig()
@@ -245,10 +253,12 @@ class Config(Strict):
             for si, s in enumerate(q.speakers):
                 if s not in self.speakers:
                     errors.append(f"quiet_hours.{qi}.speakers.{si}: {s!r} is not a speaker")
-        if isinstance(self.defaults.chime, str) and self.defaults.chime not in self.chimes \
-                and self.defaults.chime not in BUILTIN_CHIMES:
-            errors.append(f"defaults.chime: {self.defaults.chime!r} is not a chime "
-                          f"(have: {', '.join(sorted(set(self.chimes) | set(BUILTIN_CHIMES)))})")
+        chime_names = set(self.chimes) | set(BUILTIN_CHIMES)
+        named = [("defaults.chime", self.defaults.chime), ("audio.end_chime", self.audio.end_chime)]
+        named += [(f"audio.priority_chimes.{k}", v) for k, v in self.audio.priority_chimes.items()]
+        for key, name in named:
+            if isinstance(name, str) and name not in chime_names:
+                errors.append(f"{key}: {name!r} is not a chime (have: {', '.join(sorted(chime_names))})")
         if errors:
             raise ValueError(_CROSS_MARK + "\n".join(errors))
         return self

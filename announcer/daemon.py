@@ -59,7 +59,7 @@ class Daemon:
         context = SinkContext(publish=self._publish_raw)
         self.sinks = {name: create_sink(name, scfg, context) for name, scfg in cfg.speakers.items()}
         self.scheduler = Scheduler(cfg, self.synth, self.sinks, self.spool, self.events,
-                                   ChimeLibrary(dict(cfg.chimes)), on_status_change=self._status_changed)
+                                   ChimeLibrary.from_config(cfg), on_status_change=self._status_changed)
         self.intake = Intake(cfg, self.spool, self.scheduler, self.events, reply=self._reply)
         self.events.subscribe(self._publish_event)
         self.link = MqttLink(cfg.mqtt, self.intake.handle, self.intake.subscriptions(),

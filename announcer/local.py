@@ -36,7 +36,7 @@ def render_to_file(cfg: Config, raw: dict[str, Any], out: Path) -> Path:
     synth = make_synthesizer(cfg, only=ann.engine)
     rate = synth.engine(ann.engine).sample_rate
     style = Style(ann.emotion, ann.intensity, ann.speed)
-    chain = SpeakerChain(SpeakerBase(lead_in_ms=0), ChimeLibrary(cfg.chimes))
+    chain = SpeakerChain(SpeakerBase(lead_in_ms=0), ChimeLibrary.from_config(cfg), cfg.audio.target_lufs)
     gain = chain.gain(ann.volume)
     level_db = emotion_level_db(ann.emotion, ann.intensity)
     loudness = LoudnessState()
@@ -46,6 +46,7 @@ def render_to_file(cfg: Config, raw: dict[str, Any], out: Path) -> Path:
         if i:
             parts.append(np.zeros(round(ann.repeat_gap * rate), np.float32))
         parts.extend(chain.process(c.samples, gain, rate=rate, level_db=level_db, state=loudness) for c in chunks)
+    parts.append(chain.postlude(ann.chime, rate, gain))
     for w in ann.warnings:
         print(f"warning: {w}", file=sys.stderr)
     return write_wav_atomic(out, Audio(np.concatenate(parts), rate))

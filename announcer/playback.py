@@ -34,7 +34,7 @@ def play_now(cfg: Config, raw: dict[str, Any], timeout: float = 600.0) -> int:
                                                                                "cancelled") else None)
     with tempfile.TemporaryDirectory(prefix="announcer-say-") as tmp:
         spool = Spool(Path(tmp) / "spool.sqlite3")
-        scheduler = Scheduler(cfg, synth, sinks, spool, events, ChimeLibrary(dict(cfg.chimes)))
+        scheduler = Scheduler(cfg, synth, sinks, spool, events, ChimeLibrary.from_config(cfg))
         scheduler.start()
         try:
             spool.add(ann)

@@ -181,6 +181,7 @@ class Player:
                         samples = resample(samples, chunk.sample_rate, rate)
                     write(self.chain.process(samples, gain, rate=rate, level_db=level_db, state=loudness))
                     i += 1
+            write(self.chain.postlude(ann.chime, rate, gain))
             job.check()
             details = stream.close() or {}
             return Outcome("finished", {"duration_s": round(writer.seconds, 3), **details})

@@ -91,7 +91,7 @@ class Scheduler:
             if name not in cfg.speakers:
                 raise ValueError(f"sink {name!r} has no speaker config")
         self.players = {
-            name: Player(name, sink, SpeakerChain(cfg.speakers[name], chimes), self.renders, events, clock,
+            name: Player(name, sink, SpeakerChain(cfg.speakers[name], chimes, cfg.audio.target_lufs), self.renders, events, clock,
                          self._next_job, self._job_done)
             for name, sink in sinks.items()
         }

@@ -128,3 +128,24 @@ def test_run_without_config_is_an_error(tmp_path: Path) -> None:
     assert r.returncode == 1 and "cannot read" in r.stderr
     r = run("frobnicate", cwd=tmp_path)
     assert r.returncode == 2
+
+
+def test_chimes_by_priority_and_end_chime(workdir: Path) -> None:
+    plain = workdir / "plain.yaml"
+    plain.write_text(f"cache: {{directory: {workdir / 'cache'}}}\n")
+    ending = workdir / "end.yaml"
+    ending.write_text(f"cache: {{directory: {workdir / 'cache'}}}\naudio: {{end_chime: ding-dong}}\n")
+    lengths = {}
+    for label, cfg, extra in [("none", plain, ["--no-chime"]), ("normal", plain, []),
+                              ("emergency", plain, ["--priority", "emergency"]), ("end", ending, [])]:
+        out = workdir / f"{label}.wav"
+        r = run("say", "请注意", "-c", str(cfg), *extra, "--out", str(out), cwd=workdir)
+        assert r.returncode == 0, r.stderr
+        lengths[label] = len(wav(out)[0]) / 24000
+    assert lengths["normal"] > lengths["none"] + 1.0          # the ding-dong comes first
+    assert abs(lengths["emergency"] - lengths["normal"]) > 0.1  # emergency gets the alarm tone instead
+    assert lengths["end"] > lengths["normal"] + 1.0            # and an end chime after the speech
+    bad = workdir / "bad.yaml"
+    bad.write_text("audio: {end_chime: trumpet}\n")
+    r = run("check-config", "-c", str(bad), cwd=workdir)
+    assert r.returncode == 1 and "audio.end_chime: 'trumpet' is not a chime" in r.stderr
