@@ -120,8 +120,11 @@ class _Writer:
 class Player:
     def __init__(self, name: str, sink: Sink, chain: SpeakerChain, renders: RenderPool, events: EventBus,
                  clock: Callable[[], float], next_job: Callable[[str], Job | None],
-                 job_done: Callable[[str, Job, Outcome], None]) -> None:
+                 job_done: Callable[[str, Job, Outcome], None],
+                 master_volume: Callable[[], float] | None = None) -> None:
         self.name = name
+        # the runtime master volume (Home Assistant's number entity), read once per announcement
+        self.master_volume: Callable[[], float] = master_volume or (lambda: 1.0)
         self.sink = sink
         self.chain = chain
         self.renders = renders
@@ -167,7 +170,7 @@ class Player:
 
             writer = _Writer(stream, rate, job, self.clock, started)
             write = writer.write
-            gain = self.chain.gain(ann.volume)
+            gain = self.chain.gain(ann.volume) * self.master_volume()
             level_db = emotion_level_db(ann.emotion, ann.intensity)
             loudness = LoudnessState()  # one per announcement: kept across repeats
             write(self.chain.prelude(ann.chime, ann.priority, rate, gain))

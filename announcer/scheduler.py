@@ -69,7 +69,8 @@ StatusCallback = Callable[[dict[str, Any]], None]
 class Scheduler:
     def __init__(self, cfg: Config, synth: Synthesizer, sinks: dict[str, Sink], spool: Spool, events: EventBus,
                  chimes: ChimeLibrary, clock: Callable[[], float] = time.time, synth_workers: int = 2,
-                 on_status_change: StatusCallback | None = None, max_renders: int = 16) -> None:
+                 on_status_change: StatusCallback | None = None, max_renders: int = 16,
+                 master_volume: Callable[[], float] | None = None) -> None:
         self.cfg = cfg
         self.synth = synth
         self.sinks = sinks
@@ -95,6 +96,9 @@ class Scheduler:
                          self._next_job, self._job_done)
             for name, sink in sinks.items()
         }
+        if master_volume is not None:  # multiplies every speaker's gain (runtime setting)
+            for player in self.players.values():
+                player.master_volume = master_volume
         self._sweeper = threading.Thread(target=self._sweep_loop, name="announcer-expiry", daemon=True)
 
     # ------------------------------------------------------------------ lifecycle
