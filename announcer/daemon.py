@@ -20,11 +20,15 @@ from .chain import ChimeLibrary
 from .config import Config
 from .errors import EngineUnavailable
 from .events import TERMINAL, EventBus
+from .ha_bridge import HomeAssistantBridge
+from .hermes import HermesBridge
 from .intake import Intake
+from .integration import Integration
 from .local import make_synthesizer
 from .mqtt import MqttLink, publish_properties
 from .notify import notify
 from .scheduler import Scheduler
+from .settings import RuntimeSettings, settings_path
 from .sinks.base import SinkContext, create_sink
 from .spool import Spool
 
@@ -42,6 +46,7 @@ class Daemon:
         self._status_lock = threading.Lock()
         self._last_status: dict[str, Any] | None = None
         self.link: MqttLink | None = None
+        self.integrations: list[Integration] = []
 
     # ---- start ---------------------------------------------------------------------
     def start(self) -> None:
@@ -58,10 +63,14 @@ class Daemon:
         self.spool = Spool(cfg.spool.path, cfg.spool.keep_days, cfg.spool.max_records)
         context = SinkContext(publish=self._publish_raw)
         self.sinks = {name: create_sink(name, scfg, context) for name, scfg in cfg.speakers.items()}
+        self.settings = RuntimeSettings(settings_path(cfg.spool.path))  # what Home Assistant sets, persisted
         self.scheduler = Scheduler(cfg, self.synth, self.sinks, self.spool, self.events,
-                                   ChimeLibrary.from_config(cfg), on_status_change=self._status_changed)
-        self.intake = Intake(cfg, self.spool, self.scheduler, self.events, reply=self._reply)
+                                   ChimeLibrary.from_config(cfg), on_status_change=self._status_changed,
+                                   master_volume=lambda: self.settings.volume)
+        self.intake = Intake(cfg, self.spool, self.scheduler, self.events, reply=self._reply,
+                             field_defaults=self.settings.field_defaults)
         self.events.subscribe(self._publish_event)
+        self._start_integrations()
         self.link = MqttLink(cfg.mqtt, self.intake.handle, self.intake.subscriptions(),
                              on_connect_change=self._connection_changed)
         self.scheduler.start()
@@ -74,11 +83,22 @@ class Daemon:
 
     def _warn_unimplemented(self) -> None:
         cfg = self.cfg
-        for section in ("hermes", "wyoming", "http"):
+        for section in ("wyoming", "http"):
             if getattr(cfg, section).enabled:
                 _LOGGER.warning("%s: configured but not available in this version; ignored", section)
+
+    def _start_integrations(self) -> None:
+        """Home Assistant and Hermes: Intake routes their topics to them; they see every event."""
+        cfg = self.cfg
         if cfg.homeassistant.enabled:
-            _LOGGER.info("homeassistant: MQTT discovery is not available in this version")
+            self.integrations.append(HomeAssistantBridge(cfg, self.settings, self._publish_raw, __version__,
+                                                         refresh_status=lambda: self._publish_status(force=True)))
+        if cfg.hermes.enabled:
+            self.integrations.append(HermesBridge(cfg, self.intake, self.events, self._publish_raw))
+        for integration in self.integrations:
+            self.intake.add_integration(integration)
+            self.events.subscribe(integration.on_event)
+            _LOGGER.info("%s: enabled", integration.name)
 
     # ---- MQTT output -----------------------------------------------------------------
     def _publish_raw(self, topic: str, payload: bytes, qos: int, retain: bool) -> Any:
@@ -115,11 +135,21 @@ class Daemon:
                 return
             self._last_status = status
         self.link.publish_json(f"{self.prefix}/status", status, qos=1, retain=True)
+        for integration in self.integrations:
+            try:
+                integration.on_status(status)
+            except Exception:
+                _LOGGER.exception("%s: status hook failed", integration.name)
         notify(f"STATUS=queue {status['queue']}, speaking {','.join(status['speaking']) or 'none'}, "
                f"broker {'connected' if self.link.connected else 'disconnected'}")
 
     def _connection_changed(self, connected: bool) -> None:
         if connected:
+            for integration in self.integrations:  # discovery configs and states before the status
+                try:
+                    integration.on_connect()
+                except Exception:
+                    _LOGGER.exception("%s: connect hook failed", integration.name)
             self._publish_status(force=True)
         else:
             notify("STATUS=broker disconnected; reconnecting")

@@ -19,6 +19,7 @@ from .announcement import ID_RE, Announcement, build, decode_payload, new_id
 from .config import PRIORITIES, Config
 from .errors import InputError
 from .events import EventBus
+from .integration import Integration
 from .mqtt import IncomingMessage
 from .spool import Spool
 
@@ -53,8 +54,12 @@ class RateLimiter:
 
 class Intake:
     def __init__(self, cfg: Config, spool: Spool, scheduler: Scheduling, events: EventBus,
-                 reply: Callable[[str, bytes | None, dict[str, Any]], None] | None = None) -> None:
+                 reply: Callable[[str, bytes | None, dict[str, Any]], None] | None = None,
+                 field_defaults: Callable[[], dict[str, Any]] | None = None) -> None:
         self.cfg = cfg
+        # runtime defaults for fields a payload leaves out (e.g. the default emotion set from Home Assistant)
+        self._field_defaults = field_defaults
+        self.integrations: list[Integration] = []
         self.prefix = cfg.mqtt.topic_prefix.rstrip("/")
         self.spool = spool
         self.scheduler = scheduler
@@ -67,9 +72,14 @@ class Intake:
         """Stop taking messages: ``handle`` returns False, so the link does not ack and the broker keeps them."""
         self._closed.set()
 
+    def add_integration(self, integration: Integration) -> None:
+        """Route messages on topics Intake does not own to ``integration`` (call before ``subscriptions``)."""
+        self.integrations.append(integration)
+
     def subscriptions(self) -> list[str]:
         p = self.prefix
-        return [f"{p}/say", f"{p}/say/+", f"{p}/stop", f"{p}/stop/+"]
+        own = [f"{p}/say", f"{p}/say/+", f"{p}/stop", f"{p}/stop/+"]
+        return own + [t for i in self.integrations for t in i.subscriptions() if t not in own]
 
     # ---- entry point (paho thread) ---------------------------------------------------
     def handle(self, msg: IncomingMessage) -> bool:
@@ -82,7 +92,7 @@ class Intake:
             self.accept(msg.payload, target, msg)
         elif topic == f"{p}/stop" or topic.startswith(f"{p}/stop/"):
             self._stop(topic[len(p) + 6:] or None, msg.payload)
-        else:
+        elif not any(i.handle(msg) for i in self.integrations):
             _LOGGER.debug("ignoring message on %s", topic)
         return True
 
@@ -96,6 +106,11 @@ class Intake:
         try:
             if fields is None:
                 fields = decode_payload(payload, self.cfg)
+            if self._field_defaults is not None:
+                fields = dict(fields)
+                for key, value in self._field_defaults().items():
+                    if fields.get(key) is None:
+                        fields[key] = value
             forced = None
             if target is not None:
                 if target not in self.cfg.speakers and target not in self.cfg.zones:
