@@ -4,6 +4,13 @@ Runs on paho's callback thread, so it only parses, commits to the spool and enqu
 no synthesis, no playback, nothing slow. It returns normally after the commit (the
 MQTT link then acknowledges the message); it raises only when the spool cannot commit,
 so the broker keeps the message and redelivers it.
+
+Two kinds of message are acknowledged and dropped without an event: a *retained*
+``say``/``stop`` delivered because we subscribed (the broker hands it over again at
+every reconnect: it would be played again each time, or cancel the resumed queue), and
+a broker *redelivery* (DUP) of an id the spool already holds (we committed it but the
+PUBACK was lost; the spooled copy plays). A redelivered message without an ``id``
+cannot be recognised and would get a new one: senders that care should set ids.
 """
 
 from __future__ import annotations
@@ -87,7 +94,14 @@ class Intake:
             return False
         topic = msg.topic
         p = self.prefix
-        if topic == f"{p}/say" or topic.startswith(f"{p}/say/"):
+        is_say = topic == f"{p}/say" or topic.startswith(f"{p}/say/")
+        if msg.retain and (is_say or topic == f"{p}/stop" or topic.startswith(f"{p}/stop/")):
+            # the broker sends a retained message again on every subscribe, i.e. every reconnect:
+            # played (or obeyed) each time, it would repeat forever or cancel the resumed queue
+            _LOGGER.warning("ignoring the retained message on %s: publish announcements and stops without "
+                            "retain (clear it with: mosquitto_pub -r -n -t '%s')", topic, topic)
+            return True
+        if is_say:
             target = topic[len(p) + 5:] or None
             self.accept(msg.payload, target, msg)
         elif topic == f"{p}/stop" or topic.startswith(f"{p}/stop/"):
@@ -128,6 +142,11 @@ class Intake:
             self._reject(exc, fields, response_topic, correlation)
             return None
         if not self.spool.add(ann):  # raises if the spool cannot commit: no ack, the broker redelivers
+            if msg is not None and msg.duplicate:
+                # the broker redelivers what we committed but could not acknowledge (crash, lost
+                # connection): the spooled copy plays, and this is not the user's duplicate
+                _LOGGER.info("%s: redelivered by the broker, already spooled; acknowledged", ann.id)
+                return None
             exc = InputError("id", f"{ann.id!r} was already received in the last 24 h; not played again",
                              "duplicate")
             self._reject(exc, fields, response_topic, correlation)

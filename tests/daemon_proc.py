@@ -9,7 +9,8 @@ goes to ``daemon.log`` in the work dir; ``log_tail()`` puts it into assertion me
 
 ``EventLog`` is a subscriber with a *persistent* session (clean start off, session
 expiry 10 min): while the broker restarts, what the daemon publishes is queued for it,
-so a test can count every event. Redeliveries (same bytes, e.g. a PUBACK lost in the
+so a test can count every event, or see the daemon's live ``online`` after a broker
+restart (a plain client that resubscribes late only gets the retained copy). Redeliveries (same bytes, e.g. a PUBACK lost in the
 restart) are dropped, so a duplicate in the log is a duplicate the daemon sent.
 
 The clause cache is passed in (one per test session: re-rendering costs time and most
@@ -209,8 +210,10 @@ logging: {{level: INFO}}
 class EventLog:
     """A persistent-session subscriber to ``topic_filter`` (QoS 1), deduplicating redeliveries."""
 
-    def __init__(self, broker: Broker, topic_filter: str, session_expiry: int = 600, timeout: float = 10.0) -> None:
+    def __init__(self, broker: Broker, topic_filter: str, session_expiry: int = 600, timeout: float = 10.0,
+                 dedupe: bool = True) -> None:
         self.messages = Collected(topic_filter)
+        self.dedupe = dedupe
         self.topic_filter = topic_filter
         self._seen: set[bytes] = set()
         self._lock = threading.Lock()
@@ -237,11 +240,26 @@ class EventLog:
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         payload = bytes(msg.payload)
         with self._lock:
-            if payload in self._seen:
+            if not self.dedupe:
+                pass
+            elif payload in self._seen:
                 return
             self._seen.add(payload)
         self.messages._append(Received(msg.topic, payload, getattr(msg, "properties", None), msg.qos,
                                        bool(msg.retain)))
+
+    def wait_live(self, payload: bytes, after: int, timeout: float = 20.0) -> Received:
+        """The first non-retained ``payload`` among the messages received after the first ``after``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for m in self.messages.snapshot()[after:]:
+                if m.payload == payload and not m.retain:
+                    return m
+            if time.monotonic() > deadline:
+                got = [(m.payload, m.retain) for m in self.messages.snapshot()]
+                raise AssertionError(f"no live {payload!r} on {self.topic_filter} after message {after} "
+                                     f"within {timeout}s; got {got}")
+            time.sleep(0.02)
 
     def events(self, pred: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
         out = [m.json() for m in self.messages]

@@ -44,6 +44,13 @@ def event_log(broker: Broker, daemon: DaemonProc, made: list[EventLog]) -> Event
     return Events(log.messages)
 
 
+def availability_log(broker: Broker, daemon: DaemonProc, made: list[EventLog]) -> EventLog:
+    """``P/availability`` on a persistent session: the daemon's live ``online`` after a broker restart."""
+    log = EventLog(broker, daemon.topic("availability"), dedupe=False)
+    made.append(log)
+    return log
+
+
 def assert_clean_log(daemon: DaemonProc) -> None:
     text = daemon.log()
     assert "Traceback" not in text, daemon.log_tail(80)
@@ -97,9 +104,10 @@ def test_broker_restart_during_a_queue(broker: Broker, tmp_path: Path, announcer
     for ann_id in before[1:]:
         pub.publish_json(d.topic("say"), {"id": ann_id, "text": unique_text(1), "chime": False})
     events.wait(before[-1], "queued", timeout=10)
-    avail = broker.client().collect(d.topic("availability"))
+    avail = availability_log(broker, d, event_logs)
+    n = len(avail.messages)
     broker.restart()
-    avail.wait_for(lambda m: m.payload == b"online" and not m.retain, 20)  # the daemon is back and subscribed
+    avail.wait_live(b"online", after=n)  # the daemon is back and subscribed
     pub = broker.client()
     after = [new_id("after") for _ in range(3)]
     for ann_id in after:
@@ -206,3 +214,91 @@ def test_rate_limit_refuses_the_fourth_but_never_an_emergency(shared_broker: Bro
         assert bad["reason"] == "invalid"
     finally:
         assert d.stop() == 0, d.log_tail()
+
+
+def test_retained_say_and_stop_are_not_replayed_on_every_reconnect(broker: Broker, tmp_path: Path,
+                                                                   announcer_cache: Path,
+                                                                   event_logs: list[EventLog]) -> None:
+    """A retained ``P/say`` (a common automation mistake) is delivered again on every subscribe.
+
+    Played at each reconnect it would repeat forever; a retained ``P/stop`` would cancel
+    the resumed queue at every broker restart. Only a live delivery counts.
+    """
+    d = DaemonProc(broker, tmp_path / "d", announcer_cache)
+    events = event_log(broker, d, event_logs)
+    d.start()
+    pub = broker.client()
+    pub.publish(d.topic("say"), "保留的广播。".encode(), retain=True)
+    first = events.wait(None, "finished", "a", timeout=20)
+    pub.publish(d.topic("stop"), b"", retain=True)
+    time.sleep(0.3)
+    # a restart of the daemon (session resumed, subscriptions renewed) and of the broker
+    assert d.stop() == 0
+    d.start()
+    avail = availability_log(broker, d, event_logs)
+    n = len(avail.messages)
+    broker.restart()
+    avail.wait_live(b"online", after=n)
+    pub = broker.client()
+    ok = new_id("after")
+    pub.publish_json(d.topic("say"), {"id": ok, "text": unique_text(3), "chime": False})
+    done = events.wait_done([ok], ("a",), timeout=30)
+    assert done[(ok, "a")]["state"] == "finished", events.dump()
+    queued = [e for e in events.all(state="queued")]
+    assert [e["id"] for e in queued] == [first["id"], ok], events.dump()
+    assert events.all(state="cancelled") == []
+    assert d.stop() == 0
+
+
+def test_redelivery_of_a_spooled_message_is_not_a_duplicate(broker: Broker, tmp_path: Path,
+                                                            announcer_cache: Path,
+                                                            event_logs: list[EventLog]) -> None:
+    """Crash after the spool commit, before the PUBACK: the broker redelivers (DUP) what is spooled.
+
+    Simulated exactly: the message waits in the daemon's session; a stand-in with the
+    daemon's client id receives it without acknowledging; the announcement is committed
+    to the daemon's spool as the daemon would have. On start the daemon resumes it from
+    the spool and gets the redelivery: that must not produce a ``rejected`` event (which
+    ends ``announcer send --wait`` with exit 1 for an announcement that plays).
+    """
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    from announcer.announcement import parse
+    from announcer.config import load_config
+
+    d = DaemonProc(broker, tmp_path / "d", announcer_cache)
+    events = event_log(broker, d, event_logs)
+    d.start()
+    assert d.stop() == 0  # the broker now holds the daemon's session
+    ann_id = new_id("redelivered")
+    payload = f'{{"id": "{ann_id}", "text": "{SHORT}", "chime": false}}'.encode()
+    broker.client().publish(d.topic("say"), payload)
+
+    got: list[mqtt.MQTTMessage] = []
+    stand_in = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=d.client_id, protocol=mqtt.MQTTv5,
+                           manual_ack=True)
+    stand_in.on_message = lambda _c, _u, msg: got.append(msg)
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 86400
+    stand_in.connect(broker.host, broker.port, clean_start=False, properties=props)
+    stand_in.loop_start()
+    deadline = time.monotonic() + 10
+    while not got:
+        assert time.monotonic() < deadline, "the session did not deliver the message"
+        time.sleep(0.02)
+    cfg = load_config(d.config_path)
+    spool = Spool(d.spool_path)
+    assert spool.add(parse(got[0].payload, cfg))
+    spool.close()
+    stand_in.disconnect()  # no PUBACK: the broker redelivers with DUP
+    stand_in.loop_stop()
+
+    d.start()
+    events.wait(ann_id, "finished", "a", timeout=20)
+    time.sleep(1.0)
+    assert [e["state"] for e in events.all(ann_id)] == ["queued", "started", "finished"], events.dump()
+    assert d.stop() == 0
+    assert "redeliver" in d.log(), d.log_tail()
