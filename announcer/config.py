@@ -144,9 +144,18 @@ class HermesConfig(Strict):
 
 
 class WyomingConfig(Strict):
+    """Wyoming TTS server (Home Assistant Assist): ``announcer.wyoming_server``."""
+
     enabled: bool = False
-    host: str = "127.0.0.1"
-    port: int = Field(10200, ge=1, le=65535)
+    uri: str = "tcp://127.0.0.1:10200"  # tcp://0.0.0.0:10200 to serve other hosts; unix:///path
+
+    @field_validator("uri")
+    @classmethod
+    def _uri(cls, v: str) -> str:
+        from .engines.wyoming import parse_uri
+
+        parse_uri(v)
+        return v
 
 
 class HttpConfig(Strict):

@@ -112,6 +112,7 @@ class Engine(ABC):
 ENGINE_MODULES: dict[str, str] = {
     "embedded-zh": "announcer.engines.embedded_zh",
     "espeak": "announcer.engines.espeak",
+    "wyoming": "announcer.engines.wyoming",
 }
 
 
