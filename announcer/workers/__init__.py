@@ -1,0 +1,6 @@
+"""Standalone engine workers: small servers that run an engine in its own Python environment.
+
+A worker must not import the rest of ``announcer`` (it runs in a virtualenv that only
+holds its engine's stack, possibly on an older Python); the daemon talks to it over the
+Wyoming protocol and may start it as a managed process (``announcer.engines.managed``).
+"""

@@ -1,0 +1,1 @@
+"""STAND-IN for ``modelscope.utils`` (tests only)."""
