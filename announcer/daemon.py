@@ -77,15 +77,33 @@ class Daemon:
         self.link.start()
         self._maintenance = threading.Thread(target=self._maintain, name="maintenance", daemon=True)
         self._maintenance.start()
+        self._start_wyoming()
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         return self.link is not None and self.link.wait_subscribed(timeout)
 
     def _warn_unimplemented(self) -> None:
         cfg = self.cfg
-        for section in ("wyoming", "http"):
+        for section in ("http",):
             if getattr(cfg, section).enabled:
                 _LOGGER.warning("%s: configured but not available in this version; ignored", section)
+
+    def _start_wyoming(self) -> None:
+        """Wyoming TTS server (Home Assistant Assist) on the daemon's Synthesizer; a taken port is logged."""
+        self.wyoming: Any = None
+        if not self.cfg.wyoming.enabled:
+            return
+        from .wyoming_server import WyomingServer
+
+        server = WyomingServer(self.synth, self.cfg.wyoming.uri, default_engine=self.cfg.default_engine,
+                               max_text_chars=self.cfg.limits.max_text_chars)
+        try:
+            server.start()
+        except OSError as exc:
+            _LOGGER.error("wyoming: cannot listen on %s: %s (the rest of the daemon runs)", self.cfg.wyoming.uri,
+                          exc.strerror or exc)
+            return
+        self.wyoming = server
 
     def _start_integrations(self) -> None:
         """Home Assistant and Hermes: Intake routes their topics to them; they see every event."""
@@ -174,6 +192,8 @@ class Daemon:
     def stop(self, timeout: float = 10.0) -> None:
         self._stopping.set()
         notify("STOPPING=1")
+        if getattr(self, "wyoming", None) is not None:
+            self.wyoming.stop()
         if hasattr(self, "intake"):
             self.intake.close()  # from now on messages are not acked: the broker keeps them for next time
         if hasattr(self, "scheduler"):
