@@ -26,8 +26,9 @@ import hashlib
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .announcement import ID_RE, Announcement, new_id
 from .config import Config

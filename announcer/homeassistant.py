@@ -13,8 +13,9 @@ display names (any language, e.g. Chinese) become entity *names*, never ids.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from .config import Config
 from .emotions import EMOTIONS

@@ -28,14 +28,14 @@ class Integration:
     def subscriptions(self) -> list[str]:
         return []
 
-    def handle(self, msg: "IncomingMessage") -> bool:
+    def handle(self, msg: IncomingMessage) -> bool:
         """True if this integration took the message (it is then acknowledged)."""
         return False
 
     def on_connect(self) -> None:
         """Connected (again) to the broker: publish what the other side must know."""
 
-    def on_event(self, event: dict[str, Any], ann: "Announcement | None") -> None:
+    def on_event(self, event: dict[str, Any], ann: Announcement | None) -> None:
         """Every announcement event (after it went out on ``P/events``)."""
 
     def on_status(self, status: dict[str, Any]) -> None:

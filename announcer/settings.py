@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import tempfile
 import threading
@@ -45,7 +46,7 @@ def parse_emotion(value: str) -> str:
 
 def parse_volume(value: Any) -> float:
     """0..1; ValueError otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"volume must be a number 0 .. 1, got {value!r}")
     if not 0.0 <= float(value) <= 1.0:
         raise ValueError(f"volume {value} is out of range (allowed: 0 .. 1)")

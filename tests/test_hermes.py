@@ -10,17 +10,25 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
+from broker import Broker, Collected, TestClient
+from daemon_proc import (  # noqa: F401
+    DaemonProc,
+    Events,
+    _idle_between_tests,
+    announcer_cache,
+    client,
+    events,
+    new_id,
+)
 
 from announcer.announcement import ID_RE
 from announcer.hermes import SAY, SAY_FINISHED, announcement_id
-from broker import Broker, Collected, TestClient
-from daemon_proc import (DaemonProc, Events, _idle_between_tests, announcer_cache, client, events,  # noqa: F401
-                         new_id)
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -12,12 +12,23 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
 import yaml
+from broker import Broker, TestClient
+from daemon_proc import (  # noqa: F401
+    DaemonProc,
+    Events,
+    _idle_between_tests,
+    announcer_cache,
+    client,
+    events,
+    new_id,
+)
 
 from announcer import __version__
 from announcer import homeassistant as ha
@@ -25,9 +36,6 @@ from announcer.audio import read_wav
 from announcer.config import parse_config
 from announcer.emotions import EMOTIONS
 from announcer.settings import RuntimeSettings, settings_path
-from broker import Broker, TestClient
-from daemon_proc import (DaemonProc, Events, _idle_between_tests, announcer_cache, client, events,  # noqa: F401
-                         new_id)
 
 pytestmark = pytest.mark.timeout(180)
 
