@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import importlib
+import ipaddress
 import os
 import re
 from datetime import time as dtime
@@ -158,13 +159,52 @@ class WyomingConfig(Strict):
         return v
 
 
+# ---- http (HTTP API and web console: announcer/http/) ----
+_LOOPBACK_NAMES = ("localhost", "ip6-localhost")
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 class HttpConfig(Strict):
+    """The HTTP API and web console. Off a loopback address, bearer auth is required."""
+
     enabled: bool = False
     bind: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
-    tokens: tuple[str, ...] = ()
-    allow_ips: tuple[str, ...] = ()
-    audio_max_age: float = Field(3600.0, gt=0)
+    tokens: tuple[Annotated[str, Field(min_length=16)], ...] = ()  # static bearer tokens
+    jwt_secret: str | None = Field(None, min_length=32)  # accept HS256 JWTs signed with it (exp required)
+    allow_ips: tuple[str, ...] = ()  # CIDR networks; empty: any address
+    audio_max_age: float = Field(3600.0, gt=0)  # seconds a /tts WAV is kept
+    audio_max_mb: float = Field(100.0, gt=0)  # total size of kept /tts WAVs
+    audio_dir: Path | None = None  # default: <spool directory>/http-audio
+    max_body_bytes: int | None = Field(None, ge=256, le=16 * 1024 * 1024)  # default: limits.max_payload_bytes
+
+    @field_validator("allow_ips")
+    @classmethod
+    def _networks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for i, net in enumerate(v):
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"item {i}: {net!r} is not an IP address or CIDR network "
+                                 "(e.g. 192.168.1.0/24, 10.0.0.5, fd00::/8)") from None
+        return v
+
+    @model_validator(mode="after")
+    def _auth_off_loopback(self) -> "HttpConfig":
+        if self.enabled and not is_loopback(self.bind) and not self.tokens and not self.jwt_secret:
+            raise ValueError(_CROSS_MARK + "http.tokens: required when http.bind is not a loopback address "
+                                           "(or set http.jwt_secret)")
+        return self
+# ---- end http ----
 
 
 class LoggingConfig(Strict):

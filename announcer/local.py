@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from .announcement import build
+from .announcement import Announcement, build
 from .audio import Audio, write_wav_atomic
 from .cache import ClauseCache
 from .chain import ChimeLibrary, LoudnessState, SpeakerChain, emotion_level_db
 from .config import Config
 from .engines.base import Style, create_engine
-from .synth import Synthesizer
+from .synth import Synthesizer, SynthStats
 from .sinks.base import SpeakerBase
 
 
@@ -30,26 +30,37 @@ def make_synthesizer(cfg: Config, only: str | None = None) -> Synthesizer:
     return Synthesizer(engines, ClauseCache.from_config(cfg.cache))
 
 
-def render_to_file(cfg: Config, raw: dict[str, Any], out: Path) -> Path:
-    """Exactly what a ``file`` speaker (lead-in 0) would write for this announcement."""
-    ann = build(raw, cfg, source="cli", ignore_unknown=True)
-    synth = make_synthesizer(cfg, only=ann.engine)
+def render_announcement(cfg: Config, synth: Synthesizer, ann: Announcement, chimes: ChimeLibrary | None = None,
+                        stats: SynthStats | None = None) -> Audio:
+    """The audio a ``file`` speaker (lead-in 0) would write for ``ann``: chime, speech, repeats, end chime.
+
+    Shared by ``say --out`` and the HTTP ``/tts`` endpoint. Blocking (synthesis): call it
+    from a worker thread, never from an event loop.
+    """
     rate = synth.engine(ann.engine).sample_rate
     style = Style(ann.emotion, ann.intensity, ann.speed)
-    chain = SpeakerChain(SpeakerBase(lead_in_ms=0), ChimeLibrary.from_config(cfg), cfg.audio.target_lufs)
+    chain = SpeakerChain(SpeakerBase(lead_in_ms=0), chimes or ChimeLibrary.from_config(cfg), cfg.audio.target_lufs)
     gain = chain.gain(ann.volume)
     level_db = emotion_level_db(ann.emotion, ann.intensity)
     loudness = LoudnessState()
-    chunks = list(synth.render(ann.text, ann.engine, style, ann.voice))
+    chunks = list(synth.render(ann.text, ann.engine, style, ann.voice, stats))
     parts = [chain.prelude(ann.chime, ann.priority, rate, gain)]
     for i in range(ann.repeat):
         if i:
             parts.append(np.zeros(round(ann.repeat_gap * rate), np.float32))
         parts.extend(chain.process(c.samples, gain, rate=rate, level_db=level_db, state=loudness) for c in chunks)
     parts.append(chain.postlude(ann.chime, rate, gain))
+    return Audio(np.concatenate(parts), rate)
+
+
+def render_to_file(cfg: Config, raw: dict[str, Any], out: Path) -> Path:
+    """Exactly what a ``file`` speaker (lead-in 0) would write for this announcement."""
+    ann = build(raw, cfg, source="cli", ignore_unknown=True)
+    synth = make_synthesizer(cfg, only=ann.engine)
+    audio = render_announcement(cfg, synth, ann)
     for w in ann.warnings:
         print(f"warning: {w}", file=sys.stderr)
-    return write_wav_atomic(out, Audio(np.concatenate(parts), rate))
+    return write_wav_atomic(out, audio)
 
 
 def say(cfg: Config, raw: dict[str, Any], out: Path | None) -> int:

@@ -5,11 +5,13 @@
 #   libportaudio2      PortAudio, used by the sounddevice speaker
 #   alsa-utils         aplay / speaker-test to check a sound card
 #   systemd            systemd-analyze, to verify the unit files in the tests
+#   chromium chromium-driver  headless browser for the web-console test (tests/test_console_browser.py)
+#   fonts-wqy-microhei a small CJK font, so the console's Chinese labels render in that test's screenshot
 # Idempotent: exits at once when every package is already installed.
 # Runs as root, or through sudo when that is available.
 set -eu
 
-PACKAGES="mosquitto mosquitto-clients libportaudio2 alsa-utils systemd"
+PACKAGES="mosquitto mosquitto-clients libportaudio2 alsa-utils systemd chromium chromium-driver fonts-wqy-microhei"
 
 missing=""
 for pkg in $PACKAGES; do

@@ -1,0 +1,14 @@
+"""HTTP API and web console (FastAPI + uvicorn), enabled with ``http.enabled``.
+
+* ``app``      — the endpoints (``create_app``) and the OpenAPI document;
+* ``models``   — request/response schemas for that document;
+* ``security`` — bearer tokens, HS256 JWTs, the IP allow-list, body limits, headers;
+* ``metrics``  — Prometheus text format from the event stream;
+* ``records``  — recent announcements' events and the WAVs ``/tts`` made;
+* ``service``  — ``HttpService``: uvicorn in a background thread beside the MQTT side;
+* ``static/``  — the console (no CDN: every asset is served from here).
+
+FastAPI and uvicorn are imported only when the HTTP side starts.
+"""
+
+from __future__ import annotations

@@ -1,0 +1,282 @@
+"""The HTTP API and web console (FastAPI), built on the daemon's own parts.
+
+Nothing here synthesizes or touches the spool on the event loop: ``/tts`` renders in a
+small dedicated thread pool (busy → 429), the other endpoints that read the spool or
+accept an announcement are plain ``def`` handlers, which FastAPI runs in its thread pool.
+``POST /announce`` goes through the same ``Intake.accept`` as an MQTT message (validate,
+spool, schedule, events); a rejection's ``rejected`` event is picked up on the calling
+thread and turned into the HTTP error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Path as PathParam, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..announcement import ID_RE, build
+from ..config import PRIORITIES
+from ..emotions import EMOTIONS
+from ..errors import InputError
+from ..local import render_announcement
+from ..synth import SynthStats
+from . import models as m
+from .security import Guard, SecurityHeaders
+
+_LOGGER = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+EMOTION_LABELS = {"neutral": "中性", "happy": "开心", "sad": "悲伤", "angry": "生气", "fearful": "害怕",
+                  "surprised": "惊讶"}
+REASON_STATUS = {"oversize": 413, "rate_limited": 429, "duplicate": 409}
+MAX_PENDING_TTS = 8
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, field: str, error: str) -> None:
+        super().__init__(f"{field}: {error}")
+        self.status = status
+        self.field = field
+        self.error = error
+
+    @classmethod
+    def from_input(cls, exc: InputError) -> "ApiError":
+        return cls(REASON_STATUS.get(exc.reason, 400), exc.field, exc.message)
+
+
+def error_json(status: int, field: str, error: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"status": "error", "field": field, "error": error}, status_code=status, headers=headers)
+
+
+class _RejectionCapture(threading.local):
+    events: list[dict[str, Any]] | None = None
+
+
+def create_app(ctx: Any) -> FastAPI:
+    """The ASGI app for ``ctx`` (an ``HttpContext``), wrapped in the access guard."""
+    cfg = ctx.cfg
+    app = FastAPI(title="announcer", version=ctx.version, debug=False, docs_url=None, redoc_url=None,
+                  openapi_url="/openapi.json",
+                  description="Voice announcements over HTTP: synthesize (/tts) or announce on speakers "
+                              "(/announce). Bearer auth unless bound to localhost.")
+    capture = _RejectionCapture()
+
+    def on_event(event: dict[str, Any], _ann: Any) -> None:
+        if event.get("state") == "rejected" and capture.events is not None:
+            capture.events.append(event)
+
+    ctx.events.subscribe(on_event)
+    pending = {"tts": 0}
+    pending_lock = threading.Lock()
+
+    # ---- errors ------------------------------------------------------------------------
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return error_json(exc.status, exc.field, exc.error)
+
+    @app.exception_handler(InputError)
+    async def _input_error(_request: Request, exc: InputError) -> JSONResponse:
+        e = ApiError.from_input(exc)
+        return error_json(e.status, e.field, e.error)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        err = exc.errors()[0] if exc.errors() else {"loc": ("request",), "msg": "invalid"}
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("path", "query", "body")]
+        return error_json(400, ".".join(loc) or "request", str(err.get("msg", "invalid")))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        field = {404: "path", 405: "method"}.get(exc.status_code, "request")
+        return error_json(exc.status_code, field, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        _LOGGER.exception("http: %s %s failed", request.method, request.url.path)
+        return error_json(500, "server", "internal error (see the daemon's log)")
+
+    async def json_body(request: Request) -> dict[str, Any]:
+        raw = await request.body()
+        try:
+            obj = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ApiError(400, "body", f"not valid JSON ({exc})") from None
+        if not isinstance(obj, dict):
+            raise ApiError(400, "body", 'must be a JSON object with at least "text"')
+        return obj
+
+    # ---- console and health --------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/healthz", response_model=m.Health, summary="Liveness (no auth)")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok"}
+
+    @app.get("/api/info", response_model=m.Info, summary="Engines, voices, emotions, speakers and zones",
+             responses=m.error_responses(401, 403))
+    def info() -> dict[str, Any]:
+        return _info(ctx)
+
+    # ---- synthesis ---------------------------------------------------------------------
+    @app.post("/tts", response_model=m.TtsResponse, summary="Synthesize to a WAV (not played)",
+              openapi_extra=m.body_schema(m.TtsRequest, cfg),
+              responses=m.error_responses(400, 401, 403, 413, 415, 429))
+    async def tts(request: Request) -> dict[str, Any]:
+        raw = await json_body(request)
+        raw.setdefault("chime", False)
+        ann = build(raw, cfg, source="http", ignore_unknown=False)
+        ctx.synth.check_voice(ann.engine, ann.voice)
+        if not ctx.tts_limiter.allow():
+            raise ApiError(429, "limits.per_minute", f"more than {cfg.limits.per_minute} syntheses in a minute; "
+                                                     "try again shortly")
+        with pending_lock:
+            if pending["tts"] >= MAX_PENDING_TTS:
+                raise ApiError(429, "tts", "busy: too many syntheses waiting; try again shortly")
+            pending["tts"] += 1
+        try:
+            stats = SynthStats()
+            loop = asyncio.get_running_loop()
+            audio = await loop.run_in_executor(
+                ctx.tts_pool, lambda: render_announcement(cfg, ctx.synth, ann, ctx.chimes, stats))
+            audio_id = await loop.run_in_executor(ctx.tts_pool, ctx.audio.put, audio)
+        finally:
+            with pending_lock:
+                pending["tts"] -= 1
+        ctx.metrics.observe_tts(stats.synth_seconds, stats.audio_seconds)
+        return {"status": "success", "id": audio_id, "audio_url": f"/audio/{audio_id}.wav",
+                "duration": round(audio.duration, 3), "sample_rate": audio.sample_rate,
+                "warnings": list(ann.warnings)}
+
+    @app.get("/audio/{audio_id}.wav", response_class=FileResponse, summary="A WAV made by /tts",
+             responses={200: {"content": {"audio/wav": {}}, "description": "PCM-16 WAV"},
+                        **m.error_responses(400, 401, 403, 404)})
+    def audio(audio_id: str = PathParam(pattern=r"^[0-9a-f]{32}$")) -> FileResponse:
+        path = ctx.audio.path(audio_id)
+        if path is None:
+            raise ApiError(404, "id", f"no audio {audio_id!r} (generated audio is kept "
+                                      f"{cfg.http.audio_max_age:g} s)")
+        return FileResponse(path, media_type="audio/wav", headers={"Cache-Control": "private, no-store"})
+
+    # ---- announcements -------------------------------------------------------------------
+    @app.post("/announce", status_code=202, response_model=m.AnnounceResponse,
+              summary="Queue an announcement on speakers (the fields of an MQTT announcement)",
+              openapi_extra=m.body_schema(m.AnnounceRequest, cfg),
+              responses=m.error_responses(400, 401, 403, 409, 413, 415, 429))
+    async def announce(request: Request) -> dict[str, Any]:
+        raw = await json_body(request)
+        ann, rejected = await asyncio.get_running_loop().run_in_executor(None, _accept, raw)
+        if ann is None:
+            event = rejected[-1] if rejected else {"error": "announcement: rejected", "reason": "invalid"}
+            field, _, message = str(event.get("error", "")).partition(": ")
+            raise ApiError(REASON_STATUS.get(str(event.get("reason")), 400), field or "announcement",
+                           message or "rejected")
+        return {"status": "accepted", "id": ann.id, "url": f"/announcements/{ann.id}",
+                "targets": list(ann.targets), "speakers": list(ann.speakers), "warnings": list(ann.warnings)}
+
+    def _accept(raw: dict[str, Any]) -> tuple[Any, list[dict[str, Any]]]:
+        capture.events = []
+        try:
+            ann = ctx.intake.accept(b"", None, source="http", raw=raw)
+            return ann, capture.events
+        finally:
+            capture.events = None
+
+    @app.get("/announcements", response_model=m.AnnouncementList, summary="Recent announcements, newest first",
+             responses=m.error_responses(400, 401, 403))
+    def announcements(limit: int = Query(20, ge=1, le=200)) -> dict[str, Any]:
+        return {"announcements": ctx.recent.recent(limit)}
+
+    @app.get("/announcements/{ann_id}", response_model=m.AnnouncementRecord,
+             summary="One announcement: its state and events", responses=m.error_responses(400, 401, 403, 404))
+    def announcement(ann_id: str = PathParam(pattern=ID_RE.pattern)) -> dict[str, Any]:
+        record = ctx.recent.get(ann_id)
+        spooled = ctx.spool.state(ann_id)
+        if record is None and spooled is None:
+            raise ApiError(404, "id", f"no announcement {ann_id!r} (recent ones and the spool were searched)")
+        record = record or {"id": ann_id, "state": "queued", "events": []}
+        if spooled is not None:
+            ann_state, speakers = spooled
+            record["speaker_states"] = speakers
+            if ann_state is not None:
+                record["state"] = ann_state
+            record.setdefault("speakers", list(speakers))
+        return record
+
+    @app.post("/stop", response_model=m.StopResponse, summary="Stop and cancel (all speakers or one target)",
+              responses=m.error_responses(400, 401, 403, 413, 415))
+    async def stop(body: m.StopRequest) -> dict[str, Any]:
+        stopped = await asyncio.get_running_loop().run_in_executor(
+            None, ctx.scheduler.stop, body.target, body.priority_below)
+        return {"status": "success", "stopped": stopped}
+
+    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics (text format 0.0.4)",
+             responses={200: {"content": {"text/plain": {}}, "description": "metrics"},
+                        **m.error_responses(401, 403)})
+    def metrics() -> PlainTextResponse:
+        return PlainTextResponse(ctx.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document without its 422 responses: validation errors are 400 here."""
+    if app.openapi_schema is None:
+        doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        for path in doc.get("paths", {}).values():
+            for op in path.values():
+                op.get("responses", {}).pop("422", None)
+        schemas = doc.get("components", {}).get("schemas", {})
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        app.openapi_schema = doc
+    return app.openapi_schema
+
+
+def wrap(app: FastAPI, ctx: Any) -> Any:
+    """The app behind the access guard and the security headers: what uvicorn serves."""
+    max_body = ctx.cfg.http.max_body_bytes or ctx.cfg.limits.max_payload_bytes
+    return SecurityHeaders(Guard(app, ctx.policy, max_body))
+
+
+def _info(ctx: Any) -> dict[str, Any]:
+    cfg = ctx.cfg
+    engines = []
+    for name, eng in ctx.synth.engines.items():
+        try:
+            d = eng.describe()
+            engines.append({**d, "name": name, "available": True, "default_voice": eng.default_voice})
+        except Exception as exc:  # an engine that cannot load is listed, not fatal
+            engines.append({"name": name, "type": getattr(eng, "type_name", "?"), "available": False,
+                            "error": str(exc)})
+    defaults = cfg.defaults
+    return {
+        "version": ctx.version,
+        "auth_required": ctx.policy.auth_required,
+        "engines": engines,
+        "default_engine": cfg.default_engine,
+        "emotions": [{"name": e, "display": EMOTION_LABELS.get(e, e)} for e in EMOTIONS],
+        "priorities": list(PRIORITIES),
+        "speakers": [{"name": n, "display": getattr(s, "name", None) or n} for n, s in cfg.speakers.items()],
+        "zones": [{"name": z, "display": cfg.zone_names.get(z, z), "speakers": list(members)}
+                  for z, members in cfg.zones.items()],
+        "default_targets": list(cfg.default_targets),
+        "defaults": {"emotion": defaults.emotion, "intensity": defaults.intensity, "speed": defaults.speed,
+                     "priority": defaults.priority, "voice": defaults.voice},
+        "max_text_chars": cfg.limits.max_text_chars,
+    }
+

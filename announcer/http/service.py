@@ -1,0 +1,161 @@
+"""Running the HTTP API beside the MQTT side: uvicorn in a background thread with its own loop.
+
+``HttpContext`` gathers what the endpoints use (the daemon's synthesizer, intake, spool,
+scheduler and event bus, plus the HTTP side's own records) and subscribes its listeners.
+``HttpServer`` runs uvicorn in a thread and stops it with ``should_exit``. ``HttpService``
+is what the daemon starts and stops: context + app + server + the audio sweeper.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..chain import ChimeLibrary
+from ..config import Config
+from ..events import EventBus
+from ..intake import Intake, RateLimiter
+from ..scheduler import Scheduler
+from ..spool import Spool
+from ..synth import Synthesizer
+from .metrics import Metrics
+from .records import AudioStore, RecentAnnouncements
+from .security import AccessPolicy
+
+_LOGGER = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 60.0
+TTS_WORKERS = 2
+
+
+@dataclass
+class HttpContext:
+    cfg: Config
+    synth: Synthesizer
+    intake: Intake
+    spool: Spool
+    scheduler: Scheduler
+    events: EventBus
+    audio: AudioStore
+    recent: RecentAnnouncements
+    metrics: Metrics
+    policy: AccessPolicy
+    chimes: ChimeLibrary
+    tts_limiter: RateLimiter
+    version: str = __version__
+    tts_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(TTS_WORKERS, thread_name_prefix="http-tts"))
+
+    @classmethod
+    def create(cls, cfg: Config, synth: Synthesizer, intake: Intake, spool: Spool, scheduler: Scheduler,
+               events: EventBus) -> "HttpContext":
+        h = cfg.http
+        audio_dir = h.audio_dir or Path(cfg.spool.path).parent / "http-audio"
+        ctx = cls(cfg=cfg, synth=synth, intake=intake, spool=spool, scheduler=scheduler, events=events,
+                  audio=AudioStore(audio_dir, h.audio_max_age, int(h.audio_max_mb * 1024 * 1024)),
+                  recent=RecentAnnouncements(),
+                  metrics=Metrics(list(cfg.speakers), __version__, status=scheduler.status),
+                  policy=AccessPolicy(h.tokens, h.jwt_secret, h.allow_ips),
+                  chimes=ChimeLibrary.from_config(cfg), tts_limiter=RateLimiter(cfg.limits.per_minute))
+        events.subscribe(ctx.recent.on_event)
+        events.subscribe(ctx.metrics.on_event)
+        return ctx
+
+    def close(self) -> None:
+        self.tts_pool.shutdown(wait=False, cancel_futures=True)
+
+
+class HttpServer:
+    """uvicorn in a daemon thread. ``port=0`` picks a free port (see ``port`` after ``start``)."""
+
+    def __init__(self, asgi_app: Any, host: str, port: int) -> None:
+        import uvicorn
+
+        self.host = host
+        config = uvicorn.Config(asgi_app, host=host, port=port, log_config=None, access_log=False,
+                                proxy_headers=False,  # X-Forwarded-For must not fool the allow-list
+                                server_header=False, lifespan="off", limit_concurrency=64,
+                                timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024)
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._run, name="http", daemon=True)
+        self._error: BaseException | None = None
+
+    def _run(self) -> None:
+        try:
+            self.server.run()  # its own event loop; signal handlers are left to the main thread
+        except BaseException as exc:  # uvicorn exits with SystemExit when it cannot bind
+            self._error = exc
+
+    def start(self, timeout: float = 10.0) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.server.should_exit = True
+                raise OSError(f"cannot listen on {self.host}:{self.server.config.port} (see the log above)")
+            time.sleep(0.01)
+
+    @property
+    def port(self) -> int:
+        for server in getattr(self.server, "servers", []):
+            for sock in server.sockets:
+                return int(sock.getsockname()[1])
+        return int(self.server.config.port)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                self.server.force_exit = True
+                self._thread.join(1.0)
+
+
+class HttpService:
+    """The daemon's HTTP side: ``start()`` after the scheduler runs, ``stop()`` before it stops."""
+
+    def __init__(self, ctx: HttpContext, port: int | None = None) -> None:
+        from .app import create_app, wrap
+
+        self.ctx = ctx
+        self.app = create_app(ctx)
+        self.server = HttpServer(wrap(self.app, ctx), ctx.cfg.http.bind,
+                                 ctx.cfg.http.port if port is None else port)
+        self._stopping = threading.Event()
+        self._sweeper = threading.Thread(target=self._sweep, name="http-audio-sweep", daemon=True)
+
+    @classmethod
+    def from_daemon(cls, daemon: Any) -> "HttpService":
+        return cls(HttpContext.create(daemon.cfg, daemon.synth, daemon.intake, daemon.spool, daemon.scheduler,
+                                      daemon.events))
+
+    def start(self) -> None:
+        self.ctx.audio.sweep()
+        self.server.start()
+        self._sweeper.start()
+        auth = "bearer auth" if self.ctx.policy.auth_required else "no auth (loopback only)"
+        _LOGGER.info("http: listening on %s (%s%s)", self.server.url, auth,
+                     f", allow {', '.join(self.ctx.cfg.http.allow_ips)}" if self.ctx.cfg.http.allow_ips else "")
+
+    def _sweep(self) -> None:
+        while not self._stopping.wait(SWEEP_SECONDS):
+            try:
+                self.ctx.audio.sweep()
+            except Exception as exc:  # keep sweeping next time
+                _LOGGER.warning("http: audio sweep failed: %s", exc)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        self.server.stop(timeout)
+        self.ctx.close()
