@@ -54,6 +54,9 @@ class Daemon:
         self._warn_unimplemented()
         self.synth = make_synthesizer(cfg)
         for name, eng in self.synth.engines.items():
+            if hasattr(eng, "start_managed"):  # managed engine process: started in the background, never blocks
+                eng.start_managed(on_change=lambda _name, _state: self._publish_status())
+                continue
             t0 = time.perf_counter()
             try:
                 eng.load()
@@ -78,15 +81,13 @@ class Daemon:
         self._maintenance = threading.Thread(target=self._maintain, name="maintenance", daemon=True)
         self._maintenance.start()
         self._start_wyoming()
+        self._start_http()
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         return self.link is not None and self.link.wait_subscribed(timeout)
 
     def _warn_unimplemented(self) -> None:
-        cfg = self.cfg
-        for section in ("http",):
-            if getattr(cfg, section).enabled:
-                _LOGGER.warning("%s: configured but not available in this version; ignored", section)
+        """Every config section is implemented (http was the last); kept for sections still to come."""
 
     def _start_wyoming(self) -> None:
         """Wyoming TTS server (Home Assistant Assist) on the daemon's Synthesizer; a taken port is logged."""
@@ -104,6 +105,24 @@ class Daemon:
                           exc.strerror or exc)
             return
         self.wyoming = server
+
+    # ---- http (HTTP API and web console: announcer/http/) ----
+    def _start_http(self) -> None:
+        """uvicorn in a background thread on the daemon's parts; a taken port is logged, the rest runs."""
+        self.http: Any = None
+        if not self.cfg.http.enabled:
+            return
+        from .http.service import HttpService
+
+        service = HttpService.from_daemon(self)
+        try:
+            service.start()
+        except OSError as exc:
+            _LOGGER.error("http: %s (the rest of the daemon runs)", exc)
+            service.ctx.close()
+            return
+        self.http = service
+    # ---- end http ----
 
     def _start_integrations(self) -> None:
         """Home Assistant and Hermes: Intake routes their topics to them; they see every event."""
@@ -139,7 +158,11 @@ class Daemon:
 
     def status(self) -> dict[str, Any]:
         st = self.scheduler.status()
-        return {"state": "online", "version": __version__, "queue": st["queue"], "speaking": st["speaking"]}
+        status = {"state": "online", "version": __version__, "queue": st["queue"], "speaking": st["speaking"]}
+        managed = {name: eng.state for name, eng in self.synth.engines.items() if hasattr(eng, "start_managed")}
+        if managed:  # managed engine processes: starting | ready | down
+            status["engines"] = managed
+        return status
 
     def _status_changed(self, _status: dict[str, Any] | None = None) -> None:
         self._publish_status()
@@ -194,10 +217,15 @@ class Daemon:
         notify("STOPPING=1")
         if getattr(self, "wyoming", None) is not None:
             self.wyoming.stop()
+        if getattr(self, "http", None) is not None:
+            self.http.stop()  # http: no new requests before the intake closes
         if hasattr(self, "intake"):
             self.intake.close()  # from now on messages are not acked: the broker keeps them for next time
         if hasattr(self, "scheduler"):
             self.scheduler.shutdown(timeout)
+        for eng in (self.synth.engines.values() if hasattr(self, "synth") else ()):
+            if hasattr(eng, "start_managed"):
+                eng.close()  # managed engine process: SIGTERM, then SIGKILL
         if self.link is not None:
             offline = dict(self._last_status or {}, state="offline", queue=len(self.spool.pending()), speaking=[])
             try:

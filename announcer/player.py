@@ -166,7 +166,8 @@ class Player:
             def started(handed_at: float) -> None:
                 latency = max(0.0, (handed_at - ann.received) * 1000.0)
                 self.events.emit("started", ann, speaker=self.name, latency_ms=round(latency),
-                                 replay=True if job.replay else None)
+                                 replay=True if job.replay else None,
+                                 **render.stats.event_fields())  # engine/fallback/warnings when a fallback spoke
 
             writer = _Writer(stream, rate, job, self.clock, started)
             write = writer.write

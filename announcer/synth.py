@@ -4,6 +4,12 @@
 so the first clause can play while the next one is synthesized. Calls into one engine
 are serialised with a lock (engines are safe for one caller at a time); different
 engines run in parallel.
+
+Fallback (engines that declare ``ready``, e.g. ``announcer.engines.managed``): while such
+an engine is not ready, or when it fails, the text is spoken by its ``fallback`` engine
+(else the first ``embedded-zh`` engine, else a built-in one), resampled to the rate of
+the engine asked for; ``SynthStats`` records which engine spoke and a warning, and the
+``started`` event carries them (``engine``, ``fallback: true``, ``warnings``).
 """
 
 from __future__ import annotations
@@ -12,14 +18,14 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .audio import Audio
 from .cache import ClauseCache
-from .engines.base import Engine, Style
-from .errors import InputError
+from .engines.base import Engine, Style, create_engine, engine_module
+from .errors import EngineUnavailable, InputError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -33,6 +39,19 @@ class SynthStats:
     synth_seconds: float = 0.0
     audio_seconds: float = 0.0
     first_chunk_seconds: float | None = None
+    engine: str | None = None  # set when a fallback engine spoke instead of the one asked for
+    warnings: list[str] = field(default_factory=list)
+
+    def event_fields(self) -> dict[str, object]:
+        """Extra ``started`` event fields: empty unless a fallback engine spoke."""
+        if self.engine is None:
+            return {}
+        return {"engine": self.engine, "fallback": True, "warnings": list(self.warnings)}
+
+
+# ---- fallback for engines that declare ``ready`` (managed engine processes) ----------------
+FALLBACK_ERRORS = (EngineUnavailable, OSError)
+BUILTIN_FALLBACK = "embedded-zh"
 
 
 class Synthesizer:
@@ -40,6 +59,8 @@ class Synthesizer:
         self.engines = engines
         self.cache = cache
         self._locks = {name: threading.Lock() for name in engines}
+        self._builtin_fallback: Engine | None = None
+        self._fallback_lock = threading.Lock()
 
     def engine(self, name: str) -> Engine:
         try:
@@ -56,30 +77,81 @@ class Synthesizer:
                                       f"(allowed: {', '.join(eng.voices)})")
         return voice
 
+    def fallback_for(self, engine_name: str) -> tuple[str, Engine] | None:
+        """Who speaks for ``engine_name`` while it cannot: its ``fallback``, the first embedded-zh, a built-in one."""
+        eng = self.engine(engine_name)
+        wanted = getattr(eng, "fallback", None)
+        if wanted and wanted != engine_name and wanted in self.engines:
+            return wanted, self.engines[wanted]
+        for name, other in self.engines.items():
+            if name != engine_name and other.type_name == BUILTIN_FALLBACK and not hasattr(other, "ready"):
+                return name, other
+        with self._fallback_lock:
+            if self._builtin_fallback is None:
+                try:
+                    config = engine_module(BUILTIN_FALLBACK).Config(type=BUILTIN_FALLBACK)
+                    self._builtin_fallback = create_engine(BUILTIN_FALLBACK, config, eng.cache_dir)
+                except Exception:  # noqa: BLE001 - no fallback then; the caller reports the original problem
+                    _LOGGER.exception("cannot create the built-in fallback engine")
+                    return None
+            return BUILTIN_FALLBACK, self._builtin_fallback
+
+    def _fall_back(self, engine_name: str, why: str, stats: SynthStats | None) -> tuple[str, Engine] | None:
+        found = self.fallback_for(engine_name)
+        if found is None:
+            return None
+        warning = f"engine {engine_name} {why}; spoken by {found[0]}"
+        _LOGGER.warning("%s", warning)
+        if stats is not None:
+            stats.engine = found[0]
+            stats.warnings.append(warning)
+        return found
+
     def render(self, text: str, engine_name: str, style: Style, voice: str | None = None,
                stats: SynthStats | None = None) -> Iterator[Audio]:
         eng = self.engine(engine_name)
         voice = self.check_voice(engine_name, voice)
-        eng.load()
+        speaker_name, speaker = engine_name, eng
+        can_fall_back = hasattr(eng, "ready")  # engines that may be down for a while opt in
+        if can_fall_back and not eng.ready:  # type: ignore[attr-defined]
+            found = self._fall_back(engine_name, "is not ready", stats)
+            if found is not None:
+                speaker_name, speaker = found
+                voice = speaker.default_voice
+        try:
+            speaker.load()
+        except FALLBACK_ERRORS as exc:
+            found = self._fall_back(engine_name, f"failed ({exc})", stats) if can_fall_back and speaker is eng else None
+            if found is None:
+                raise
+            speaker_name, speaker = found
+            voice = speaker.default_voice
+            speaker.load()
         start = time.perf_counter()
-        clauses = eng.clauses(text)
-        lock = self._locks.setdefault(engine_name, threading.Lock())
-        for clause in clauses:
+        clauses = speaker.clauses(text)
+        i = 0
+        while i < len(clauses):
+            clause = clauses[i]
             t0 = time.perf_counter()
-            samples = None
-            key = None
-            if self.cache is not None:
-                key = self.cache.key(eng.fingerprint, voice, style.emotion, style.intensity, style.speed, clause)
-                samples = self.cache.get(key)
-            hit = samples is not None
-            if samples is None:
-                with lock:
-                    samples = eng.synthesize_clause(clause, style, voice)
-                if self.cache is not None and key is not None:
-                    self.cache.put(key, samples)
-            pause = eng.pause_after(clause, style)
+            try:
+                samples, hit = self._clause(speaker_name, speaker, clause, style, voice)
+            except FALLBACK_ERRORS as exc:
+                found = self._fall_back(engine_name, f"failed ({exc})", stats) if can_fall_back and speaker is eng \
+                    else None
+                if found is None:
+                    raise
+                speaker_name, speaker = found
+                voice = speaker.default_voice
+                speaker.load()
+                clauses = clauses[:i] + [c for rest in clauses[i:] for c in speaker.clauses(rest)]
+                continue
+            pause = speaker.pause_after(clause, style)
             if pause > 0:
-                samples = np.concatenate([samples, np.zeros(int(pause * eng.sample_rate), np.float32)])
+                samples = np.concatenate([samples, np.zeros(int(pause * speaker.sample_rate), np.float32)])
+            if speaker is not eng and speaker.sample_rate != eng.sample_rate:
+                from .chain import resample  # a fallback's audio at the rate callers expect of ``eng``
+
+                samples = resample(np.asarray(samples, np.float32), speaker.sample_rate, eng.sample_rate)
             chunk = Audio(np.asarray(samples, np.float32), eng.sample_rate)
             if stats is not None:
                 stats.clauses += 1
@@ -89,6 +161,22 @@ class Synthesizer:
                 if stats.first_chunk_seconds is None:
                     stats.first_chunk_seconds = time.perf_counter() - start
             yield chunk
+            i += 1
+
+    def _clause(self, name: str, eng: Engine, clause: str, style: Style, voice: str | None) -> tuple[np.ndarray, bool]:
+        """One clause from the cache or the engine: (samples at ``eng.sample_rate``, cache hit)."""
+        key = None
+        if self.cache is not None:
+            key = self.cache.key(eng.fingerprint, voice, style.emotion, style.intensity, style.speed, clause)
+            samples = self.cache.get(key)
+            if samples is not None:
+                return samples, True
+        lock = self._locks.setdefault(name, threading.Lock())
+        with lock:
+            samples = eng.synthesize_clause(clause, style, voice)
+        if self.cache is not None and key is not None:
+            self.cache.put(key, samples)
+        return samples, False
 
     def render_all(self, text: str, engine_name: str, style: Style, voice: str | None = None,
                    stats: SynthStats | None = None) -> Audio:

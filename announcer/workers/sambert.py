@@ -75,6 +75,7 @@ EMOTION_ALIASES: Dict[str, str] = {"fear": "fearful", "surprise": "surprised", "
 MODES: Tuple[str, ...] = ("auto", "symbols", "ssml")
 SYMBOLS_NEUTRAL_BELOW = 0.5  # symbols mode: intensity below this speaks neutral
 SSML_MIN_INTENSITY, SSML_MAX_INTENSITY = 0.01, 2.0
+STYLE_CONTEXT_KEY = "announcer_style"  # Synthesize.context key announcer's engines fill (intensity, speed)
 
 _SENTENCE_END = re.compile(r"(?<=[。！？；!?;])")
 _EMOTION_TAG = re.compile(r"emotion_[A-Za-z]+")
@@ -433,7 +434,10 @@ def request_style(voice_name: Optional[str], context: Optional[Dict[str, Any]], 
                   default_voice: str) -> Tuple[str, str, float]:
     """(voice, emotion, intensity) of one Synthesize event; ValueError for a bad voice or emotion."""
     voice, emotion = parse_voice(voice_name, synth.voices, default_voice)
-    context = context or {}
+    context = dict(context or {})
+    style = context.get(STYLE_CONTEXT_KEY)
+    if isinstance(style, dict):  # announcer's wyoming/sambert engines send {"announcer_style": {...}}
+        context.update(style)
     if emotion is None:
         emotion = resolve_emotion(context.get("emotion"))
         if emotion is None:
