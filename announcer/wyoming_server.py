@@ -33,6 +33,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
@@ -171,6 +172,9 @@ class WyomingServer:
             port = self._server.sockets[0].getsockname()[1]
             self.bound_uri = f"tcp://{address[0]}:{port}"
         else:
+            path = Path(address)
+            if path.is_socket():  # left over from an earlier run
+                path.unlink()
             self._server = await asyncio.start_unix_server(self._on_client, address)
 
     @property
@@ -211,6 +215,9 @@ class WyomingServer:
         thread.join(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._thread = self._loop = None
+        kind, address = parse_uri(self.uri)
+        if kind == "unix" and Path(address).is_socket():
+            Path(address).unlink()
         _LOGGER.info("wyoming: TTS server stopped")
 
     # ---- voices ------------------------------------------------------------------------

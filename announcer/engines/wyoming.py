@@ -7,7 +7,10 @@ the events are framed with the ``wyoming`` library's blocking ``read_event`` /
 * ``load`` asks the server to ``describe`` itself (voices, languages) and makes one probe
   synthesis of ``.`` to learn the sample rate from its ``audio-start`` (``describe`` does
   not carry it). An unreachable server raises ``EngineUnavailable`` naming the uri; the
-  daemon keeps running and the next announcement tries ``load`` again.
+  daemon keeps running and the next announcement tries ``load`` again. Until a load
+  succeeds the engine declares 22050 Hz and the configured voice (or ``default``); a
+  declaration asked before any load attempt (``say --out`` reads the rate first) makes
+  that attempt.
 * ``synthesize_clause`` sends one ``synthesize`` per clause (a sentence: the server
   inserts its own pauses) and collects the audio; audio at another rate than the one
   learnt at load is resampled to it, other widths/channel counts are converted.
@@ -236,9 +239,19 @@ class WyomingEngine(Engine):
         self._program_version = ""
         self._emotion_voices = False
         self._rate = DEFAULT_SAMPLE_RATE
+        self._load_attempted = False
 
     # --- lifecycle ----------------------------------------------------------------
+    def _ensure_described(self) -> None:
+        """Declarations asked before any ``load``: try it once, quietly (the daemon loads at start anyway)."""
+        if not self._loaded and not self._load_attempted:
+            try:
+                self.load()
+            except EngineUnavailable:
+                pass  # declarations stay at their defaults; synthesis raises with the reason
+
     def _load(self) -> None:
+        self._load_attempted = True
         uri, timeout = self.config.uri, self.config.timeout
         try:
             info = fetch_info(uri, timeout)
@@ -283,6 +296,7 @@ class WyomingEngine(Engine):
 
     @property
     def voices(self) -> tuple[str, ...]:
+        self._ensure_described()
         first = self.config.voice
         rest = self._base_voices() if self._server_voices else ()
         if first is None:
@@ -300,6 +314,7 @@ class WyomingEngine(Engine):
 
     @property
     def emotions(self) -> tuple[str, ...]:
+        self._ensure_described()
         if not self._emotion_voices:
             return ("neutral",)
         voice = self.default_voice
@@ -308,6 +323,7 @@ class WyomingEngine(Engine):
 
     @property
     def sample_rate(self) -> int:
+        self._ensure_described()
         return self._rate
 
     @property
