@@ -275,15 +275,16 @@ def default_work_dir() -> str:
     return os.path.join(base, "sambert-model")
 
 
-def writable_model_dir(model_dir: str, work_dir: Optional[str]) -> str:
+def writable_model_dir(model_dir: str, work_dir: Optional[str], writable: Any = None) -> str:
     """The directory to load from: ``model_dir`` if writable, else a mirror of symlinks in ``work_dir``.
 
     SambertHifigan unzips ``resource.zip`` into its model directory at every start, so a
     read-only install (a package, a mounted volume) gets a mirror: every entry of the
     model directory symlinked, except ``resource/``, which is extracted there instead.
     """
+    writable = writable or _writable  # a test may pass its own predicate (root can write anywhere)
     model_dir = os.path.abspath(model_dir)
-    if _writable(model_dir):
+    if writable(model_dir):
         return model_dir
     mirror = os.path.abspath(work_dir or default_work_dir())
     try:
@@ -304,7 +305,7 @@ def writable_model_dir(model_dir: str, work_dir: Optional[str]) -> str:
         raise SetupError(f"{model_dir} is read-only and the work directory {mirror} cannot be prepared "
                          f"({exc.strerror or exc}); resource.zip is unzipped at every start: give --work-dir "
                          f"a writable directory") from None
-    if not _writable(mirror):
+    if not writable(mirror):
         raise SetupError(f"{model_dir} is read-only and the work directory {mirror} is not writable either; "
                          f"resource.zip is unzipped at every start: give --work-dir a writable directory")
     _LOGGER.info("%s is read-only: loading through %s", model_dir, mirror)
