@@ -189,7 +189,8 @@ class ManagedProcess:
                     self._terminate()
                     break
             self._stop.wait(POLL_SECONDS)
-        if self._stop.is_set():
+        if self._stop.is_set():  # stop() may have come before this child existed: end it here too
+            self._terminate()
             return ready_since
         code = proc.wait()
         reader.join(2.0)
