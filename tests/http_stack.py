@@ -1,0 +1,99 @@
+"""A real daemon-side stack serving the HTTP API, for the HTTP and console tests.
+
+Real parts only: the embedded-zh engine behind a ``Synthesizer``, a SQLite spool, file
+speakers (``lobby``, ``archive``; zone ``ward-3``), the ``Scheduler``, ``Intake`` and
+``EventBus``, and uvicorn on a free loopback port (``HttpService``) — everything but the
+MQTT link, which the HTTP side does not use.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from announcer.chain import ChimeLibrary
+from announcer.config import Config, parse_config
+from announcer.events import EventBus
+from announcer.http.service import HttpContext, HttpService
+from announcer.intake import Intake
+from announcer.local import make_synthesizer
+from announcer.scheduler import Scheduler
+from announcer.sinks.base import SinkContext, create_sink
+from announcer.spool import Spool
+from announcer.synth import Synthesizer
+
+TOKEN = "test-token-0123456789abcdef"
+JWT_SECRET = "jwt-secret-0123456789abcdef-0123456789"
+
+
+def stack_config(root: Path, http: str = "", limits: str = "") -> Config:
+    return parse_config(f"""
+engines: {{zh: {{type: embedded-zh}}}}
+speakers:
+  lobby: {{type: file, directory: {root}/lobby, name: 大厅}}
+  archive: {{type: file, directory: {root}/archive, name: 档案}}
+zones:
+  ward-3: {{speakers: [lobby, archive], name: 三号病房}}
+defaults: {{targets: [lobby]}}
+spool: {{path: {root}/spool.sqlite3}}
+cache: {{directory: {root}/cache}}
+limits: {{{limits}}}
+http: {{enabled: true, {http}}}
+""")
+
+
+@dataclass
+class Stack:
+    cfg: Config
+    root: Path
+    events: EventBus
+    synth: Synthesizer
+    spool: Spool
+    scheduler: Scheduler
+    intake: Intake
+    service: HttpService
+
+    @property
+    def url(self) -> str:
+        return self.service.server.url
+
+    def client(self, token: str | None = None, **kwargs: Any) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30.0, **kwargs)
+
+    def wait_state(self, client: httpx.Client, ann_id: str, states: tuple[str, ...] = ("finished",),
+                   timeout: float = 30.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        record: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            r = client.get(f"/announcements/{ann_id}")
+            if r.status_code == 200:
+                record = r.json()
+                if record["state"] in states:
+                    return record
+            time.sleep(0.05)
+        raise AssertionError(f"{ann_id} did not reach {states}; last: {record}")
+
+    def close(self) -> None:
+        self.service.stop()
+        self.scheduler.shutdown(5.0)
+        self.spool.close()
+
+
+def start_stack(root: Path, http: str = "", limits: str = "", synth: Synthesizer | None = None) -> Stack:
+    root.mkdir(parents=True, exist_ok=True)
+    cfg = stack_config(root, http, limits)
+    events = EventBus()
+    synth = synth or make_synthesizer(cfg)
+    spool = Spool(cfg.spool.path)
+    sinks = {name: create_sink(name, scfg, SinkContext(publish=None)) for name, scfg in cfg.speakers.items()}
+    scheduler = Scheduler(cfg, synth, sinks, spool, events, ChimeLibrary.from_config(cfg))
+    intake = Intake(cfg, spool, scheduler, events)
+    scheduler.start()
+    service = HttpService(HttpContext.create(cfg, synth, intake, spool, scheduler, events), port=0)
+    service.start()
+    return Stack(cfg, root, events, synth, spool, scheduler, intake, service)
