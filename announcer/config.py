@@ -279,6 +279,11 @@ class Config(Strict):
             errors.append("engines: at least one engine is needed")
         if self.defaults.engine is not None and self.defaults.engine not in self.engines:
             errors.append(f"defaults.engine: {self.defaults.engine!r} is not an engine (have: {', '.join(self.engines)})")
+        for name, ecfg in self.engines.items():  # managed engines (sambert): who speaks while they are down
+            fallback = getattr(ecfg, "fallback", None)
+            if fallback is not None and (fallback == name or fallback not in self.engines):
+                errors.append(f"engines.{name}.fallback: {fallback!r} is not another engine "
+                              f"(have: {', '.join(n for n in self.engines if n != name) or 'none'})")
         clash = set(self.speakers) & set(self.zones)
         for name in sorted(clash):
             errors.append(f"zones.{name}: a speaker already has this name")

@@ -314,3 +314,12 @@ def test_daemon_manages_the_worker(worker_py: str, tmp_path: Path, shared_broker
     assert code == 0, d.log_tail()
     assert wait_dead(new_pid), "the worker outlived the daemon"
 
+
+
+def test_fallback_must_name_another_engine() -> None:
+    from announcer.config import ConfigError
+
+    for fallback in ("nope", "s"):
+        with pytest.raises(ConfigError) as err:
+            parse_config(f"engines: {{zh: {{type: embedded-zh}}, s: {{type: sambert, fallback: {fallback}}}}}")
+        assert err.value.errors == [f"engines.s.fallback: {fallback!r} is not another engine (have: zh) (line 1)"]
