@@ -41,16 +41,28 @@ from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.info import Attribution, Describe, Info, TtsProgram, TtsVoice
 from wyoming.server import AsyncEventHandler
-from wyoming.tts import (Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped,
-                         SynthesizeVoice)
+from wyoming.tts import (
+    Synthesize,
+    SynthesizeChunk,
+    SynthesizeStart,
+    SynthesizeStop,
+    SynthesizeStopped,
+    SynthesizeVoice,
+)
 
 from . import __version__
 from .announcement import clean_text
 from .audio import to_pcm16
 from .emotions import EMOTIONS, resolve_emotion
 from .engines.base import Style
-from .engines.wyoming import ANNOUNCER_PROGRAM, MAX_SENTENCE_CHARS, STYLE_CONTEXT_KEY, _cut_long, parse_uri, \
-    split_complete
+from .engines.wyoming import (
+    ANNOUNCER_PROGRAM,
+    MAX_SENTENCE_CHARS,
+    STYLE_CONTEXT_KEY,
+    cut_long,
+    parse_uri,
+    split_complete,
+)
 from .errors import EngineUnavailable, InputError
 from .synth import Synthesizer
 
@@ -143,7 +155,7 @@ class WyomingServer:
             self._loop = loop
             try:
                 loop.run_until_complete(self._listen())
-            except BaseException as exc:  # reported to start()'s caller
+            except BaseException as exc:  # noqa: BLE001 - re-raised in start()'s caller
                 failure.append(exc)
                 ready.set()
                 loop.close()
@@ -323,24 +335,23 @@ class _Handler(AsyncEventHandler):
             elif SynthesizeStart.is_type(event.type):
                 start = SynthesizeStart.from_event(event)
                 self.streaming, self.buffer, self.stream_error = True, "", False
-                self.stream_request = None
+                self.stream_request = None  # stays None if the voice is unknown (stream_error)
                 self.stream_request = self.server.resolve(start.voice, start.context)
             elif SynthesizeChunk.is_type(event.type):
                 if self.streaming and not self.stream_error:
                     self.buffer += SynthesizeChunk.from_event(event).text
                     sentences, self.buffer = split_complete(self.buffer)
                     if len(self.buffer) > MAX_SENTENCE_CHARS:  # no end in sight: cut at a comma or space
-                        pieces = _cut_long(self.buffer, MAX_SENTENCE_CHARS)
+                        pieces = cut_long(self.buffer, MAX_SENTENCE_CHARS)
                         sentences, self.buffer = sentences + pieces[:-1], pieces[-1]
                     for sentence in sentences:
                         await self.speak_sentence(sentence)
-            elif SynthesizeStop.is_type(event.type):
-                if self.streaming:
-                    rest, self.buffer = self.buffer.strip(), ""
-                    if rest and not self.stream_error:
-                        await self.speak_sentence(rest)
-                    self.streaming = False
-                    await self.write_event(SynthesizeStopped().event())
+            elif SynthesizeStop.is_type(event.type) and self.streaming:
+                rest, self.buffer = self.buffer.strip(), ""
+                if rest and not self.stream_error:
+                    await self.speak_sentence(rest)
+                self.streaming = False
+                await self.write_event(SynthesizeStopped().event())
         except Exception as exc:  # reported to the client; the connection stays usable
             if self.streaming:
                 self.stream_error = True

@@ -21,8 +21,14 @@ from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.info import Describe, Info
-from wyoming.tts import (Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped,
-                         SynthesizeVoice)
+from wyoming.tts import (
+    Synthesize,
+    SynthesizeChunk,
+    SynthesizeStart,
+    SynthesizeStop,
+    SynthesizeStopped,
+    SynthesizeVoice,
+)
 
 from announcer import __version__
 from announcer.config import parse_config
@@ -31,7 +37,12 @@ from announcer.engines.base import Style, create_engine
 from announcer.engines.embedded_zh import Config as ZhConfig
 from announcer.engines.espeak import Config as EspeakConfig
 from announcer.engines.wyoming import Config as WyomingEngineConfig
-from announcer.engines.wyoming import WyomingEngine, WyomingError, split_complete, split_sentences
+from announcer.engines.wyoming import (
+    WyomingEngine,
+    WyomingError,
+    split_complete,
+    split_sentences,
+)
 from announcer.errors import EngineUnavailable
 from announcer.synth import Synthesizer
 from announcer.wyoming_server import SAMPLES_PER_CHUNK, WyomingServer
@@ -150,7 +161,7 @@ def test_synthesize_streams_16_bit_mono_audio_of_plausible_length(server: Wyomin
 
 
 def test_emotion_voice_and_emotion_speaker_change_the_delivery(server: WyomingServer) -> None:
-    neutral, rate = speak(server.port, SENTENCE, SynthesizeVoice(name="baker"))
+    neutral, _ = speak(server.port, SENTENCE, SynthesizeVoice(name="baker"))
     sad, _ = speak(server.port, SENTENCE, SynthesizeVoice(name="baker-sad"))
     happy, _ = speak(server.port, SENTENCE, SynthesizeVoice(name="baker-happy"))
     assert len(sad) > 1.1 * len(neutral)  # sad is slower (1.25x in the README table)
@@ -237,11 +248,11 @@ class ServerProcess:
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
 
-    def start(self, port: int = 0) -> "ServerProcess":
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "announcer.wyoming_server", "-c", str(self.config), "--port", str(port)],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=open(self.workdir / "server.log", "a"), text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    def start(self, port: int = 0) -> ServerProcess:
+        with open(self.workdir / "server.log", "a") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "announcer.wyoming_server", "-c", str(self.config), "--port", str(port)],
+                cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         assert line.startswith("listening on tcp://127.0.0.1:"), line + (self.workdir / "server.log").read_text()
@@ -256,6 +267,8 @@ class ServerProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             assert self.proc.wait(20) == 0
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()
         self.proc = None
 
 

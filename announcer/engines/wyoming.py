@@ -99,7 +99,7 @@ _SENTENCE_RE = re.compile(
 _SOFT_BREAKS = "，、,：: "
 
 
-def _cut_long(sentence: str, max_chars: int) -> list[str]:
+def cut_long(sentence: str, max_chars: int) -> list[str]:
     out: list[str] = []
     rest = sentence
     while len(rest) > max_chars:
@@ -134,7 +134,7 @@ def split_sentences(text: str, max_chars: int = MAX_SENTENCE_CHARS) -> list[str]
         if not re.search(r"\w", s) and out:
             out[-1] += s  # stray punctuation joins the sentence before it
         else:
-            out.extend(_cut_long(s, max_chars))
+            out.extend(cut_long(s, max_chars))
     return [s for s in out if re.search(r"\w", s)]
 
 
