@@ -258,7 +258,8 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 async def _error(send: Send, status: int, field: str, error: str,
                  extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = json.dumps({"status": "error", "field": field, "error": error}, ensure_ascii=False).encode("utf-8")
+    body = json.dumps({"status": "error", "field": field, "error": error}, ensure_ascii=False,
+                      separators=(",", ":")).encode("utf-8")
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                (b"connection", b"close")]
     await send({"type": "http.response.start", "status": status, "headers": headers + (extra_headers or [])})
@@ -266,7 +267,7 @@ async def _error(send: Send, status: int, field: str, error: str,
 
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
-       "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+       "connect-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
 class SecurityHeaders:
