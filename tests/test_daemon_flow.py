@@ -73,6 +73,7 @@ def test_plain_text_to_wav_with_event_sequence(client: TestClient, daemon: Daemo
         assert e["ts"].endswith("Z") and "T" in e["ts"]
     assert isinstance(started["latency_ms"], int)
     assert 0 <= started["latency_ms"] <= (t1 - t0) * 1000 + 50
+    assert started["latency_ms"] < 5000, "first audio of an uncached one-sentence text took over 5 s"
     # the WAV: chime + ~4.5 s of speech for one unit
     duration = assert_speech_wav(daemon.wav("a", ann_id), 3.0, 12.0)
     assert finished["duration_s"] == pytest.approx(duration, abs=0.01)
