@@ -62,6 +62,7 @@ def write_wav_atomic(path: str | os.PathLike[str], audio: Audio) -> Path:
     data = wav_bytes(audio)
     fd, tmp = tempfile.mkstemp(prefix=".", suffix=".wav.tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a WAV is as readable as any file we write
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -74,6 +75,12 @@ def write_wav_atomic(path: str | os.PathLike[str], audio: Audio) -> Path:
             pass
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_wav(path: str | os.PathLike[str]) -> Audio:

@@ -309,12 +309,16 @@ class Scheduler:
 
     # ------------------------------------------------------------------ bookkeeping
     def _terminal(self, ann: Announcement, speaker: str, state: str, **fields: Any) -> None:
-        """``speaker`` is done with ``ann``: event, spool, and close the announcement when nobody owes it."""
-        self.events.emit(state, ann, speaker=speaker, **fields)
+        """``speaker`` is done with ``ann``: spool, event, and close the announcement when nobody owes it.
+
+        The spool is written before the event goes out, so a crash in between can at worst
+        leave a finished announcement without its event, never replay one already reported.
+        """
         try:
             self.spool.speaker_done(ann.id, speaker, state)
         except Exception:
             _LOGGER.exception("%s: cannot record %s for speaker %s in the spool", ann.id, state, speaker)
+        self.events.emit(state, ann, speaker=speaker, **fields)
         with self._cv:
             owed = self._owed.get(ann.id)
             if owed is None:
