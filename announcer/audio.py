@@ -62,7 +62,7 @@ def write_wav_atomic(path: str | os.PathLike[str], audio: Audio) -> Path:
     data = wav_bytes(audio)
     fd, tmp = tempfile.mkstemp(prefix=".", suffix=".wav.tmp", dir=path.parent)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a WAV is as readable as any file we write
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a WAV is as readable as any file we write
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -77,10 +77,13 @@ def write_wav_atomic(path: str | os.PathLike[str], audio: Audio) -> Path:
     return path
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+def _read_umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it; done once at import, before threads start
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()
 
 
 def read_wav(path: str | os.PathLike[str]) -> Audio:
