@@ -1,9 +1,15 @@
 """Text to a stream of audio chunks: engine + clause splitting + cache.
 
-``Synthesizer.render`` yields one chunk per clause (the clause followed by its pause),
-so the first clause can play while the next one is synthesized. Calls into one engine
-are serialised with a lock (engines are safe for one caller at a time); different
-engines run in parallel.
+``Synthesizer.render`` yields the audio clause by clause, so the first clause can play
+while the next one is synthesized: each clause's speech, then its pause as a chunk of
+its own. The speech is one chunk from the cache or from an engine that renders clauses
+whole, and several from an engine that streams within a clause
+(``Engine.synthesize_clause_stream``), passed on as they come (the whole clause is
+cached after the last one). The pause is separate so that a clause renders into the same
+chunks whether it came from the cache or from a one-piece stream: the speaker chain's
+loudness normalisation measures chunk by chunk.
+Calls into one engine are serialised with a lock (engines are safe for one caller at a
+time; a stream is serialised piece by piece); different engines run in parallel.
 
 Fallback (engines that declare ``ready``, e.g. ``announcer.engines.managed``): while such
 an engine is not ready, or when it fails, the text is spoken by its ``fallback`` engine
@@ -47,6 +53,21 @@ class SynthStats:
         if self.engine is None:
             return {}
         return {"engine": self.engine, "fallback": True, "warnings": list(self.warnings)}
+
+
+def streams_clauses(eng: Engine) -> bool:
+    """Whether ``eng`` renders a clause progressively (overrides ``synthesize_clause_stream``).
+
+    Not when a subclass overrides ``synthesize_clause`` below the class that defines the
+    stream: such a wrapper (one that counts or alters clauses) keeps seeing every clause.
+    """
+    mro = type(eng).__mro__
+
+    def owner(method: str) -> int:
+        return next(i for i, cls in enumerate(mro) if method in vars(cls))
+
+    return owner("synthesize_clause_stream") < mro.index(Engine) and \
+        owner("synthesize_clause_stream") <= owner("synthesize_clause")
 
 
 # ---- fallback for engines that declare ``ready`` (managed engine processes) ----------------
@@ -132,12 +153,31 @@ class Synthesizer:
         i = 0
         while i < len(clauses):
             clause = clauses[i]
-            t0 = time.perf_counter()
+            resample_to = eng.sample_rate if speaker is not eng and speaker.sample_rate != eng.sample_rate else None
+            pieces = self._clause(speaker_name, speaker, clause, style, voice, whole=resample_to is not None)
+            yielded = hit = False
             try:
-                samples, hit = self._clause(speaker_name, speaker, clause, style, voice)
+                for samples, hit, seconds in pieces:
+                    if stats is not None:
+                        stats.synth_seconds += seconds
+                    if len(samples) == 0:
+                        continue  # nothing to say: the pause alone follows
+                    if resample_to is not None:
+                        # a fallback's audio at the rate callers expect of ``eng``
+                        from .chain import resample
+
+                        samples = resample(np.asarray(samples, np.float32), speaker.sample_rate, resample_to)
+                    chunk = Audio(np.asarray(samples, np.float32), eng.sample_rate)
+                    if stats is not None:
+                        stats.audio_seconds += chunk.duration
+                        if stats.first_chunk_seconds is None:
+                            stats.first_chunk_seconds = time.perf_counter() - start
+                    yielded = True
+                    yield chunk
             except FALLBACK_ERRORS as exc:
-                found = self._fall_back(engine_name, f"failed ({exc})", stats) if can_fall_back and speaker is eng \
-                    else None
+                # a clause already partly played cannot be spoken again by another engine
+                found = self._fall_back(engine_name, f"failed ({exc})", stats) \
+                    if can_fall_back and speaker is eng and not yielded else None
                 if found is None:
                     raise
                 speaker_name, speaker = found
@@ -145,38 +185,64 @@ class Synthesizer:
                 speaker.load()
                 clauses = clauses[:i] + [c for rest in clauses[i:] for c in speaker.clauses(rest)]
                 continue
-            pause = speaker.pause_after(clause, style)
-            if pause > 0:
-                samples = np.concatenate([samples, np.zeros(int(pause * speaker.sample_rate), np.float32)])
-            if speaker is not eng and speaker.sample_rate != eng.sample_rate:
-                from .chain import resample  # a fallback's audio at the rate callers expect of ``eng``
-
-                samples = resample(np.asarray(samples, np.float32), speaker.sample_rate, eng.sample_rate)
-            chunk = Audio(np.asarray(samples, np.float32), eng.sample_rate)
+            finally:
+                pieces.close()
             if stats is not None:
                 stats.clauses += 1
                 stats.cached += int(hit)
-                stats.synth_seconds += time.perf_counter() - t0
-                stats.audio_seconds += chunk.duration
-                if stats.first_chunk_seconds is None:
-                    stats.first_chunk_seconds = time.perf_counter() - start
-            yield chunk
+            pause = speaker.pause_after(clause, style)
+            if pause > 0:
+                chunk = Audio(np.zeros(int(pause * eng.sample_rate), np.float32), eng.sample_rate)
+                if stats is not None:
+                    stats.audio_seconds += chunk.duration
+                    if stats.first_chunk_seconds is None:
+                        stats.first_chunk_seconds = time.perf_counter() - start
+                yield chunk
             i += 1
 
-    def _clause(self, name: str, eng: Engine, clause: str, style: Style, voice: str | None) -> tuple[np.ndarray, bool]:
-        """One clause from the cache or the engine: (samples at ``eng.sample_rate``, cache hit)."""
+    def _clause(self, name: str, eng: Engine, clause: str, style: Style, voice: str | None,
+                whole: bool = False) -> Iterator[tuple[np.ndarray, bool, float]]:
+        """One clause's speech from the cache or the engine: ``(samples at eng.sample_rate, cache hit, seconds)``.
+
+        From the cache, or from an engine that renders clauses whole (or with ``whole``):
+        one piece. From an engine that streams: its pieces as they come (an empty clause
+        yields one empty piece), each step of its stream under the engine's lock, never
+        the caller's time in between; the whole clause is cached after the last piece.
+        ``seconds`` is the time spent getting that piece. Pieces may be empty.
+        """
+        t0 = time.perf_counter()
         key = None
         if self.cache is not None:
             key = self.cache.key(eng.fingerprint, voice, style.emotion, style.intensity, style.speed, clause)
             samples = self.cache.get(key)
             if samples is not None:
-                return samples, True
+                yield samples, True, time.perf_counter() - t0
+                return
         lock = self._locks.setdefault(name, threading.Lock())
-        with lock:
-            samples = eng.synthesize_clause(clause, style, voice)
+        if whole or not streams_clauses(eng):
+            with lock:
+                samples = eng.synthesize_clause(clause, style, voice)
+            if self.cache is not None and key is not None:
+                self.cache.put(key, samples)
+            yield samples, False, time.perf_counter() - t0
+            return
+        stream = eng.synthesize_clause_stream(clause, style, voice)
+        done: list[np.ndarray] = []
+        try:
+            while True:
+                with lock:
+                    piece = next(stream, None)
+                if piece is None:
+                    break
+                done.append(np.asarray(piece, np.float32))
+                yield done[-1], False, time.perf_counter() - t0
+                t0 = time.perf_counter()
+        finally:
+            stream.close()
+        if not done:
+            yield np.zeros(0, np.float32), False, time.perf_counter() - t0
         if self.cache is not None and key is not None:
-            self.cache.put(key, samples)
-        return samples, False
+            self.cache.put(key, np.concatenate(done) if done else np.zeros(0, np.float32))
 
     def render_all(self, text: str, engine_name: str, style: Style, voice: str | None = None,
                    stats: SynthStats | None = None) -> Audio:

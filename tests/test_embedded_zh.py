@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -9,14 +10,32 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from announcer.cache import ClauseCache
 from announcer.engines import tflite_patch
 from announcer.engines.base import Style, create_engine
-from announcer.engines.embedded_zh import ACOUSTIC, Config as ZhConfig, EmbeddedZhEngine, find_asset_dir
+from announcer.engines.embedded_zh import (
+    ACOUSTIC,
+    HOP,
+    VOCODER,
+    VOCODER_LEFT,
+    VOCODER_RIGHT,
+    VOCODER_WINDOW,
+    EmbeddedZhEngine,
+    find_asset_dir,
+    vocoder_windows,
+)
+from announcer.engines.embedded_zh import Config as ZhConfig
 from announcer.errors import EngineUnavailable
 from announcer.prosody import ENERGY_OFFSET_LIMITS, F0_OFFSET_LIMITS, prosody_for
+from announcer.synth import Synthesizer, SynthStats
 
 SENTENCE = "各位旅客请注意，开往北京的列车即将进站。"
 SR = 24000
+CORPUS = Path("/work/shared/corpus/announcements-zh.tsv")
+# clauses of several vocoder windows (a few from the public corpus) and one shorter than a window
+LONG_CLAUSES = ("下午两点三十分在二楼会议室召开安全例会。", "请所有人员沿安全通道迅速撤离，",
+                "今天的户外活动因天气原因取消。", "参观路线请跟随黄色指示牌。")
+SHORT_CLAUSE = "前门有人按门铃。"
 
 
 def mean_f0(x: np.ndarray, sr: int = SR) -> float:
@@ -162,3 +181,154 @@ def test_default_config_is_embedded_zh() -> None:
     from announcer.config import Config
 
     assert isinstance(create_engine("zh", Config().engines["zh"]), EmbeddedZhEngine)
+
+
+# ---------------------------------------------------------------- vocoding in windows, streaming
+def test_vocoder_windows_tile_the_clause_with_context() -> None:
+    for frames in range(1, 700):
+        windows = vocoder_windows(frames)
+        assert windows[0][:2] == (0, 0) and windows[-1][2] == frames
+        for (_, _, end), (_, start, _) in itertools.pairwise(windows):
+            assert start == end  # contiguous, no overlap
+        for first, start, end in windows:
+            assert start < end
+            if frames <= VOCODER_WINDOW:
+                assert len(windows) == 1
+                continue
+            assert 0 <= first and first + VOCODER_WINDOW <= frames  # only a short clause is padded
+            assert start - first >= VOCODER_LEFT or first == 0
+            assert first + VOCODER_WINDOW - end >= VOCODER_RIGHT or end == frames
+
+
+@pytest.fixture(scope="module")
+def whole_vocoder() -> object:
+    """The vocoder run on a whole clause at once, as the engine used to (the reference)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    v = Interpreter(model_path=str(find_asset_dir() / VOCODER), num_threads=2)
+    vin, vout = v.get_input_details()[0]["index"], v.get_output_details()[0]["index"]
+
+    def vocode(mel: np.ndarray) -> np.ndarray:
+        v.resize_tensor_input(vin, mel.shape)
+        v.allocate_tensors()
+        v.set_tensor(vin, mel)
+        v.invoke()
+        return np.array(v.get_tensor(vout)[0, :, 0], np.float32)
+
+    return vocode
+
+
+def snr_db(reference: np.ndarray, x: np.ndarray) -> float:
+    noise = np.sum(np.square(reference - x, dtype=np.float64))
+    return float(10 * np.log10(np.sum(np.square(reference, dtype=np.float64)) / max(noise, 1e-30)))
+
+
+@pytest.mark.parametrize("clause", [*LONG_CLAUSES, SHORT_CLAUSE])
+def test_stitched_windows_match_whole_clause_vocoding(engine: EmbeddedZhEngine, whole_vocoder: object,
+                                                      clause: str) -> None:
+    assert prosody_for("neutral").gain_db == 0.0  # neutral output is the raw vocoder output
+    mel = engine.mel_spectrogram(clause, Style())
+    reference = whole_vocoder(mel)  # type: ignore[operator]
+    pieces = list(engine.synthesize_clause_stream(clause, Style()))
+    stitched = np.concatenate(pieces)
+    assert len(stitched) == len(reference) == mel.shape[1] * HOP
+    assert float(np.max(np.abs(stitched))) < 0.98  # no peak limiting in play
+    assert snr_db(reference, stitched) > 30.0
+    # no clicks: the sample-to-sample steps across each seam are like the signal's own
+    seams = np.cumsum([len(p) for p in pieces])[:-1]
+    steps = np.abs(np.diff(stitched))
+    for seam in seams:
+        near = slice(seam - 3, seam + 2)
+        assert float(np.max(steps[near])) <= 1.5 * float(np.max(np.abs(np.diff(reference)[near]))) + 1e-3
+        assert float(np.max(steps[near])) <= float(np.percentile(steps, 99.9))
+        err = np.abs(stitched - reference)[seam - HOP:seam + HOP]
+        assert float(np.max(err)) < 0.05 * float(np.max(np.abs(reference)))
+
+
+def test_stream_yields_the_first_window_before_the_rest(engine: EmbeddedZhEngine) -> None:
+    clause = LONG_CLAUSES[0]
+    frames = engine.mel_spectrogram(clause, Style()).shape[1]
+    stream = engine.synthesize_clause_stream(clause, Style())
+    first = next(stream)
+    assert len(first) == (VOCODER_WINDOW - VOCODER_RIGHT) * HOP < frames * HOP / 2
+    # the stream is lazy: another clause can be rendered in between, and the stream goes on unchanged
+    engine.synthesize_clause(SHORT_CLAUSE, Style("angry"))
+    rest = list(stream)
+    assert len(rest) == len(vocoder_windows(frames)) - 1 >= 2
+    whole = engine.synthesize_clause(clause, Style())
+    assert np.array_equal(np.concatenate([first, *rest]), whole)
+    assert [len(p) for p in rest] == [(end - start) * HOP for _, start, end in vocoder_windows(frames)[1:]]
+
+
+def test_stream_is_deterministic_and_equals_the_clause(engine: EmbeddedZhEngine) -> None:
+    for style in (Style(), Style("angry", 2.0), Style("sad", 1.0, 0.7)):
+        a = list(engine.synthesize_clause_stream(LONG_CLAUSES[1], style))
+        b = list(engine.synthesize_clause_stream(LONG_CLAUSES[1], style))
+        assert len(a) == len(b) >= 2 and all(np.array_equal(x, y) for x, y in zip(a, b))
+        assert np.array_equal(np.concatenate(a), engine.synthesize_clause(LONG_CLAUSES[1], style))
+    assert list(engine.synthesize_clause_stream("，。", Style())) == []
+    assert engine.synthesize_clause("，。", Style()).size == 0
+
+
+def test_loud_emotion_lowers_the_gain_without_clicks(engine: EmbeddedZhEngine) -> None:
+    pieces = list(engine.synthesize_clause_stream(LONG_CLAUSES[0], Style("angry", 2.0)))
+    x = np.concatenate(pieces)
+    assert float(np.max(np.abs(x))) <= 0.99
+    steps = np.abs(np.diff(x))
+    for seam in np.cumsum([len(p) for p in pieces])[:-1]:
+        assert float(np.max(steps[seam - 3:seam + 2])) <= float(np.percentile(steps, 99.9))
+
+
+def test_synthesizer_streams_uncached_clauses_and_replays_cached_ones_whole(engine: EmbeddedZhEngine,
+                                                                            tmp_path: Path) -> None:
+    text = "各位同事请注意，" + LONG_CLAUSES[0]
+    clauses = engine.clauses(text)
+    synth = Synthesizer({"zh": engine}, ClauseCache(tmp_path / "clauses", 64 << 20))
+    stats = SynthStats()
+    streamed = [c.samples for c in synth.render(text, "zh", Style(), stats=stats)]
+    pauses = [int(engine.pause_after(c, Style()) * SR) for c in clauses]
+    # each clause's pieces, then its pause as a chunk of its own
+    assert len(streamed) > 2 * len(clauses) and stats.clauses == len(clauses) and stats.cached == 0
+    assert len(streamed[0]) == (VOCODER_WINDOW - VOCODER_RIGHT) * HOP
+    cached_stats = SynthStats()
+    cached = [c.samples for c in synth.render(text, "zh", Style(), stats=cached_stats)]
+    assert cached_stats.cached == len(clauses)
+    assert [len(c) for c in cached] == [n for c, p in zip(clauses, pauses)
+                                        for n in (len(engine.synthesize_clause(c, Style())), p)]
+    assert not np.any(cached[1]) and not np.any(cached[3])
+    assert np.array_equal(np.concatenate(streamed), np.concatenate(cached))
+
+
+_MEMORY_PROBE = """
+import sys
+from pathlib import Path
+from announcer.engines.base import Style, create_engine
+from announcer.engines.embedded_zh import Config
+
+def rss_mib():
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS")) / 1024
+
+eng = create_engine("zh", Config(type="embedded-zh"), Path(sys.argv[1]))
+eng.load()
+loaded = rss_mib()
+longest = "下午两点三十分在二楼会议室召开安全例会请各部门负责人全体员工准时参加"  # 36 characters
+samples = []
+for _ in range(3):
+    samples.append(len(eng.synthesize_clause(longest, Style("sad", 2.0, 0.5))))  # slowest: most frames
+    for clause in ("请注意。", "前门有人按门铃。", "车库门已经打开超过十分钟，"):
+        eng.synthesize_clause(clause, Style())
+    print(f"{rss_mib():.1f}", flush=True)
+print(f"{loaded:.1f} {samples[0] / 24000:.1f}")
+"""
+
+
+def test_memory_stays_bounded_after_a_long_clause(cache_dir: Path) -> None:
+    out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(cache_dir)], check=True,
+                         capture_output=True, text=True).stdout.split()
+    after = [float(x) for x in out[:3]]
+    loaded, seconds = float(out[3]), float(out[4])
+    assert seconds > 8.0  # a clause far longer than any vocoder window
+    # the vocoder's arena is sized once; only the acoustic model grows, once, with the longest clause
+    assert after[0] - loaded < 150.0, (loaded, after)
+    assert max(after[1:]) - after[0] < 10.0, after

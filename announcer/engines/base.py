@@ -2,7 +2,8 @@
 
 An engine turns one clause of already-normalised text into audio. Callers split text
 into clauses (``Engine.clauses``) and synthesize them one at a time, so the first clause
-can play while the next is synthesized. Engines are loaded lazily (``load``) and are
+can play while the next is synthesized; engines that can also stream within a clause
+override ``synthesize_clause_stream``. Engines are loaded lazily (``load``) and are
 safe for one caller at a time: the synthesizer serialises calls per engine instance.
 
 Each engine module declares its own pydantic ``Config`` model (with a ``type`` literal)
@@ -15,6 +16,7 @@ from __future__ import annotations
 import importlib
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -92,6 +94,16 @@ class Engine(ABC):
     @abstractmethod
     def synthesize_clause(self, clause: str, style: Style, voice: str | None = None) -> np.ndarray:
         """Render one clause (as returned by ``clauses``) to mono float32 at ``sample_rate``."""
+
+    def synthesize_clause_stream(self, clause: str, style: Style, voice: str | None = None) -> Iterator[np.ndarray]:
+        """The same clause as consecutive pieces, each yielded as soon as it is rendered.
+
+        The default yields ``synthesize_clause`` once. Engines that can render a clause
+        progressively override it (``synthesize_clause`` must then equal the concatenated
+        pieces) and must allow other calls into the engine between two pieces: callers
+        serialise each step of a stream, not the whole stream.
+        """
+        yield self.synthesize_clause(clause, style, voice)
 
     def pause_after(self, clause: str, style: Style) -> float:
         """Seconds of silence to put after ``clause`` (depends on its punctuation and the style)."""

