@@ -20,8 +20,8 @@ from .cache import ClauseCache
 from .chain import ChimeLibrary, LoudnessState, SpeakerChain, emotion_level_db
 from .config import Config
 from .engines.base import Style, create_engine
-from .synth import Synthesizer, SynthStats
 from .sinks.base import SpeakerBase
+from .synth import Synthesizer, SynthStats
 
 
 def make_synthesizer(cfg: Config, only: str | None = None) -> Synthesizer:

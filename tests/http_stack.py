@@ -30,9 +30,9 @@ TOKEN = "test-token-0123456789abcdef"
 JWT_SECRET = "jwt-secret-0123456789abcdef-0123456789"
 
 
-def stack_config(root: Path, http: str = "", limits: str = "") -> Config:
+def stack_config(root: Path, http: str = "", limits: str = "", engines: str = "") -> Config:
     return parse_config(f"""
-engines: {{zh: {{type: embedded-zh}}}}
+engines: {{zh: {{type: embedded-zh}}, {engines}}}
 speakers:
   lobby: {{type: file, directory: {root}/lobby, name: 大厅}}
   archive: {{type: file, directory: {root}/archive, name: 档案}}
@@ -84,9 +84,10 @@ class Stack:
         self.spool.close()
 
 
-def start_stack(root: Path, http: str = "", limits: str = "", synth: Synthesizer | None = None) -> Stack:
+def start_stack(root: Path, http: str = "", limits: str = "", synth: Synthesizer | None = None,
+                engines: str = "") -> Stack:
     root.mkdir(parents=True, exist_ok=True)
-    cfg = stack_config(root, http, limits)
+    cfg = stack_config(root, http, limits, engines)
     events = EventBus()
     synth = synth or make_synthesizer(cfg)
     spool = Spool(cfg.spool.path)

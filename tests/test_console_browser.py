@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+from http_stack import TOKEN, Stack, start_stack
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
-
-from http_stack import TOKEN, Stack, start_stack
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -13,24 +13,28 @@ import json
 import re
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
 import schemathesis
 import soundfile as sf
+from http_stack import JWT_SECRET, TOKEN, Stack, stack_config, start_stack
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from announcer.audio import Audio
 from announcer.config import ConfigError, parse_config
 from announcer.http.records import AudioStore
-from announcer.http.security import AccessPolicy, AuthError, sign_jwt_hs256, verify_jwt_hs256
+from announcer.http.security import (
+    AccessPolicy,
+    AuthError,
+    sign_jwt_hs256,
+    verify_jwt_hs256,
+)
 from announcer.local import make_synthesizer, render_to_file
 from announcer.synth import Synthesizer
-
-from http_stack import JWT_SECRET, TOKEN, Stack, stack_config, start_stack
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -144,6 +148,23 @@ def test_tts_bad_input_names_the_field(client: httpx.Client) -> None:
     assert_error(client.get("/audio/..%2Fspool.wav"), 404, "path")
     r = client.post("/tts", json={"text": "你好。", "emotion": "grumpy"})  # unknown emotion: neutral + warning
     assert r.status_code == 200 and "grumpy" in r.json()["warnings"][0]
+
+
+def test_unreachable_engine_is_503_and_listed_unavailable(tmp_path: Path) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    stack = start_stack(tmp_path, engines=f"remote: {{type: wyoming, uri: 'tcp://127.0.0.1:{port}'}}")
+    try:
+        with stack.client() as c:
+            engines = {e["name"]: e for e in c.get("/api/info").json()["engines"]}
+            assert engines["zh"]["available"] and not engines["remote"]["available"]
+            assert str(port) in engines["remote"]["error"]
+            body = assert_error(c.post("/tts", json={"text": "你好。", "engine": "remote"}), 503, "engine")
+            assert str(port) in body["error"]
+            assert c.post("/tts", json={"text": "你好。"}).status_code == 200  # the other engine still works
+    finally:
+        stack.close()
 
 
 def test_text_over_max_text_chars_is_413(tmp_path: Path, synth: Synthesizer) -> None:
@@ -328,7 +349,7 @@ def test_bearer_tokens_and_jwts(auth_stack: Stack) -> None:
     expired = sign_jwt_hs256({"sub": "ha", "exp": now - 120}, JWT_SECRET)
     no_exp = sign_jwt_hs256({"sub": "ha"}, JWT_SECRET)
     other_key = sign_jwt_hs256({"sub": "ha", "exp": now + 60}, "another-secret-0123456789abcdef-0123")
-    head, payload, sig = good.split(".")
+    head, _payload, sig = good.split(".")
     tampered = f"{head}.{sign_jwt_hs256({'sub': 'admin', 'exp': now + 60}, 'x').split('.')[1]}.{sig}"
     alg_none = sign_jwt_hs256({"exp": now + 60}, JWT_SECRET).split(".")
     import base64
@@ -377,8 +398,8 @@ def test_without_tokens_only_a_loopback_host_header_is_served(client: httpx.Clie
 def test_config_requires_auth_off_loopback() -> None:
     with pytest.raises(ConfigError) as err:
         parse_config("http:\n  enabled: true\n  bind: 0.0.0.0\n")
-    assert err.value.errors == ["http.tokens: required when http.bind is not a loopback address "
-                                "(or set http.jwt_secret) (line 1)"]
+    assert err.value.errors == [("http.tokens: required when http.bind is not a loopback address "
+                                 "(or set http.jwt_secret) (line 1)")]
     with pytest.raises(ConfigError) as err:
         parse_config("http: {enabled: true, allow_ips: [10.0.0.0/33], tokens: [short]}\n")
     text = "\n".join(err.value.errors)
@@ -422,6 +443,15 @@ def test_daemon_serves_http_beside_mqtt(tmp_path: Path, shared_broker) -> None: 
         httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
 
 
+def test_taken_port_is_an_oserror(open_stack: Stack) -> None:
+    from announcer.http.service import HttpServer
+
+    server = HttpServer(open_stack.service.app, "127.0.0.1", open_stack.service.server.port)
+    with pytest.raises(OSError, match="cannot listen on 127.0.0.1"):
+        server.start()
+    server.stop()
+
+
 # ------------------------------------------------------------------------------ schemathesis
 @pytest.fixture(scope="module")
 def fuzz_stack(tmp_path_factory: pytest.TempPathFactory, synth: Synthesizer) -> Iterator[Stack]:
@@ -452,8 +482,12 @@ def test_openapi_conformance(api_schema, label: str) -> None:  # type: ignore[no
     (Driven through hypothesis directly: schemathesis' pytest loader does not run on pytest 9.)
     """
     from schemathesis import GenerationMode
-    from schemathesis.checks import (content_type_conformance, not_a_server_error, response_schema_conformance,
-                                     status_code_conformance)
+    from schemathesis.checks import (
+        content_type_conformance,
+        not_a_server_error,
+        response_schema_conformance,
+        status_code_conformance,
+    )
 
     op = api_schema.find_operation_by_label(label)
     strategy = st.one_of(op.as_strategy(GenerationMode.POSITIVE), op.as_strategy(GenerationMode.NEGATIVE))

@@ -17,7 +17,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Path as PathParam, Query, Request
+from fastapi import FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
@@ -27,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..announcement import ID_RE, build
 from ..config import PRIORITIES
 from ..emotions import EMOTIONS
-from ..errors import InputError
+from ..errors import EngineUnavailable, InputError
 from ..local import render_announcement
 from ..synth import SynthStats
 from . import models as m
@@ -50,7 +51,7 @@ class ApiError(Exception):
         self.error = error
 
     @classmethod
-    def from_input(cls, exc: InputError) -> "ApiError":
+    def from_input(cls, exc: InputError) -> ApiError:
         return cls(REASON_STATUS.get(exc.reason, 400), exc.field, exc.message)
 
 
@@ -88,6 +89,10 @@ def create_app(ctx: Any) -> FastAPI:
     async def _input_error(_request: Request, exc: InputError) -> JSONResponse:
         e = ApiError.from_input(exc)
         return error_json(e.status, e.field, e.error)
+
+    @app.exception_handler(EngineUnavailable)
+    async def _engine_unavailable(_request: Request, exc: EngineUnavailable) -> JSONResponse:
+        return error_json(503, "engine", str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -134,12 +139,12 @@ def create_app(ctx: Any) -> FastAPI:
     # ---- synthesis ---------------------------------------------------------------------
     @app.post("/tts", response_model=m.TtsResponse, summary="Synthesize to a WAV (not played)",
               openapi_extra=m.body_schema(m.TtsRequest, cfg),
-              responses=m.error_responses(400, 401, 403, 413, 415, 429))
+              responses=m.error_responses(400, 401, 403, 413, 415, 429, 503))
     async def tts(request: Request) -> dict[str, Any]:
         raw = await json_body(request)
         raw.setdefault("chime", False)
-        ann = build(raw, cfg, source="http", ignore_unknown=False)
-        ctx.synth.check_voice(ann.engine, ann.voice)
+        ann = build(raw, cfg, source="http", ignore_unknown=False)  # the voice is checked by the worker:
+        # a remote engine may need the network to list its voices, never on the event loop
         if not ctx.tts_limiter.allow():
             raise ApiError(429, "limits.per_minute", f"more than {cfg.limits.per_minute} syntheses in a minute; "
                                                      "try again shortly")
@@ -257,10 +262,17 @@ def _info(ctx: Any) -> dict[str, Any]:
     cfg = ctx.cfg
     engines = []
     for name, eng in ctx.synth.engines.items():
+        error = None
         try:
+            if hasattr(eng, "start_managed"):  # a managed worker process: the daemon starts it, we only look
+                if getattr(eng, "state", "ready") != "ready":
+                    error = f"engine {name} is {eng.state}"
+            else:
+                eng.load()  # once loaded, cheap; a remote engine that is down says why
             d = eng.describe()
-            engines.append({**d, "name": name, "available": True, "default_voice": eng.default_voice})
-        except Exception as exc:  # an engine that cannot load is listed, not fatal
+            engines.append({**d, "name": name, "available": error is None, "error": error,
+                            "default_voice": eng.default_voice})
+        except Exception as exc:  # noqa: BLE001  # an engine that cannot run is listed, not fatal
             engines.append({"name": name, "type": getattr(eng, "type_name", "?"), "available": False,
                             "error": str(exc)})
     defaults = cfg.defaults

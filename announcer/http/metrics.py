@@ -66,9 +66,7 @@ class Metrics:
                     self._waiting.setdefault(s, set()).add(str(event.get("id")))
             elif state == "interrupted" and speaker and not event.get("reason"):
                 self._waiting.setdefault(speaker, set()).add(str(event.get("id")))  # requeued after an emergency
-            elif state in _SPEAKER_DONE and speaker:
-                self._waiting.setdefault(speaker, set()).discard(str(event.get("id")))
-            elif state == "interrupted" and speaker:
+            elif state in _SPEAKER_DONE and speaker or state == "interrupted" and speaker:
                 self._waiting.setdefault(speaker, set()).discard(str(event.get("id")))
             if state == "started" and isinstance(event.get("latency_ms"), (int, float)):
                 seconds = event["latency_ms"] / 1000.0

@@ -148,5 +148,5 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     descriptions = {400: "bad input (the field is named)", 401: "missing or invalid bearer token",
                     403: "client address not allowed", 404: "not found", 409: "duplicate id",
                     413: "body or text too large", 415: "body must be application/json",
-                    429: "rate limited or busy; try again shortly"}
+                    429: "rate limited or busy; try again shortly", 503: "the engine cannot run now"}
     return {c: {"model": ErrorResponse, "description": descriptions[c]} for c in codes}

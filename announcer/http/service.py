@@ -54,7 +54,7 @@ class HttpContext:
 
     @classmethod
     def create(cls, cfg: Config, synth: Synthesizer, intake: Intake, spool: Spool, scheduler: Scheduler,
-               events: EventBus) -> "HttpContext":
+               events: EventBus) -> HttpContext:
         h = cfg.http
         audio_dir = h.audio_dir or Path(cfg.spool.path).parent / "http-audio"
         ctx = cls(cfg=cfg, synth=synth, intake=intake, spool=spool, scheduler=scheduler, events=events,
@@ -89,7 +89,7 @@ class HttpServer:
     def _run(self) -> None:
         try:
             self.server.run()  # its own event loop; signal handlers are left to the main thread
-        except BaseException as exc:  # uvicorn exits with SystemExit when it cannot bind
+        except BaseException as exc:  # noqa: BLE001  # uvicorn exits with SystemExit when it cannot bind
             self._error = exc
 
     def start(self, timeout: float = 10.0) -> None:
@@ -136,7 +136,7 @@ class HttpService:
         self._sweeper = threading.Thread(target=self._sweep, name="http-audio-sweep", daemon=True)
 
     @classmethod
-    def from_daemon(cls, daemon: Any) -> "HttpService":
+    def from_daemon(cls, daemon: Any) -> HttpService:
         return cls(HttpContext.create(daemon.cfg, daemon.synth, daemon.intake, daemon.spool, daemon.scheduler,
                                       daemon.events))
 
@@ -152,7 +152,7 @@ class HttpService:
         while not self._stopping.wait(SWEEP_SECONDS):
             try:
                 self.ctx.audio.sweep()
-            except Exception as exc:  # keep sweeping next time
+            except Exception as exc:  # noqa: BLE001  # keep sweeping next time
                 _LOGGER.warning("http: audio sweep failed: %s", exc)
 
     def stop(self, timeout: float = 5.0) -> None:
