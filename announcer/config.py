@@ -100,8 +100,8 @@ class QuietHoursConfig(Strict):
 
     start: dtime
     end: dtime
-    days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = (
-        "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    days: Annotated[tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...], Field(min_length=1)] = (
+        "mon", "tue", "wed", "thu", "fri", "sat", "sun")  # the day a window starts (22:00-07:00 on fri: into sat)
     volume: float = Field(0.4, ge=0, le=1)
     min_priority: Priority = "high"
     speakers: tuple[Slug, ...] = ()  # empty: every speaker
@@ -243,6 +243,7 @@ class Config(Strict):
     defaults: DefaultsConfig = DefaultsConfig()
     audio: AudioConfig = AudioConfig()
     quiet_hours: tuple[QuietHoursConfig, ...] = ()
+    timezone: str | None = None  # IANA name (Asia/Shanghai) for quiet hours; null: the system's local time
     spool: SpoolConfig = SpoolConfig()
     cache: CacheConfig = CacheConfig()
     limits: LimitsConfig = LimitsConfig()
@@ -251,6 +252,20 @@ class Config(Strict):
     wyoming: WyomingConfig = WyomingConfig()
     http: HttpConfig = HttpConfig()
     logging: LoggingConfig = LoggingConfig()
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{v!r} is not an IANA time zone (e.g. Asia/Shanghai, Europe/Berlin, UTC); "
+                             "null: the system's local time") from None
+        return v
 
     @model_validator(mode="before")
     @classmethod
