@@ -208,20 +208,54 @@ def limit(samples: np.ndarray, ceiling: float = PEAK_CEILING, *, rate: int | Non
 
 @dataclass
 class LoudnessState:
-    """Loudness normalisation across one announcement's clauses (one per announcement and speaker)."""
+    """Loudness normalisation across one announcement (one per announcement and speaker).
 
+    Engines stream a clause in pieces, so the gain has to be right from the first piece
+    and must never jump audibly. The loudness estimate starts from ``prior_lufs`` (what
+    this engine's output usually measures, see ``Synthesizer.reference_lufs``) and moves
+    to the running integrated loudness of what was actually played, fully after
+    ``TRUST_SECONDS`` of audio. Without a prior the running measure is used from the
+    first piece. ``process`` ramps from the previous gain to the new one across the
+    chunk over ``GLIDE_SECONDS``, so a change is a glide, never a step.
+    """
+
+    prior_lufs: float | None = None
     meter: LoudnessMeter | None = None
-    gain_db: float | None = None  # the normalisation gain given to the last measurable clause
+    gain_db: float | None = None  # the gain given to the last chunk
+    seconds: float = 0.0
+
+    @classmethod
+    def starting_at(cls, reference_lufs: float | None, level_db: float = 0.0) -> "LoudnessState":
+        """A state whose prior is the engine's reference loudness moved by the emotion's level.
+
+        The engine's output already carries the emotion's level (it is what the
+        normaliser removes), so that is what the first piece is expected to measure.
+        """
+        return cls(prior_lufs=None if reference_lufs is None else reference_lufs + level_db)
 
     def update(self, samples: np.ndarray, rate: int, target_lufs: float) -> float:
-        """Add a clause and return the normalisation gain (dB) for it."""
+        """Add a chunk and return the normalisation gain (dB) it should end at."""
         if self.meter is None or self.meter.rate != rate:
             self.meter = LoudnessMeter(rate)
         self.meter.add(samples)
-        loudness = self.meter.integrated()
-        if math.isfinite(loudness):
-            self.gain_db = min(target_lufs - loudness, MAX_BOOST_DB)
-        return self.gain_db if self.gain_db is not None else 0.0  # silence so far: any gain will do
+        self.seconds += len(samples) / rate
+        measured = self.meter.integrated()
+        if math.isfinite(measured):
+            if self.prior_lufs is not None:
+                w = min(1.0, self.seconds / TRUST_SECONDS)
+                estimate = w * measured + (1.0 - w) * self.prior_lufs
+            else:
+                estimate = measured
+        elif self.prior_lufs is not None:
+            estimate = self.prior_lufs
+        else:
+            return self.gain_db if self.gain_db is not None else 0.0  # silence so far: any gain will do
+        self.gain_db = min(target_lufs - estimate, MAX_BOOST_DB)
+        return self.gain_db
+
+
+TRUST_SECONDS = 4.0  # after this much audio the measured loudness alone sets the gain
+GLIDE_SECONDS = 0.05  # a gain change is spread over this much audio
 
 
 class SpeakerChain:
@@ -262,8 +296,16 @@ class SpeakerChain:
         without one each chunk is normalised on its own.
         """
         x = np.asarray(samples, np.float32)
-        total = float(gain)
-        if rate is not None and self.target_lufs is not None:
-            state = state if state is not None else LoudnessState()
-            total *= db_to_gain(state.update(x, rate, self.target_lufs) + level_db)
-        return limit(x * np.float32(total), rate=rate)
+        if rate is None or self.target_lufs is None:
+            return limit(x * np.float32(gain), rate=rate)
+        state = state if state is not None else LoudnessState()
+        before = state.gain_db
+        after = state.update(x, rate, self.target_lufs)
+        if before is None or abs(after - before) < 0.01 or len(x) < 2:
+            return limit(x * np.float32(gain * db_to_gain(after + level_db)), rate=rate)
+        # glide from the previous gain to the new one over the first GLIDE_SECONDS: no step, no lag
+        n = min(len(x), max(2, int(GLIDE_SECONDS * rate)))
+        ramp_db = np.full(len(x), after, np.float32)
+        ramp_db[:n] = np.linspace(before, after, n, dtype=np.float32)
+        ramp_db += np.float32(level_db)
+        return limit(x * (np.float32(gain) * np.power(np.float32(10.0), ramp_db / np.float32(20.0))), rate=rate)

@@ -60,6 +60,7 @@ class Daemon:
             t0 = time.perf_counter()
             try:
                 eng.load()
+                self.synth.reference_lufs(name)  # the loudness normaliser's starting point, measured now
                 _LOGGER.info("engine %s (%s) ready in %.2f s", name, eng.type_name, time.perf_counter() - t0)
             except EngineUnavailable as exc:
                 _LOGGER.error("engine %s unavailable: %s (announcements for it will fail)", name, exc)

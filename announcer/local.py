@@ -42,7 +42,7 @@ def render_announcement(cfg: Config, synth: Synthesizer, ann: Announcement, chim
     chain = SpeakerChain(SpeakerBase(lead_in_ms=0), chimes or ChimeLibrary.from_config(cfg), cfg.audio.target_lufs)
     gain = chain.gain(ann.volume)
     level_db = emotion_level_db(ann.emotion, ann.intensity)
-    loudness = LoudnessState()
+    loudness = LoudnessState.starting_at(synth.reference_lufs(ann.engine), level_db)
     chunks = list(synth.render(ann.text, ann.engine, style, ann.voice, stats))
     parts = [chain.prelude(ann.chime, ann.priority, rate, gain)]
     for i in range(ann.repeat):

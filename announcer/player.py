@@ -173,7 +173,7 @@ class Player:
             write = writer.write
             gain = self.chain.gain(ann.volume) * self.master_volume()
             level_db = emotion_level_db(ann.emotion, ann.intensity)
-            loudness = LoudnessState()  # one per announcement: kept across repeats
+            loudness = self._loudness_state(ann, level_db)  # one per announcement: kept across repeats
             write(self.chain.prelude(ann.chime, ann.priority, rate, gain))
             for n in range(ann.repeat):
                 if n:
@@ -204,6 +204,9 @@ class Player:
             return Outcome("failed", {"error": error_message(exc)})
         finally:
             self.renders.done_reading(render)
+
+    def _loudness_state(self, ann: Announcement, level_db: float) -> LoudnessState:
+        return LoudnessState.starting_at(self.renders.synth.reference_lufs(ann.engine), level_db)
 
     def _fade_and_abort(self, stream: Stream, writer: _Writer | None) -> None:
         try:

@@ -82,6 +82,18 @@ class Synthesizer:
         self._locks = {name: threading.Lock() for name in engines}
         self._builtin_fallback: Engine | None = None
         self._fallback_lock = threading.Lock()
+        self._reference: dict[str, float] = {}
+
+    def with_engines(self, engines: dict[str, Engine], cache: ClauseCache | None) -> "Synthesizer":
+        """A Synthesizer for a reloaded config: an engine object kept from this one keeps its lock,
+        so old and new renders never call into it at the same time."""
+        new = Synthesizer(engines, cache)
+        for name, eng in engines.items():
+            old = next((n for n, e in self.engines.items() if e is eng), None)
+            if old is not None:
+                new._locks[name] = self._locks.setdefault(old, threading.Lock())
+        new._builtin_fallback = self._builtin_fallback
+        return new
 
     def engine(self, name: str) -> Engine:
         try:
@@ -248,3 +260,36 @@ class Synthesizer:
                    stats: SynthStats | None = None) -> Audio:
         rate = self.engine(engine_name).sample_rate
         return Audio.concat(list(self.render(text, engine_name, style, voice, stats)), rate)
+
+    def reference_lufs(self, engine_name: str) -> float | None:
+        """Integrated loudness of this engine's neutral voice on a reference sentence.
+
+        Measured once per engine (through the cache, so usually without synthesis) and
+        used as the loudness normaliser's starting point: speech declines in level over a
+        sentence, so the first piece of a streamed clause alone would mislead it.
+        None when the engine cannot render (the normaliser then measures as it goes).
+        """
+        if engine_name not in self._reference:
+            from .loudness import integrated_loudness
+
+            try:
+                audio = self.render_all(REFERENCE_TEXT.get(engine_name, _reference_text(self.engine(engine_name))),
+                                        engine_name, Style())
+                value = integrated_loudness(audio.samples, audio.sample_rate)
+            except Exception as exc:  # an engine that is down: measure on the fly instead
+                _LOGGER.debug("no reference loudness for %s: %s", engine_name, exc)
+                return None
+            if value != value or value == float("-inf"):
+                return None
+            self._reference[engine_name] = float(value)
+        return self._reference[engine_name]
+
+
+REFERENCE_TEXT: dict[str, str] = {}  # per engine name, to override the language default below
+
+
+def _reference_text(engine: Engine) -> str:
+    langs = [lang.lower() for lang in engine.languages]
+    if any(lang.startswith(("zh", "cmn", "yue")) for lang in langs):
+        return "各位旅客请注意，开往北京的列车即将进站，请站在安全线以内。"
+    return "Attention please. The train to the city centre is now arriving on platform two."

@@ -366,6 +366,7 @@ def test_engine_failure_is_a_failed_event(h: Harness) -> None:
 def test_one_synthesis_for_two_speakers(h: Harness) -> None:
     clauses = h.engine.clauses(LONGER)
     assert len(clauses) >= 2
+    h.synth.reference_lufs("zh")  # measured once per engine (the daemon does it at start)
     h.engine.calls.clear()
     ann = h.say(LONGER, targets="both", id="shared", chime=True)
     assert h.sched.wait_idle(30)

@@ -44,7 +44,7 @@ def announce(sink: SoundDeviceSink, chain: SpeakerChain, synth: Synthesizer, tex
     gain = chain.gain(volume)
     prelude = chain.prelude(True, "normal", rate, gain)
     stream.write(prelude)
-    state = LoudnessState()
+    state = LoudnessState.starting_at(synth.reference_lufs("zh"), emotion_level_db(emotion))
     speech = []
     for chunk in synth.render(text, "zh", Style(emotion, 1.0, 1.0)):
         samples = resample(chunk.samples, chunk.sample_rate, rate)
