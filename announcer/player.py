@@ -58,6 +58,8 @@ class Job:
     seq: int  # arrival order; kept when an interrupted job is requeued
     replay: bool = False  # requeued after an interruption: plays again from its start
     abort_reason: str | None = None
+    volume_cap: float | None = None  # quiet hours: set by the scheduler when it hands the job out
+    held: str | None = None  # quiet hours: why it waits, as last logged (scheduler bookkeeping)
 
     @property
     def key(self) -> tuple[int, int]:
@@ -171,7 +173,7 @@ class Player:
 
             writer = _Writer(stream, rate, job, self.clock, started)
             write = writer.write
-            gain = self.chain.gain(ann.volume) * self.master_volume()
+            gain = self.chain.gain(ann.volume, job.volume_cap) * self.master_volume()
             level_db = emotion_level_db(ann.emotion, ann.intensity)
             loudness = self._loudness_state(ann, level_db)  # one per announcement: kept across repeats
             write(self.chain.prelude(ann.chime, ann.priority, rate, gain))

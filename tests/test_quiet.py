@@ -266,3 +266,178 @@ quiet_hours:
     assert "quiet_hours.0.start" in text
     assert "quiet_hours.1.days" in text
     assert "quiet_hours.2.days.0" in text and "quiet_hours.2.min_priority" in text
+
+
+# ================================================================== with the scheduler
+# Real engine, real file speakers, real spool; the scheduler's clock is moved, never slept on.
+import logging  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+from test_scheduler import (SHORT, CountingEngine, EventLog, GateSink, OffsetClock, engine,  # noqa: E402,F401
+                            wait_until)
+
+from announcer.announcement import Announcement, build  # noqa: E402
+from announcer.chain import ChimeLibrary  # noqa: E402
+from announcer.events import EventBus  # noqa: E402
+from announcer.scheduler import Scheduler  # noqa: E402
+from announcer.sinks.base import Sink, create_sink  # noqa: E402
+from announcer.spool import Spool  # noqa: E402
+from announcer.synth import Synthesizer  # noqa: E402
+
+UTC = ZoneInfo("UTC")
+CAP = 0.25
+
+
+class QuietHarness:
+    """Speakers ``a`` and ``gate`` have quiet hours 22:00-07:00 UTC (cap 0.25, min high); ``b`` has none."""
+
+    def __init__(self, tmp: Path, engine: CountingEngine) -> None:
+        self.tmp = tmp
+        self.cfg = parse_config(f"""
+timezone: UTC
+engines: {{zh: {{type: embedded-zh}}}}
+speakers:
+  a: {{type: file, directory: {tmp}/a}}
+  b: {{type: file, directory: {tmp}/b}}
+  gate: {{type: file, directory: {tmp}/gate}}
+zones: {{ab: [a, b]}}
+defaults: {{targets: [a], chime: false}}
+quiet_hours:
+  - {{start: "22:00", end: "07:00", volume: {CAP}, min_priority: high, speakers: [a, gate]}}
+spool: {{path: {tmp}/spool.sqlite3}}
+cache: {{enabled: false}}
+""")
+        self.sinks: dict[str, Sink] = {n: GateSink(n, c) if n == "gate" else create_sink(n, c)
+                                       for n, c in self.cfg.speakers.items()}
+        self.clock = OffsetClock()
+        self.log = EventLog()
+        events = EventBus()
+        events.subscribe(self.log)
+        self.spool = Spool(self.cfg.spool.path)
+        self.sched = Scheduler(self.cfg, Synthesizer({"zh": engine}), self.sinks, self.spool, events,
+                               ChimeLibrary(), clock=self.clock)
+
+    def set_time(self, hhmm: str, day_offset: int = 0) -> datetime:
+        """Move the scheduler's clock to the next ``hhmm`` UTC (plus whole days); never backwards."""
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        h, m = map(int, hhmm.split(":"))
+        target = now.replace(hour=h, minute=m, second=0, microsecond=0)
+        while target <= now:
+            target += timedelta(days=1)
+        target += timedelta(days=day_offset)
+        self.clock.offset += target.timestamp() - self.clock()
+        return target
+
+    def say(self, text: str = SHORT, **raw: Any) -> Announcement:
+        ann = build({"text": text, **raw}, self.cfg, now=self.clock())
+        assert self.spool.add(ann)
+        self.sched.submit(ann)
+        return ann
+
+    def rms(self, speaker: str, ann_id: str) -> float:
+        data, _ = sf.read(str(self.tmp / speaker / f"{ann_id}.wav"), dtype="float32")
+        return float(np.sqrt(np.mean(np.square(data))))
+
+    def close(self) -> None:
+        self.sinks["gate"].gate.set()  # type: ignore[attr-defined]
+        self.sched.shutdown(10)
+        self.spool.close()
+
+
+@pytest.fixture
+def q(tmp_path: Path, engine: CountingEngine) -> Iterator[QuietHarness]:  # noqa: F811
+    harness = QuietHarness(tmp_path, engine)
+    harness.set_time("23:00")
+    harness.sched.start()
+    yield harness
+    harness.close()
+
+
+def held_logged(caplog: pytest.LogCaptureFixture, ann_id: str, speaker: str) -> bool:
+    return any(f"{ann_id}: waits on speaker {speaker}: quiet hours until 07:00" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_held_job_waits_for_the_window_end_while_high_ones_play_capped(
+        q: QuietHarness, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="announcer.scheduler")
+    night = 12 * 3600  # a ttl that outlives the night (the default 600 s would expire at 23:10)
+    n1 = q.say(id="n1", targets="ab", ttl=night)  # normal: held on a, plays on b (no quiet hours there)
+    assert q.log.wait("queued", "n1")["held"] == {"a": "quiet hours until 07:00"}
+    q.log.wait("finished", "n1", "b")
+    n2 = q.say(id="n2", ttl=night)
+    low = q.say(id="l1", priority="low", ttl=night)
+    wait_until(lambda: held_logged(caplog, "n1", "a"))  # the player looked at it and left it queued
+    high = q.say(id="h1", priority="high")  # behind nothing: plays at once, capped
+    assert "held" not in q.log.wait("queued", "h1")
+    q.log.wait("finished", "h1", "a")
+    assert q.log.of("started", speaker="a") == [e for e in q.log.of("started", "h1")]
+    assert q.sched.status()["queue"] == 3  # n1, n2, l1 still waiting on a, in order
+
+    q.set_time("07:00")  # the window ends: held jobs play in their order (priority, then arrival)
+    assert q.sched.wait_idle(30)
+    assert q.log.order("a") == ["h1", "n1", "n2", "l1"]
+    assert q.log.order("a", "finished") == q.log.order("a")
+    assert [ann.id for ann in (n1, n2, low, high)]  # all accepted
+    # inside the window the high one played at the cap; after it the same text plays at full volume
+    ratio = q.rms("a", "h1") / q.rms("a", "n1")
+    assert ratio == pytest.approx(CAP, rel=0.05)
+    assert q.rms("b", "n1") == pytest.approx(q.rms("a", "n1"), rel=0.01)  # b never had quiet hours
+
+
+def test_emergency_plays_at_once_capped_and_a_held_one_expires(q: QuietHarness) -> None:
+    gate = q.sinks["gate"].gate  # type: ignore[attr-defined]
+    gate.set()
+    q.set_time("12:00")
+    q.say(id="loud", targets="gate", priority="emergency", chime=True)  # reference: outside the window
+    assert q.sched.wait_idle(30)
+    gate.clear()
+    q.set_time("23:00")  # inside the window from here on
+    held = q.say(id="held", targets="gate", ttl=60)
+    assert q.log.wait("queued", "held")["held"] == {"gate": "quiet hours until 07:00"}
+    q.say(id="fire", targets="gate", priority="emergency", chime=True)
+    q.log.wait("started", "fire", "gate")  # at once, though a held job arrived first
+    gate.set()
+    q.log.wait("finished", "fire", "gate")
+    q.clock.offset += 120  # two minutes later, still quiet: the held one's ttl ran out
+    assert q.log.wait("expired", held.id, "gate")["speaker"] == "gate"
+    assert q.sched.wait_idle(30)
+    assert q.log.of("started", held.id) == []
+    assert q.spool.state(held.id) == ("expired", {"gate": "expired"})
+    assert q.rms("gate", "fire") / q.rms("gate", "loud") == pytest.approx(CAP, rel=0.05)
+
+
+def test_outside_the_window_nothing_is_held_or_capped(tmp_path: Path, engine: CountingEngine) -> None:  # noqa: F811
+    q = QuietHarness(tmp_path, engine)
+    try:
+        q.set_time("12:00")
+        q.sched.start()
+        q.say(id="day", targets="ab")
+        assert "held" not in q.log.wait("queued", "day")
+        assert q.sched.wait_idle(30)
+        assert q.rms("a", "day") == pytest.approx(q.rms("b", "day"), rel=0.01)
+    finally:
+        q.close()
+
+
+def test_resumed_jobs_report_their_hold(tmp_path: Path, engine: CountingEngine) -> None:  # noqa: F811
+    q = QuietHarness(tmp_path, engine)
+    q.set_time("23:00")
+    q.sched.start()
+    q.say(id="night", ttl=12 * 3600)
+    q.log.wait("queued", "night")
+    q.close()
+    q.spool = Spool(q.cfg.spool.path)
+    q.sched = Scheduler(q.cfg, q.sched.synth, q.sinks, q.spool, q.sched.events, ChimeLibrary(), clock=q.clock)
+    try:
+        q.sched.start()
+        resumed = [e for e in q.log.of("queued", "night") if e.get("resumed")]
+        assert resumed and resumed[0]["held"] == {"a": "quiet hours until 07:00"}
+        q.set_time("07:00")
+        q.log.wait("finished", "night", "a")
+    finally:
+        q.close()
