@@ -54,7 +54,8 @@ class MqttConfig(Strict):
     topic_prefix: str = Field("announcer", pattern=r"^[^#+\s]+$")
     client_id: str = Field("announcer-main", min_length=1, max_length=64)
     username: str | None = None
-    password: str | None = None
+    password: str | None = Field(None, repr=False)  # never in a repr, a log line or an error message
+    password_file: Path | None = None  # read at start, stripped (e.g. a systemd credential or a 0600 file)
     tls: TLSConfig | None = None
     protocol: Literal["5", "3.1.1"] = "5"
     keepalive: int = Field(30, ge=5, le=3600)
@@ -66,6 +67,12 @@ class MqttConfig(Strict):
     @classmethod
     def _protocol_str(cls, v: Any) -> Any:
         return str(v) if isinstance(v, (int, float)) else v
+
+    def read_password(self) -> str | None:
+        """``password``, or the contents of ``password_file`` (stripped); OSError if it cannot be read."""
+        if self.password_file is not None:
+            return Path(self.password_file).read_text(encoding="utf-8").strip()
+        return self.password
 
 
 class DefaultsConfig(Strict):
@@ -124,6 +131,12 @@ class CacheConfig(Strict):
     enabled: bool = True
     directory: Path = DEFAULT_CACHE_DIR
     max_mb: float = Field(200.0, gt=0)
+
+
+class ShutdownConfig(Strict):
+    """SIGTERM: a ``high``/``emergency`` announcement that is playing may finish within ``drain_timeout``."""
+
+    drain_timeout: float = Field(20.0, ge=0, le=600)  # keep it below the unit's TimeoutStopSec (45 s) minus ~10 s
 
 
 class LimitsConfig(Strict):
@@ -247,6 +260,7 @@ class Config(Strict):
     spool: SpoolConfig = SpoolConfig()
     cache: CacheConfig = CacheConfig()
     limits: LimitsConfig = LimitsConfig()
+    shutdown: ShutdownConfig = ShutdownConfig()
     homeassistant: HomeAssistantConfig = HomeAssistantConfig()
     hermes: HermesConfig = HermesConfig()
     wyoming: WyomingConfig = WyomingConfig()
@@ -290,6 +304,15 @@ class Config(Strict):
     @model_validator(mode="after")
     def _cross_references(self) -> "Config":
         errors: list[str] = []
+        if self.mqtt.password_file is not None:
+            if self.mqtt.password is not None:
+                errors.append("mqtt.password_file: set either mqtt.password or mqtt.password_file, not both")
+            try:
+                if not self.mqtt.read_password():
+                    errors.append(f"mqtt.password_file: {self.mqtt.password_file} is empty")
+            except (OSError, UnicodeDecodeError) as exc:
+                why = getattr(exc, "strerror", None) or type(exc).__name__
+                errors.append(f"mqtt.password_file: cannot read {self.mqtt.password_file}: {why}")
         if not self.engines:
             errors.append("engines: at least one engine is needed")
         if self.defaults.engine is not None and self.defaults.engine not in self.engines:

@@ -1,14 +1,30 @@
-"""The daemon: wiring and lifecycle only (start, ready, stop).
+"""The daemon: wiring and lifecycle only (start, ready, reload, drain, stop).
 
 MQTT messages are parsed and spooled on paho's thread (``Intake``), played by the
 ``Scheduler``'s threads, and every state change goes out on ``P/events`` (and the
 MQTT 5 response topic for the terminal one). ``P/status`` is kept current.
+
+Under systemd (``Type=notify``, see systemd/README.md):
+
+* ``READY=1`` once the engines are loaded, the spool is open and the broker has
+  acknowledged the subscriptions (SUBACK). While the broker is unreachable the daemon
+  keeps retrying and stays "activating"; systemd's ``TimeoutStartSec`` bounds that.
+  ``STATUS=`` carries the queue depth, who speaks and the broker state.
+* Watchdog (``$WATCHDOG_USEC``): ``WATCHDOG=1`` every half period, only while paho's
+  network loop runs (``MqttLink.loop_alive``) and every player makes progress
+  (``Player.health``: idle players beat every second; a sink call may take its audio's
+  duration plus a margin). A hung speaker therefore gets the service restarted.
+* SIGHUP (``systemctl reload``): ``RELOADING=1``, re-read the config file, apply it
+  (``reload``), ``READY=1``. SIGTERM/SIGINT: ``STOPPING=1`` and drain (``stop``).
+  Signal handlers only set flags; the main thread does the work.
 """
 
 from __future__ import annotations
 
 import logging
+import select
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -16,8 +32,10 @@ from typing import Any
 
 from . import __version__
 from .announcement import Announcement
+from .cache import ClauseCache
 from .chain import ChimeLibrary
-from .config import Config
+from .config import Config, ConfigError, load_config
+from .engines.base import Engine, create_engine
 from .errors import EngineUnavailable
 from .events import TERMINAL, EventBus
 from .ha_bridge import HomeAssistantBridge
@@ -26,20 +44,24 @@ from .intake import Intake
 from .integration import Integration
 from .local import make_synthesizer
 from .mqtt import MqttLink, publish_properties
-from .notify import notify
+from .notify import monotonic_usec, notify, watchdog_interval
 from .scheduler import Scheduler
 from .settings import RuntimeSettings, settings_path
-from .sinks.base import SinkContext, create_sink
+from .sinks.base import Sink, SinkContext, create_sink
 from .spool import Spool
+from .synth import Synthesizer
 
 _LOGGER = logging.getLogger(__name__)
 
 PRUNE_EVERY = 3600.0
+# sections a reload cannot apply (the connection, the spool file, servers and bridges built at start)
+RESTART_SECTIONS = ("mqtt", "spool", "homeassistant", "hermes", "wyoming", "http")
 
 
 class Daemon:
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, config_path: Path | None = None) -> None:
         self.cfg = cfg
+        self.config_path = config_path  # what a reload re-reads
         self.prefix = cfg.mqtt.topic_prefix.rstrip("/")
         self.events = EventBus()
         self._stopping = threading.Event()
@@ -53,20 +75,10 @@ class Daemon:
         cfg = self.cfg
         self._warn_unimplemented()
         self.synth = make_synthesizer(cfg)
-        for name, eng in self.synth.engines.items():
-            if hasattr(eng, "start_managed"):  # managed engine process: started in the background, never blocks
-                eng.start_managed(on_change=lambda _name, _state: self._publish_status())
-                continue
-            t0 = time.perf_counter()
-            try:
-                eng.load()
-                self.synth.reference_lufs(name)  # the loudness normaliser's starting point, measured now
-                _LOGGER.info("engine %s (%s) ready in %.2f s", name, eng.type_name, time.perf_counter() - t0)
-            except EngineUnavailable as exc:
-                _LOGGER.error("engine %s unavailable: %s (announcements for it will fail)", name, exc)
+        self._load_engines(self.synth, self.synth.engines)
         self.spool = Spool(cfg.spool.path, cfg.spool.keep_days, cfg.spool.max_records)
-        context = SinkContext(publish=self._publish_raw)
-        self.sinks = {name: create_sink(name, scfg, context) for name, scfg in cfg.speakers.items()}
+        self._sink_context = SinkContext(publish=self._publish_raw)
+        self.sinks = {name: create_sink(name, scfg, self._sink_context) for name, scfg in cfg.speakers.items()}
         self.settings = RuntimeSettings(settings_path(cfg.spool.path))  # what Home Assistant sets, persisted
         self.scheduler = Scheduler(cfg, self.synth, self.sinks, self.spool, self.events,
                                    ChimeLibrary.from_config(cfg), on_status_change=self._status_changed,
@@ -84,8 +96,134 @@ class Daemon:
         self._start_wyoming()
         self._start_http()
 
+    def _load_engines(self, synth: Synthesizer, engines: dict[str, Engine]) -> None:
+        for name, eng in engines.items():
+            if hasattr(eng, "start_managed"):  # managed engine process: started in the background, never blocks
+                eng.start_managed(on_change=lambda _name, _state: self._publish_status())
+                continue
+            t0 = time.perf_counter()
+            try:
+                eng.load()
+                synth.reference_lufs(name)  # the loudness normaliser's starting point, measured now
+                _LOGGER.info("engine %s (%s) ready in %.2f s", name, eng.type_name, time.perf_counter() - t0)
+            except EngineUnavailable as exc:
+                _LOGGER.error("engine %s unavailable: %s (announcements for it will fail)", name, exc)
+
     def wait_ready(self, timeout: float | None = None) -> bool:
         return self.link is not None and self.link.wait_subscribed(timeout)
+
+    # ---- watchdog ----------------------------------------------------------------------
+    def health(self) -> list[str]:
+        """Why the daemon is not making progress (empty: it is): the MQTT loop and every player."""
+        problems = []
+        if self.link is not None and not self.link.loop_alive():
+            problems.append("MQTT network loop is not running")
+        if hasattr(self, "scheduler"):
+            problems += self.scheduler.health()
+        return problems
+
+    def start_watchdog(self, interval: float | None = None) -> None:
+        """Ping ``WATCHDOG=1`` every ``interval`` s (default: half of $WATCHDOG_USEC) while ``health()`` is clean."""
+        interval = interval if interval is not None else watchdog_interval()
+        if interval is None:
+            return
+        _LOGGER.info("watchdog: pinging systemd every %.1f s while healthy", interval)
+        self._watchdog = threading.Thread(target=self._watchdog_loop, args=(interval,), name="watchdog", daemon=True)
+        self._watchdog.start()
+
+    def _watchdog_loop(self, interval: float) -> None:
+        reported: list[str] = []
+        while not self._stopping.is_set():
+            try:
+                problems = self.health()
+            except Exception as exc:  # a bug here must not look like a hang, nor hide one
+                problems = [f"health check failed: {exc}"]
+            if not problems:
+                notify("WATCHDOG=1")
+                if reported:
+                    _LOGGER.warning("watchdog: healthy again; pinging systemd")
+            elif problems != reported:
+                _LOGGER.error("watchdog: not pinging systemd (it restarts the service after WatchdogSec): %s",
+                              "; ".join(problems))
+                notify(f"STATUS=unhealthy: {'; '.join(problems)}")
+            reported = problems
+            self._stopping.wait(interval)
+
+    # ---- reload ------------------------------------------------------------------------
+    def reload(self) -> bool:
+        """Re-read ``config_path`` and apply it; an invalid file is logged (every error) and changes nothing."""
+        if self.config_path is None:
+            _LOGGER.warning("reload: started without a config file; nothing to re-read")
+            return False
+        notify(f"RELOADING=1\n{monotonic_usec()}")
+        try:
+            _LOGGER.info("reload: reading %s", self.config_path)
+            try:
+                new = load_config(self.config_path)
+            except ConfigError as exc:
+                _LOGGER.error("reload: %s is invalid (%d error(s)); the running config stays in force",
+                              self.config_path, len(exc.errors))
+                for line in exc.errors:
+                    _LOGGER.error("reload: %s", line)
+                return False
+            try:
+                self._apply(new)
+            except Exception as exc:  # e.g. a chime file that cannot be read: nothing was swapped yet
+                _LOGGER.error("reload: cannot apply %s: %s; the running config stays in force", self.config_path,
+                              exc, exc_info=not isinstance(exc, (OSError, ValueError)))
+                return False
+            return True
+        finally:
+            notify("READY=1")
+            self._publish_status(force=True)
+
+    def _apply(self, new: Config) -> None:
+        old = self.cfg
+        kept = [s for s in RESTART_SECTIONS if getattr(old, s) != getattr(new, s)]
+        if "mqtt" in kept:
+            changed = sorted(k for k in type(old.mqtt).model_fields if getattr(old.mqtt, k) != getattr(new.mqtt, k))
+            _LOGGER.warning("reload: mqtt settings changed (%s): they need a restart (systemctl restart "
+                            "announcer); keeping the current connection", ", ".join(changed))
+        others = [s for s in kept if s != "mqtt"]
+        if others:
+            _LOGGER.warning("reload: %s changed: applied at the next restart, not now", ", ".join(others))
+        if kept:  # what the running daemon uses stays; everything else comes from the new file
+            new = new.model_copy(update={s: getattr(old, s) for s in kept})
+        # build everything first (may fail: nothing swapped yet), then swap
+        cache = self.synth.cache if new.cache == old.cache else ClauseCache.from_config(new.cache)
+        engines: dict[str, Engine] = {}
+        fresh: dict[str, Engine] = {}
+        for name, ecfg in new.engines.items():
+            current = self.synth.engines.get(name)
+            if current is not None and old.engines.get(name) == ecfg and new.cache.directory == old.cache.directory:
+                engines[name] = current  # unchanged: reused, not loaded again
+            else:
+                engines[name] = fresh[name] = create_engine(name, ecfg, new.cache.directory)
+        chimes = ChimeLibrary.from_config(new)
+        sinks: dict[str, Sink] = {}
+        for name, scfg in new.speakers.items():
+            same = name in self.sinks and old.speakers.get(name) == scfg
+            sinks[name] = self.sinks[name] if same else create_sink(name, scfg, self._sink_context)
+        synth = self.synth.with_engines(engines, cache)
+        self._load_engines(synth, fresh)
+        dropped = [eng for name, eng in self.synth.engines.items() if engines.get(name) is not eng]
+        self.scheduler.reconfigure(new, synth, sinks, chimes)
+        self.intake.reconfigure(new)
+        self.synth, self.sinks, self.cfg = synth, sinks, new
+        for eng in dropped:
+            try:
+                eng.close()  # managed engine process: stopped; others: nothing to do
+            except Exception:
+                _LOGGER.warning("reload: closing engine %s failed", eng.name, exc_info=True)
+        if new.logging.level != old.logging.level:
+            logging.getLogger().setLevel(new.logging.level)
+        added = [n for n in new.speakers if n not in old.speakers]
+        removed = [n for n in old.speakers if n not in new.speakers]
+        changed = [n for n in new.speakers if n in old.speakers and old.speakers[n] != new.speakers[n]]
+        _LOGGER.info("reload: applied (speakers added: %s; removed: %s; changed: %s; engines loaded: %s; "
+                     "kept: %s)", ", ".join(added) or "none", ", ".join(removed) or "none",
+                     ", ".join(changed) or "none", ", ".join(fresh) or "none",
+                     ", ".join(n for n in engines if n not in fresh) or "none")
 
     def _warn_unimplemented(self) -> None:
         """Every config section is implemented (http was the last); kept for sections still to come."""
@@ -213,7 +351,9 @@ class Daemon:
         while not self._stopping.wait(1.0):
             pass
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0, drain: bool = False) -> None:
+        """Stop everything. With ``drain``, a high/emergency announcement that is playing may
+        finish first (at most ``shutdown.drain_timeout`` s); the rest stays in the spool."""
         self._stopping.set()
         notify("STOPPING=1")
         if getattr(self, "wyoming", None) is not None:
@@ -223,7 +363,7 @@ class Daemon:
         if hasattr(self, "intake"):
             self.intake.close()  # from now on messages are not acked: the broker keeps them for next time
         if hasattr(self, "scheduler"):
-            self.scheduler.shutdown(timeout)
+            self.scheduler.shutdown(timeout, drain=self.cfg.shutdown.drain_timeout if drain else 0.0)
         for eng in (self.synth.engines.values() if hasattr(self, "synth") else ()):
             if hasattr(eng, "start_managed"):
                 eng.close()  # managed engine process: SIGTERM, then SIGKILL
@@ -241,23 +381,63 @@ class Daemon:
         _LOGGER.info("stopped")
 
 
+class _Signals:
+    """What the signal handlers asked for. The handlers only set these flags (the wake-up fd
+    then interrupts the main loop's select); the main thread does the work."""
+
+    def __init__(self) -> None:
+        self.stop: int | None = None
+        self.reload = False
+
+    def handler(self, signum: int, _frame: Any) -> None:
+        if signum == signal.SIGHUP:
+            self.reload = True
+        else:
+            self.stop = signum
+
+
+NOT_READY_WARNING_S = 30.0
+
+
 def run(cfg: Config, config_path: Path | None = None) -> int:
-    daemon = Daemon(cfg)
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        _LOGGER.info("received %s; stopping", signal.Signals(signum).name)
-        daemon.request_stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    _LOGGER.info("announcer %s starting (config %s)", __version__, config_path or "built-in defaults")
-    daemon.start()
-    if daemon.wait_ready(30.0):
-        notify("READY=1")
-        _LOGGER.info("ready: subscribed on %s:%d, prefix %s", cfg.mqtt.host, cfg.mqtt.port, daemon.prefix)
-    else:
-        _LOGGER.warning("broker %s:%d not reachable yet; running and retrying", cfg.mqtt.host, cfg.mqtt.port)
-        notify("READY=1")
-    daemon.wait()
-    daemon.stop()
+    daemon = Daemon(cfg, config_path)
+    flags = _Signals()
+    wake_r, wake_w = socket.socketpair()
+    wake_r.setblocking(False)
+    wake_w.setblocking(False)
+    previous_fd = signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, flags.handler)
+    try:
+        _LOGGER.info("announcer %s starting (config %s)", __version__, config_path or "built-in defaults")
+        daemon.start()
+        daemon.start_watchdog()
+        started = time.monotonic()
+        ready = warned = False
+        while flags.stop is None:
+            if not ready and daemon.wait_ready(0):
+                ready = True
+                notify("READY=1")
+                _LOGGER.info("ready: subscribed on %s:%d, prefix %s", cfg.mqtt.host, cfg.mqtt.port, daemon.prefix)
+            elif not ready and not warned and time.monotonic() - started > NOT_READY_WARNING_S:
+                warned = True
+                why = daemon.link.last_error if daemon.link is not None else None
+                _LOGGER.warning("broker %s:%d not reachable yet (%s); still retrying, and not READY until the "
+                                "subscriptions are acknowledged (systemd's TimeoutStartSec bounds the wait)",
+                                cfg.mqtt.host, cfg.mqtt.port, why or "no answer")
+            if flags.reload and ready:  # a reload asked for during start-up waits for READY
+                flags.reload = False
+                daemon.reload()
+            select.select([wake_r], [], [], 0.2 if not ready else 1.0)
+            try:
+                while wake_r.recv(64):
+                    pass
+            except (BlockingIOError, InterruptedError):
+                pass
+        _LOGGER.info("received %s; stopping", signal.Signals(flags.stop).name)
+        daemon.stop(drain=True)
+    finally:
+        signal.set_wakeup_fd(previous_fd)
+        wake_r.close()
+        wake_w.close()
     return 0

@@ -75,6 +75,11 @@ class Intake:
         self.limiter = RateLimiter(cfg.limits.per_minute)
         self._closed = threading.Event()
 
+    def reconfigure(self, cfg: Config) -> None:
+        """A reloaded config: targets, defaults and limits from now on (the topic prefix needs a restart)."""
+        self.cfg = cfg
+        self.limiter.per_minute = cfg.limits.per_minute
+
     def close(self) -> None:
         """Stop taking messages: ``handle`` returns False, so the link does not ack and the broker keeps them."""
         self._closed.set()

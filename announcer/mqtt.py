@@ -39,7 +39,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from .config import MqttConfig
+from .config import ConfigError, MqttConfig
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -187,7 +187,13 @@ class MqttLink:
                              protocol=mqtt.MQTTv311, clean_session=not self.persistent, manual_ack=True)
         client.on_log = _paho_log
         if cfg.username is not None:
-            client.username_pw_set(cfg.username, cfg.password)
+            # password_file is read here, at start (validated when the config was loaded); never logged
+            try:
+                password = cfg.read_password()
+            except OSError as exc:
+                why = exc.strerror or type(exc).__name__
+                raise ConfigError([f"mqtt.password_file: cannot read {cfg.password_file}: {why}"]) from None
+            client.username_pw_set(cfg.username, password)
         if cfg.tls is not None:
             # host names are always verified: there is deliberately no "insecure" switch
             client.tls_set(ca_certs=cfg.tls.ca_certs, certfile=cfg.tls.certfile, keyfile=cfg.tls.keyfile)
@@ -276,6 +282,15 @@ class MqttLink:
     def last_error(self) -> str | None:
         """Why the last connection attempt failed (``Connection refused``, ``Not authorized`` ...)."""
         return self._last_error
+
+    def loop_alive(self) -> bool:
+        """paho's network thread is running (it sends keepalives while connected, reconnects while not).
+
+        The daemon's watchdog pings systemd only while this holds: a dead loop would leave the
+        daemon deaf for good. False before ``start()`` and after ``close()``.
+        """
+        thread = getattr(self._client, "_thread", None)  # paho keeps its loop_start() thread here
+        return thread is not None and thread.is_alive()
 
     def wait_subscribed(self, timeout: float | None = None) -> bool:
         """True once the broker acknowledged the first batch of subscriptions (stays True)."""

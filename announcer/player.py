@@ -12,6 +12,15 @@ A device sink blocks at real time, so an abort takes effect within one slice: th
 player writes the next ``FADE_OUT_SECONDS`` faded to silence, then aborts the stream.
 Sinks are only ever touched by their player thread.
 
+Heartbeat (for the systemd watchdog, ``health()``): the player promises to come back by a
+deadline. Waiting for work or for synthesis it beats at least every second (deadline: now
++ ``IDLE_GRACE_SECONDS``); before each sink call (open, a slice write, close, abort) the
+deadline becomes now + the audio that call carries + ``SINK_MARGIN_SECONDS``. A player
+past its deadline is hung (a sink that never returns), and the daemon stops pinging.
+
+Reload (``reconfigure``): a new sink and speaker chain are taken between announcements,
+on the player thread (what plays finishes on the old ones); the old sink is closed then.
+
 ``started`` carries ``latency_ms``: from ``Announcement.received`` to the moment the
 first samples (lead-in silence or chime included: they are already sound on the
 speaker's path) are handed to the sink, measured with the scheduler's clock.
@@ -21,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +48,8 @@ _LOGGER = logging.getLogger(__name__)
 
 SLICE_SECONDS = 0.1
 FADE_OUT_SECONDS = 0.05
+IDLE_GRACE_SECONDS = 5.0  # idle loops beat every second; this much slack before "hung"
+SINK_MARGIN_SECONDS = 5.0  # a sink call may take its audio's duration plus this
 EXPECTED_ERRORS = (SinkError, EngineUnavailable, InputError, OSError)
 
 # why a job was aborted, strongest last: a stop beats an interruption, a shutdown beats both
@@ -92,8 +104,9 @@ class _Writer:
     """Hands samples to a stream in slices, checking for an abort before each one."""
 
     def __init__(self, stream: Stream, rate: int, job: Job, clock: Callable[[], float],
-                 on_first: Callable[[float], None]) -> None:
+                 on_first: Callable[[float], None], expect: Callable[[str, float], None] | None = None) -> None:
         self.stream = stream
+        self.expect = expect or (lambda _what, _seconds: None)
         self.clock = clock
         self.rate = rate
         self.job = job
@@ -109,6 +122,7 @@ class _Writer:
                 raise Aborted(self.job.abort_reason)
             part = samples[start:start + self._slice]
             handed_at = self.clock() if self.samples == 0 else None
+            self.expect("write", len(part) / float(self.rate))
             self.stream.write(part)
             self.samples += len(part)
             if handed_at is not None:
@@ -134,7 +148,64 @@ class Player:
         self.clock = clock
         self._next_job = next_job
         self._job_done = job_done
+        self._beat_lock = threading.Lock()
+        self._deadline = time.monotonic() + IDLE_GRACE_SECONDS
+        self._doing = "idle"  # what the player was doing when it last promised to come back
+        self._doing_since = time.monotonic()
+        self._pending: tuple[Sink, SpeakerChain] | None = None  # from reconfigure(), taken between jobs
+        self.retired = False  # speaker removed by a reload: the thread ends after what it plays
         self.thread = threading.Thread(target=self.run, name=f"announcer-player-{name}", daemon=True)
+
+    # ---- heartbeat (see the module doc) ---------------------------------------------------
+    def beat(self) -> None:
+        """Progress: called by idle and waiting loops (at least every second) and after sink calls."""
+        self.expect("idle", 0.0, grace=IDLE_GRACE_SECONDS)
+
+    def expect(self, what: str, seconds: float, grace: float = SINK_MARGIN_SECONDS) -> None:
+        """About to do ``what`` (a sink call carrying ``seconds`` of audio): back within seconds + grace."""
+        now = time.monotonic()
+        with self._beat_lock:
+            if what != self._doing:
+                self._doing_since = now
+            self._doing = what
+            self._deadline = now + seconds + grace
+
+    def health(self) -> str | None:
+        """None while the player makes progress, else why not (for the watchdog's log line)."""
+        if not self.thread.is_alive():
+            return f"speaker {self.name}: player thread is not running"
+        now = time.monotonic()
+        with self._beat_lock:
+            if now <= self._deadline:
+                return None
+            doing, since = self._doing, self._doing_since
+        if doing == "idle":
+            return f"speaker {self.name}: player has not made progress for {now - since:.1f} s"
+        return f"speaker {self.name}: stuck in the sink's {doing} for {now - since:.1f} s"
+
+    # ---- reload ---------------------------------------------------------------------------------
+    def reconfigure(self, sink: Sink | None, chain: SpeakerChain) -> None:
+        """Use ``chain`` (and ``sink``, when not None) from the next announcement on."""
+        with self._beat_lock:
+            self._pending = (sink if sink is not None else (self._pending or (self.sink, chain))[0], chain)
+
+    def _take_pending(self) -> None:
+        with self._beat_lock:
+            pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        sink, self.chain = pending
+        if sink is not self.sink:
+            old, self.sink = self.sink, sink
+            self._close_sink(old)
+
+    def _close_sink(self, sink: Sink) -> None:
+        self.expect("close", 0.0)
+        try:
+            sink.close()
+        except Exception:
+            _LOGGER.warning("speaker %s: closing the replaced sink failed", self.name, exc_info=True)
+        self.beat()
 
     def run(self) -> None:
         while True:
@@ -144,7 +215,11 @@ class Player:
                 _LOGGER.exception("speaker %s: cannot take the next announcement", self.name)
                 continue
             if job is None:
+                if self.retired:  # removed by a reload: nobody else will close its sink
+                    self._take_pending()
+                    self._close_sink(self.sink)
                 return
+            self._take_pending()
             try:
                 outcome = self.play(job)
             except Exception as exc:  # play() handles its own errors; this is the last guard
@@ -160,8 +235,14 @@ class Player:
         render = self.renders.acquire(ann)
         stream: Stream | None = None
         writer: _Writer | None = None
+
+        def check() -> None:  # while waiting for synthesis: progress, and give up when aborted
+            self.beat()
+            job.check()
+
         try:
-            src_rate = render.wait_rate(job.check)
+            src_rate = render.wait_rate(check)
+            self.expect("open", 0.0)
             rate = self.sink.preferred_rate(src_rate)
             stream = self.sink.open(ann.id, rate)
 
@@ -171,7 +252,7 @@ class Player:
                                  replay=True if job.replay else None,
                                  **render.stats.event_fields())  # engine/fallback/warnings when a fallback spoke
 
-            writer = _Writer(stream, rate, job, self.clock, started)
+            writer = _Writer(stream, rate, job, self.clock, started, self.expect)
             write = writer.write
             gain = self.chain.gain(ann.volume, job.volume_cap) * self.master_volume()
             level_db = emotion_level_db(ann.emotion, ann.intensity)
@@ -181,7 +262,7 @@ class Player:
                 if n:
                     write(np.zeros(round(ann.repeat_gap * rate), np.float32))
                 i = 0
-                while (chunk := render.chunk(i, job.check)) is not None:
+                while (chunk := render.chunk(i, check)) is not None:
                     samples = chunk.samples
                     if chunk.sample_rate != rate:
                         samples = resample(samples, chunk.sample_rate, rate)
@@ -189,6 +270,7 @@ class Player:
                     i += 1
             write(self.chain.postlude(ann.chime, rate, gain))
             job.check()
+            self.expect("close", 0.0)
             details = stream.close() or {}
             return Outcome("finished", {"duration_s": round(writer.seconds, 3), **details})
         except Aborted as exc:
@@ -198,6 +280,7 @@ class Player:
         except Exception as exc:
             if stream is not None:
                 try:
+                    self.expect("abort", 0.0)
                     stream.abort()
                 except Exception:
                     _LOGGER.debug("speaker %s: abort after failure also failed", self.name, exc_info=True)
@@ -205,6 +288,7 @@ class Player:
                 _LOGGER.exception("speaker %s: %s failed", self.name, ann.id)
             return Outcome("failed", {"error": error_message(exc)})
         finally:
+            self.beat()
             self.renders.done_reading(render)
 
     def _loudness_state(self, ann: Announcement, level_db: float) -> LoudnessState:
@@ -213,12 +297,14 @@ class Player:
     def _fade_and_abort(self, stream: Stream, writer: _Writer | None) -> None:
         try:
             if writer is not None and len(writer.tail):
+                self.expect("write", len(writer.tail) / float(writer.rate))
                 # the tail is what would have played next: ramp it to silence instead of a click
                 stream.write(fade(np.asarray(writer.tail, np.float32), writer.rate, fade_out=True,
                                   seconds=FADE_OUT_SECONDS))
         except Exception:
             _LOGGER.debug("speaker %s: fade-out write failed", self.name, exc_info=True)
         try:
+            self.expect("abort", 0.0)
             stream.abort()
         except Exception:
             _LOGGER.warning("speaker %s: abort failed", self.name, exc_info=True)

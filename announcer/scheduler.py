@@ -33,6 +33,16 @@ Rules (the decisions, in one place):
   reached a terminal state the spool closes it (``ann_done``) and its audio is freed.
 * Shutdown: what plays is aborted (``interrupted`` with ``reason: "shutdown"``) and
   stays pending in the spool with everything queued; ``start`` resumes it next time.
+  With ``drain`` (SIGTERM: ``shutdown.drain_timeout``) a ``high`` or ``emergency``
+  announcement that is playing may finish first (``finished``, closed in the spool),
+  for at most ``drain`` seconds; then it is aborted like the rest. Nothing new starts.
+* Reload (``reconfigure``): queued jobs stay where they are for speakers that still
+  exist (the new ``limits.max_queue`` may shed the lowest, ``reason: "queue full"``);
+  those of removed speakers are ``cancelled`` (``reason: "speaker removed"``). What
+  plays finishes on the sink and chain it started with; the player takes the new ones
+  before its next job. A removed speaker's player ends after what it plays.
+* Heartbeat: a player waiting for work wakes at least every ``SWEEP_SECONDS`` and
+  beats (``Player.beat``), so a deadlocked scheduler shows up in the watchdog.
 * Quiet hours (``announcer.quiet``): a player takes the first job of its queue, in the
   order above, that quiet hours allow now; a job below the window's ``min_priority``
   stays where it is (held) until the window ends or it expires, and never blocks the
@@ -70,6 +80,7 @@ from .synth import Synthesizer
 _LOGGER = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 1.0
+DRAIN_PRIORITIES = ("high", "emergency")  # what may finish playing on SIGTERM (shutdown.drain_timeout)
 
 StatusCallback = Callable[[dict[str, Any]], None]
 
@@ -89,6 +100,9 @@ class Scheduler:
         self.renders = RenderPool(synth, cfg.default_engine, synth_workers, max_renders)
         self._cv = threading.Condition()
         self._queues: dict[str, list[tuple[tuple[int, int], Job]]] = {name: [] for name in sinks}
+        self._chimes = chimes
+        self._master_volume = master_volume
+        self._retired: list[Player] = []  # players of speakers removed by a reload, finishing their job
         self._current: dict[str, Job] = {}
         self._owed: dict[str, dict[str, str | None]] = {}  # ann id -> speaker -> terminal state
         self._seq = itertools.count()
@@ -100,15 +114,18 @@ class Scheduler:
         for name in sinks:
             if name not in cfg.speakers:
                 raise ValueError(f"sink {name!r} has no speaker config")
-        self.players = {
-            name: Player(name, sink, SpeakerChain(cfg.speakers[name], chimes, cfg.audio.target_lufs), self.renders, events, clock,
-                         self._next_job, self._job_done)
-            for name, sink in sinks.items()
-        }
-        if master_volume is not None:  # multiplies every speaker's gain (runtime setting)
-            for player in self.players.values():
-                player.master_volume = master_volume
+        self.players = {name: self._make_player(name, sink) for name, sink in sinks.items()}
         self._sweeper = threading.Thread(target=self._sweep_loop, name="announcer-expiry", daemon=True)
+
+    def _make_player(self, name: str, sink: Sink) -> Player:
+        player = Player(name, sink, self._chain(name), self.renders, self.events, self.clock,
+                        self._next_job, self._job_done)
+        if self._master_volume is not None:  # multiplies every speaker's gain (runtime setting)
+            player.master_volume = self._master_volume
+        return player
+
+    def _chain(self, name: str) -> SpeakerChain:
+        return SpeakerChain(self.cfg.speakers[name], self._chimes, self.cfg.audio.target_lufs)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -131,15 +148,37 @@ class Scheduler:
         self._sweeper.start()
         self._status_changed()
 
-    def shutdown(self, timeout: float = 5.0) -> None:
-        """Stop taking work, abort what plays (it stays pending in the spool) and join the threads."""
-        deadline = time.monotonic() + timeout
+    def shutdown(self, timeout: float = 5.0, drain: float = 0.0) -> None:
+        """Stop taking work, abort what plays (it stays pending in the spool) and join the threads.
+
+        With ``drain`` > 0, a ``high``/``emergency`` job that is playing may finish first, for
+        at most ``drain`` seconds (then it is aborted too); ``timeout`` comes on top of that.
+        """
         with self._cv:
             self._stopping = True
-            for job in self._current.values():
-                job.abort("shutdown")
+            draining = {s: job for s, job in self._current.items()
+                        if drain > 0 and job.ann.priority in DRAIN_PRIORITIES}
+            for s, job in self._current.items():
+                if s not in draining:
+                    job.abort("shutdown")
             self._cv.notify_all()
-        for p in self.players.values():
+        if draining:
+            _LOGGER.info("draining: letting %s finish (at most %.0f s)",
+                         ", ".join(f"{job.ann.id} ({job.ann.priority}) on {s}" for s, job in draining.items()), drain)
+            drain_end = time.monotonic() + drain
+            for s in draining:
+                player = self.players.get(s) or next((p for p in self._retired if p.name == s), None)
+                if player is not None and player.thread.is_alive():
+                    player.thread.join(max(0.0, drain_end - time.monotonic()))
+            with self._cv:
+                late = [(s, job) for s, job in self._current.items() if s in draining and job is draining[s]]
+                for _s, job in late:
+                    job.abort("shutdown")
+            for s, job in late:
+                _LOGGER.warning("draining: %s on %s did not finish within %.0f s; stopped (it stays in the spool)",
+                                job.ann.id, s, drain)
+        deadline = time.monotonic() + timeout
+        for p in [*self.players.values(), *self._retired]:
             if p.thread.is_alive():
                 p.thread.join(max(0.0, deadline - time.monotonic()))
                 if p.thread.is_alive():
@@ -252,10 +291,13 @@ class Scheduler:
             job: Job | None = None
             with self._cv:
                 self._current.pop(speaker, None)
-                q = self._queues[speaker]
-                while not self._stopping and (index := self._playable(speaker, q)) is None:
-                    self._cv.wait(SWEEP_SECONDS if q else None)  # held jobs: look again when the clock moved
-                if self._stopping:
+                q = self._queues.get(speaker)
+                if q is None:  # removed by a reload
+                    return None
+                while not self._stopping and speaker in self._queues and (index := self._playable(speaker, q)) is None:
+                    self._cv.wait(SWEEP_SECONDS)  # held jobs: look again when the clock moved; heartbeat
+                    self._beat(speaker)
+                if self._stopping or speaker not in self._queues:
                     self._cv.notify_all()
                     return None
                 _, candidate = q.pop(index)
@@ -317,6 +359,58 @@ class Scheduler:
                 _LOGGER.info("%s: waits on speaker %s: %s", job.ann.id, speaker, reason)
         return None
 
+    def _beat(self, speaker: str) -> None:
+        player = self.players.get(speaker)
+        if player is not None:
+            player.beat()
+
+    # ------------------------------------------------------------------ reload
+    def reconfigure(self, cfg: Config, synth: Synthesizer, sinks: dict[str, Sink], chimes: ChimeLibrary) -> None:
+        """Apply a reloaded config (see the module doc). ``sinks``: one per speaker of ``cfg``;
+        an unchanged speaker keeps its sink object (the daemon passes the same one)."""
+        for name in sinks:
+            if name not in cfg.speakers:
+                raise ValueError(f"sink {name!r} has no speaker config")
+        removed: list[tuple[str, Job]] = []
+        shed: list[tuple[str, Job]] = []
+        with self._cv:
+            self.cfg = cfg
+            self.synth = synth
+            self._chimes = chimes
+            self.renders.synth = synth  # renders already running finish with the engine they started on
+            self.renders.default_engine = cfg.default_engine
+            for name in [n for n in self._queues if n not in sinks]:
+                removed += [(name, e[1]) for e in self._queues.pop(name)]
+                player = self.players.pop(name)
+                player.retired = True
+                self._retired.append(player)
+            for name, sink in sinks.items():
+                player = self.players.get(name)
+                if player is None:
+                    self._queues[name] = []
+                    self.players[name] = player = self._make_player(name, sink)
+                    if self._started and not self._stopping:
+                        player.thread.start()
+                else:
+                    player.reconfigure(sink if sink is not player.sink else None, self._chain(name))
+            self.sinks = dict(sinks)
+            for name, q in self._queues.items():
+                while len(q) > cfg.limits.max_queue:
+                    shed.append((name, q.pop()[1]))
+            self._retired = [p for p in self._retired if p.thread.is_alive()]
+            self._cv.notify_all()
+        for s, job in removed:
+            self._terminal(job.ann, s, "cancelled", reason="speaker removed")
+        for s, job in shed:
+            self._terminal(job.ann, s, "cancelled", reason="queue full")
+        self._status_changed()
+
+    def health(self) -> list[str]:
+        """Why players are not making progress (empty: all are); for the watchdog."""
+        with self._cv:
+            players = [*self.players.values(), *(p for p in self._retired if p.thread.is_alive())]
+        return [problem for p in players if p.thread.ident is not None and (problem := p.health()) is not None]
+
     def _sweep_loop(self) -> None:
         """Expire waiting jobs about once a second, so ``expired`` comes on time and frees queue room."""
         while True:
@@ -348,6 +442,8 @@ class Scheduler:
             self.events.emit("interrupted", ann, speaker=speaker)
             if self.clock() > ann.expires:
                 self._terminal(ann, speaker, "expired")
+            elif speaker not in self._queues:  # removed by a reload while it played
+                self._terminal(ann, speaker, "cancelled", reason="speaker removed")
             else:
                 with self._cv:
                     shed = self._insert(speaker, Job(ann, job.seq, replay=True)) if not self._stopping else []
