@@ -31,7 +31,11 @@ JWT_SECRET = "jwt-secret-0123456789abcdef-0123456789"
 
 
 def stack_config(root: Path, http: str = "", limits: str = "", engines: str = "") -> Config:
-    return parse_config(f"""
+    return parse_config(stack_yaml(root, http, limits, engines))
+
+
+def stack_yaml(root: Path, http: str = "", limits: str = "", engines: str = "", extra: str = "") -> str:
+    return f"""{extra}
 engines: {{zh: {{type: embedded-zh}}, {engines}}}
 speakers:
   lobby: {{type: file, directory: {root}/lobby, name: 大厅}}
@@ -43,7 +47,7 @@ spool: {{path: {root}/spool.sqlite3}}
 cache: {{directory: {root}/cache}}
 limits: {{{limits}}}
 http: {{enabled: true, {http}}}
-""")
+"""
 
 
 @dataclass

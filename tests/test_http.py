@@ -20,7 +20,7 @@ import httpx
 import pytest
 import schemathesis
 import soundfile as sf
-from http_stack import JWT_SECRET, TOKEN, Stack, stack_config, start_stack
+from http_stack import JWT_SECRET, TOKEN, Stack, stack_config, stack_yaml, start_stack
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -413,19 +413,18 @@ def test_config_requires_auth_off_loopback() -> None:
 
 
 # ------------------------------------------------------------------------------ daemon wiring
-def test_daemon_serves_http_beside_mqtt(tmp_path: Path, shared_broker) -> None:  # type: ignore[no-untyped-def]
-    from announcer.config import Config
+def test_daemon_serves_http_beside_mqtt_and_follows_a_reload(tmp_path: Path, shared_broker) -> None:  # type: ignore[no-untyped-def]
+    from announcer.config import load_config
     from announcer.daemon import Daemon
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    base = stack_config(tmp_path).model_dump()
-    base["mqtt"] = shared_broker.mqtt_config(client_id="http-daemon", topic_prefix="http-daemon")
-    base["http"] = {"enabled": True, "port": port}
-    base["homeassistant"] = {"enabled": False}
-    cfg = Config.model_validate(base)
-    daemon = Daemon(cfg)
+    mqtt = shared_broker.mqtt_config(client_id="http-daemon", topic_prefix="http-daemon")
+    extra = f"mqtt: {json.dumps(mqtt)}\nhomeassistant: {{enabled: false}}\n"
+    path = tmp_path / "announcer.yaml"
+    path.write_text(stack_yaml(tmp_path, http=f"port: {port}", extra=extra), encoding="utf-8")
+    daemon = Daemon(load_config(path), config_path=path)
     daemon.start()
     try:
         assert daemon.wait_ready(20)
@@ -436,7 +435,22 @@ def test_daemon_serves_http_beside_mqtt(tmp_path: Path, shared_broker) -> None: 
             while c.get(f"/announcements/{ann_id}").json()["state"] != "finished":
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
-        assert (tmp_path / "archive" / f"{ann_id}.wav").exists()
+            assert (tmp_path / "archive" / f"{ann_id}.wav").exists()
+
+            # a reload (SIGHUP) reaches the HTTP side: the new speaker is offered and used
+            text = path.read_text(encoding="utf-8").replace(
+                "speakers:\n", f"speakers:\n  desk: {{type: file, directory: {tmp_path}/desk, name: 前台}}\n")
+            path.write_text(text, encoding="utf-8")
+            assert daemon.reload()
+            info = c.get("/api/info").json()
+            assert {"name": "desk", "display": "前台"} in info["speakers"]
+            ann_id = c.post("/announce", json={"text": "你好。", "targets": "desk"}).json()["id"]
+            while c.get(f"/announcements/{ann_id}").json()["state"] != "finished":
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert (tmp_path / "desk" / f"{ann_id}.wav").exists()
+            assert c.post("/tts", json={"text": "你好。"}).status_code == 200
+            assert 'announcer_speaking{speaker="desk"} 0' in c.get("/metrics").text
     finally:
         daemon.stop()
     with pytest.raises(httpx.ConnectError):

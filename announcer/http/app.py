@@ -65,7 +65,7 @@ class _RejectionCapture(threading.local):
 
 def create_app(ctx: Any) -> FastAPI:
     """The ASGI app for ``ctx`` (an ``HttpContext``), wrapped in the access guard."""
-    cfg = ctx.cfg
+    cfg = ctx.cfg  # for the OpenAPI document only: handlers read ctx.cfg, which follows a reload
     app = FastAPI(title="announcer", version=ctx.version, debug=False, docs_url=None, redoc_url=None,
                   openapi_url="/openapi.json",
                   description="Voice announcements over HTTP: synthesize (/tts) or announce on speakers "
@@ -143,10 +143,12 @@ def create_app(ctx: Any) -> FastAPI:
     async def tts(request: Request) -> dict[str, Any]:
         raw = await json_body(request)
         raw.setdefault("chime", False)
-        ann = build(raw, cfg, source="http", ignore_unknown=False)  # the voice is checked by the worker:
+        live = ctx.cfg
+        ann = build(raw, live, source="http", ignore_unknown=False)  # the voice is checked by the worker:
         # a remote engine may need the network to list its voices, never on the event loop
+        ctx.tts_limiter.per_minute = live.limits.per_minute
         if not ctx.tts_limiter.allow():
-            raise ApiError(429, "limits.per_minute", f"more than {cfg.limits.per_minute} syntheses in a minute; "
+            raise ApiError(429, "limits.per_minute", f"more than {live.limits.per_minute} syntheses in a minute; "
                                                      "try again shortly")
         with pending_lock:
             if pending["tts"] >= MAX_PENDING_TTS:
@@ -155,8 +157,9 @@ def create_app(ctx: Any) -> FastAPI:
         try:
             stats = SynthStats()
             loop = asyncio.get_running_loop()
+            synth, chimes = ctx.synth, ctx.chimes
             audio = await loop.run_in_executor(
-                ctx.tts_pool, lambda: render_announcement(cfg, ctx.synth, ann, ctx.chimes, stats))
+                ctx.tts_pool, lambda: render_announcement(live, synth, ann, chimes, stats))
             audio_id = await loop.run_in_executor(ctx.tts_pool, ctx.audio.put, audio)
         finally:
             with pending_lock:
@@ -173,7 +176,7 @@ def create_app(ctx: Any) -> FastAPI:
         path = ctx.audio.path(audio_id)
         if path is None:
             raise ApiError(404, "id", f"no audio {audio_id!r} (generated audio is kept "
-                                      f"{cfg.http.audio_max_age:g} s)")
+                                      f"{ctx.cfg.http.audio_max_age:g} s)")
         return FileResponse(path, media_type="audio/wav", headers={"Cache-Control": "private, no-store"})
 
     # ---- announcements -------------------------------------------------------------------

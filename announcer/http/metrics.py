@@ -38,17 +38,17 @@ def _num(value: float) -> str:
 
 
 class Metrics:
-    def __init__(self, speakers: list[str], version: str,
+    def __init__(self, speakers: Callable[[], list[str]], version: str,
                  status: Callable[[], dict[str, Any]] | None = None) -> None:
         self._lock = threading.Lock()
         self._version = version
         self._status = status
-        self._speakers = list(speakers)
+        self._speakers = speakers  # the configured speakers, now (they change on a reload)
         self._states = {s: 0 for s in STATES}
         self._buckets = [0] * len(LATENCY_BUCKETS)
         self._latency_sum = 0.0
         self._latency_count = 0
-        self._waiting: dict[str, set[str]] = {s: set() for s in speakers}
+        self._waiting: dict[str, set[str]] = {}
         self._tts_count = 0
         self._tts_synth_seconds = 0.0
         self._tts_audio_seconds = 0.0
@@ -88,6 +88,7 @@ class Metrics:
     def render(self) -> str:
         status = self._status() if self._status is not None else {"speaking": []}
         speaking = set(status.get("speaking") or ())
+        speakers = set(self._speakers()) | speaking
         out: list[str] = []
 
         def family(name: str, kind: str, help_text: str) -> None:
@@ -109,10 +110,10 @@ class Metrics:
             out.append(f"announcer_start_latency_seconds_sum {_num(self._latency_sum)}")
             out.append(f"announcer_start_latency_seconds_count {self._latency_count}")
             family("announcer_queue_depth", "gauge", "Announcements waiting for a speaker (not counting the one playing).")
-            for s in sorted(self._waiting):
-                out.append(f'announcer_queue_depth{{speaker="{_escape(s)}"}} {len(self._waiting[s])}')
+            for s in sorted(speakers | {k for k, v in self._waiting.items() if v}):
+                out.append(f'announcer_queue_depth{{speaker="{_escape(s)}"}} {len(self._waiting.get(s, ()))}')
             family("announcer_speaking", "gauge", "1 while the speaker plays an announcement.")
-            for s in sorted(set(self._speakers) | speaking):
+            for s in sorted(speakers):
                 out.append(f'announcer_speaking{{speaker="{_escape(s)}"}} {int(s in speaking)}')
             family("announcer_tts_requests_total", "counter", "Syntheses served by POST /tts.")
             out.append(f"announcer_tts_requests_total {self._tts_count}")

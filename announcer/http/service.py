@@ -12,7 +12,6 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,38 +33,57 @@ SWEEP_SECONDS = 60.0
 TTS_WORKERS = 2
 
 
-@dataclass
+class _Fixed:
+    """``cfg`` and ``synth`` that never change (tests, tools); the daemon itself is the live source."""
+
+    def __init__(self, cfg: Config, synth: Synthesizer) -> None:
+        self.cfg = cfg
+        self.synth = synth
+
+
 class HttpContext:
-    cfg: Config
-    synth: Synthesizer
-    intake: Intake
-    spool: Spool
-    scheduler: Scheduler
-    events: EventBus
-    audio: AudioStore
-    recent: RecentAnnouncements
-    metrics: Metrics
-    policy: AccessPolicy
-    chimes: ChimeLibrary
-    tts_limiter: RateLimiter
-    version: str = __version__
-    tts_pool: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(TTS_WORKERS, thread_name_prefix="http-tts"))
+    """What the endpoints use. ``cfg``, ``synth`` and ``chimes`` are read from ``live`` (the daemon)
+    at each use, so a SIGHUP reload reaches the HTTP side too (``http:`` itself needs a restart)."""
+
+    def __init__(self, live: Any, intake: Intake, spool: Spool, scheduler: Scheduler, events: EventBus) -> None:
+        self._live = live
+        cfg = live.cfg
+        h = cfg.http
+        audio_dir = h.audio_dir or Path(cfg.spool.path).parent / "http-audio"
+        self.intake = intake
+        self.spool = spool
+        self.scheduler = scheduler
+        self.events = events
+        self.version = __version__
+        self.audio = AudioStore(audio_dir, h.audio_max_age, int(h.audio_max_mb * 1024 * 1024))
+        self.recent = RecentAnnouncements()
+        self.metrics = Metrics(lambda: list(self.cfg.speakers), __version__, status=scheduler.status)
+        self.policy = AccessPolicy(h.tokens, h.jwt_secret, h.allow_ips)
+        self.tts_limiter = RateLimiter(cfg.limits.per_minute)
+        self.tts_pool = ThreadPoolExecutor(TTS_WORKERS, thread_name_prefix="http-tts")
+        self._chimes: tuple[Config, ChimeLibrary] | None = None
+        events.subscribe(self.recent.on_event)
+        events.subscribe(self.metrics.on_event)
 
     @classmethod
     def create(cls, cfg: Config, synth: Synthesizer, intake: Intake, spool: Spool, scheduler: Scheduler,
-               events: EventBus) -> HttpContext:
-        h = cfg.http
-        audio_dir = h.audio_dir or Path(cfg.spool.path).parent / "http-audio"
-        ctx = cls(cfg=cfg, synth=synth, intake=intake, spool=spool, scheduler=scheduler, events=events,
-                  audio=AudioStore(audio_dir, h.audio_max_age, int(h.audio_max_mb * 1024 * 1024)),
-                  recent=RecentAnnouncements(),
-                  metrics=Metrics(list(cfg.speakers), __version__, status=scheduler.status),
-                  policy=AccessPolicy(h.tokens, h.jwt_secret, h.allow_ips),
-                  chimes=ChimeLibrary.from_config(cfg), tts_limiter=RateLimiter(cfg.limits.per_minute))
-        events.subscribe(ctx.recent.on_event)
-        events.subscribe(ctx.metrics.on_event)
-        return ctx
+               events: EventBus, live: Any = None) -> HttpContext:
+        return cls(live if live is not None else _Fixed(cfg, synth), intake, spool, scheduler, events)
+
+    @property
+    def cfg(self) -> Config:
+        return self._live.cfg
+
+    @property
+    def synth(self) -> Synthesizer:
+        return self._live.synth
+
+    @property
+    def chimes(self) -> ChimeLibrary:
+        cfg = self.cfg
+        if self._chimes is None or self._chimes[0] is not cfg:
+            self._chimes = (cfg, ChimeLibrary.from_config(cfg))
+        return self._chimes[1]
 
     def close(self) -> None:
         self.tts_pool.shutdown(wait=False, cancel_futures=True)
@@ -138,7 +156,7 @@ class HttpService:
     @classmethod
     def from_daemon(cls, daemon: Any) -> HttpService:
         return cls(HttpContext.create(daemon.cfg, daemon.synth, daemon.intake, daemon.spool, daemon.scheduler,
-                                      daemon.events))
+                                      daemon.events, live=daemon))
 
     def start(self) -> None:
         self.ctx.audio.sweep()
