@@ -25,14 +25,43 @@ Usage in a test module::
     from alsa import alsa_devices  # noqa: F401  (the fixture)
 
     def test_x(alsa_devices): ...
+
+Paced devices (``AlsaDevices.add_paced``): something that *plays in real time*
+-----------------------------------------------------------------------------
+The ``null`` slave takes every write at once, so nothing is ever "still playing" on
+the capture devices above. To test what happens while a device plays (an emergency
+interrupting, a fade-out), ``add_paced`` defines::
+
+    pcm.annfifoN   { type file slave.pcm "null" file "<dir>/pacedN.fifo" format "raw" }
+    pcm.annpacedN  { type plug slave { pcm "annfifoN" format S16_LE rate R channels C } ... }
+
+The file plugin writes every sample PortAudio commits into a FIFO (a named pipe) as it
+commits it, and a reader thread in the test empties the pipe at the sample rate: every
+10 ms it reads what has fallen due since its last read (what the writer did not
+supply in time is lost, as on a device that underruns; the pipe never bursts to catch
+up). The pipe is shrunk to one page (4096 bytes: 85 ms at 24 kHz mono S16), so once
+it is full, PortAudio's ``Pa_WriteStream`` blocks in the file plugin's ``write()``
+until the reader takes the next 10 ms. Measured on this host: 100 ms slices written
+from a player return 80-160 ms apart, 2 s of audio take 2.0 s, and every sample
+written arrives in order, with nothing added between streams (no priming silence, no
+padding at close or abort). The reader holds the FIFO open read-write, so PortAudio's
+device probe (which opens every PCM) never blocks and a stream's close is no EOF.
+
+What it does not model: a sound card's ring buffer. On real hardware ``abort`` drops
+what is still in that buffer (about the ``latency``); here everything committed has
+already left ALSA for the pipe, so the capture holds it. ``PacedDevice.samples()``
+returns the capture as float32 (frames, channels).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -55,11 +84,91 @@ class Capture:
         return int(self.samples.shape[1])
 
 
+_F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Linux), named in the fcntl module only from Python 3.10 on some builds
+PACED_TICK = 0.01
+
+
+class PacedDevice:
+    """An ALSA device that consumes samples in real time (see the module docstring)."""
+
+    def __init__(self, directory: Path, index: int, rate: int, channels: int = 1) -> None:
+        self.index = index
+        self.rate = rate
+        self.channels = channels
+        self.fifo = Path(directory) / f"paced{index}.fifo"
+        self.frame_bytes = 2 * channels
+        self._data = bytearray()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._fd: int | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def name(self) -> str:
+        """The ALSA (and PortAudio) name of this device."""
+        return f"annpaced{self.index}"
+
+    def pcm_config(self) -> list[str]:
+        i = self.index
+        return [f'pcm.annfifo{i} {{ type file slave.pcm "null" file "{self.fifo}" format "raw" }}',
+                (f'pcm.annpaced{i} {{ type plug slave {{ pcm "annfifo{i}" format S16_LE rate {self.rate} '
+                 f'channels {self.channels} }} hint {{ show on description "announcer paced speaker {i}" }} }}')]
+
+    def start(self) -> None:
+        """Create the FIFO and start consuming it (before PortAudio probes the device)."""
+        self.fifo.unlink(missing_ok=True)
+        os.mkfifo(self.fifo)
+        self._fd = os.open(self.fifo, os.O_RDWR | os.O_NONBLOCK)  # read-write: never EOF, never blocks an open
+        fcntl.fcntl(self._fd, _F_SETPIPE_SZ, 4096)
+        self._thread = threading.Thread(target=self._consume, name=f"paced-{self.name}", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self.fifo.unlink(missing_ok=True)
+
+    def _consume(self) -> None:
+        assert self._fd is not None
+        last = time.monotonic()
+        owed = 0.0  # bytes due but not yet a whole frame
+        while not self._stop.is_set():
+            time.sleep(PACED_TICK)
+            now = time.monotonic()
+            owed += (now - last) * self.rate * self.frame_bytes
+            last = now
+            due = int(owed) // self.frame_bytes * self.frame_bytes
+            owed -= due
+            try:
+                chunk = os.read(self._fd, due) if due else b""
+            except BlockingIOError:  # nothing written: the device "plays" silence, unrecorded
+                chunk = b""
+            if chunk:
+                with self._lock:
+                    self._data += chunk
+
+    @property
+    def frames(self) -> int:
+        with self._lock:
+            return len(self._data) // self.frame_bytes
+
+    def samples(self) -> np.ndarray:
+        """Everything consumed so far, float32 (frames, channels)."""
+        with self._lock:
+            raw = bytes(self._data[: len(self._data) // self.frame_bytes * self.frame_bytes])
+        return (np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0).reshape(-1, self.channels)
+
+
 class AlsaDevices:
     def __init__(self, directory: Path, count: int = DEVICE_COUNT) -> None:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.config_file = self.dir / "asoundrc"
+        self.paced: list[PacedDevice] = []
         self.set_count(count)
 
     def set_count(self, count: int) -> None:
@@ -71,7 +180,22 @@ class AlsaDevices:
                          f'format "wav" }}')
             lines.append(f'pcm.annspeaker{i} {{ type plug slave {{ pcm "annfile{i}" format S16_LE }} '
                          f'hint {{ show on description "announcer test speaker {i}" }} }}')
+        for dev in self.paced:
+            lines += dev.pcm_config()
         self.config_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def add_paced(self, rate: int = 24000, channels: int = 1) -> PacedDevice:
+        """A real-time device ``annpacedN`` (its reader running), visible to PortAudio in this process."""
+        dev = PacedDevice(self.dir, len(self.paced) + 1, rate, channels)
+        dev.start()
+        self.paced.append(dev)
+        self.set_count(self.count)
+        reinitialise_portaudio()
+        return dev
+
+    def close(self) -> None:
+        for dev in self.paced:
+            dev.close()
 
     @staticmethod
     def name(i: int) -> str:
@@ -102,9 +226,9 @@ class AlsaDevices:
 
 
 def reinitialise_portaudio() -> None:
-    from announcer.sinks.sounddevice_sink import _PA_LOCK
-
     import sounddevice as sd
+
+    from announcer.sinks.sounddevice_sink import _PA_LOCK
 
     with _PA_LOCK:
         sd._terminate()
@@ -124,3 +248,4 @@ def alsa_devices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Al
     finally:
         monkeypatch.undo()
         reinitialise_portaudio()
+        devices.close()  # after PortAudio let go of the paced devices

@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
+import soundfile as sf
+from test_scheduler import (  # noqa: F401
+    SHORT,
+    CountingEngine,
+    EventLog,
+    GateSink,
+    OffsetClock,
+    engine,
+    wait_until,
+)
 
+from announcer.announcement import Announcement, build
+from announcer.chain import ChimeLibrary
 from announcer.config import ConfigError, QuietHoursConfig, parse_config
+from announcer.events import EventBus
 from announcer.quiet import QuietHours, zone
+from announcer.scheduler import Scheduler
+from announcer.sinks.base import Sink, create_sink
+from announcer.spool import Spool
+from announcer.synth import Synthesizer
 
 SH = ZoneInfo("Asia/Shanghai")  # no DST
 BERLIN = ZoneInfo("Europe/Berlin")  # DST: 2026-03-29 02:00 -> 03:00, 2026-10-25 03:00 -> 02:00
@@ -270,24 +292,6 @@ quiet_hours:
 
 # ================================================================== with the scheduler
 # Real engine, real file speakers, real spool; the scheduler's clock is moved, never slept on.
-import logging  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import numpy as np  # noqa: E402
-import soundfile as sf  # noqa: E402
-from test_scheduler import (SHORT, CountingEngine, EventLog, GateSink, OffsetClock, engine,  # noqa: E402,F401
-                            wait_until)
-
-from announcer.announcement import Announcement, build  # noqa: E402
-from announcer.chain import ChimeLibrary  # noqa: E402
-from announcer.events import EventBus  # noqa: E402
-from announcer.scheduler import Scheduler  # noqa: E402
-from announcer.sinks.base import Sink, create_sink  # noqa: E402
-from announcer.spool import Spool  # noqa: E402
-from announcer.synth import Synthesizer  # noqa: E402
-
 UTC = ZoneInfo("UTC")
 CAP = 0.25
 
@@ -295,7 +299,7 @@ CAP = 0.25
 class QuietHarness:
     """Speakers ``a`` and ``gate`` have quiet hours 22:00-07:00 UTC (cap 0.25, min high); ``b`` has none."""
 
-    def __init__(self, tmp: Path, engine: CountingEngine) -> None:
+    def __init__(self, tmp: Path, engine: CountingEngine) -> None:  # noqa: F811
         self.tmp = tmp
         self.cfg = parse_config(f"""
 timezone: UTC
