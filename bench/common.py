@@ -223,18 +223,28 @@ def machine_summary() -> str:
             f"load average {'?' if load is None else f'{load:.2f}'}")
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (all its threads), 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class OtherLoad:
     """Share of the machine's CPU time used by other processes between ``start()`` and ``stop()``.
 
-    From ``/proc/stat`` (all CPUs busy time) minus this process's CPU time; None off Linux.
+    From ``/proc/stat`` (all CPUs busy time) minus this process's CPU time and that of
+    ``pids`` (processes the benchmark started: the daemon, the broker); None off Linux.
     A benchmark shares the machine with whatever else runs: this says how much.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, pids: Iterable[int] = ()) -> None:
         self._start: tuple[float, float, float] | None = None
+        self.pids = tuple(pids)
 
-    @staticmethod
-    def _sample() -> tuple[float, float, float] | None:
+    def _sample(self) -> tuple[float, float, float] | None:
         try:
             fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
         except (OSError, ValueError):
@@ -242,7 +252,8 @@ class OtherLoad:
         hz = os.sysconf("SC_CLK_TCK")
         busy = sum(fields[:3]) + sum(fields[5:8])  # user nice system, irq softirq steal (not idle, iowait)
         own = os.times()
-        return busy / hz, own.user + own.system, time.monotonic()
+        ours = own.user + own.system + sum(process_cpu_seconds(pid) for pid in self.pids)
+        return busy / hz, ours, time.monotonic()
 
     def start(self) -> None:
         self._start = self._sample()
