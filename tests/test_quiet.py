@@ -445,3 +445,20 @@ def test_resumed_jobs_report_their_hold(tmp_path: Path, engine: CountingEngine) 
         q.log.wait("finished", "night", "a")
     finally:
         q.close()
+
+
+def test_the_example_config_and_the_readme_example() -> None:
+    root = Path(__file__).resolve().parent.parent
+    cfg = parse_config((root / "config" / "announcer.example.yaml").read_text(),
+                       env={"MQTT_PASSWORD": "x", "ANNOUNCER_HTTP_TOKEN": "t" * 20})
+    rules = QuietHours.from_config(cfg)
+    assert rules.tz is None and len(rules.windows) == 1
+    w = rules.windows[0]
+    assert (w.start.hour, w.end.hour, w.volume, w.min_priority, w.speakers) == (22, 7, 0.4, "high", ())
+    readme = (root / "README.md").read_text()
+    block = readme.split("### Quiet hours\n\n```yaml\n", 1)[1].split("```", 1)[0]
+    cfg = parse_config(block + "speakers: {bedroom: {type: file, directory: /tmp/q}}\n")
+    rules = QuietHours.from_config(cfg)
+    sunday_noon = datetime(2026, 11, 22, 12, 0, tzinfo=SH)
+    assert not rules.at(sunday_noon, "bedroom", "high").allowed
+    assert rules.at(sunday_noon, "bedroom", "emergency").cap == 0.4
