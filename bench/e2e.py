@@ -77,7 +77,7 @@ class Stack:
     """Broker, devices, daemon, event log: started together, closed together."""
 
     def __init__(self, workdir: Path, body: str, captures: dict[str, int | None],
-                 paced: dict[str, int | None], nodelay: bool = False) -> None:
+                 paced: dict[str, int | None], nodelay: bool = False, with_speakers: bool = True) -> None:
         from ._stack import CaptureWatch, Daemon, Devices, EventLog, start_broker
 
         self.workdir = workdir
@@ -93,8 +93,9 @@ class Stack:
             for name, lead in paced.items():
                 self.devices.add_paced(name)
                 speakers.append(f"  {name}: {self.devices.speaker_config(name, lead)}")
-            self.daemon = Daemon(workdir / "daemon", self.broker, body + "speakers:\n" + "\n".join(speakers) + "\n",
-                                 env=self.devices.env)
+            if with_speakers:
+                body += "speakers:\n" + "\n".join(speakers) + "\n"
+            self.daemon = Daemon(workdir / "daemon", self.broker, body, env=self.devices.env)
             self.daemon.start()
             self.ready_at = self.daemon.wait_ready()
             self.client = self.broker.client()
