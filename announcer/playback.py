@@ -23,6 +23,8 @@ from .spool import Spool
 
 
 def play_now(cfg: Config, raw: dict[str, Any], timeout: float = 600.0) -> int:
+    # Someone at the console asked for it now: quiet hours are for the daemon's queue, not for `say`.
+    cfg = cfg.model_copy(update={"quiet_hours": ()})
     ann = build(raw, cfg, source="cli", ignore_unknown=True)
     for w in ann.warnings:
         print(f"warning: {w}", file=sys.stderr)

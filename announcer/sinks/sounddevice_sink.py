@@ -128,6 +128,15 @@ class _DeviceStream(Stream):
         return {"device": self._device}
 
     def abort(self) -> None:
+        if not self._aborted.is_set():
+            # Whatever was written last (the player's 50 ms fade-out) still sits in the device's
+            # buffer, and aborting discards that buffer: push one buffer of silence after it so
+            # the fade is heard to its end instead of being cut into a click.
+            try:
+                frames = int(round(float(self._stream.latency) * float(self._stream.samplerate))) + 1
+                self._stream.write(np.zeros((frames, self._channels), np.float32))
+            except Exception:
+                pass
         self._aborted.set()
         try:
             self._stream.abort(ignore_errors=True)
