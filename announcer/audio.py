@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .fsutil import atomic_write
 
 
 @dataclass(frozen=True)
@@ -56,34 +57,9 @@ def wav_bytes(audio: Audio) -> bytes:
 
 
 def write_wav_atomic(path: str | os.PathLike[str], audio: Audio) -> Path:
-    """Write a PCM-16 WAV: a temp file in the same directory, fsync, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = wav_bytes(audio)
-    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".wav.tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a WAV is as readable as any file we write
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
-
-
-def _read_umask() -> int:
-    mask = os.umask(0o022)  # the only way to read it; done once at import, before threads start
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()
+    """Write a PCM-16 WAV atomically and durably (temp file, fsync, rename)."""
+    atomic_write(path, wav_bytes(audio), prefix=".", suffix=".wav.tmp")
+    return Path(path)
 
 
 def read_wav(path: str | os.PathLike[str]) -> Audio:

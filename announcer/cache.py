@@ -26,13 +26,14 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .fsutil import atomic_write
 
 try:  # POSIX only; elsewhere scans of several processes are not serialised
     import fcntl
@@ -110,16 +111,8 @@ class ClauseCache:
         path = self.path(key)
         data = np.ascontiguousarray(np.asarray(samples, dtype=np.float32).reshape(-1))
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix="." + key[:16], suffix=TMP_SUFFIX, dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    np.save(fh, data, allow_pickle=False)
-                    size = fh.tell()
-                os.replace(tmp, path)
-            except BaseException:
-                _unlink(Path(tmp))
-                raise
+            size = atomic_write(path, lambda fh: np.save(fh, data, allow_pickle=False), durable=False,
+                                prefix="." + key[:16], suffix=TMP_SUFFIX)
         except OSError as exc:
             self._warn("write", "clause cache: cannot write to %s (%s); not caching", self.directory, exc)
             return

@@ -18,13 +18,12 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 from .emotions import EMOTIONS, resolve_emotion
+from .fsutil import atomic_write
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -134,26 +133,5 @@ class RuntimeSettings:
             self._data = data
 
     def _write(self, data: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
-        fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-        try:
-            dfd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-        except OSError:  # some filesystems cannot fsync a directory; the rename is still atomic
-            pass
+        atomic_write(self.path, text.encode("utf-8"), prefix=".settings-")

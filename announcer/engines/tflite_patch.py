@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..fsutil import atomic_write
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -62,20 +62,8 @@ def ensure_patched(source: Path, cache_dir: Path, source_hash: str | None = None
     if target.is_file():
         return target, False
     data = patch_fastspeech2(source.read_bytes())
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".fastspeech2-", suffix=".tflite.tmp", dir=cache_dir)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)  # atomic; a racing writer replaces it with identical bytes
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    # atomic: a racing writer replaces it with identical bytes
+    atomic_write(target, data, prefix=".fastspeech2-", suffix=".tflite.tmp")
     _LOGGER.info("wrote patched acoustic model %s", target)
     return target, True
 
