@@ -29,8 +29,9 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from daemon_proc import DaemonError, DaemonProc
 
@@ -61,7 +62,7 @@ class NotifySocket:
         while not self._closed:
             try:
                 data = self.sock.recv(65536)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -210,7 +211,7 @@ class ServiceDaemon(DaemonProc):
         """Write the config again from the (changed) attributes."""
         self._write_config()
 
-    def spawn(self) -> "ServiceDaemon":
+    def spawn(self) -> ServiceDaemon:
         """Start ``announcer run`` without waiting for anything."""
         if self.running:
             raise DaemonError("daemon already running")
@@ -224,7 +225,7 @@ class ServiceDaemon(DaemonProc):
                                          cwd=self.workdir, env=env)
         return self
 
-    def start(self, timeout: float = 60.0) -> "ServiceDaemon":
+    def start(self, timeout: float = 60.0) -> ServiceDaemon:
         """Spawn and wait for a live ``online`` on ``P/availability`` (seen through the broker's plain listener)."""
         avail = self.broker.client().collect(self.topic("availability"))
         self.spawn()

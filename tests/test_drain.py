@@ -11,15 +11,16 @@ real time).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-
-from announcer.spool import Spool
 from broker import Broker
 from daemon_proc import Events, announcer_cache, new_id, unique_text  # noqa: F401
 from service_daemon import FifoSpeakers, ServiceDaemon
+
+from announcer.spool import Spool
 
 pytestmark = pytest.mark.timeout(150)
 

@@ -14,15 +14,16 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-
-from announcer.notify import notify, watchdog_interval
 from broker import Broker
 from daemon_proc import Events, announcer_cache, new_id, unique_text  # noqa: F401
 from service_daemon import FifoSpeakers, NotifySocket, ServiceDaemon
+
+from announcer.notify import notify, watchdog_interval
 
 pytestmark = pytest.mark.timeout(150)
 

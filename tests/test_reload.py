@@ -18,11 +18,11 @@ reading the FIFOs afterwards lets everything play out.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-
 from broker import Broker
 from daemon_proc import Events, announcer_cache, new_id, unique_text, yaml_str  # noqa: F401
 from service_daemon import FifoSpeakers, NotifySocket, ServiceDaemon

@@ -22,17 +22,18 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
-
-from announcer.config import ConfigError, MqttConfig, parse_config
 from broker import Broker, free_port
 from daemon_proc import Events, announcer_cache, new_id, unique_text, yaml_str  # noqa: F401
+from paho.mqtt.enums import CallbackAPIVersion
 from service_daemon import FifoSpeakers, NotifySocket, ServiceDaemon
+
+from announcer.config import ConfigError, MqttConfig, parse_config
 
 pytestmark = pytest.mark.timeout(150)
 
