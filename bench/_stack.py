@@ -45,7 +45,7 @@ import numpy as np
 from .common import REPO_ROOT, BenchError, process_cpu_seconds
 
 sys.path.insert(0, str(REPO_ROOT / "tests"))
-from broker import Broker, TestClient, find_mosquitto  # noqa: E402  (tests/broker.py, no pytest state)
+from broker import Broker, TestClient, find_mosquitto
 
 SYSTEM_ALSA_CONF = "/usr/share/alsa/alsa.conf"
 RATE = 24000
@@ -53,8 +53,16 @@ SILENCE = 1e-3  # |sample| above this (-60 dBFS) counts as sound
 _F_SETPIPE_SZ = 1031
 _HEADER = 44  # the file plugin's WAV header (written at every open)
 
-__all__ = ["Broker", "TestClient", "start_broker", "Daemon", "Devices", "CaptureWatch", "EventLog",
-           "unique_text"]
+__all__ = [
+    "Broker",
+    "CaptureWatch",
+    "Daemon",
+    "Devices",
+    "EventLog",
+    "TestClient",
+    "start_broker",
+    "unique_text",
+]
 
 
 def start_broker(workdir: Path, nodelay: bool = False) -> Broker:

