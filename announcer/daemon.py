@@ -104,10 +104,14 @@ class Daemon:
             t0 = time.perf_counter()
             try:
                 eng.load()
-                synth.reference_lufs(name)  # the loudness normaliser's starting point, measured now
                 _LOGGER.info("engine %s (%s) ready in %.2f s", name, eng.type_name, time.perf_counter() - t0)
             except EngineUnavailable as exc:
                 _LOGGER.error("engine %s unavailable: %s (announcements for it will fail)", name, exc)
+        # The loudness normaliser's starting point, measured in the background so it does not delay
+        # READY (usually from the clause cache; a player that needs it first measures it itself).
+        names = [n for n, e in engines.items() if not hasattr(e, "start_managed")]
+        threading.Thread(target=lambda: [synth.reference_lufs(n) for n in names],
+                         name="reference-loudness", daemon=True).start()
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         return self.link is not None and self.link.wait_subscribed(timeout)
@@ -428,7 +432,7 @@ def run(cfg: Config, config_path: Path | None = None) -> int:
             if flags.reload and ready:  # a reload asked for during start-up waits for READY
                 flags.reload = False
                 daemon.reload()
-            select.select([wake_r], [], [], 0.2 if not ready else 1.0)
+            select.select([wake_r], [], [], 0.01 if not ready else 1.0)  # READY within 10 ms of the SUBACK
             try:
                 while wake_r.recv(64):
                     pass

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -136,6 +137,15 @@ class _Client(mqtt.Client):
         return rc
 
 
+def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
+    """Disable Nagle's algorithm: an event published right after another (queued, then started)
+    would otherwise wait for the broker's delayed ACK, up to 40 ms, on every announcement."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):  # a unix socket or a websocket wrapper: nothing to tune
+        pass
+
+
 class MqttLink:
     """A persistent, self-reconnecting broker connection for the daemon.
 
@@ -205,6 +215,7 @@ class MqttLink:
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
+        client.on_socket_open = _no_delay
         return client
 
     def topic(self, *parts: str) -> str:

@@ -46,7 +46,7 @@ from .sinks.base import Sink, SinkError, Stream
 
 _LOGGER = logging.getLogger(__name__)
 
-SLICE_SECONDS = 0.1
+SLICE_SECONDS = 0.02  # how soon an interruption is noticed on a real-time device
 FADE_OUT_SECONDS = 0.05
 IDLE_GRACE_SECONDS = 5.0  # idle loops beat every second; this much slack before "hung"
 SINK_MARGIN_SECONDS = 5.0  # a sink call may take its audio's duration plus this
@@ -121,12 +121,11 @@ class _Writer:
                 self.tail = samples[start:start + int(FADE_OUT_SECONDS * self.rate)]
                 raise Aborted(self.job.abort_reason)
             part = samples[start:start + self._slice]
-            handed_at = self.clock() if self.samples == 0 else None
+            if self.samples == 0:  # `started` = the first sample handed over, not accepted: a device
+                self.on_first(self.clock())  # write blocks until the buffer has room
             self.expect("write", len(part) / float(self.rate))
             self.stream.write(part)
             self.samples += len(part)
-            if handed_at is not None:
-                self.on_first(handed_at)
 
     @property
     def seconds(self) -> float:
