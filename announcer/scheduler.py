@@ -265,6 +265,9 @@ class Scheduler:
                     continue
                 shed += self._insert(s, Job(ann, seq))
             self._cv.notify_all()
+        if ann.priority == "emergency":
+            # synthesize while the interrupted announcement fades out, not after
+            self.renders.prefetch(ann)
         for s in unknown:
             self._terminal(ann, s, "failed", error=f"speaker {s!r} is not configured")
         for s, job in shed:
