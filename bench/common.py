@@ -21,6 +21,7 @@ CORPUS_NAME = "announcements-zh.tsv"
 CORPUS_CANDIDATES: tuple[Path, ...] = (
     Path("/work/shared/corpus") / CORPUS_NAME,
     REPO_ROOT.parent / "shared" / "corpus" / CORPUS_NAME,
+    REPO_ROOT / "tests" / "data" / CORPUS_NAME,  # a verbatim copy kept in the repository
 )
 
 # key order of a figure, as printed in JSON lines

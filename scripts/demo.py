@@ -22,35 +22,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from broker import Broker, find_mosquitto  # noqa: E402  (the test-suite's broker launcher)
+from corpus import corpus_rows  # noqa: E402  (the public corpus, or its copy in tests/data)
 
 from announcer.sinks.sounddevice_sink import list_output_devices  # noqa: E402
 
-CORPUS_CANDIDATES = [ROOT.parent / "shared" / "corpus" / "announcements-zh.tsv",
-                     ROOT / "config" / "corpus-sample.tsv"]
-SAMPLE = [  # used when the public corpus is not next to the checkout
-    ("neutral", "high", "请3号病房的李医生到护士站。"),
-    ("happy", "normal", "今天是2026年11月23日，祝大家工作顺利，心情愉快！"),
-    ("angry", "high", "B区禁止吸烟，请立即熄灭烟头！"),
-    ("fearful", "emergency", "火警！火警！请所有人员沿安全通道迅速撤离，不要乘坐电梯。"),
-]
-
-
 def corpus() -> list[tuple[str, str, str]]:
-    for path in CORPUS_CANDIDATES:
-        if path.exists():
-            rows = []
-            for line in path.read_text(encoding="utf-8").splitlines():
-                if line.strip() and not line.startswith("#"):
-                    emotion, priority, text = line.split("\t", 2)
-                    rows.append((emotion, priority, text))
-            # a varied handful: one of each emotion, in corpus order
-            picked, seen = [], set()
-            for row in rows:
-                if row[0] not in seen:
-                    picked.append(row)
-                    seen.add(row[0])
-            return picked
-    return SAMPLE
+    """A varied handful of the public corpus: the first line of each emotion, in corpus order."""
+    picked, seen = [], set()
+    for row in corpus_rows():
+        if row[0] not in seen:
+            picked.append(row)
+            seen.add(row[0])
+    return picked
 
 
 def main() -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from corpus import corpus_path
 
 from announcer.cache import ClauseCache
 from announcer.engines import tflite_patch
@@ -31,7 +32,7 @@ from announcer.synth import Synthesizer, SynthStats
 
 SENTENCE = "各位旅客请注意，开往北京的列车即将进站。"
 SR = 24000
-CORPUS = Path("/work/shared/corpus/announcements-zh.tsv")
+CORPUS = corpus_path()
 # clauses of several vocoder windows (a few from the public corpus) and one shorter than a window
 LONG_CLAUSES = ("下午两点三十分在二楼会议室召开安全例会。", "请所有人员沿安全通道迅速撤离，",
                 "今天的户外活动因天气原因取消。", "参观路线请跟随黄色指示牌。")
