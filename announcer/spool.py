@@ -34,6 +34,8 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .announcement import Announcement
@@ -93,31 +95,36 @@ class Spool:
             raise SpoolError(f"cannot open spool {self.path}: {exc}") from None
 
     # ------------------------------------------------------------------ writing
-    def add(self, ann: Announcement) -> bool:
-        """Commit ``ann`` with one ``pending`` row per speaker; False if it is a duplicate (nothing stored)."""
-        data = ann.to_json()
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` under the lock: COMMIT when the block ends, ROLLBACK if it raises."""
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
-                row = db.execute("SELECT seq, received FROM announcements WHERE id = ?", (ann.id,)).fetchone()
-                if row is not None:
-                    if ann.received - row[1] < DUPLICATE_WINDOW:
-                        db.execute("ROLLBACK")
-                        return False
-                    db.execute("DELETE FROM announcements WHERE seq = ?", (row[0],))  # cascades
-                cur = db.execute("INSERT INTO announcements (id, received, data) VALUES (?, ?, ?)",
-                                 (ann.id, ann.received, data))
-                seq = cur.lastrowid
-                db.executemany("INSERT INTO deliveries (ann_seq, position, speaker) VALUES (?, ?, ?)",
-                               [(seq, i, s) for i, s in enumerate(ann.speakers)])
-                if not ann.speakers:
-                    db.execute("UPDATE announcements SET state = 'finished', done_at = ? WHERE seq = ?",
-                               (time.time(), seq))
+                yield db
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+
+    def add(self, ann: Announcement) -> bool:
+        """Commit ``ann`` with one ``pending`` row per speaker; False if it is a duplicate (nothing stored)."""
+        data = ann.to_json()
+        with self._transaction() as db:
+            row = db.execute("SELECT seq, received FROM announcements WHERE id = ?", (ann.id,)).fetchone()
+            if row is not None:
+                if ann.received - row[1] < DUPLICATE_WINDOW:
+                    return False  # nothing written (the transaction ends empty)
+                db.execute("DELETE FROM announcements WHERE seq = ?", (row[0],))  # cascades
+            cur = db.execute("INSERT INTO announcements (id, received, data) VALUES (?, ?, ?)",
+                             (ann.id, ann.received, data))
+            seq = cur.lastrowid
+            db.executemany("INSERT INTO deliveries (ann_seq, position, speaker) VALUES (?, ?, ?)",
+                           [(seq, i, s) for i, s in enumerate(ann.speakers)])
+            if not ann.speakers:
+                db.execute("UPDATE announcements SET state = 'finished', done_at = ? WHERE seq = ?",
+                           (time.time(), seq))
         return True
 
     def speaker_done(self, ann_id: str, speaker: str, state: str) -> None:
@@ -129,41 +136,27 @@ class Spool:
         if state not in SPEAKER_TERMINAL:
             raise ValueError(f"{state!r} is not a terminal speaker state (allowed: {', '.join(sorted(SPEAKER_TERMINAL))})")
         now = time.time()
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                row = db.execute("SELECT seq FROM announcements WHERE id = ?", (ann_id,)).fetchone()
-                if row is not None:
-                    seq = row[0]
-                    db.execute("UPDATE deliveries SET state = ?, done_at = ? WHERE ann_seq = ? AND speaker = ?",
-                               (state, now, seq, speaker))
-                    states = [r[0] for r in db.execute("SELECT state FROM deliveries WHERE ann_seq = ?", (seq,))]
-                    if states and "pending" not in states:
-                        final = states[0] if len(set(states)) == 1 else "mixed"
-                        db.execute("UPDATE announcements SET state = ?, done_at = ? "
-                                   "WHERE seq = ? AND state IS NULL", (final, now, seq))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self._transaction() as db:
+            row = db.execute("SELECT seq FROM announcements WHERE id = ?", (ann_id,)).fetchone()
+            if row is not None:
+                seq = row[0]
+                db.execute("UPDATE deliveries SET state = ?, done_at = ? WHERE ann_seq = ? AND speaker = ?",
+                           (state, now, seq, speaker))
+                states = [r[0] for r in db.execute("SELECT state FROM deliveries WHERE ann_seq = ?", (seq,))]
+                if states and "pending" not in states:
+                    final = states[0] if len(set(states)) == 1 else "mixed"
+                    db.execute("UPDATE announcements SET state = ?, done_at = ? "
+                               "WHERE seq = ? AND state IS NULL", (final, now, seq))
 
     def ann_done(self, ann_id: str, state: str) -> None:
         """Close ``ann_id``: speakers still pending get ``state`` too (e.g. everything cancelled)."""
         now = time.time()
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                row = db.execute("SELECT seq FROM announcements WHERE id = ?", (ann_id,)).fetchone()
-                if row is not None:
-                    db.execute("UPDATE deliveries SET state = ?, done_at = ? WHERE ann_seq = ? AND state = 'pending'",
-                               (state, now, row[0]))
-                    db.execute("UPDATE announcements SET state = ?, done_at = ? WHERE seq = ?", (state, now, row[0]))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self._transaction() as db:
+            row = db.execute("SELECT seq FROM announcements WHERE id = ?", (ann_id,)).fetchone()
+            if row is not None:
+                db.execute("UPDATE deliveries SET state = ?, done_at = ? WHERE ann_seq = ? AND state = 'pending'",
+                           (state, now, row[0]))
+                db.execute("UPDATE announcements SET state = ?, done_at = ? WHERE seq = ?", (state, now, row[0]))
 
     # ------------------------------------------------------------------ reading
     def pending(self) -> list[tuple[Announcement, tuple[str, ...]]]:
