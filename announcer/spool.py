@@ -208,22 +208,15 @@ class Spool:
         Returns how many records went."""
         now = time.time() if now is None else now
         cutoff = now - max(self.keep_days * 86400.0, DUPLICATE_WINDOW)
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                removed = db.execute("DELETE FROM announcements WHERE state IS NOT NULL AND done_at < ?",
-                                     (cutoff,)).rowcount
-                total = db.execute("SELECT COUNT(*) FROM announcements").fetchone()[0]
-                excess = total - self.max_records
-                if excess > 0:
-                    removed += db.execute(
-                        "DELETE FROM announcements WHERE seq IN (SELECT seq FROM announcements "
-                        "WHERE state IS NOT NULL ORDER BY done_at, seq LIMIT ?)", (excess,)).rowcount
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self._transaction() as db:
+            removed = db.execute("DELETE FROM announcements WHERE state IS NOT NULL AND done_at < ?",
+                                 (cutoff,)).rowcount
+            total = db.execute("SELECT COUNT(*) FROM announcements").fetchone()[0]
+            excess = total - self.max_records
+            if excess > 0:
+                removed += db.execute(
+                    "DELETE FROM announcements WHERE seq IN (SELECT seq FROM announcements "
+                    "WHERE state IS NOT NULL ORDER BY done_at, seq LIMIT ?)", (excess,)).rowcount
         if removed:
             _LOGGER.debug("spool: pruned %d finished records", removed)
         return removed
