@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -63,10 +65,11 @@ def main() -> int:
     sub = subprocess.Popen(["mosquitto_sub", "-p", str(broker.port), "-v", "-t", "announcer/events",
                             "-t", "announcer/status", "-t", "announcer/availability"],
                            stdout=subprocess.PIPE, text=True, env=env)
+    lines = Lines(sub)
     daemon = subprocess.Popen(announcer + ["run", "-c", str(config_path)], env=env)
     code = 0
     try:
-        if not _wait_line(sub, lambda line: line == "announcer/availability online", 60):
+        if not lines.wait_for(lambda line: line == "announcer/availability online", 120):
             print("demo: the daemon did not come online", file=sys.stderr)
             return 1
         items = corpus()
@@ -89,7 +92,7 @@ def main() -> int:
                     finished.add(ev["id"] + ev.get("speaker", ""))
             return len(finished) >= len(ids) * (2 if devices else 1)
 
-        if not _wait_line(sub, done, 60 + 15 * len(ids)):
+        if not lines.wait_for(done, 60 + 15 * len(ids)):
             print("demo: not every announcement finished in time", file=sys.stderr)
             code = 1
     finally:
@@ -100,7 +103,7 @@ def main() -> int:
             daemon.kill()
         time.sleep(0.3)
         sub.terminate()
-        _drain(sub)
+        lines.drain()
         broker.close()
     wavs = sorted((out / "wav").glob("*.wav"), key=lambda p: p.stat().st_mtime)
     print(f"\ndemo: {len(wavs)} WAV file(s) in {out / 'wav'}:")
@@ -109,30 +112,37 @@ def main() -> int:
     return code
 
 
-def _drain(proc: subprocess.Popen[str]) -> None:
-    if proc.stdout is not None:
+class Lines:
+    """The subscriber's output lines, read by a thread (a select() on a buffered pipe can miss
+    lines already sitting in Python's buffer)."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.queue: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, args=(proc,), daemon=True).start()
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
         for line in proc.stdout:
-            print("  " + line.rstrip())
+            self.queue.put(line.rstrip("\n"))
+        self.queue.put(None)
 
+    def wait_for(self, predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+        """Echo lines until ``predicate`` holds for one (False on timeout or end of output)."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self.queue.get(timeout=left)
+            except queue.Empty:
+                return False
+            if line is None:
+                return False
+            print("  " + line)
+            if predicate(line):
+                return True
+        return False
 
-def _wait_line(proc: subprocess.Popen[str], predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]
-    """Echo the subscriber's lines until ``predicate`` holds for one (or the timeout)."""
-    import selectors
-
-    assert proc.stdout is not None
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not sel.select(timeout=0.5):
-            continue
-        line = proc.stdout.readline()
-        if not line:
-            return False
-        print("  " + line.rstrip())
-        if predicate(line.rstrip()):
-            return True
-    return False
+    def drain(self, timeout: float = 2.0) -> None:
+        self.wait_for(lambda _line: False, timeout)
 
 
 if __name__ == "__main__":
