@@ -51,6 +51,16 @@ What it does not model: a sound card's ring buffer. On real hardware ``abort`` d
 what is still in that buffer (about the ``latency``); here everything committed has
 already left ALSA for the pipe, so the capture holds it. ``PacedDevice.samples()``
 returns the capture as float32 (frames, channels).
+
+FIFO speakers that hang on demand (``FifoSpeakers``, for the daemon as a subprocess)
+-----------------------------------------------------------------------------------
+Each is an ALSA ``file`` PCM on a ``null`` slave writing raw S16_LE mono 16 kHz into a
+FIFO (``plug`` converts whatever the stream was opened with). The writer blocks for
+real once the pipe (64 KiB, about 2 s of audio) is full, inside PortAudio's write,
+exactly like a sound card that stopped taking samples. ``FifoReader`` holds the read
+end open (so the writer's open never blocks) and drains it at a chosen pace:
+``pace(None)`` as fast as it comes, ``pace(1.0)`` real time (32000 bytes/s), ``pause()``
+not at all (the speaker hangs).
 """
 
 from __future__ import annotations
@@ -68,6 +78,8 @@ import pytest
 
 SYSTEM_ALSA_CONF = "/usr/share/alsa/alsa.conf"
 DEVICE_COUNT = 2
+FIFO_RATE = 16000
+FIFO_BYTES_PER_SECOND = FIFO_RATE * 2  # S16_LE mono
 
 
 @dataclass
@@ -223,6 +235,87 @@ class AlsaDevices:
 
         data, rate = sf.read(str(self.capture_path(i)), dtype="float32", always_2d=True)
         return Capture(data, int(rate))
+
+
+class FifoReader:
+    """Holds a FIFO's read end and drains it at a pace (see the module doc)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        self.bytes = 0
+        self._speed: float | None = 0.0  # 0: paused; None: as fast as possible; x: x times real time
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def pace(self, speed: float | None) -> None:
+        self._speed = speed
+
+    def pause(self) -> None:
+        self._speed = 0.0
+
+    def _run(self) -> None:
+        tick = 0.05
+        while not self._stop:
+            speed = self._speed
+            want = 1 << 20 if speed is None else int(FIFO_BYTES_PER_SECOND * speed * tick) & ~1
+            while want > 0:
+                try:
+                    got = os.read(self.fd, min(want, 65536))
+                except BlockingIOError:
+                    break
+                except OSError:
+                    return
+                if not got:
+                    break
+                self.bytes += len(got)
+                want -= len(got)
+            time.sleep(tick)
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join(2)
+        os.close(self.fd)
+
+
+class FifoSpeakers:
+    """``count`` FIFO-backed ALSA speakers ``annfifo1`` .. ``annfifoN`` (see the module doc)."""
+
+    def __init__(self, directory: Path, count: int = 1) -> None:
+        if not Path(SYSTEM_ALSA_CONF).is_file():
+            raise AssertionError(f"{SYSTEM_ALSA_CONF} is missing: install ALSA (scripts/install-system-deps.sh)")
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.config_file = self.dir / "asoundrc"
+        lines = []
+        self.readers: dict[int, FifoReader] = {}
+        for i in range(1, count + 1):
+            fifo = self.dir / f"speaker{i}.fifo"
+            os.mkfifo(fifo)
+            lines.append(f'pcm.annfiforaw{i} {{ type file slave.pcm "null" file "{fifo}" format "raw" }}')
+            lines.append(f'pcm.annfifo{i} {{ type plug slave {{ pcm "annfiforaw{i}" format S16_LE rate {FIFO_RATE} '
+                         f'channels 1 }} hint {{ show on description "announcer FIFO speaker {i}" }} }}')
+            self.readers[i] = FifoReader(fifo)
+        self.config_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    @staticmethod
+    def device(i: int) -> str:
+        return f"annfifo{i}"
+
+    def speaker_yaml(self, i: int) -> str:
+        return f"{{type: sounddevice, device: {self.device(i)}, latency: low, lead_in_ms: 0}}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"ALSA_CONFIG_PATH": f"{SYSTEM_ALSA_CONF}:{self.config_file}"}
+
+    def close(self) -> None:
+        for r in self.readers.values():
+            r.pace(None)
+        time.sleep(0.2)
+        for r in self.readers.values():
+            r.close()
 
 
 def reinitialise_portaudio() -> None:

@@ -17,6 +17,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from broker import INSTALL_HINT, Broker, find_mosquitto  # noqa: E402
+from daemon_proc import NotifySocket  # noqa: E402
+from standins import harness  # noqa: E402
 
 
 def _mosquitto() -> str:
@@ -65,3 +67,20 @@ def shared_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
         yield b
     finally:
         b.close()
+
+
+@pytest.fixture
+def sd_socket() -> Iterator[NotifySocket]:
+    """A bound ``$NOTIFY_SOCKET`` (``daemon_proc.NotifySocket``) for a daemon, closed after the test."""
+    s = NotifySocket()
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def worker_py() -> str:
+    """A Python 3.8-3.10 interpreter for the Sambert worker; skips the module's tests when there is none."""
+    py = harness.worker_python()
+    if py is None:
+        pytest.skip("no Python 3.8-3.10 interpreter for the worker (set ANNOUNCER_TEST_WORKER_PYTHON)")
+    return py

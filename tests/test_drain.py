@@ -4,7 +4,7 @@ whatever did not finish stays pending in the spool (the lifecycle tests cover th
 
 Playback must take real time for this to mean anything, so the speaker is a PortAudio
 device on an ALSA ``file`` PCM writing into a FIFO that the test drains at real-time
-pace (``service_daemon.FifoSpeakers``; the ALSA ``null`` device alone does not run in
+pace (``alsa.FifoSpeakers``; the ALSA ``null`` device alone does not run in
 real time).
 """
 
@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alsa import FifoSpeakers
 from broker import Broker
-from daemon_proc import Events, announcer_cache, new_id, unique_text  # noqa: F401
-from service_daemon import FifoSpeakers, ServiceDaemon
+from daemon_proc import DaemonProc, Events, announcer_cache, new_id, unique_text  # noqa: F401
 
 from announcer.spool import Spool
 
@@ -28,12 +28,12 @@ pytestmark = pytest.mark.timeout(150)
 @pytest.fixture
 def stack(shared_broker: Broker, tmp_path: Path, announcer_cache: Path  # noqa: F811
           ) -> Iterator[Any]:
-    made: list[tuple[ServiceDaemon, FifoSpeakers]] = []
+    made: list[tuple[DaemonProc, FifoSpeakers]] = []
 
-    def make(drain_timeout: float = 20.0, speed: float | None = 1.0) -> tuple[ServiceDaemon, FifoSpeakers, Events]:
+    def make(drain_timeout: float = 20.0, speed: float | None = 1.0) -> tuple[DaemonProc, FifoSpeakers, Events]:
         fifo = FifoSpeakers(tmp_path / f"alsa{len(made)}", count=1)
         fifo.readers[1].pace(speed)
-        d = ServiceDaemon(shared_broker, tmp_path / f"d{len(made)}", announcer_cache, env=fifo.env,
+        d = DaemonProc(shared_broker, tmp_path / f"d{len(made)}", announcer_cache, env=fifo.env,
                           speakers={"slow": fifo.speaker_yaml(1)},
                           sections=f"shutdown: {{drain_timeout: {drain_timeout}}}\n")
         made.append((d, fifo))
@@ -47,7 +47,7 @@ def stack(shared_broker: Broker, tmp_path: Path, announcer_cache: Path  # noqa: 
         fifo.close()
 
 
-def pending(d: ServiceDaemon) -> dict[str, tuple[str, ...]]:
+def pending(d: DaemonProc) -> dict[str, tuple[str, ...]]:
     spool = Spool(d.spool_path)
     try:
         return {ann.id: speakers for ann, speakers in spool.pending()}
@@ -55,7 +55,7 @@ def pending(d: ServiceDaemon) -> dict[str, tuple[str, ...]]:
         spool.close()
 
 
-def publish(d: ServiceDaemon, ann_id: str, priority: str, units: int) -> None:
+def publish(d: DaemonProc, ann_id: str, priority: str, units: int) -> None:
     d.broker.client().publish_json(d.topic("say", "slow"), {"id": ann_id, "text": unique_text(units),
                                                             "priority": priority, "chime": False})
 

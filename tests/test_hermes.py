@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from broker import Broker, Collected, TestClient
 from daemon_proc import (  # noqa: F401
     DaemonProc,
@@ -24,6 +23,7 @@ from daemon_proc import (  # noqa: F401
     announcer_cache,
     client,
     events,
+    module_daemon,
     new_id,
 )
 
@@ -45,16 +45,8 @@ def test_hermes_ids_map_to_valid_announcement_ids() -> None:
 @pytest.fixture(scope="module")
 def daemon(shared_broker: Broker, tmp_path_factory: pytest.TempPathFactory, announcer_cache: Path
            ) -> Iterator[DaemonProc]:
-    d = DaemonProc(shared_broker, tmp_path_factory.mktemp("daemon-hermes"), announcer_cache)
-    data = yaml.safe_load(d.config_path.read_text(encoding="utf-8"))
-    data["hermes"] = {"enabled": True, "sites": {"default": "a", "kitchen": "files"}}
-    d.config_path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    d.start()
-    try:
-        yield d
-    finally:
-        if d.running:
-            assert d.stop() == 0, d.log_tail()
+    yield from module_daemon(shared_broker, tmp_path_factory.mktemp("daemon-hermes"), announcer_cache,
+                             config={"hermes": {"enabled": True, "sites": {"default": "a", "kitchen": "files"}}})
 
 
 @pytest.fixture

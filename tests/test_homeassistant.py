@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import yaml
 from broker import Broker, TestClient
 from daemon_proc import (  # noqa: F401
     DaemonProc,
@@ -28,6 +27,7 @@ from daemon_proc import (  # noqa: F401
     announcer_cache,
     client,
     events,
+    module_daemon,
     new_id,
 )
 
@@ -189,31 +189,16 @@ def test_settings_survive_a_broken_file(tmp_path: Path) -> None:
 ZONES = {"files": {"speakers": ["a", "b"], "name": "文件区"}, "all": ["a", "b", "m"]}
 
 
-def patch_config(daemon: DaemonProc, changes: dict[str, Any]) -> None:
-    """Rewrite the daemon's generated config with ``changes`` (top-level sections replaced)."""
-    data = yaml.safe_load(daemon.config_path.read_text(encoding="utf-8"))
-    data.update(changes)
-    daemon.config_path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+DISCOVERY_PREFIX = f"hass-{uuid.uuid4().hex[:6]}"  # of this module's daemon
 
 
 @pytest.fixture(scope="module")
 def daemon(shared_broker: Broker, tmp_path_factory: pytest.TempPathFactory, announcer_cache: Path
            ) -> Iterator[DaemonProc]:
-    d = DaemonProc(shared_broker, tmp_path_factory.mktemp("daemon-ha"), announcer_cache)
-    d.discovery_prefix = f"hass-{uuid.uuid4().hex[:6]}"  # type: ignore[attr-defined]
-    patch_config(d, {"zones": ZONES,
-                     "homeassistant": {"enabled": True, "discovery_prefix": d.discovery_prefix,  # type: ignore
-                                       "node_id": "test-node"}})
-    d.start()
-    try:
-        yield d
-    finally:
-        if d.running:
-            assert d.stop() == 0, d.log_tail()
-
-
-def disc(daemon: DaemonProc) -> str:
-    return daemon.discovery_prefix  # type: ignore[attr-defined,no-any-return]
+    yield from module_daemon(shared_broker, tmp_path_factory.mktemp("daemon-ha"), announcer_cache,
+                             config={"zones": ZONES,
+                                     "homeassistant": {"enabled": True, "discovery_prefix": DISCOVERY_PREFIX,
+                                                       "node_id": "test-node"}})
 
 
 def say_and_wait(client: TestClient, daemon: DaemonProc, events: Events, payload: dict[str, Any],
@@ -233,18 +218,18 @@ def set_and_confirm(client: TestClient, daemon: DaemonProc, what: str, value: st
 def test_discovery_after_home_assistant_comes_online(shared_broker: Broker, daemon: DaemonProc) -> None:
     everything = shared_broker.client().collect("#")
     everything.clear()
-    shared_broker.client().publish(f"{disc(daemon)}/status", "online")
-    config_topic = re.compile(rf"^{re.escape(disc(daemon))}/[a-z_]+/test-node/[^/]+/config$")
+    shared_broker.client().publish(f"{DISCOVERY_PREFIX}/status", "online")
+    config_topic = re.compile(rf"^{re.escape(DISCOVERY_PREFIX)}/[a-z_]+/test-node/[^/]+/config$")
     everything.wait_for(lambda m: m.topic == daemon.topic("status") and not m.retain, timeout=10)
     msgs = [m for m in everything.snapshot()
             if not m.retain and (config_topic.match(m.topic) or m.topic.startswith(daemon.prefix + "/"))]
     configs = [m for m in msgs if config_topic.match(m.topic)]
-    components = [check_discovery(m.topic, json.loads(m.payload), disc(daemon), "test-node") for m in configs]
+    components = [check_discovery(m.topic, json.loads(m.payload), DISCOVERY_PREFIX, "test-node") for m in configs]
     assert sorted(components) == sorted(["notify"] * 3 + ["select", "number", "sensor", "sensor",
                                                            "binary_sensor", "button"])
     assert all(m.qos == 1 for m in configs)
     by_topic = {m.topic: json.loads(m.payload) for m in configs}
-    zone = by_topic[f"{disc(daemon)}/notify/test-node/zone_files/config"]
+    zone = by_topic[f"{DISCOVERY_PREFIX}/notify/test-node/zone_files/config"]
     assert zone["name"] == "文件区" and zone["command_topic"] == daemon.topic("say", "files")
     # configs first, then the states
     order = [m.topic for m in msgs]
@@ -252,7 +237,7 @@ def test_discovery_after_home_assistant_comes_online(shared_broker: Broker, daem
     for state in ("state/emotion", "state/volume", "status"):
         assert order.index(daemon.topic(*state.split("/"))) > last_config, order
     # and a late subscriber (Home Assistant restarting) finds every config retained
-    late = shared_broker.client().collect(f"{disc(daemon)}/#")
+    late = shared_broker.client().collect(f"{DISCOVERY_PREFIX}/#")
     assert len(late.wait_count(9, timeout=5)) == 9 and all(m.retain for m in late)
 
 
@@ -331,23 +316,23 @@ def test_master_volume_scales_the_wav(client: TestClient, daemon: DaemonProc, ev
 
 def test_removing_a_zone_removes_its_entity(shared_broker: Broker, client: TestClient,
                                             daemon: DaemonProc) -> None:
-    gone = f"{disc(daemon)}/notify/test-node/zone_files/config"
+    gone = f"{DISCOVERY_PREFIX}/notify/test-node/zone_files/config"
     watch = client.collect(gone)
     assert watch.wait_for(timeout=5).payload != b""  # retained config today
     watch.clear()
     assert daemon.stop() == 0
-    patch_config(daemon, {"zones": {"all": ["a", "b", "m"]}})
+    daemon.patch_config({"zones": {"all": ["a", "b", "m"]}})
     daemon.start()
     m = watch.wait_for(timeout=10)
     assert m.payload == b""  # the empty retained payload that deletes the entity
-    late = shared_broker.client().collect(f"{disc(daemon)}/#")
+    late = shared_broker.client().collect(f"{DISCOVERY_PREFIX}/#")
     topics = {x.topic for x in late.wait_count(8, timeout=5)}
     late.assert_none(lambda x: x.topic == gone, within=0.5)
-    assert gone not in topics and f"{disc(daemon)}/notify/test-node/zone_all/config" in topics
+    assert gone not in topics and f"{DISCOVERY_PREFIX}/notify/test-node/zone_all/config" in topics
     recorded = json.loads((daemon.spool_path.parent / "settings.json").read_text(encoding="utf-8"))
     assert gone not in recorded["ha_config_topics"]
     # restore for any later test
     assert daemon.stop() == 0
-    patch_config(daemon, {"zones": ZONES})
+    daemon.patch_config({"zones": ZONES})
     daemon.start()
 

@@ -37,14 +37,6 @@ from standins import harness as h
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture(scope="module")
-def worker_py() -> str:
-    py = h.worker_python()
-    if py is None:
-        pytest.skip("no Python 3.8-3.10 interpreter for the worker (set ANNOUNCER_TEST_WORKER_PYTHON)")
-    return py
-
-
 def worker_cmd(py: str, tmp: Path, port: int, model: Path | None = None, **env: str) -> list[str]:
     """The worker command as a user would configure it: ``env`` sets its environment."""
     model = model or h.make_model_dir(tmp / "model")

@@ -6,7 +6,7 @@
   the broker state, the queue depth and who speaks; ``STOPPING=1`` on SIGTERM.
 * Watchdog (``WATCHDOG_USEC=1000000``: a ping every 0.5 s): pings while healthy, none
   while a player is stuck for real in a sink write. The sink is a PortAudio device on an
-  ALSA ``file`` plugin writing into a FIFO nobody reads (``service_daemon.FifoSpeakers``):
+  ALSA ``file`` plugin writing into a FIFO nobody reads (``alsa.FifoSpeakers``):
   the write blocks inside PortAudio once the pipe is full, as with a sound card that
   stopped taking samples. Reading the FIFO again unblocks it and the pings resume.
 """
@@ -19,9 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alsa import FifoSpeakers
 from broker import Broker
-from daemon_proc import Events, announcer_cache, new_id, unique_text  # noqa: F401
-from service_daemon import FifoSpeakers, NotifySocket, ServiceDaemon
+from daemon_proc import (  # noqa: F401
+    DaemonProc,
+    Events,
+    NotifySocket,
+    announcer_cache,
+    new_id,
+    unique_text,
+)
 
 from announcer.notify import notify, watchdog_interval
 
@@ -29,15 +36,8 @@ pytestmark = pytest.mark.timeout(150)
 
 
 @pytest.fixture
-def sd_socket() -> Iterator[NotifySocket]:
-    s = NotifySocket()
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[ServiceDaemon]]:
-    made: list[ServiceDaemon] = []
+def daemons() -> Iterator[list[DaemonProc]]:
+    made: list[DaemonProc] = []
     yield made
     for d in made:
         d.close()
@@ -65,9 +65,9 @@ def test_notify_sends_one_datagram_and_reads_the_watchdog_period(sd_socket: Noti
 # ---------------------------------------------------------------------------- end to end
 def test_ready_only_after_the_subscription_then_status_and_stopping(
         broker_factory: Any, tmp_path: Path, announcer_cache: Path, sd_socket: NotifySocket,  # noqa: F811
-        daemons: list[ServiceDaemon]) -> None:
+        daemons: list[DaemonProc]) -> None:
     broker: Broker = broker_factory(start=False)  # nothing listens yet
-    d = ServiceDaemon(broker, tmp_path / "d", announcer_cache,
+    d = DaemonProc(broker, tmp_path / "d", announcer_cache,
                       env={**sd_socket.env, "WATCHDOG_USEC": "1000000"})
     daemons.append(d)
     d.spawn()
@@ -98,11 +98,11 @@ def test_ready_only_after_the_subscription_then_status_and_stopping(
 
 def test_watchdog_pings_only_while_every_player_makes_progress(
         shared_broker: Broker, tmp_path: Path, announcer_cache: Path, sd_socket: NotifySocket,  # noqa: F811
-        daemons: list[ServiceDaemon]) -> None:
+        daemons: list[DaemonProc]) -> None:
     fifo = FifoSpeakers(tmp_path / "alsa", count=1)
     reader = fifo.readers[1]
     reader.pace(None)
-    d = ServiceDaemon(shared_broker, tmp_path / "d", announcer_cache,
+    d = DaemonProc(shared_broker, tmp_path / "d", announcer_cache,
                       env={**sd_socket.env, **fifo.env, "WATCHDOG_USEC": "1000000"},
                       speakers={"slow": fifo.speaker_yaml(1)})
     daemons.append(d)

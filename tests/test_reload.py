@@ -1,7 +1,7 @@
 """SIGHUP reload on the real daemon, with announcements queued while it happens.
 
 Queues form behind speakers that hang for real: PortAudio devices on ALSA ``file`` PCMs
-writing into FIFOs the test does not read yet (``service_daemon.FifoSpeakers``). Each
+writing into FIFOs the test does not read yet (``alsa.FifoSpeakers``). Each
 such speaker is "playing" a blocker, with more waiting behind it, when the reload comes;
 reading the FIFOs afterwards lets everything play out.
 
@@ -23,20 +23,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alsa import FifoSpeakers
 from broker import Broker
-from daemon_proc import Events, announcer_cache, new_id, unique_text, yaml_str  # noqa: F401
-from service_daemon import FifoSpeakers, NotifySocket, ServiceDaemon
+from daemon_proc import (  # noqa: F401
+    DaemonProc,
+    Events,
+    NotifySocket,
+    announcer_cache,
+    new_id,
+    unique_text,
+    yaml_str,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
 SHORT = "请注意。"
-
-
-@pytest.fixture
-def sd_socket() -> Iterator[NotifySocket]:
-    s = NotifySocket()
-    yield s
-    s.close()
 
 
 @pytest.fixture
@@ -48,19 +49,19 @@ def fifo(tmp_path: Path) -> Iterator[FifoSpeakers]:
 
 @pytest.fixture
 def daemon(shared_broker: Broker, tmp_path: Path, announcer_cache: Path, fifo: FifoSpeakers,  # noqa: F811
-           sd_socket: NotifySocket) -> Iterator[ServiceDaemon]:
-    d = ServiceDaemon(shared_broker, tmp_path / "d", announcer_cache, env={**fifo.env, **sd_socket.env},
+           sd_socket: NotifySocket) -> Iterator[DaemonProc]:
+    d = DaemonProc(shared_broker, tmp_path / "d", announcer_cache, env={**fifo.env, **sd_socket.env},
                       speakers={"slow": fifo.speaker_yaml(1), "gone": fifo.speaker_yaml(2)},
                       defaults={"targets": ["a"], "chime": False})
     yield d
     d.close()
 
 
-def say(client: Any, d: ServiceDaemon, target: str, ann_id: str, text: str = SHORT, **fields: Any) -> None:
+def say(client: Any, d: DaemonProc, target: str, ann_id: str, text: str = SHORT, **fields: Any) -> None:
     client.publish_json(d.topic("say", target), {"id": ann_id, "text": text, "chime": False, **fields})
 
 
-def block(client: Any, d: ServiceDaemon, events: Events, speaker: str, waiting: int) -> tuple[str, list[str]]:
+def block(client: Any, d: DaemonProc, events: Events, speaker: str, waiting: int) -> tuple[str, list[str]]:
     """A blocker playing on ``speaker`` (hung) and ``waiting`` announcements queued behind it."""
     blocker = new_id(f"block-{speaker}")
     say(client, d, speaker, blocker, unique_text(1))
@@ -72,7 +73,7 @@ def block(client: Any, d: ServiceDaemon, events: Events, speaker: str, waiting: 
     return blocker, ids
 
 
-def test_valid_reload_applies_without_losing_the_queue(shared_broker: Broker, daemon: ServiceDaemon,
+def test_valid_reload_applies_without_losing_the_queue(shared_broker: Broker, daemon: DaemonProc,
                                                        fifo: FifoSpeakers, sd_socket: NotifySocket,
                                                        tmp_path: Path) -> None:
     d = daemon
@@ -124,7 +125,7 @@ def test_valid_reload_applies_without_losing_the_queue(shared_broker: Broker, da
     assert "Traceback" not in d.log(), d.log_tail(80)
 
 
-def test_invalid_reload_logs_every_error_and_changes_nothing(shared_broker: Broker, daemon: ServiceDaemon,
+def test_invalid_reload_logs_every_error_and_changes_nothing(shared_broker: Broker, daemon: DaemonProc,
                                                              fifo: FifoSpeakers, sd_socket: NotifySocket) -> None:
     d = daemon
     client = shared_broker.client()

@@ -24,14 +24,6 @@ MAPPED = {"neutral": "neutral", "happy": "happy", "sad": "sad", "angry": "angry"
           "surprised": "surprise"}
 
 
-@pytest.fixture(scope="module")
-def worker_py() -> str:
-    py = h.worker_python()
-    if py is None:
-        pytest.skip("no Python 3.8-3.10 interpreter for the worker (set ANNOUNCER_TEST_WORKER_PYTHON)")
-    return py
-
-
 class Worker:
     def __init__(self, py: str, tmp: Path, *args: str, **env: str) -> None:
         self.tmp = tmp

@@ -28,10 +28,18 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from alsa import FifoSpeakers
 from broker import Broker, free_port
-from daemon_proc import Events, announcer_cache, new_id, unique_text, yaml_str  # noqa: F401
+from daemon_proc import (  # noqa: F401
+    DaemonProc,
+    Events,
+    NotifySocket,
+    announcer_cache,
+    new_id,
+    unique_text,
+    yaml_str,
+)
 from paho.mqtt.enums import CallbackAPIVersion
-from service_daemon import FifoSpeakers, NotifySocket, ServiceDaemon
 
 from announcer.config import ConfigError, MqttConfig, parse_config
 
@@ -138,19 +146,19 @@ class TlsClient:
 
 
 def secure_daemon(s: Secure, workdir: Path, cache: Path, password: str, ca: str = "ca",
-                  env: dict[str, str] | None = None) -> ServiceDaemon:
+                  env: dict[str, str] | None = None) -> DaemonProc:
     pw_file = workdir.parent / f"{workdir.name}.password"
     workdir.parent.mkdir(parents=True, exist_ok=True)
     pw_file.write_text(password + "\n", encoding="utf-8")  # stripped when read
     pw_file.chmod(0o600)
     tls = (f"{{ca_certs: {yaml_str(s.certs / f'{ca}.crt')}, certfile: {yaml_str(s.certs / 'client.crt')}, "
            f"keyfile: {yaml_str(s.certs / 'client.key')}}}")
-    return ServiceDaemon(s.broker, workdir, cache, prefix="announcer", env=env, log_level="DEBUG",
+    return DaemonProc(s.broker, workdir, cache, prefix="announcer", env=env, log_level="DEBUG",
                          mqtt={"port": s.tls_port, "username": "announcer", "password_file": yaml_str(pw_file),
                                "tls": tls})
 
 
-def assert_no_secret_and_no_traceback(d: ServiceDaemon) -> None:
+def assert_no_secret_and_no_traceback(d: DaemonProc) -> None:
     log = d.log()
     for password in [*PASSWORDS.values(), "wrong-Secret-0000"]:
         assert password not in log, f"a password is in the daemon log\n{d.log_tail(80)}"
@@ -256,7 +264,7 @@ def test_queue_limit_sheds_the_newest_with_an_event(shared_broker: Broker, tmp_p
                                                     announcer_cache: Path) -> None:  # noqa: F811
     """``limits.max_queue`` per speaker: beyond it the lowest/newest is ``cancelled`` (``queue full``)."""
     fifo = FifoSpeakers(tmp_path / "alsa", count=1)  # paused: the speaker hangs while the queue fills
-    d = ServiceDaemon(shared_broker, tmp_path / "d", announcer_cache, env=fifo.env, limits={"max_queue": 2},
+    d = DaemonProc(shared_broker, tmp_path / "d", announcer_cache, env=fifo.env, limits={"max_queue": 2},
                       speakers={"slow": fifo.speaker_yaml(1)})
     client = shared_broker.client()
     events = Events(client.collect(d.topic("events")))
