@@ -97,7 +97,7 @@ class Stack:
             if with_speakers:
                 body += "speakers:\n" + "\n".join(speakers) + "\n"
             self.daemon = Daemon(workdir / "daemon", self.broker, body, env=self.devices.env)
-            self.daemon.start()
+            self.daemon.spawn()
             self.ready_at = self.daemon.wait_ready()
             self.client = self.broker.client()
             # the instrument must not add Nagle's delay to its own publishes (a PUBACK it just sent
@@ -117,7 +117,7 @@ class Stack:
 
     def close(self) -> None:
         if self.daemon is not None:
-            self.daemon.stop()
+            self.daemon.close()
         self.watch.close()
         self.devices.close()
         self.broker.close()

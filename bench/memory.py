@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             daemon = Daemon(wd, broker, body)
             try:
                 events = EventLog(client, daemon.topic("events"))
-                daemon.start()
+                daemon.spawn()
                 t_ready = daemon.wait_ready()
                 ready.append(t_ready - daemon.spawned)
                 idle.append(daemon.status_kib("VmHWM") / 1024.0)
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 progress(daemon.log_tail())
                 raise
             finally:
-                daemon.stop()
+                daemon.close()
     finally:
         broker.close()
         shutil.rmtree(workdir, ignore_errors=True)

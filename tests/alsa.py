@@ -52,6 +52,12 @@ what is still in that buffer (about the ``latency``); here everything committed 
 already left ALSA for the pipe, so the capture holds it. ``PacedDevice.samples()``
 returns the capture as float32 (frames, channels).
 
+With ``streams=True`` the file plugin writes ``format "wav"``: a 44-byte WAV header at
+each open of the PCM, which marks where each stream (one announcement) begins in the
+FIFO. The reader strips the headers and records a ``PacedStream`` per open: when it
+began and when its first sound (|sample| > ``SOUND_THRESHOLD``) was played, each consumed
+byte being "played" when the reader takes it (``stream_after()``; used by the benchmarks).
+
 FIFO speakers that hang on demand (``FifoSpeakers``, for the daemon as a subprocess)
 -----------------------------------------------------------------------------------
 Each is an ALSA ``file`` PCM on a ``null`` slave writing raw S16_LE mono 16 kHz into a
@@ -98,17 +104,30 @@ class Capture:
 
 _F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Linux), named in the fcntl module only from Python 3.10 on some builds
 PACED_TICK = 0.01
+WAV_HEADER = 44  # what the file plugin writes at every open with format "wav"
+SOUND_THRESHOLD = 1e-3  # |sample| above this (-60 dBFS) counts as sound
+
+
+@dataclass
+class PacedStream:
+    """One open→close of a paced device (``streams=True``): when it began and when its first sound was played."""
+
+    began: float
+    first_sound: float | None = None
+    frames: int = 0
 
 
 class PacedDevice:
     """An ALSA device that consumes samples in real time (see the module docstring)."""
 
-    def __init__(self, directory: Path, index: int, rate: int, channels: int = 1) -> None:
+    def __init__(self, directory: Path, index: int, rate: int, channels: int = 1, streams: bool = False) -> None:
         self.index = index
         self.rate = rate
         self.channels = channels
         self.fifo = Path(directory) / f"paced{index}.fifo"
         self.frame_bytes = 2 * channels
+        self.marks_streams = streams
+        self.streams: list[PacedStream] = []  # with streams=True
         self._data = bytearray()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -122,7 +141,8 @@ class PacedDevice:
 
     def pcm_config(self) -> list[str]:
         i = self.index
-        return [f'pcm.annfifo{i} {{ type file slave.pcm "null" file "{self.fifo}" format "raw" }}',
+        fmt = "wav" if self.marks_streams else "raw"
+        return [f'pcm.annfifo{i} {{ type file slave.pcm "null" file "{self.fifo}" format "{fmt}" }}',
                 (f'pcm.annpaced{i} {{ type plug slave {{ pcm "annfifo{i}" format S16_LE rate {self.rate} '
                  f'channels {self.channels} }} hint {{ show on description "announcer paced speaker {i}" }} }}')]
 
@@ -159,9 +179,43 @@ class PacedDevice:
                 chunk = os.read(self._fd, due) if due else b""
             except BlockingIOError:  # nothing written: the device "plays" silence, unrecorded
                 chunk = b""
-            if chunk:
+            if chunk and self.marks_streams:
+                self._split_streams(chunk, now)
+            elif chunk:
                 with self._lock:
                     self._data += chunk
+
+    def _split_streams(self, data: bytes, now: float) -> None:
+        """Keep ``data`` (read at ``now``: its last byte played then) without the WAV headers; stamp the streams."""
+        bytes_per_second = self.rate * self.frame_bytes
+        pos = 0
+        end = len(data)
+        with self._lock:
+            while pos < end:
+                h = data.find(b"RIFF", pos)
+                stop = end if h < 0 else h
+                if stop > pos:
+                    self._data += data[pos:stop]
+                    audio = np.frombuffer(data[pos:stop - (stop - pos) % 2], "<i2")
+                    if self.streams:
+                        s = self.streams[-1]
+                        if s.first_sound is None:
+                            loud = np.flatnonzero(np.abs(audio) > SOUND_THRESHOLD * 32768)
+                            if loud.size:
+                                s.first_sound = now - (end - pos - 2 * int(loud[0])) / bytes_per_second
+                        s.frames += audio.size // self.channels
+                if h < 0:
+                    break
+                self.streams.append(PacedStream(began=now - (end - h) / bytes_per_second))
+                pos = h + WAV_HEADER
+
+    def stream_after(self, t: float) -> PacedStream | None:
+        """The first stream that began after ``t`` and has played a sound (``streams=True``)."""
+        with self._lock:
+            for s in self.streams:
+                if s.began >= t and s.first_sound is not None:
+                    return s
+        return None
 
     @property
     def frames(self) -> int:
@@ -196,13 +250,17 @@ class AlsaDevices:
             lines += dev.pcm_config()
         self.config_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-    def add_paced(self, rate: int = 24000, channels: int = 1) -> PacedDevice:
-        """A real-time device ``annpacedN`` (its reader running), visible to PortAudio in this process."""
-        dev = PacedDevice(self.dir, len(self.paced) + 1, rate, channels)
+    def add_paced(self, rate: int = 24000, channels: int = 1, streams: bool = False,
+                  portaudio: bool = True) -> PacedDevice:
+        """A real-time device ``annpacedN`` (its reader running), visible to PortAudio in this process
+        (``portaudio=False``: only to subprocesses started afterwards, with ``env``).
+        ``streams``: mark and time each stream (see the module doc)."""
+        dev = PacedDevice(self.dir, len(self.paced) + 1, rate, channels, streams)
         dev.start()
         self.paced.append(dev)
         self.set_count(self.count)
-        reinitialise_portaudio()
+        if portaudio:
+            reinitialise_portaudio()
         return dev
 
     def close(self) -> None:
