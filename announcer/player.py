@@ -10,7 +10,11 @@ Audio is written in slices of at most ``SLICE_SECONDS``; before each slice the p
 checks whether the job was aborted (an emergency interrupting it, a stop, a shutdown).
 A device sink blocks at real time, so an abort takes effect within one slice: the
 player writes the next ``FADE_OUT_SECONDS`` faded to silence, then aborts the stream.
-Sinks are only ever touched by their player thread.
+Interrupted by an emergency, a ``resumable`` stream (a device) is not aborted but kept:
+the emergency, next on this speaker, is written into it right behind the fade-out (no
+silence flushed, no device re-opened). A kept stream the next job cannot resume (another
+rate), or that no job claims within ``KEEP_SECONDS``, is aborted then. Sinks are only
+ever touched by their player thread.
 
 Heartbeat (for the systemd watchdog, ``health()``): the player promises to come back by a
 deadline. Waiting for work or for synthesis it beats at least every second (deadline: now
@@ -48,6 +52,7 @@ _LOGGER = logging.getLogger(__name__)
 
 SLICE_SECONDS = 0.02  # how soon an interruption is noticed on a real-time device
 FADE_OUT_SECONDS = 0.05
+KEEP_SECONDS = 0.5  # an interrupted stream waits this long for the next job to resume it
 IDLE_GRACE_SECONDS = 5.0  # idle loops beat every second; this much slack before "hung"
 SINK_MARGIN_SECONDS = 5.0  # a sink call may take its audio's duration plus this
 EXPECTED_ERRORS = (SinkError, EngineUnavailable, InputError, OSError)
@@ -152,6 +157,8 @@ class Player:
         self._doing = "idle"  # what the player was doing when it last promised to come back
         self._doing_since = time.monotonic()
         self._pending: tuple[Sink, SpeakerChain] | None = None  # from reconfigure(), taken between jobs
+        self._kept: Stream | None = None  # interrupted, still playing its fade-out: for the next job
+        self._kept_at = 0.0
         self.retired = False  # speaker removed by a reload: the thread ends after what it plays
         self.thread = threading.Thread(target=self.run, name=f"announcer-player-{name}", daemon=True)
 
@@ -159,6 +166,9 @@ class Player:
     def beat(self) -> None:
         """Progress: called by idle and waiting loops (at least every second) and after sink calls."""
         self.expect("idle", 0.0, grace=IDLE_GRACE_SECONDS)
+        if self._kept is not None and time.monotonic() - self._kept_at > KEEP_SECONDS \
+                and threading.current_thread() is self.thread:
+            self._release_kept()  # nothing came to resume it: do not hold the device open
 
     def expect(self, what: str, seconds: float, grace: float = SINK_MARGIN_SECONDS) -> None:
         """About to do ``what`` (a sink call carrying ``seconds`` of audio): back within seconds + grace."""
@@ -195,6 +205,7 @@ class Player:
             return
         sink, self.chain = pending
         if sink is not self.sink:
+            self._release_kept()
             old, self.sink = self.sink, sink
             self._close_sink(old)
 
@@ -214,6 +225,7 @@ class Player:
                 _LOGGER.exception("speaker %s: cannot take the next announcement", self.name)
                 continue
             if job is None:
+                self._release_kept()
                 if self.retired:  # removed by a reload: nobody else will close its sink
                     self._take_pending()
                     self._close_sink(self.sink)
@@ -243,7 +255,7 @@ class Player:
             src_rate = render.wait_rate(check)
             self.expect("open", 0.0)
             rate = self.sink.preferred_rate(src_rate)
-            stream = self.sink.open(ann.id, rate)
+            stream = self._resume_kept(ann.id, rate) or self.sink.open(ann.id, rate)
 
             def started(handed_at: float) -> None:
                 latency = max(0.0, (handed_at - ann.received) * 1000.0)
@@ -274,7 +286,11 @@ class Player:
             return Outcome("finished", {"duration_s": round(writer.seconds, 3), **details})
         except Aborted as exc:
             if stream is not None:
-                self._fade_and_abort(stream, writer)
+                self._fade_out(stream, writer)
+                if exc.reason == "interrupted" and stream.resumable:
+                    self._kept, self._kept_at = stream, time.monotonic()
+                else:
+                    self._abort(stream)
             return Outcome("aborted", {}, exc.reason)
         except Exception as exc:
             if stream is not None:
@@ -293,7 +309,7 @@ class Player:
     def _loudness_state(self, ann: Announcement, level_db: float) -> LoudnessState:
         return LoudnessState.starting_at(self.renders.synth.reference_lufs(ann.engine), level_db)
 
-    def _fade_and_abort(self, stream: Stream, writer: _Writer | None) -> None:
+    def _fade_out(self, stream: Stream, writer: _Writer | None) -> None:
         try:
             if writer is not None and len(writer.tail):
                 self.expect("write", len(writer.tail) / float(writer.rate))
@@ -302,8 +318,29 @@ class Player:
                                   seconds=FADE_OUT_SECONDS))
         except Exception:
             _LOGGER.debug("speaker %s: fade-out write failed", self.name, exc_info=True)
+
+    def _abort(self, stream: Stream) -> None:
         try:
             self.expect("abort", 0.0)
             stream.abort()
         except Exception:
             _LOGGER.warning("speaker %s: abort failed", self.name, exc_info=True)
+
+    def _resume_kept(self, ann_id: str, rate: int) -> Stream | None:
+        """The kept stream, if it goes on with ``ann_id`` at ``rate``; otherwise it is aborted."""
+        kept, self._kept = self._kept, None
+        if kept is None:
+            return None
+        try:
+            if kept.resume(ann_id, rate):
+                return kept
+        except Exception:
+            _LOGGER.debug("speaker %s: cannot resume the interrupted stream", self.name, exc_info=True)
+        self._abort(kept)
+        return None
+
+    def _release_kept(self) -> None:
+        kept, self._kept = self._kept, None
+        if kept is not None:
+            self._abort(kept)
+            self.expect("idle", 0.0, grace=IDLE_GRACE_SECONDS)

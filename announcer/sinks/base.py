@@ -3,8 +3,10 @@
 A sink plays one announcement at a time as a stream: ``open`` it for an announcement,
 ``write`` float32 mono chunks as they are synthesized (devices block at real time),
 then ``close`` it (drains and completes) or ``abort`` it (stops now, with a short
-fade where the medium allows). One player thread drives each sink, so a sink is used
-by one thread at a time.
+fade where the medium allows). A ``resumable`` stream (a device) interrupted by a more
+urgent announcement is neither: it stays open, playing out the fade-out written last,
+and the next announcement goes on in it (``resume``), with no gap and no re-open. One
+player thread drives each sink, so a sink is used by one thread at a time.
 
 Each sink module declares a pydantic ``Config`` (with a ``type`` literal) and
 ``SINK`` (the class). Settings every speaker shares live in ``SpeakerBase``.
@@ -44,6 +46,9 @@ class SinkContext:
 class Stream(ABC):
     """One announcement being played on one sink."""
 
+    # May stay open after an interruption for the next announcement to ``resume`` in it.
+    resumable: bool = False
+
     @abstractmethod
     def write(self, samples: np.ndarray) -> None: ...
 
@@ -54,6 +59,11 @@ class Stream(ABC):
     @abstractmethod
     def abort(self) -> None:
         """Stop as soon as possible (announcement interrupted or cancelled)."""
+
+    def resume(self, announcement_id: str, sample_rate: int) -> bool:
+        """Play the next announcement in this (``resumable``, interrupted) stream, right after what
+        was written; False when it cannot (another rate): the caller aborts it and opens anew."""
+        return False
 
 
 class Sink(ABC):

@@ -10,6 +10,11 @@ device) closes every open stream, so a failed lookup re-scans only while no spea
 is playing; otherwise the device is looked for again at the next announcement.
 Opening, closing and re-scanning hold one lock; writes do not, so speakers play in
 parallel.
+
+A stream interrupted by an emergency is resumable: the emergency is written into it
+right behind the interrupted one's fade-out (same rate), so the device neither drops
+its buffer (the click ``abort`` guards against) nor waits for it to play out, and
+nothing is re-opened.
 """
 
 from __future__ import annotations
@@ -97,9 +102,12 @@ def find_device(spec: str | int | None, rescan: bool = False) -> tuple[int, dict
 
 
 class _DeviceStream(Stream):
-    def __init__(self, stream: Any, channels: int, device_name: str) -> None:
+    resumable = True
+
+    def __init__(self, stream: Any, channels: int, device_name: str, sample_rate: int) -> None:
         self._stream = stream
         self._channels = channels
+        self._rate = sample_rate
         self._device = device_name
         self._aborted = threading.Event()
         self._closed = False
@@ -126,6 +134,9 @@ class _DeviceStream(Stream):
         finally:
             self._release()
         return {"device": self._device}
+
+    def resume(self, announcement_id: str, sample_rate: int) -> bool:
+        return sample_rate == self._rate and not self._aborted.is_set() and not self._closed
 
     def abort(self) -> None:
         if not self._aborted.is_set():
@@ -202,7 +213,7 @@ class SoundDeviceSink(Sink):
                 self._rate_cache.clear()
                 raise SinkError(f"audio device {info['name']!r} cannot be opened: {exc}") from None
             _open_streams += 1
-            device = _DeviceStream(stream, channels, info["name"])
+            device = _DeviceStream(stream, channels, info["name"], sample_rate)
             try:
                 stream.start()
             except Exception as exc:
