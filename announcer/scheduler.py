@@ -14,8 +14,10 @@ Rules (the decisions, in one place):
   ``cancelled`` event (``speaker``, ``reason: "queue full"``). That may be the new one.
 * Expiry: checked when a player takes a job (``clock() > ann.expires`` → ``expired``
   for that speaker, never played) and swept from waiting queues about once a second.
-* Emergency: interrupts a lower-priority job playing on its speakers. The player fades
-  the next 50 ms out, aborts the stream, ``interrupted`` is emitted and the job is
+* Emergency: interrupts a lower-priority job playing on its speakers; its synthesis
+  starts at once (prefetch). The player fades the next 50 ms out; a device stream is
+  kept and the emergency continues in it right after the fade (other sinks abort and
+  reopen). ``interrupted`` is emitted and the job is
   requeued to play again from its start (unless it expired meanwhile); its second
   ``started`` carries ``replay: true``. It stays pending in the spool meanwhile, so a
   crash replays it too. Emergencies never interrupt emergencies (FIFO among them).
