@@ -10,12 +10,13 @@ Under systemd (``Type=notify``, see systemd/README.md):
   acknowledged the subscriptions (SUBACK). While the broker is unreachable the daemon
   keeps retrying and stays "activating"; systemd's ``TimeoutStartSec`` bounds that.
   ``STATUS=`` carries the queue depth, who speaks and the broker state.
-* Watchdog (``$WATCHDOG_USEC``): ``WATCHDOG=1`` every half period, only while paho's
-  network loop runs (``MqttLink.loop_alive``) and every player makes progress
-  (``Player.health``: idle players beat every second; a sink call may take its audio's
-  duration plus a margin). A hung speaker therefore gets the service restarted.
+* Watchdog (``$WATCHDOG_USEC``, ``announcer.watchdog``): ``WATCHDOG=1`` every half
+  period, only while paho's network loop runs (``MqttLink.loop_alive``) and every player
+  makes progress (``Player.health``: idle players beat every second; a sink call may take
+  its audio's duration plus a margin). A hung speaker therefore gets the service restarted.
 * SIGHUP (``systemctl reload``): ``RELOADING=1``, re-read the config file, apply it
-  (``reload``), ``READY=1``. SIGTERM/SIGINT: ``STOPPING=1`` and drain (``stop``).
+  (``reload``; the steps are in ``announcer.reload``), ``READY=1``. SIGTERM/SIGINT:
+  ``STOPPING=1`` and drain (``stop``).
   Signal handlers only set flags; the main thread does the work.
 """
 
@@ -32,10 +33,9 @@ from typing import Any
 
 from . import __version__
 from .announcement import Announcement
-from .cache import ClauseCache
 from .chain import ChimeLibrary
-from .config import Config, ConfigError, load_config
-from .engines.base import Engine, create_engine
+from .config import Config
+from .engines.base import Engine
 from .errors import EngineUnavailable
 from .events import TERMINAL, EventBus
 from .ha_bridge import HomeAssistantBridge
@@ -44,18 +44,24 @@ from .intake import Intake
 from .integration import Integration
 from .local import make_synthesizer
 from .mqtt import MqttLink, publish_properties
-from .notify import monotonic_usec, notify, watchdog_interval
+from .notify import monotonic_usec, notify
+from .reload import (
+    close_engines,
+    keep_restart_sections,
+    log_applied,
+    read_config,
+    rebuild,
+)
 from .scheduler import Scheduler
 from .settings import RuntimeSettings, settings_path
-from .sinks.base import Sink, SinkContext, create_sink
+from .sinks.base import SinkContext, create_sink
 from .spool import Spool
 from .synth import Synthesizer
+from .watchdog import health, start_watchdog
 
 _LOGGER = logging.getLogger(__name__)
 
 PRUNE_EVERY = 3600.0
-# sections a reload cannot apply (the connection, the spool file, servers and bridges built at start)
-RESTART_SECTIONS = ("mqtt", "spool", "homeassistant", "hermes", "wyoming", "http")
 
 
 class Daemon:
@@ -116,44 +122,16 @@ class Daemon:
     def wait_ready(self, timeout: float | None = None) -> bool:
         return self.link is not None and self.link.wait_subscribed(timeout)
 
-    # ---- watchdog ----------------------------------------------------------------------
+    # ---- watchdog (announcer/watchdog.py) ------------------------------------------------
     def health(self) -> list[str]:
         """Why the daemon is not making progress (empty: it is): the MQTT loop and every player."""
-        problems = []
-        if self.link is not None and not self.link.loop_alive():
-            problems.append("MQTT network loop is not running")
-        if hasattr(self, "scheduler"):
-            problems += self.scheduler.health()
-        return problems
+        return health(self.link, getattr(self, "scheduler", None))
 
     def start_watchdog(self, interval: float | None = None) -> None:
         """Ping ``WATCHDOG=1`` every ``interval`` s (default: half of $WATCHDOG_USEC) while ``health()`` is clean."""
-        interval = interval if interval is not None else watchdog_interval()
-        if interval is None:
-            return
-        _LOGGER.info("watchdog: pinging systemd every %.1f s while healthy", interval)
-        self._watchdog = threading.Thread(target=self._watchdog_loop, args=(interval,), name="watchdog", daemon=True)
-        self._watchdog.start()
+        self._watchdog = start_watchdog(self.health, self._stopping, interval)
 
-    def _watchdog_loop(self, interval: float) -> None:
-        reported: list[str] = []
-        while not self._stopping.is_set():
-            try:
-                problems = self.health()
-            except Exception as exc:  # a bug here must not look like a hang, nor hide one
-                problems = [f"health check failed: {exc}"]
-            if not problems:
-                notify("WATCHDOG=1")
-                if reported:
-                    _LOGGER.warning("watchdog: healthy again; pinging systemd")
-            elif problems != reported:
-                _LOGGER.error("watchdog: not pinging systemd (it restarts the service after WatchdogSec): %s",
-                              "; ".join(problems))
-                notify(f"STATUS=unhealthy: {'; '.join(problems)}")
-            reported = problems
-            self._stopping.wait(interval)
-
-    # ---- reload ------------------------------------------------------------------------
+    # ---- reload (announcer/reload.py) ------------------------------------------------------
     def reload(self) -> bool:
         """Re-read ``config_path`` and apply it; an invalid file is logged (every error) and changes nothing."""
         if self.config_path is None:
@@ -161,14 +139,8 @@ class Daemon:
             return False
         notify(f"RELOADING=1\n{monotonic_usec()}")
         try:
-            _LOGGER.info("reload: reading %s", self.config_path)
-            try:
-                new = load_config(self.config_path)
-            except ConfigError as exc:
-                _LOGGER.error("reload: %s is invalid (%d error(s)); the running config stays in force",
-                              self.config_path, len(exc.errors))
-                for line in exc.errors:
-                    _LOGGER.error("reload: %s", line)
+            new = read_config(self.config_path)
+            if new is None:
                 return False
             try:
                 self._apply(new)
@@ -183,51 +155,17 @@ class Daemon:
 
     def _apply(self, new: Config) -> None:
         old = self.cfg
-        kept = [s for s in RESTART_SECTIONS if getattr(old, s) != getattr(new, s)]
-        if "mqtt" in kept:
-            changed = sorted(k for k in type(old.mqtt).model_fields if getattr(old.mqtt, k) != getattr(new.mqtt, k))
-            _LOGGER.warning("reload: mqtt settings changed (%s): they need a restart (systemctl restart "
-                            "announcer); keeping the current connection", ", ".join(changed))
-        others = [s for s in kept if s != "mqtt"]
-        if others:
-            _LOGGER.warning("reload: %s changed: applied at the next restart, not now", ", ".join(others))
-        if kept:  # what the running daemon uses stays; everything else comes from the new file
-            new = new.model_copy(update={s: getattr(old, s) for s in kept})
+        new = keep_restart_sections(old, new)
         # build everything first (may fail: nothing swapped yet), then swap
-        cache = self.synth.cache if new.cache == old.cache else ClauseCache.from_config(new.cache)
-        engines: dict[str, Engine] = {}
-        fresh: dict[str, Engine] = {}
-        for name, ecfg in new.engines.items():
-            current = self.synth.engines.get(name)
-            if current is not None and old.engines.get(name) == ecfg and new.cache.directory == old.cache.directory:
-                engines[name] = current  # unchanged: reused, not loaded again
-            else:
-                engines[name] = fresh[name] = create_engine(name, ecfg, new.cache.directory)
-        chimes = ChimeLibrary.from_config(new)
-        sinks: dict[str, Sink] = {}
-        for name, scfg in new.speakers.items():
-            same = name in self.sinks and old.speakers.get(name) == scfg
-            sinks[name] = self.sinks[name] if same else create_sink(name, scfg, self._sink_context)
-        synth = self.synth.with_engines(engines, cache)
-        self._load_engines(synth, fresh)
-        dropped = [eng for name, eng in self.synth.engines.items() if engines.get(name) is not eng]
-        self.scheduler.reconfigure(new, synth, sinks, chimes)
+        parts = rebuild(old, new, self.synth, self.sinks, self._sink_context)
+        self._load_engines(parts.synth, parts.fresh)
+        self.scheduler.reconfigure(new, parts.synth, parts.sinks, parts.chimes)
         self.intake.reconfigure(new)
-        self.synth, self.sinks, self.cfg = synth, sinks, new
-        for eng in dropped:
-            try:
-                eng.close()  # managed engine process: stopped; others: nothing to do
-            except Exception:
-                _LOGGER.warning("reload: closing engine %s failed", eng.name, exc_info=True)
+        self.synth, self.sinks, self.cfg = parts.synth, parts.sinks, new
+        close_engines(parts.dropped)
         if new.logging.level != old.logging.level:
             logging.getLogger().setLevel(new.logging.level)
-        added = [n for n in new.speakers if n not in old.speakers]
-        removed = [n for n in old.speakers if n not in new.speakers]
-        changed = [n for n in new.speakers if n in old.speakers and old.speakers[n] != new.speakers[n]]
-        _LOGGER.info("reload: applied (speakers added: %s; removed: %s; changed: %s; engines loaded: %s; "
-                     "kept: %s)", ", ".join(added) or "none", ", ".join(removed) or "none",
-                     ", ".join(changed) or "none", ", ".join(fresh) or "none",
-                     ", ".join(n for n in engines if n not in fresh) or "none")
+        log_applied(old, new, parts)
 
     def _warn_unimplemented(self) -> None:
         """Every config section is implemented (http was the last); kept for sections still to come."""
