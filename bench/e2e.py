@@ -26,7 +26,12 @@ time (QoS 1; the clock starts before the publish call) and each is waited for
   after its ``started`` an uncached emergency arrives (default chime: the alarm). Measured
   from its publish to its ``started`` event (the target) and to its first sample played by
   the paced device (the alarm chime; includes the ≤ 85 ms pipe, the stand-in for a sound
-  card's buffer).
+  card's buffer). The emergency goes on in the interrupted stream behind a 50 ms fade-out
+  (no new open), so the alarm's first sample is found by its shape in what the device
+  played after the publish (``find_chime``), and timed with the device's per-sample play
+  times; the fade-out began playing 50 ms of samples before it.
+* ``--e2e-broker-defaults``: mosquitto with its defaults (Nagle on) instead of the
+  recommended ``set_tcp_nodelay true``; run both to see what Nagle's algorithm costs.
 
 Targets (issue 9, p50): started ≤ 150 ms uncached, ≤ 30 ms cached; started ≤ 1.5 × engine
 first audio + 30 ms; emergency started ≤ 150 ms.
@@ -128,6 +133,7 @@ def _new_id(tag: str) -> str:
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from announcer.chain import ChimeLibrary
     from announcer.engines.base import create_engine, engine_module
     from announcer.errors import EngineUnavailable
 
@@ -212,6 +218,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         pre_started: list[float] = []
         pre_sound: list[float] = []
         pre_interrupted: list[float] = []
+        pre_fade: list[float] = []
+        match_lsb: list[float] = []
+        alarm = ChimeLibrary().get("alarm", live.rate)
         for n in range(args.e2e_emergencies):
             long_id, em_id = _new_id("long"), _new_id("emergency")
             long_text = "".join(unique_text_of(rng, t) for t in rng.sample(texts, 3))
@@ -228,9 +237,15 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             pre_started.append(_ms(t0, started.t))
             pre_interrupted.append(_ms(t0, inter.t))
             ev.wait(em_id, "finished", timeout=120.0)
-            stream = live.stream_after(t0)
-            if stream is not None and stream.first_sound is not None:
-                pre_sound.append(_ms(t0, stream.first_sound))
+            found = find_chime(live, alarm, t0)
+            if found is None:
+                progress(f"e2e: emergency {n + 1}: the alarm chime was not found in what the device played")
+            else:
+                t_alarm, t_fade, error = found
+                pre_sound.append(_ms(t0, t_alarm))
+                if t_fade is not None:
+                    pre_fade.append(_ms(t0, t_fade))
+                match_lsb.append(error)
         other_share = other.stop()
     except BaseException:
         if stack.daemon is not None:
@@ -244,7 +259,57 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    return _figures(r, pre_started, pre_sound, pre_interrupted, other_share)
+    return _figures(r, pre_started, pre_sound, pre_interrupted, pre_fade, match_lsb, other_share,
+                    nodelay=not args.e2e_broker_defaults)
+
+
+MATCH_SECONDS = 0.1  # the part of the chime matched: its first 100 ms
+MATCH_CORRELATION = 0.999  # normalised correlation that counts as "the chime starts here"
+
+
+def find_chime(device: Any, chime: Any, t0: float) -> tuple[float, float | None, float] | None:
+    """Where ``chime`` begins in what ``device`` (a paced device) played after ``t0``.
+
+    The emergency continues in the interrupted stream (no new open marks it), so its chime is
+    found by its shape: the first offset after ``t0`` where the played samples correlate with
+    the chime's first ``MATCH_SECONDS`` (normalised, so the speaker's gain does not matter) at
+    ≥ ``MATCH_CORRELATION``, refined to the best offset nearby. The alarm repeats its two-tone
+    pair, so the *first* such offset is its beginning. Returns (when the chime's first sample
+    was played, when the fade-out before it began playing (``FADE_OUT_SECONDS`` earlier, None
+    if the stream has no such lead), the largest difference from the gain-scaled chime in LSB
+    over the matched part).
+    """
+    import numpy as np
+
+    from announcer.player import FADE_OUT_SECONDS
+
+    played = device.samples()[:, 0].astype(np.float64)
+    start = device.frame_at(t0)
+    x = played[start:]
+    m = int(MATCH_SECONDS * device.rate)
+    template = np.asarray(chime[:m], np.float64)
+    if len(x) < m or not np.any(template):
+        return None
+    n_fft = 1 << (len(x) + m).bit_length()
+    dot = np.fft.irfft(np.fft.rfft(x, n_fft) * np.conj(np.fft.rfft(template, n_fft)), n_fft)[:len(x) - m + 1]
+    energy = np.convolve(x * x, np.ones(m), "valid")
+    corr = dot / np.sqrt(np.maximum(energy, 1e-12) * float(template @ template))
+    hits = np.flatnonzero(corr >= MATCH_CORRELATION)
+    if not hits.size:
+        return None
+    first = int(hits[0])
+    near = corr[first:first + int(0.01 * device.rate)]
+    k = first + int(np.argmax(near))
+    window = x[k:k + m]
+    gain = float(window @ template) / float(template @ template)
+    error = float(np.max(np.abs(window - gain * template))) * 32768.0
+    frame = start + k
+    t_chime = device.played_at(frame)
+    if t_chime is None:
+        return None
+    fade_frames = int(FADE_OUT_SECONDS * device.rate)
+    t_fade = device.played_at(frame - fade_frames) if frame - fade_frames >= start else None
+    return t_chime, t_fade, error
 
 
 def unique_text_of(rng: random.Random, text: str) -> str:
@@ -260,14 +325,16 @@ def _p50(values: list[float]) -> float:
 
 
 def _figures(r: dict[str, list[float]], pre_started: list[float], pre_sound: list[float],
-             pre_interrupted: list[float], other_share: float | None) -> list[dict[str, Any]]:
+             pre_interrupted: list[float], pre_fade: list[float], match_lsb: list[float],
+             other_share: float | None, nodelay: bool = True) -> list[dict[str, Any]]:
     figs: list[dict[str, Any]] = []
+    broker = "mosquitto set_tcp_nodelay true" if nodelay else "mosquitto defaults (Nagle on)"
 
     def add(name: str, samples: list[float], note: str, target: float | None = None,
             peer: str | None = None) -> dict[str, Any] | None:
         if not samples:
             return None
-        f = figure(BENCH, name, _p50(samples), "ms", samples, note="value = p50; " + note)
+        f = figure(BENCH, name, _p50(samples), "ms", samples, note=f"value = p50; {note}; {broker}")
         if target is not None:
             f.update(target=target, met=f["p50"] <= target)
         figs.append(f)
@@ -305,10 +372,15 @@ def _figures(r: dict[str, list[float]], pre_started: list[float], pre_sound: lis
     add("emergency preemption: publish → started", pre_started,
         "paced (real-time) device; an uncached emergency interrupting a playing announcement",
         TARGET_EMERGENCY_MS)
+    add("emergency preemption: publish → fade-out begins playing", pre_fade,
+        "the interrupted announcement's 50 ms fade-out, its first sample consumed by the paced device "
+        "(the alarm's start − 50 ms, same stream)")
     add("emergency preemption: publish → first sound played", pre_sound,
-        "the alarm chime's first sample consumed by the paced device (includes ≤ 85 ms of pipe)")
+        "the alarm chime's first sample consumed by the paced device, found by its shape inside the "
+        "continuing stream (includes ≤ 85 ms of pipe)"
+        + (f"; match ≤ {max(match_lsb):.1f} LSB from the gain-scaled chime" if match_lsb else ""))
     add("emergency preemption: publish → interrupted event", pre_interrupted,
-        "the interrupted announcement's event (after its fade-out and abort)")
+        "the interrupted announcement's event (after its fade-out is written; the stream goes on)")
     if other_share is not None:
         figs.append(figure(BENCH, "CPU used by other processes", 100.0 * other_share, "%",
                            note="during the measurements, share of all CPUs (this process, the daemon and "

@@ -57,6 +57,9 @@ each open of the PCM, which marks where each stream (one announcement) begins in
 FIFO. The reader strips the headers and records a ``PacedStream`` per open: when it
 began and when its first sound (|sample| > ``SOUND_THRESHOLD``) was played, each consumed
 byte being "played" when the reader takes it (``stream_after()``; used by the benchmarks).
+Every consumed sample's play time is kept too: ``played_at(frame)`` for a frame of
+``samples()``, ``frame_at(t)`` the other way (to find a sound inside a stream that goes on,
+e.g. an emergency's chime behind a fade-out).
 
 FIFO speakers that hang on demand (``FifoSpeakers``, for the daemon as a subprocess)
 -----------------------------------------------------------------------------------
@@ -129,6 +132,8 @@ class PacedDevice:
         self.marks_streams = streams
         self.streams: list[PacedStream] = []  # with streams=True
         self._data = bytearray()
+        # (len(_data) after a read, when its last byte was played): the play time of every sample
+        self._marks: list[tuple[int, float]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._fd: int | None = None
@@ -184,6 +189,7 @@ class PacedDevice:
             elif chunk:
                 with self._lock:
                     self._data += chunk
+                    self._marks.append((len(self._data), now))
 
     def _split_streams(self, data: bytes, now: float) -> None:
         """Keep ``data`` (read at ``now``: its last byte played then) without the WAV headers; stamp the streams."""
@@ -196,6 +202,7 @@ class PacedDevice:
                 stop = end if h < 0 else h
                 if stop > pos:
                     self._data += data[pos:stop]
+                    self._marks.append((len(self._data), now - (end - stop) / bytes_per_second))
                     audio = np.frombuffer(data[pos:stop - (stop - pos) % 2], "<i2")
                     if self.streams:
                         s = self.streams[-1]
@@ -216,6 +223,35 @@ class PacedDevice:
                 if s.began >= t and s.first_sound is not None:
                     return s
         return None
+
+    def played_at(self, frame: int) -> float | None:
+        """When frame ``frame`` of ``samples()`` was played (consumed), or None if it has not been yet."""
+        bytes_per_second = self.rate * self.frame_bytes
+        offset = frame * self.frame_bytes
+        with self._lock:
+            lo, hi = 0, len(self._marks)
+            while lo < hi:  # the first read that ended beyond ``offset``
+                mid = (lo + hi) // 2
+                if self._marks[mid][0] <= offset:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            if lo == len(self._marks):
+                return None
+            end, t = self._marks[lo]
+        return t - (end - offset - self.frame_bytes) / bytes_per_second
+
+    def frame_at(self, t: float) -> int:
+        """The first frame of ``samples()`` played at or after ``t`` (``frames`` if none yet)."""
+        bytes_per_second = self.rate * self.frame_bytes
+        with self._lock:
+            start = 0
+            for end, played in self._marks:
+                if played >= t:
+                    first = max(start, end - int((played - t) * bytes_per_second))
+                    return -(-first // self.frame_bytes)
+                start = end
+            return len(self._data) // self.frame_bytes
 
     @property
     def frames(self) -> int:
