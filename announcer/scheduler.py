@@ -45,13 +45,14 @@ Rules (the decisions, in one place):
   before its next job. A removed speaker's player ends after what it plays.
 * Heartbeat: a player waiting for work wakes at least every ``SWEEP_SECONDS`` and
   beats (``Player.beat``), so a deadlocked scheduler shows up in the watchdog.
-* Quiet hours (``announcer.quiet``): a player takes the first job of its queue, in the
-  order above, that quiet hours allow now; a job below the window's ``min_priority``
-  stays where it is (held) until the window ends or it expires, and never blocks the
-  allowed ones behind it. The job handed out carries the window's volume cap. A held
-  job is named in the ``queued`` event (``held: {speaker: "quiet hours until 07:00"}``)
-  and logged once by the player that skips it; a player with only held jobs re-checks
-  at least once a second. What already plays when a window starts plays on.
+* Quiet hours (rules: ``announcer.quiet``; applied here by ``announcer.quiet_gate``): a
+  player takes the first job of its queue, in the order above, that quiet hours allow
+  now; a job below the window's ``min_priority`` stays where it is (held) until the
+  window ends or it expires, and never blocks the allowed ones behind it. The job handed
+  out carries the window's volume cap. A held job is named in the ``queued`` event
+  (``held: {speaker: "quiet hours until 07:00"}``) and logged once by the player that
+  skips it; a player with only held jobs re-checks at least once a second. What already
+  plays when a window starts plays on.
 * ``status()``: ``queue`` counts waiting jobs over all speakers (one announcement on
   two speakers counts twice), ``speaking`` lists the speakers that have taken a job
   (synthesizing or playing it). ``on_status_change`` gets every change.
@@ -73,7 +74,7 @@ from .config import PRIORITIES, Config
 from .errors import InputError
 from .events import EventBus
 from .player import Job, Outcome, Player
-from .quiet import Quiet, QuietHours
+from .quiet_gate import QuietGate
 from .render import RenderPool
 from .sinks.base import Sink
 from .spool import Spool
@@ -112,7 +113,7 @@ class Scheduler:
         self._started = False
         self._status_lock = threading.Lock()
         self._last_status: dict[str, Any] | None = None
-        self._quiet_rules: tuple[Config, QuietHours] | None = None
+        self._quiet = QuietGate(lambda: self.cfg, clock)  # rules follow the config a reload swaps in
         for name in sinks:
             if name not in cfg.speakers:
                 raise ValueError(f"sink {name!r} has no speaker config")
@@ -143,7 +144,7 @@ class Scheduler:
                 continue
             self.events.emit("queued", ann, targets=list(ann.targets), priority=ann.priority,
                              warnings=list(ann.warnings), speakers=list(speakers), resumed=True,
-                             held=self._held(ann, speakers))
+                             held=self._quiet.held(ann, speakers))
             self._enqueue(ann, speakers)
         for p in self.players.values():
             p.thread.start()
@@ -200,7 +201,8 @@ class Scheduler:
                 _LOGGER.warning("%s: already queued; ignoring the second submit", ann.id)
                 return
         self.events.emit("queued", ann, targets=list(ann.targets), priority=ann.priority,
-                         warnings=list(ann.warnings), speakers=list(ann.speakers), held=self._held(ann, ann.speakers))
+                         warnings=list(ann.warnings), speakers=list(ann.speakers),
+                         held=self._quiet.held(ann, ann.speakers))
         self._enqueue(ann, ann.speakers)
 
     def stop(self, target: str | None = None, priority_below: str | None = None) -> int:
@@ -299,7 +301,8 @@ class Scheduler:
                 q = self._queues.get(speaker)
                 if q is None:  # removed by a reload
                     return None
-                while not self._stopping and speaker in self._queues and (index := self._playable(speaker, q)) is None:
+                while (not self._stopping and speaker in self._queues
+                       and (index := self._quiet.playable(speaker, q)) is None):
                     self._cv.wait(SWEEP_SECONDS)  # held jobs: look again when the clock moved; heartbeat
                     self._beat(speaker)
                 if self._stopping or speaker not in self._queues:
@@ -320,50 +323,7 @@ class Scheduler:
                     self.renders.prefetch(upcoming)
                 return job
 
-    # ------------------------------------------------------------------ quiet hours
-    def _quiet(self) -> QuietHours:
-        """The quiet-hours rules of the current config (rebuilt when the config object changes)."""
-        if self._quiet_rules is None or self._quiet_rules[0] is not self.cfg:
-            self._quiet_rules = (self.cfg, QuietHours.from_config(self.cfg))
-        return self._quiet_rules[1]
-
-    def _held(self, ann: Announcement, speakers: tuple[str, ...]) -> dict[str, str] | None:
-        """For the ``queued`` event: the speakers on which quiet hours hold ``ann`` now, and until when."""
-        quiet = self._quiet()
-        if not quiet:
-            return None
-        now = self.clock()
-        held = {}
-        for s in speakers:
-            q = quiet.at(now, s, ann.priority)
-            if not q.allowed:
-                held[s] = q.describe(quiet.local(now))
-        return held or None
-
-    def _playable(self, speaker: str, q: list[tuple[tuple[int, int], Job]]) -> int | None:
-        """Index of the first job quiet hours let start now (under the lock); sets its volume cap."""
-        if not q:
-            return None
-        quiet = self._quiet()
-        if not quiet:
-            q[0][1].volume_cap = None
-            return 0
-        now = self.clock()
-        seen: dict[str, Quiet] = {}  # the answer depends on the priority only
-        for i, (_, job) in enumerate(q):
-            if now > job.ann.expires:
-                return i  # taken to be reported as expired
-            rule = seen.get(job.ann.priority) or seen.setdefault(job.ann.priority,
-                                                                  quiet.at(now, speaker, job.ann.priority))
-            if rule.allowed:
-                job.volume_cap = rule.cap
-                return i
-            reason = rule.describe(quiet.local(now))
-            if job.held != reason:
-                job.held = reason
-                _LOGGER.info("%s: waits on speaker %s: %s", job.ann.id, speaker, reason)
-        return None
-
+    # ------------------------------------------------------------------ heartbeat
     def _beat(self, speaker: str) -> None:
         player = self.players.get(speaker)
         if player is not None:
