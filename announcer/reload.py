@@ -26,7 +26,9 @@ from .engines.base import Engine, create_engine
 from .sinks.base import Sink, SinkContext, create_sink
 from .synth import Synthesizer
 
-_LOGGER = logging.getLogger(__name__)
+# logged under the daemon's name, as before this module was split out of it (log filters and
+# caplog(logger="announcer.daemon") keep matching)
+_LOGGER = logging.getLogger("announcer.daemon")
 
 # sections a reload cannot apply (the connection, the spool file, servers and bridges built at start)
 RESTART_SECTIONS = ("mqtt", "spool", "homeassistant", "hermes", "wyoming", "http")

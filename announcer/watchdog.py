@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from .mqtt import MqttLink
     from .scheduler import Scheduler
 
-_LOGGER = logging.getLogger(__name__)
+# logged under the daemon's name, as before this module was split out of it (log filters and
+# caplog(logger="announcer.daemon") keep matching)
+_LOGGER = logging.getLogger("announcer.daemon")
 
 
 def health(link: MqttLink | None, scheduler: Scheduler | None) -> list[str]:
