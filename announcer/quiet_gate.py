@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 # logged under the scheduler's name, as before this module was split out of it (log filters and
 # caplog(logger="announcer.scheduler") keep matching)
-_LOGGER = logging.getLogger("announcer.scheduler")
+_LOGGER = logging.getLogger(__name__)
 
 
 class QuietGate:

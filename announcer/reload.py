@@ -28,7 +28,7 @@ from .synth import Synthesizer
 
 # logged under the daemon's name, as before this module was split out of it (log filters and
 # caplog(logger="announcer.daemon") keep matching)
-_LOGGER = logging.getLogger("announcer.daemon")
+_LOGGER = logging.getLogger(__name__)
 
 # sections a reload cannot apply (the connection, the spool file, servers and bridges built at start)
 RESTART_SECTIONS = ("mqtt", "spool", "homeassistant", "hermes", "wyoming", "http")

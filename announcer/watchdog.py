@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 # logged under the daemon's name, as before this module was split out of it (log filters and
 # caplog(logger="announcer.daemon") keep matching)
-_LOGGER = logging.getLogger("announcer.daemon")
+_LOGGER = logging.getLogger(__name__)
 
 
 def health(link: MqttLink | None, scheduler: Scheduler | None) -> list[str]:

@@ -368,7 +368,7 @@ def held_logged(caplog: pytest.LogCaptureFixture, ann_id: str, speaker: str) -> 
 
 def test_held_job_waits_for_the_window_end_while_high_ones_play_capped(
         q: QuietHarness, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="announcer.scheduler")
+    caplog.set_level(logging.INFO, logger="announcer.quiet_gate")
     night = 12 * 3600  # a ttl that outlives the night (the default 600 s would expire at 23:10)
     n1 = q.say(id="n1", targets="ab", ttl=night)  # normal: held on a, plays on b (no quiet hours there)
     assert q.log.wait("queued", "n1")["held"] == {"a": "quiet hours until 07:00"}

@@ -28,7 +28,6 @@ from __future__ import annotations
 import atexit
 import ctypes
 import logging
-import os
 import signal
 import subprocess
 import sys

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from ..audio import Audio, wav_bytes
 from .base import Sink, SinkError, SpeakerBase, Stream
-from pydantic import Field
 
 
 class Config(SpeakerBase):
