@@ -9,16 +9,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from corpus import corpus_path
+from corpus import corpus_path, corpus_rows
 
 from announcer.cache import ClauseCache
+from announcer.emotions import resolve_emotion
 from announcer.engines import tflite_patch
 from announcer.engines.base import Style, create_engine
 from announcer.engines.embedded_zh import (
     ACOUSTIC,
     HOP,
     VOCODER,
+    VOCODER_FIRST_WINDOW,
+    VOCODER_LAYOUT,
     VOCODER_LEFT,
+    VOCODER_MIN_FRAMES,
     VOCODER_RIGHT,
     VOCODER_WINDOW,
     EmbeddedZhEngine,
@@ -33,10 +37,13 @@ from announcer.synth import Synthesizer, SynthStats
 SENTENCE = "各位旅客请注意，开往北京的列车即将进站。"
 SR = 24000
 CORPUS = corpus_path()
-# clauses of several vocoder windows (a few from the public corpus) and one shorter than a window
+# clauses of several vocoder windows (a few from the public corpus; the first has a full-size
+# middle window) and one shorter than the first window
 LONG_CLAUSES = ("下午两点三十分在二楼会议室召开安全例会。", "请所有人员沿安全通道迅速撤离，",
-                "今天的户外活动因天气原因取消。", "参观路线请跟随黄色指示牌。")
-SHORT_CLAUSE = "前门有人按门铃。"
+                "今天的户外活动因天气原因取消。", "参观路线请跟随黄色指示牌。", "前门有人按门铃。")
+SHORT_CLAUSE = "请注意。"
+# 533 frames: the first window, three full-size ones and the rest
+LONGEST_CLAUSE = "下午两点三十分在二楼会议室召开安全例会请各部门负责人全体员工准时参加"
 
 
 def mean_f0(x: np.ndarray, sr: int = SR) -> float:
@@ -91,6 +98,17 @@ def test_patched_model_runs_without_flex_ops(engine: EmbeddedZhEngine) -> None:
     assert engine.patched_model is not None
     assert tflite_patch.custom_ops(engine.patched_model.read_bytes()) == []
     assert f"p{tflite_patch.PATCH_VERSION}" in engine.fingerprint
+
+
+def test_fingerprint_follows_the_vocoder_windows(engine: EmbeddedZhEngine, cache_dir: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another window layout gives other samples: clauses cached under the old one must not be served."""
+    from announcer.engines import embedded_zh
+
+    assert engine.fingerprint.endswith(f":w{VOCODER_LAYOUT}")
+    monkeypatch.setattr(embedded_zh, "VOCODER_WINDOW", VOCODER_WINDOW + 32)
+    other = create_engine("zh3", ZhConfig(type="embedded-zh"), cache_dir)
+    assert other.fingerprint != engine.fingerprint
 
 
 def test_same_input_gives_identical_samples(engine: EmbeddedZhEngine) -> None:
@@ -186,19 +204,42 @@ def test_default_config_is_embedded_zh() -> None:
 
 # ---------------------------------------------------------------- vocoding in windows, streaming
 def test_vocoder_windows_tile_the_clause_with_context() -> None:
-    for frames in range(1, 700):
+    assert VOCODER_FIRST_WINDOW < VOCODER_WINDOW
+    for frames in range(1, 900):
         windows = vocoder_windows(frames)
-        assert windows[0][:2] == (0, 0) and windows[-1][2] == frames
-        for (_, _, end), (_, start, _) in itertools.pairwise(windows):
+        assert windows[0][0] == windows[0][2] == 0 and windows[-1][1] == windows[-1][3] == frames
+        for (_, _, _, end), (_, _, start, _) in itertools.pairwise(windows):
             assert start == end  # contiguous, no overlap
-        for first, start, end in windows:
-            assert start < end
-            if frames <= VOCODER_WINDOW:
-                assert len(windows) == 1
-                continue
-            assert 0 <= first and first + VOCODER_WINDOW <= frames  # only a short clause is padded
-            assert start - first >= VOCODER_LEFT or first == 0
-            assert first + VOCODER_WINDOW - end >= VOCODER_RIGHT or end == frames
+        if frames <= VOCODER_FIRST_WINDOW:  # a short clause: one call on all of it, as the whole clause
+            assert windows == [(0, frames, 0, frames)]
+            continue
+        # the first window is the small one; the ones after it are full-size, except the last
+        assert windows[0] == (0, VOCODER_FIRST_WINDOW, 0, VOCODER_FIRST_WINDOW - VOCODER_RIGHT)
+        assert all(last - first == VOCODER_WINDOW for first, last, _, _ in windows[1:-1])
+        for first, last, start, end in windows:
+            assert 0 <= first <= start < end <= last <= frames
+            assert last - first <= VOCODER_WINDOW
+            assert start - first == VOCODER_LEFT or first == 0  # exactly the context is vocoded twice
+            assert last - end >= VOCODER_RIGHT or end == frames
+        # fewest calls: the last window could not have been merged into the one before it
+        if len(windows) > 2:
+            assert frames - windows[-2][0] > VOCODER_WINDOW
+        extra = sum(last - first for first, last, _, _ in windows) - frames
+        assert extra == (len(windows) - 1) * (VOCODER_LEFT + VOCODER_RIGHT)
+
+
+def test_later_windows_cut_the_vocoder_work_over_the_corpus(engine: EmbeddedZhEngine) -> None:
+    """Mel frames vocoded / frames of speech over the public corpus: ~1.43 with 96-frame windows throughout."""
+    lengths = []
+    for emotion, _, text in corpus_rows():
+        style = Style(resolve_emotion(emotion)[0])
+        lengths += [engine.mel_spectrogram(c, style).shape[1] for c in engine.clauses(text)]
+    vocoded = sum(last - first for n in lengths for first, last, _, _ in vocoder_windows(n))
+    assert len(lengths) > 30 and vocoded / sum(lengths) < 1.22, vocoded / sum(lengths)
+    # the layout this replaced: 96-frame calls (66 frames out after the first 82; the last one moved
+    # back to end at the clause's end, a clause shorter than 96 frames mirrored to 96)
+    old = sum(96 * (1 + max(0, -(-(n - 96) // 66))) for n in lengths)
+    assert old / sum(lengths) > 1.35
 
 
 @pytest.fixture(scope="module")
@@ -224,7 +265,7 @@ def snr_db(reference: np.ndarray, x: np.ndarray) -> float:
     return float(10 * np.log10(np.sum(np.square(reference, dtype=np.float64)) / max(noise, 1e-30)))
 
 
-@pytest.mark.parametrize("clause", [*LONG_CLAUSES, SHORT_CLAUSE])
+@pytest.mark.parametrize("clause", [*LONG_CLAUSES, LONGEST_CLAUSE, SHORT_CLAUSE])
 def test_stitched_windows_match_whole_clause_vocoding(engine: EmbeddedZhEngine, whole_vocoder: object,
                                                       clause: str) -> None:
     assert prosody_for("neutral").gain_db == 0.0  # neutral output is the raw vocoder output
@@ -233,6 +274,9 @@ def test_stitched_windows_match_whole_clause_vocoding(engine: EmbeddedZhEngine, 
     pieces = list(engine.synthesize_clause_stream(clause, Style()))
     stitched = np.concatenate(pieces)
     assert len(stitched) == len(reference) == mel.shape[1] * HOP
+    assert len(pieces) == len(vocoder_windows(mel.shape[1])) >= (1 if clause == SHORT_CLAUSE else 2)
+    if clause == SHORT_CLAUSE:  # one call on the whole clause: the reference itself
+        assert mel.shape[1] <= VOCODER_FIRST_WINDOW and np.array_equal(stitched, reference)
     assert float(np.max(np.abs(stitched))) < 0.98  # no peak limiting in play
     assert snr_db(reference, stitched) > 30.0
     # no clicks: the sample-to-sample steps across each seam are like the signal's own
@@ -251,14 +295,28 @@ def test_stream_yields_the_first_window_before_the_rest(engine: EmbeddedZhEngine
     frames = engine.mel_spectrogram(clause, Style()).shape[1]
     stream = engine.synthesize_clause_stream(clause, Style())
     first = next(stream)
-    assert len(first) == (VOCODER_WINDOW - VOCODER_RIGHT) * HOP < frames * HOP / 2
+    assert len(first) == (VOCODER_FIRST_WINDOW - VOCODER_RIGHT) * HOP < frames * HOP / 2
     # the stream is lazy: another clause can be rendered in between, and the stream goes on unchanged
     engine.synthesize_clause(SHORT_CLAUSE, Style("angry"))
     rest = list(stream)
     assert len(rest) == len(vocoder_windows(frames)) - 1 >= 2
     whole = engine.synthesize_clause(clause, Style())
     assert np.array_equal(np.concatenate([first, *rest]), whole)
-    assert [len(p) for p in rest] == [(end - start) * HOP for _, start, end in vocoder_windows(frames)[1:]]
+    assert [len(p) for p in rest] == [(end - start) * HOP for _, _, start, end in vocoder_windows(frames)[1:]]
+    # a later piece is the large window's output
+    assert len(rest[0]) == (VOCODER_WINDOW - VOCODER_LEFT - VOCODER_RIGHT) * HOP > len(first)
+
+
+def test_a_clause_shorter_than_the_vocoders_minimum_is_mirrored(engine: EmbeddedZhEngine) -> None:
+    fast = Style(speed=2.0)
+    frames = engine.mel_spectrogram("好。", fast).shape[1]
+    assert frames < VOCODER_MIN_FRAMES  # the vocoder's reflection padding fails below ~10 frames
+    x = engine.synthesize_clause("好。", fast)
+    assert len(x) == frames * HOP and np.all(np.isfinite(x)) and float(np.max(np.abs(x))) > 0.01
+    # the engine goes on as before (the vocoder's input was resized back)
+    clause = LONG_CLAUSES[1]
+    pieces = list(engine.synthesize_clause_stream(clause, Style()))
+    assert np.array_equal(np.concatenate(pieces), engine.synthesize_clause(clause, Style()))
 
 
 def test_stream_is_deterministic_and_equals_the_clause(engine: EmbeddedZhEngine) -> None:
@@ -290,7 +348,7 @@ def test_synthesizer_streams_uncached_clauses_and_replays_cached_ones_whole(engi
     pauses = [int(engine.pause_after(c, Style()) * SR) for c in clauses]
     # each clause's pieces, then its pause as a chunk of its own
     assert len(streamed) > 2 * len(clauses) and stats.clauses == len(clauses) and stats.cached == 0
-    assert len(streamed[0]) == (VOCODER_WINDOW - VOCODER_RIGHT) * HOP
+    assert len(streamed[0]) == (VOCODER_FIRST_WINDOW - VOCODER_RIGHT) * HOP
     cached_stats = SynthStats()
     cached = [c.samples for c in synth.render(text, "zh", Style(), stats=cached_stats)]
     assert cached_stats.cached == len(clauses)

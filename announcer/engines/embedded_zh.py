@@ -7,14 +7,16 @@ runs without the Flex delegate and takes pitch/energy offsets (see ``tflite_patc
 emotions are rendered through those controls (see ``announcer.prosody``).
 
 Clauses are streamed (``synthesize_clause_stream``): the acoustic model renders the whole
-clause's mel spectrogram (cheap), then the vocoder, which costs ~85 % of the time, turns
-it into audio one fixed-size window of mel frames at a time (``vocoder_windows``), so the
-first piece can play after one window instead of the whole clause. Each window carries
-enough context frames on either side to cover the vocoder's receptive field; the
-context's samples are cropped, so the pieces join into what vocoding the whole clause
-gives (SNR > 40 dB over the public corpus, see ``tests/test_embedded_zh.py``). The
-vocoder's input is sized once, at load: its tensor arena no longer grows with the
-longest clause seen.
+clause's mel spectrogram (cheap), then the vocoder, which costs ~90 % of the time, turns
+it into audio one window of mel frames at a time (``vocoder_windows``), so the first
+piece can play after one small window instead of the whole clause. Later windows are
+larger (up to ``VOCODER_WINDOW``) and the last one holds just what remains, so that the
+context frames, vocoded twice, cost less. Each window carries enough context frames on
+either side to cover the vocoder's receptive field; the context's samples are cropped, so
+the pieces join into what vocoding the whole clause gives (SNR > 40 dB over the public
+corpus, see ``tests/test_embedded_zh.py``). The vocoder's input is resized per window, but
+never beyond ``VOCODER_WINDOW`` frames, for which its tensors are allocated at load: its
+arena does not grow with the longest clause seen.
 
 Importing this module is cheap: LiteRT and flatbuffers are imported in ``_load``.
 """
@@ -25,6 +27,7 @@ import hashlib
 import importlib.util
 import json
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,12 +68,32 @@ HOP = 300  # samples per mel frame at 24 kHz
 # after it (measured: perturbing one frame changes the output from 13 frames before it to
 # 17 after). With 16 left / 14 right context frames, the stitched pieces match vocoding
 # the whole clause at >= 43 dB SNR on every clause of the corpus (12 left / 10 right
-# gave 26-35 dB at some seams). A 96-frame window yields 82 frames (~1 s) first, then
-# 66 frames per window; smaller windows cost more context per frame of output, larger
-# ones delay the first piece.
-VOCODER_WINDOW = 96  # mel frames per vocoder call: the vocoder's input size, fixed at load
+# gave 26-35 dB at some seams). The first window (96 frames in, 82 = ~1 s out) bounds the
+# time to the first audio. Later windows take up to 160 frames (130 out), the last one
+# only what remains: over the corpus the vocoder then does ~1.17x the work of vocoding
+# whole clauses, against 1.43x with 96-frame windows throughout (mostly because a last
+# window of a fixed size re-vocodes frames already output; fixed 192-320-frame windows
+# after the first still gave 1.40x, clauses being 60-300 frames). The vocoder's cost is
+# ~1.4 ms per call plus ~0.3 ms per frame (2 threads), so the frame count is what matters.
+# VOCODER_WINDOW bounds the vocoder's arena (its RSS grows ~0.33 MiB per frame) and how
+# long one call holds the engine (a waiting emergency waits for it: ~50 ms at 160).
+VOCODER_FIRST_WINDOW = 96  # mel frames in the first vocoder call of a clause (a shorter clause: all of it)
+VOCODER_WINDOW = 160  # at most this many mel frames per later call: the vocoder's arena is sized for it at load
 VOCODER_LEFT = 16  # context frames before a window's output
 VOCODER_RIGHT = 14  # context frames after a window's output
+VOCODER_MIN_FRAMES = 16  # the vocoder's reflection padding needs ~10 frames; a shorter clause is mirrored to this
+# the windows' layout: part of the fingerprint, since a change alters the samples (and the clause cache holds them)
+VOCODER_LAYOUT = 2
+# glibc's malloc: blocks from this size on are mmapped, so freed ones go back to the system. By
+# default glibc raises this threshold (up to 32 MiB) each time such a block is freed, after which
+# the buffers LiteRT reallocates when an input is resized stay in the heap of whichever thread
+# freed them. Daemon peak RSS under load (bench memory: 4 speakers, corpus) with resized vocoder
+# windows: 402-413 MiB with glibc's default, 344 / 337 / 289 / 254 MiB with the threshold fixed
+# at 16 / 4 / 1 / 0.125 MiB (319 MiB with the fixed 96-frame windows before). Lower costs
+# time, since freshly mapped buffers are faulted in on each resize: RTF p50/p95 (2 threads)
+# 0.035/0.039 at 16 MiB, 0.039/0.045 at 1 MiB, 0.044/0.049 at 0.125 MiB.
+_M_MMAP_THRESHOLD = -3  # mallopt parameter (malloc.h)
+MMAP_THRESHOLD = 1 << 20
 
 
 class Config(BaseModel):
@@ -98,27 +121,47 @@ def find_asset_dir(model_dir: Path | None = None) -> Path:
     raise EngineUnavailable(_INSTALL_HINT)
 
 
-def vocoder_windows(frames: int, window: int = VOCODER_WINDOW, left: int = VOCODER_LEFT,
-                    right: int = VOCODER_RIGHT) -> list[tuple[int, int, int]]:
-    """How to vocode ``frames`` mel frames in windows of ``window``: ``(input start, output start, output end)``.
+def bound_malloc_retention() -> bool:
+    """Fix glibc's mmap threshold at ``MMAP_THRESHOLD`` for the process (see there); whether it was set.
 
-    The output ranges tile ``0..frames``. Each window's input is ``window`` frames from
-    its input start and holds at least ``left`` frames before its output and ``right``
-    after it, unless the clause starts or ends there (the vocoder pads its edges as when
-    vocoding the whole clause). The last window is moved back to end at the last frame
-    rather than padded, so only a clause shorter than one window is padded.
+    Nothing on a C library without ``mallopt`` (musl ignores it) or when ``MALLOC_MMAP_THRESHOLD_``
+    is set in the environment (the operator's choice stands).
     """
-    if frames <= window:
-        return [(0, 0, frames)]
-    out = [(0, 0, window - right)]
-    start = window - right
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return False
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+
+
+def vocoder_windows(frames: int, first: int = VOCODER_FIRST_WINDOW, window: int = VOCODER_WINDOW,
+                    left: int = VOCODER_LEFT, right: int = VOCODER_RIGHT) -> list[tuple[int, int, int, int]]:
+    """How to vocode ``frames`` mel frames: ``(input start, input end, output start, output end)`` per call.
+
+    The output ranges tile ``0..frames``. The first input is ``first`` frames (a clause of
+    at most ``first`` frames is one call on all of it, as vocoding the whole clause); the
+    next ones are ``window`` frames, except the last, which runs to the clause's end and is
+    no longer than ``window``. Each input holds at least ``left`` frames before its output
+    and ``right`` after it, unless the clause starts or ends there (the vocoder pads its
+    edges as when vocoding the whole clause).
+    """
+    if frames <= first:
+        return [(0, frames, 0, frames)]
+    out = [(0, first, 0, first - right)]
+    start = first - right
     while start < frames:
-        first = start - left
-        if first + window >= frames:
-            out.append((frames - window, start, frames))
+        begin = start - left
+        if frames - begin <= window:
+            out.append((begin, frames, start, frames))
             break
-        out.append((first, start, first + window - right))
-        start = first + window - right
+        out.append((begin, begin + window, start, begin + window - right))
+        start = begin + window - right
     return out
 
 
@@ -134,6 +177,7 @@ class EmbeddedZhEngine(Engine):
         self._inputs: dict[str, int] = {}
         self._mel_index = -1
         self._vocoder_in = self._vocoder_out = -1
+        self._vocoder_frames = 0  # the vocoder input's current size
         self._symbol_to_id: dict[str, int] = {}
         self._eos_id = -1
         self.patched_model: Path | None = None  # where the rewritten acoustic model lives
@@ -158,14 +202,17 @@ class EmbeddedZhEngine(Engine):
 
     @property
     def fingerprint(self) -> str:
-        """Voice files + graph patch + emotion presets: any change re-renders cached clauses."""
+        """Voice files + graph patch + emotion presets + vocoder windows: any change re-renders cached clauses."""
         if self._fingerprint is None:
             assets = find_asset_dir(self.config.model_dir)
             h = hashlib.sha256()
             for f in (ACOUSTIC, VOCODER, MAPPER):
                 h.update(tflite_patch.file_sha256(assets / f).encode())
             h.update(repr(sorted(PRESETS.items())).encode())
-            self._fingerprint = f"{self.type_name}:{h.hexdigest()[:16]}:p{tflite_patch.PATCH_VERSION}"
+            h.update(repr((VOCODER_FIRST_WINDOW, VOCODER_WINDOW, VOCODER_LEFT, VOCODER_RIGHT,
+                           VOCODER_MIN_FRAMES)).encode())
+            self._fingerprint = (f"{self.type_name}:{h.hexdigest()[:16]}:p{tflite_patch.PATCH_VERSION}"
+                                 f":w{VOCODER_LAYOUT}")
         return self._fingerprint
 
     # --- lifecycle ----------------------------------------------------------------
@@ -181,6 +228,7 @@ class EmbeddedZhEngine(Engine):
         self._eos_id = self._symbol_to_id["eos"]
 
         threads = self.config.threads
+        bound_malloc_retention()  # before the interpreters allocate (see MMAP_THRESHOLD)
         acoustic_kw = self._acoustic_model(assets)
         try:
             self._acoustic = Interpreter(num_threads=threads, **acoustic_kw)
@@ -193,11 +241,12 @@ class EmbeddedZhEngine(Engine):
         if not needed <= set(self._inputs):
             raise EngineUnavailable(f"embedded-zh: unexpected acoustic model inputs {sorted(self._inputs)}")
         self._mel_index = self._acoustic.get_output_details()[1]["index"]  # post-net mel
-        # the vocoder's tensors are sized once, for one window (see VOCODER_WINDOW)
+        # the vocoder's tensors are allocated for its largest input first (VOCODER_WINDOW), so that
+        # its arena has its final size; smaller windows reuse it
         self._vocoder_in = self._vocoder.get_input_details()[0]["index"]
-        self._vocoder.resize_tensor_input(self._vocoder_in, [1, VOCODER_WINDOW, 80])
-        self._vocoder.allocate_tensors()
         self._vocoder_out = self._vocoder.get_output_details()[0]["index"]
+        self._vocoder_frames = 0
+        self._vocode(np.zeros((1, VOCODER_WINDOW, 80), np.float32))
         # warm up on a clause-sized input: the first invoke packs weights and plans the delegate
         # (~100 ms), which would otherwise delay the first announcement
         s2i = self._symbol_to_id
@@ -310,11 +359,15 @@ class EmbeddedZhEngine(Engine):
             return np.array(a.get_tensor(self._mel_index), np.float32)
 
     def _vocode(self, mel: np.ndarray) -> np.ndarray:
-        """Samples for one window of exactly ``VOCODER_WINDOW`` mel frames."""
+        """Samples for one window of mel frames, [1, frames, 80] (``VOCODER_MIN_FRAMES`` to ``VOCODER_WINDOW`` frames)."""
         with self._run_lock:
             v = self._vocoder
             if v is None:
                 raise EngineUnavailable("embedded-zh: the engine is closed")
+            if mel.shape[1] != self._vocoder_frames:  # ~0.5 ms; the arena is already sized for the largest
+                v.resize_tensor_input(self._vocoder_in, list(mel.shape))
+                v.allocate_tensors()
+                self._vocoder_frames = mel.shape[1]
             v.set_tensor(self._vocoder_in, mel)
             v.invoke()
             return np.array(v.get_tensor(self._vocoder_out)[0, :, 0], np.float32)
@@ -322,11 +375,11 @@ class EmbeddedZhEngine(Engine):
     def _render(self, ids: list[int], prosody: Any) -> Iterator[np.ndarray]:
         """Raw vocoder output (before the gain), one window at a time."""
         mel = self._acoustic_mel(ids, prosody)
-        frames = mel.shape[1]
-        for first, start, end in vocoder_windows(frames):
-            x = mel[:, first:first + VOCODER_WINDOW]
-            if x.shape[1] < VOCODER_WINDOW:  # a clause shorter than a window: mirror it, as the vocoder pads
-                x = np.pad(x, ((0, 0), (0, VOCODER_WINDOW - x.shape[1]), (0, 0)), mode="reflect")
+        for first, last, start, end in vocoder_windows(mel.shape[1]):
+            x = mel[:, first:last]
+            if x.shape[1] < VOCODER_MIN_FRAMES:  # a very short clause: mirror it, as the vocoder pads
+                mode = "reflect" if x.shape[1] > 1 else "edge"
+                x = np.pad(x, ((0, 0), (0, VOCODER_MIN_FRAMES - x.shape[1]), (0, 0)), mode=mode)
             audio = self._vocode(np.ascontiguousarray(x))
             yield audio[(start - first) * HOP:(end - first) * HOP]
 
