@@ -223,12 +223,16 @@ def test_config_errors() -> None:
 
 
 # ----------------------------------------------------------------------------- end to end
-class SambertDaemon(DaemonProc):
-    """``DaemonProc`` plus a managed ``sambert`` engine running the worker with the stand-in model."""
+class ManagedDaemon(DaemonProc):
+    """``DaemonProc`` plus one managed engine ``name`` (default: ``sambert`` running the worker with the
+    stand-in model): ``engine`` gives its type, command and the rest of its keys."""
 
-    def __init__(self, *args: Any, command: list[str], port: int, **kwargs: Any) -> None:
-        self.sambert = {"type": "sambert", "uri": f"tcp://127.0.0.1:{port}", "command": command,
-                        "fallback": "zh", "restart_delay": 0.5, "restart_max_delay": 2.0, "stop_timeout": 5}
+    def __init__(self, *args: Any, command: list[str], port: int, name: str = "sambert",
+                 engine: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        self.managed_name = name
+        self.managed = {"type": "sambert", "uri": f"tcp://127.0.0.1:{port}", "command": command,
+                        "fallback": "zh", "restart_delay": 0.5, "restart_max_delay": 2.0, "stop_timeout": 5,
+                        **(engine or {})}
         super().__init__(*args, **kwargs)
 
     def _write_config(self) -> None:
@@ -236,7 +240,7 @@ class SambertDaemon(DaemonProc):
         text = self.config_path.read_text(encoding="utf-8")
         line = "  zh: {type: embedded-zh}\n"
         assert line in text
-        text = text.replace(line, line + f"  sambert: {json.dumps(self.sambert)}\n")
+        text = text.replace(line, line + f"  {self.managed_name}: {json.dumps(self.managed)}\n")
         self.config_path.write_text(text, encoding="utf-8")
 
 
@@ -247,16 +251,17 @@ def children(pid: int) -> list[int]:
     return out
 
 
-def status_engines(client: Any, daemon: DaemonProc, state: str, timeout: float = 60.0) -> dict[str, Any]:
+def status_engines(client: Any, daemon: DaemonProc, state: str, timeout: float = 60.0,
+                   name: str = "sambert") -> dict[str, Any]:
     status = client.collect(daemon.topic("status"))
-    return status.wait_for(lambda m: m.json().get("engines", {}).get("sambert") == state, timeout).json()
+    return status.wait_for(lambda m: m.json().get("engines", {}).get(name) == state, timeout).json()
 
 
 def test_daemon_manages_the_worker(worker_py: str, tmp_path: Path, shared_broker: Broker,
                                    announcer_cache: Path) -> None:  # noqa: F811
     port = h.free_port()
     command = worker_cmd(worker_py, tmp_path, port, SAMBERT_STANDIN_LOAD_SECONDS="4")
-    d = SambertDaemon(shared_broker, tmp_path / "daemon", announcer_cache, command=command, port=port,
+    d = ManagedDaemon(shared_broker, tmp_path / "daemon", announcer_cache, command=command, port=port,
                       defaults={"targets": ["a"], "chime": False})
     client = shared_broker.client()
     events = client.collect(d.topic("events"))

@@ -120,7 +120,8 @@ class Engine(ABC):
         }
 
 
-# type name -> module that defines ``Engine`` subclass ``ENGINE`` and pydantic ``Config``
+# type name -> module that defines pydantic ``Config`` and ``ENGINE``: an ``Engine`` subclass, or a
+# function of (name, config, cache_dir) that picks one (``wyoming``: plain, or managed with ``command``)
 ENGINE_MODULES: dict[str, str] = {
     "embedded-zh": "announcer.engines.embedded_zh",
     "espeak": "announcer.engines.espeak",

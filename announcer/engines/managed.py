@@ -1,10 +1,13 @@
-"""Managed engine processes, and the ``sambert`` engine type that uses one.
+"""Managed engine processes, and the engines that use one: ``sambert`` and ``wyoming`` with a ``command``.
 
 An engine served by a Wyoming server may name a ``command`` that runs that server (for
-Sambert: ``announcer/workers/sambert.py`` in its own Python 3.10 virtualenv). Then
-``ManagedProcess`` owns the child:
+Sambert: ``announcer/workers/sambert.py`` in its own Python 3.10 virtualenv; for
+``type: wyoming``: any server, e.g. Piper or another announcer in its own virtualenv).
+Then ``ManagedProcess`` owns the child:
 
 * start it, and call it ``ready`` once it answers ``describe`` at the engine's uri
+  (a managed ``wyoming`` engine: and once its voices, languages, emotions and rate are
+  learnt from ``describe`` and a probe synthesis, as ``WyomingEngine`` does at load)
   (``starting`` until then, ``down`` if it exits or is not ready within ``start_timeout``);
 * when it dies, start it again after a back-off (``restart_delay``, doubled per failed
   start up to ``restart_max_delay``; reset once it has been ready for a minute);
@@ -18,6 +21,8 @@ States go to ``on_change`` (the daemon republishes ``P/status`` with
 ``Synthesizer`` speaks its announcements with the engine's ``fallback`` (see
 ``announcer.synth``), so a fire alarm is never silent because a worker is down.
 
+The engine side (config keys ``ManagedKeys``: ``command``, ``fallback`` and the timings)
+is ``ManagedEngine``, shared by ``SambertEngine`` and ``ManagedWyomingEngine``.
 In the daemon the process is started by ``start_managed`` (never blocking start-up);
 in one-shot commands (``announcer say``, ``announcer engines``) ``load`` starts it,
 waits until it is ready and stops it when the program exits.
@@ -37,12 +42,20 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from ..emotions import EMOTIONS
 from ..errors import EngineUnavailable
 from .base import Engine, Style
-from .wyoming import WyomingError, fetch_info, parse_uri, split_sentences, synthesize
+from .wyoming import (
+    ManagedKeys,
+    WyomingEngine,
+    WyomingError,
+    fetch_info,
+    parse_uri,
+    split_sentences,
+    synthesize,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -82,6 +95,7 @@ class ManagedProcess:
         self.state = "stopped"
         self.restarts = 0  # children started after the first
         self.last_line = ""  # the child's last line of output
+        self.probe_error = ""  # why the last probe failed
         self.pid: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._stop = threading.Event()
@@ -184,7 +198,8 @@ class ManagedProcess:
                     self._set_state("ready")
                     continue
                 if time.monotonic() - started > self.start_timeout:
-                    _LOGGER.error("engine %s: not ready within %.0f s; stopping it", self.name, self.start_timeout)
+                    _LOGGER.error("engine %s: not ready within %.0f s%s; stopping it", self.name, self.start_timeout,
+                                  f" ({self.probe_error})" if self.probe_error else "")
                     self._terminate()
                     break
             self._stop.wait(POLL_SECONDS)
@@ -201,7 +216,8 @@ class ManagedProcess:
     def _probe(self) -> bool:
         try:
             return bool(self.probe())
-        except Exception:
+        except Exception as exc:  # noqa: BLE001 - not ready (yet); said when start_timeout runs out
+            self.probe_error = str(exc)
             return False
 
     def _pump(self, proc: subprocess.Popen[bytes]) -> None:
@@ -228,26 +244,126 @@ class ManagedProcess:
             pass
 
 
+# ------------------------------------------------------------------- engines with a supervisor
+class ManagedEngine(Engine):
+    """An engine served by a Wyoming server at ``config.uri`` that a ``ManagedProcess`` runs when
+    ``config.command`` is given (config keys: ``ManagedKeys``): the lifecycle shared by the
+    ``sambert`` type and ``type: wyoming`` with a ``command``.
+
+    ``_answers`` is the readiness probe (by default: the server answers ``describe``).
+    """
+
+    def __init__(self, name: str, config: Any, cache_dir: Any = None) -> None:
+        super().__init__(name, config, cache_dir)
+        self.supervisor: ManagedProcess | None = None
+        if config.command:
+            self.supervisor = ManagedProcess(
+                name, config.command, self._answers, config.start_timeout, config.restart_delay,
+                config.restart_max_delay, config.stop_timeout)
+
+    @property
+    def fallback(self) -> str | None:
+        return self.config.fallback
+
+    @property
+    def state(self) -> str:
+        """``ready`` / ``starting`` / ``down`` of the managed process (``ready`` when unmanaged)."""
+        if self.supervisor is None or not self.supervisor.running:
+            return "ready" if self.supervisor is None else "down"
+        return self.supervisor.state
+
+    @property
+    def ready(self) -> bool:
+        """False while a supervised server is not serving: the Synthesizer uses the fallback then.
+
+        An unmanaged engine, or a managed one not started yet (one-shot commands: ``load``
+        starts it), counts as ready; a failure there still falls back, per request.
+        """
+        return self.supervisor is None or not self.supervisor.running or self.supervisor.ready
+
+    @property
+    def supervised(self) -> bool:
+        """The daemon runs the process (``start_managed``): readiness is the supervisor's."""
+        return self.supervisor is not None and self.supervisor.running
+
+    @property
+    def fingerprint(self) -> str:
+        command = self.config.command
+        return super().fingerprint + (f":{list(command)!r}" if command else "")  # the command picks the model
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "uri": self.config.uri, "managed": self.supervisor is not None}
+
+    # --- lifecycle ----------------------------------------------------------------
+    def _answers(self) -> bool:
+        fetch_info(self.config.uri, PROBE_TIMEOUT)
+        return True
+
+    def start_managed(self, on_change: StateCallback | None = None) -> None:
+        """Daemon: start (and supervise) the process in the background."""
+        if self.supervisor is not None:
+            self.supervisor.on_change = on_change
+            self.supervisor.start()
+
+    def load(self) -> None:
+        """Supervised (daemon): nothing to do, readiness is the supervisor's. Else see ``_load``."""
+        if self.supervised:
+            return
+        super().load()
+
+    def _start_and_wait(self, what: str, see: str = "") -> None:
+        """One-shot use (``announcer say``): start the process, wait until it answers, stop it at exit."""
+        assert self.supervisor is not None
+        self.supervisor.start()
+        atexit.register(self.close)
+        if not self.supervisor.wait_ready(self.config.start_timeout):
+            last = self.supervisor.last_line
+            self.supervisor.stop()
+            raise EngineUnavailable(f"{self.type_name}: engine {self.name}: the {what} did not become ready at "
+                                    f"{self.config.uri}" + (f": {last}" if last else "") + see)
+
+    def close(self) -> None:
+        if self.supervisor is not None and self.supervisor.state != "stopped":
+            self.supervisor.stop()
+
+
+class ManagedWyomingEngine(ManagedEngine, WyomingEngine):
+    """``type: wyoming`` with a ``command``: the daemon runs the server; see ``announcer.engines.wyoming``.
+
+    The process counts as ready once the server has described itself and the probe
+    synthesis gave its rate (``WyomingEngine._load``, repeated at every restart); until the
+    first time the engine declares the configured voice (or ``default``), 22050 Hz and
+    ``neutral``, never blocking or raising for a declaration.
+    """
+
+    def _answers(self) -> bool:
+        super()._answers()  # quick: a server still starting is refused at once
+        WyomingEngine._load(self)  # voices, languages, emotions, rate
+        return True
+
+    def _ensure_described(self) -> None:
+        if not self.supervised:  # one-shot: start it (once) to learn the declarations
+            super()._ensure_described()
+
+    def _load(self) -> None:
+        self._load_attempted = True
+        self._start_and_wait("server started by its command")
+
+
 # ------------------------------------------------------------------------ the sambert type
 SAMBERT_VOICES: tuple[str, ...] = ("zhitian_emo", "zhiyan_emo", "zhizhe_emo", "zhibei_emo")
 STYLE_CONTEXT_KEY = "announcer_style"
 
 
-class Config(BaseModel):
+class Config(ManagedKeys):
     """``engines.x: {type: sambert, uri, command: [...], fallback: zh, voice: zhitian_emo}``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     type: Literal["sambert"]
     uri: str = "tcp://127.0.0.1:10201"
-    command: tuple[str, ...] | None = None  # runs the worker; None: it is started some other way
-    fallback: str | None = None  # engine that speaks while this one is not ready; None: the embedded voice
     voice: str = "zhitian_emo"
     sample_rate: int = Field(16000, ge=8000, le=48000)
     timeout: float = Field(60.0, gt=0, le=600)  # seconds per request
-    start_timeout: float = Field(300.0, gt=0)  # loading torch and the model takes a while
-    restart_delay: float = Field(1.0, gt=0)
-    restart_max_delay: float = Field(60.0, gt=0)
-    stop_timeout: float = Field(10.0, gt=0)
+    # start_timeout (ManagedKeys) defaults to 300 s: loading torch and the model takes a while
 
     @field_validator("uri")
     @classmethod
@@ -262,26 +378,11 @@ class Config(BaseModel):
             raise ValueError(f"unknown voice {v!r} (allowed: {', '.join(SAMBERT_VOICES)})")
         return v
 
-    @field_validator("command")
-    @classmethod
-    def _command(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        if v is not None and not v:
-            raise ValueError("an empty command: give the program and its arguments, or leave command out")
-        return v
 
-
-class SambertEngine(Engine):
+class SambertEngine(ManagedEngine):
     """A Wyoming engine for the Sambert worker: voices and emotions declared, no probe needed."""
 
     type_name = "sambert"
-
-    def __init__(self, name: str, config: Any, cache_dir: Any = None) -> None:
-        super().__init__(name, config, cache_dir)
-        self.supervisor: ManagedProcess | None = None
-        if config.command:
-            self.supervisor = ManagedProcess(
-                name, config.command, self._answers, config.start_timeout, config.restart_delay,
-                config.restart_max_delay, config.stop_timeout)
 
     # --- declarations ---------------------------------------------------------------
     @property
@@ -300,67 +401,17 @@ class SambertEngine(Engine):
     def sample_rate(self) -> int:
         return self.config.sample_rate
 
-    @property
-    def fallback(self) -> str | None:
-        return self.config.fallback
-
-    @property
-    def state(self) -> str:
-        """``ready`` / ``starting`` / ``down`` of the managed process (``ready`` when unmanaged)."""
-        if self.supervisor is None or not self.supervisor.running:
-            return "ready" if self.supervisor is None else "down"
-        return self.supervisor.state
-
-    @property
-    def ready(self) -> bool:
-        """False while a supervised worker is not serving: the Synthesizer uses the fallback then.
-
-        An unmanaged engine, or a managed one not started yet (one-shot commands: ``load``
-        starts it), counts as ready; a failure there still falls back, per request.
-        """
-        return self.supervisor is None or not self.supervisor.running or self.supervisor.ready
-
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "uri": self.config.uri, "managed": self.supervisor is not None}
-
     # --- lifecycle ----------------------------------------------------------------
-    def _answers(self) -> bool:
-        fetch_info(self.config.uri, PROBE_TIMEOUT)
-        return True
-
-    def start_managed(self, on_change: StateCallback | None = None) -> None:
-        """Daemon: start (and supervise) the worker in the background."""
-        if self.supervisor is not None:
-            self.supervisor.on_change = on_change
-            self.supervisor.start()
-
-    def load(self) -> None:
-        """Supervised (daemon): nothing to do, readiness is the supervisor's. Else see ``_load``."""
-        if self.supervisor is not None and self.supervisor.running:
-            return
-        super().load()
-
     def _load(self) -> None:
         """One-shot use: start the worker (when there is a command) and wait until it answers."""
-        uri = self.config.uri
-        if self.supervisor is None:
-            try:
-                fetch_info(uri, self.config.timeout)
-            except WyomingError as exc:
-                raise EngineUnavailable(f"sambert: engine {self.name}: {exc} (start the worker, or give "
-                                        f"engines.{self.name}.command; see docs/sambert.md)") from None
+        if self.supervisor is not None:
+            self._start_and_wait("worker", " (see docs/sambert.md)")
             return
-        self.supervisor.start()
-        atexit.register(self.close)
-        if not self.supervisor.wait_ready(self.config.start_timeout):
-            last = self.supervisor.last_line
-            self.supervisor.stop()
-            raise EngineUnavailable(f"sambert: engine {self.name}: the worker did not become ready at {uri}"
-                                    + (f": {last}" if last else "") + " (see docs/sambert.md)")
-
-    def close(self) -> None:
-        if self.supervisor is not None and self.supervisor.state != "stopped":
-            self.supervisor.stop()
+        try:
+            fetch_info(self.config.uri, self.config.timeout)
+        except WyomingError as exc:
+            raise EngineUnavailable(f"sambert: engine {self.name}: {exc} (start the worker, or give "
+                                    f"engines.{self.name}.command; see docs/sambert.md)") from None
 
     # --- text and audio ---------------------------------------------------------------
     def clauses(self, text: str) -> list[str]:

@@ -20,6 +20,11 @@ the events are framed with the ``wyoming`` library's blocking ``read_event`` /
   declares ``neutral`` only. For announcer servers intensity and speed go along in the
   request's ``context`` (``announcer_style``).
 * Failures raise ``WyomingError`` (an ``EngineUnavailable``) with the uri in the message.
+* With ``command`` the daemon runs the server itself (``ManagedWyomingEngine`` in
+  ``announcer.engines.managed``, the supervisor the ``sambert`` type uses): the
+  declarations above are learnt each time the process becomes ready, and until then
+  announcements are spoken by the ``fallback`` engine. Without ``command`` nothing of
+  that applies (the supervision keys are refused).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from ..emotions import EMOTIONS
 from ..errors import EngineUnavailable
@@ -49,8 +54,31 @@ STYLE_CONTEXT_KEY = "announcer_style"  # Synthesize.context key announcer server
 MAX_SENTENCE_CHARS = 200
 
 
-class Config(BaseModel):
+class ManagedKeys(BaseModel):
+    """Keys of an engine whose Wyoming server the daemon may run itself (``announcer.engines.managed``).
+
+    Shared by ``type: sambert`` and ``type: wyoming``. Left out of ``repr`` (and so of the
+    cache fingerprint, which a managed engine extends with its ``command`` itself): a plain
+    engine's fingerprint stays as it was, and supervision settings do not change the audio.
+    """
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+    command: tuple[str, ...] | None = Field(None, repr=False)  # runs the server; None: started some other way
+    fallback: str | None = Field(None, repr=False)  # speaks while this one is not ready; None: the embedded voice
+    start_timeout: float = Field(300.0, gt=0, repr=False)  # seconds until it answers describe
+    restart_delay: float = Field(1.0, gt=0, repr=False)  # doubled per failed start ...
+    restart_max_delay: float = Field(60.0, gt=0, repr=False)  # ... up to this
+    stop_timeout: float = Field(10.0, gt=0, repr=False)  # SIGTERM, then SIGKILL after this
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if v is not None and not v:
+            raise ValueError("an empty command: give the program and its arguments, or leave command out")
+        return v
+
+
+class Config(ManagedKeys):
     type: Literal["wyoming"]
     uri: str  # tcp://host:port or unix:///path
     voice: str | None = None  # default: the server's first voice
@@ -62,6 +90,14 @@ class Config(BaseModel):
     @classmethod
     def _uri(cls, v: str) -> str:
         parse_uri(v)
+        return v
+
+    @field_validator("fallback", "start_timeout", "restart_delay", "restart_max_delay", "stop_timeout")
+    @classmethod
+    def _needs_command(cls, v: Any, info: ValidationInfo) -> Any:
+        if "command" in info.data and info.data["command"] is None:  # absent when command itself is invalid
+            raise ValueError("only with command: a wyoming engine without one is not supervised and "
+                             "does not fall back")
         return v
 
 
@@ -358,4 +394,10 @@ class WyomingEngine(Engine):
         return np.asarray(samples, np.float32)
 
 
-ENGINE = WyomingEngine
+def ENGINE(name: str, config: Any, cache_dir: Any = None) -> Engine:
+    """A plain ``WyomingEngine``, or with ``command`` one whose server the daemon runs and supervises."""
+    if config.command:
+        from .managed import ManagedWyomingEngine
+
+        return ManagedWyomingEngine(name, config, cache_dir)
+    return WyomingEngine(name, config, cache_dir)
