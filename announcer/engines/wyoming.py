@@ -136,17 +136,10 @@ _SOFT_BREAKS = "，、,：: "
 
 
 def cut_long(sentence: str, max_chars: int) -> list[str]:
-    out: list[str] = []
-    rest = sentence
-    while len(rest) > max_chars:
-        window = rest[:max_chars]
-        cut = max(window.rfind(c) for c in _SOFT_BREAKS) + 1
-        if cut <= 0:
-            cut = max_chars
-        out.append(rest[:cut].strip())
-        rest = rest[cut:].strip()
-    out.append(rest)
-    return [s for s in out if s]
+    """A sentence longer than ``max_chars`` in pieces cut at a comma or space where possible."""
+    from ..text.clauses import hard_split
+
+    return [p.strip() for p in hard_split(sentence, max_chars, _SOFT_BREAKS) if p.strip()]
 
 
 def split_complete(text: str) -> tuple[list[str], str]:

@@ -20,13 +20,14 @@ def _has_speech(piece: str) -> bool:
     return bool(_SPOKEN_RE.search(piece))
 
 
-def _hard_split(clause: str, max_chars: int) -> list[str]:
-    """Cut ``clause`` into pieces of at most ``max_chars``, preferring a 、 or a space."""
+def hard_split(clause: str, max_chars: int, soft_breaks: str = _SOFT_BREAK) -> list[str]:
+    """Cut ``clause`` into pieces of at most ``max_chars``, each ending at the last of
+    ``soft_breaks`` that fits (by default a 、 or a space), else at ``max_chars``."""
     pieces: list[str] = []
     rest = clause
     while len(rest) > max_chars:
         window = rest[:max_chars]
-        cut = max(window.rfind(char) for char in _SOFT_BREAK) + 1
+        cut = max(window.rfind(char) for char in soft_breaks) + 1
         if cut <= 0:
             cut = max_chars
         pieces.append(rest[:cut])
@@ -46,7 +47,7 @@ def split_clauses(text: str, max_chars: int = 40) -> list[str]:
     clauses: list[str] = []
     for match in _SPLIT_RE.finditer(text):
         piece = match.group(0)
-        for part in _hard_split(piece.strip(), max_chars):
+        for part in hard_split(piece.strip(), max_chars):
             part = part.strip()
             if _has_speech(part):
                 clauses.append(part)
