@@ -424,16 +424,18 @@ class Scheduler:
 
     # ------------------------------------------------------------------ bookkeeping
     def _terminal(self, ann: Announcement, speaker: str, state: str, **fields: Any) -> None:
-        """``speaker`` is done with ``ann``: spool, event, and close the announcement when nobody owes it.
+        """``speaker`` is done with ``ann``: event, spool, and close the announcement when nobody owes it.
 
-        The spool is written before the event goes out, so a crash in between can at worst
-        leave a finished announcement without its event, never replay one already reported.
+        The event goes out before the spool records it: a crash in between replays that one
+        announcement from its start (the contract allows it for the one cut off, and the
+        client sees a second ``finished``), whereas the other order could lose the event for
+        good and leave a ``send --wait`` hanging.
         """
+        self.events.emit(state, ann, speaker=speaker, **fields)
         try:
             self.spool.speaker_done(ann.id, speaker, state)
         except Exception:
             _LOGGER.exception("%s: cannot record %s for speaker %s in the spool", ann.id, state, speaker)
-        self.events.emit(state, ann, speaker=speaker, **fields)
         with self._cv:
             owed = self._owed.get(ann.id)
             if owed is None:
