@@ -152,6 +152,19 @@ log_timestamp true
         self.stop()
         self.start()
 
+    def kill(self) -> None:
+        """SIGKILL: no clean-up; what mosquitto had not yet written to its persistence is gone."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+        for c in self._clients:
+            c._disconnected.wait(2.0)
+
     def close(self) -> None:
         """Disconnect every helper client, then stop the broker."""
         for c in self._clients:

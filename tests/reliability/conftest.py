@@ -1,0 +1,40 @@
+"""Fixtures of the reliability suite (``tests/reliability``, marker ``reliability``).
+
+Every test here runs the real daemon (``daemon_proc.DaemonProc``) against a real
+mosquitto with persistence that writes its database after every change
+(``autosave_on_changes``), so a SIGKILLed broker loses as little as mosquitto can,
+and accounts for every announcement with ``ledger.Ledger``. Run only this suite with
+``pytest -m reliability``; the README's test command runs it with everything else.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from broker import Broker  # noqa: E402
+from daemon_proc import announcer_cache  # noqa: E402,F401  (the fixture)
+
+DURABLE_BROKER_CONF = "autosave_on_changes true\n"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if here in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.reliability)
+
+
+@pytest.fixture
+def durable_broker(tmp_path: Path, mosquitto_bin: str) -> Iterator[Broker]:
+    """A broker for one test that writes its persistence after every change (survives SIGKILL)."""
+    b = Broker(tmp_path / "mosquitto", mosquitto_bin, extra_conf=DURABLE_BROKER_CONF).start()
+    try:
+        yield b
+    finally:
+        b.close()

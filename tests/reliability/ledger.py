@@ -1,0 +1,190 @@
+"""The delivery accounting of the reliability suite: what was sent, and what became of it.
+
+The daemon logs one line per announcement state change (``announcer.events: <id> <state>
+speaker=... latency_ms=...``), written before the event is published, into its
+``daemon.log`` (one file across restarts, each start marked ``==== start N ====``). That
+log survives a SIGKILL of the daemon and of the broker, so it is the ground truth of what
+was *played* (``finished`` per speaker); MQTT events are what users see and are checked
+by the tests where the broker stays up.
+
+``Ledger`` records each announcement the test sends (id, priority, speakers, wall-clock
+send time), parses the log into ``LogEvent`` s and reports the figures every test prints:
+sent, played, lost, duplicated, expired, shed, rejected, max latency::
+
+    ledger = Ledger("broker restarts")
+    ledger.sent_one("r-1", priority="normal", speakers=["a"])
+    ...
+    fig = ledger.figures(daemon.log())
+    ledger.print(fig)            # one line, on stdout (pytest -s or the captured output)
+    assert fig.lost == [] and fig.duplicated == {}
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable
+
+_START = re.compile(r"^==== start (\d+) ====$")
+_EVENT = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \w+ announcer\.events: (\S+) (\w+)(?: (.*))?$")
+_FIELD = re.compile(r"(\w+)=(\S+)")
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    run: int  # which start of the daemon logged it (1, 2, ...)
+    ts: float  # epoch seconds (the log's local time)
+    id: str
+    state: str
+    speaker: str | None
+    fields: dict[str, str]
+
+
+def parse_log(text: str) -> list[LogEvent]:
+    """Every announcement event in a daemon log, in log order."""
+    run = 0
+    out: list[LogEvent] = []
+    for line in text.splitlines():
+        m = _START.match(line)
+        if m:
+            run = int(m.group(1))
+            continue
+        m = _EVENT.match(line)
+        if not m:
+            continue
+        ts = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        fields = dict(_FIELD.findall(m.group(4) or ""))
+        out.append(LogEvent(run, ts, m.group(2), m.group(3), fields.get("speaker"), fields))
+    return out
+
+
+@dataclass
+class Sent:
+    id: str
+    priority: str
+    speakers: tuple[str, ...]
+    at: float  # epoch seconds when the test published it (first attempt)
+    seq: int  # order of sending
+
+
+@dataclass
+class Figures:
+    name: str
+    sent: int
+    played: int  # announcements finished on every speaker they were for
+    lost: list[str]  # ids with no terminal outcome on some speaker
+    duplicated: dict[tuple[str, str], int]  # (id, speaker) -> times started, when > 1
+    expired: int
+    shed: int  # cancelled with reason "queue full"
+    cancelled: int  # cancelled for another reason (a stop)
+    rejected: int
+    failed: int
+    max_latency_ms: float  # send -> first ``started``, over announcements that started
+    p50_latency_ms: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def line(self) -> str:
+        dup = sum(n - 1 for n in self.duplicated.values())
+        parts = [f"sent={self.sent}", f"played={self.played}", f"lost={len(self.lost)}", f"duplicated={dup}",
+                 f"expired={self.expired}", f"shed={self.shed}", f"cancelled={self.cancelled}",
+                 f"rejected={self.rejected}", f"failed={self.failed}",
+                 f"latency_ms(p50/max)={self.p50_latency_ms:.0f}/{self.max_latency_ms:.0f}"]
+        parts += [f"{k}={v}" for k, v in self.extra.items()]
+        return f"[reliability] {self.name}: " + " ".join(parts)
+
+
+class Ledger:
+    """What a test sent; ``figures()`` matches it against the daemon's log."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.sent: dict[str, Sent] = {}
+        self._lock = threading.Lock()
+
+    def sent_one(self, ann_id: str, *, priority: str = "normal", speakers: Iterable[str] = ("a",),
+                 at: float | None = None) -> None:
+        with self._lock:
+            if ann_id not in self.sent:
+                self.sent[ann_id] = Sent(ann_id, priority, tuple(speakers), time.time() if at is None else at,
+                                         len(self.sent))
+
+    def outcomes(self, events: list[LogEvent]) -> dict[tuple[str, str], list[LogEvent]]:
+        """(id, speaker) -> that speaker's events for one of our announcements, in order."""
+        out: dict[tuple[str, str], list[LogEvent]] = defaultdict(list)
+        for e in events:
+            if e.id in self.sent and e.speaker:
+                out[(e.id, e.speaker)].append(e)
+        return out
+
+    def figures(self, log_text: str, **extra: Any) -> Figures:
+        events = parse_log(log_text)
+        by_pair = self.outcomes(events)
+        by_id: dict[str, list[LogEvent]] = defaultdict(list)
+        for e in events:
+            if e.id in self.sent:
+                by_id[e.id].append(e)
+        played = expired = shed = cancelled = rejected = failed = 0
+        lost: list[str] = []
+        duplicated: dict[tuple[str, str], int] = {}
+        latencies: list[float] = []
+        for ann_id, s in self.sent.items():
+            evs = by_id.get(ann_id, [])
+            states = Counter(e.state for e in evs)
+            if states["rejected"]:
+                rejected += 1
+                continue
+            if states["expired"] and not states["started"]:
+                expired += 1
+                continue
+            starts = [e for e in evs if e.state == "started"]
+            if starts:
+                latencies.append((min(e.ts for e in starts) - s.at) * 1000.0)
+            outcome: list[str] = []
+            for spk in s.speakers:
+                pair = by_pair.get((ann_id, spk), [])
+                n_started = sum(1 for e in pair if e.state == "started")
+                if n_started > 1:
+                    duplicated[(ann_id, spk)] = n_started
+                terminal = [e.state for e in pair if e.state in ("finished", "failed", "cancelled", "expired")]
+                outcome.append(terminal[-1] if terminal else "")
+                if terminal and terminal[-1] == "cancelled":
+                    reasons = [e.fields.get("reason", "") for e in pair if e.state == "cancelled"]
+                    outcome[-1] = "shed" if any("queue" in r for r in reasons) else "cancelled"
+            if "" in outcome:
+                lost.append(ann_id)
+            elif all(o == "finished" for o in outcome):
+                played += 1
+            elif "shed" in outcome:
+                shed += 1
+            elif "failed" in outcome:
+                failed += 1
+            elif "expired" in outcome:
+                expired += 1
+            else:
+                cancelled += 1
+        latencies.sort()
+        p50 = latencies[len(latencies) // 2] if latencies else 0.0
+        return Figures(self.name, len(self.sent), played, lost, duplicated, expired, shed, cancelled, rejected,
+                       failed, latencies[-1] if latencies else 0.0, p50, dict(extra))
+
+    @staticmethod
+    def print(fig: Figures) -> None:
+        print(fig.line(), flush=True)
+
+    def start_order(self, log_text: str, speaker: str, priority: str) -> list[str]:
+        """Our ids of ``priority`` in the order they first started on ``speaker``."""
+        seen: set[str] = set()
+        out = []
+        for e in parse_log(log_text):
+            s = self.sent.get(e.id)
+            if s and e.state == "started" and e.speaker == speaker and s.priority == priority and e.id not in seen:
+                seen.add(e.id)
+                out.append(e.id)
+        return out
+
+    def sent_order(self, priority: str) -> list[str]:
+        return [s.id for s in sorted(self.sent.values(), key=lambda s: s.seq) if s.priority == priority]

@@ -1,0 +1,74 @@
+"""A publisher that keeps its promise across broker restarts: QoS 1, persistent session, retried.
+
+``Publisher.send(topic, payload)`` returns once the broker acknowledged the message
+(PUBACK), however many times the broker is killed and restarted meanwhile: paho keeps
+the unacknowledged message and sends it again (DUP) after reconnecting, and a message
+that waited too long is published again (same payload, hence the same announcement
+``id``: the daemon recognises it). Sequential sends keep the order the test chose.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from broker import Broker
+
+
+class Publisher:
+    def __init__(self, broker: Broker, client_id: str | None = None, session_expiry: int = 600,
+                 retry_after: float = 5.0) -> None:
+        self.client_id = client_id or f"rel-pub-{uuid.uuid4().hex[:8]}"
+        self.retry_after = retry_after
+        self.retries = 0  # publishes repeated because no PUBACK came within retry_after
+        self._acked: set[int] = set()
+        self._cv = threading.Condition()
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5)
+        c.on_publish = self._on_publish
+        c.reconnect_delay_set(0.05, 0.5)
+        c.max_queued_messages_set(0)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = session_expiry
+        c.connect_async(broker.host, broker.port, keepalive=10, clean_start=False, properties=props)
+        c.loop_start()
+        self._c = c
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, rc: Any, props: Any) -> None:
+        with self._cv:
+            self._acked.add(mid)
+            self._cv.notify_all()
+
+    def send(self, topic: str, payload: bytes | str, timeout: float = 120.0,
+             properties: Properties | None = None) -> None:
+        """Publish at QoS 1 and wait for the PUBACK (AssertionError after ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self._c.publish(topic, payload, qos=1, properties=properties)
+            resend_at = time.monotonic() + self.retry_after
+            with self._cv:
+                while info.mid not in self._acked:
+                    now = time.monotonic()
+                    if now > deadline:
+                        raise AssertionError(f"no PUBACK for {topic} within {timeout}s")
+                    if now > resend_at:
+                        break
+                    self._cv.wait(0.1)
+                else:
+                    self._acked.discard(info.mid)
+                    return
+            self.retries += 1
+
+    def send_json(self, topic: str, obj: Any, **kwargs: Any) -> None:
+        self.send(topic, json.dumps(obj, ensure_ascii=False).encode("utf-8"), **kwargs)
+
+    def close(self) -> None:
+        self._c.disconnect()
+        self._c.loop_stop()
