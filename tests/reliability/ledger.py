@@ -188,3 +188,12 @@ class Ledger:
 
     def sent_order(self, priority: str) -> list[str]:
         return [s.id for s in sorted(self.sent.values(), key=lambda s: s.seq) if s.priority == priority]
+
+
+def proc_mib(pid: int, key: str = "VmRSS") -> float:
+    """A memory field of ``/proc/<pid>/status`` in MiB (``VmRSS``: resident now, ``VmHWM``: peak)."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024.0
+    raise KeyError(key)
