@@ -110,22 +110,53 @@ def incoming_from_paho(msg: mqtt.MQTTMessage, received: float | None = None) -> 
 _PAHO_LOGGER = logging.getLogger(f"{__name__}.paho")
 
 
+_SOCKET_ERRORS = ("failed to receive on socket: ", "timeout on socket: ")
+
+
 def _paho_log(client: mqtt.Client, userdata: Any, level: int, buf: str) -> None:
     """paho's own messages at DEBUG: connects and disconnects are logged by MqttLink, once, with reasons.
 
-    paho reports "Client is not connected" at ERROR on every retry while the broker is down;
-    its other errors (none expected: our callbacks never raise) stay visible as warnings.
+    paho reports "Client is not connected" at ERROR on every retry while the broker is down, and
+    a socket error (e.g. a connection reset) at ERROR just before it reports the loss: while
+    connected, that error is kept as the reason of MqttLink's one "lost connection" warning. Its
+    other errors (none expected: our callbacks never raise) stay visible as warnings.
     """
-    if level == mqtt.MQTT_LOG_ERR and "not connected" not in buf:
+    if level == mqtt.MQTT_LOG_ERR and buf.startswith(_SOCKET_ERRORS) and client.is_connected() \
+            and isinstance(client, _Client):
+        client.last_socket_error = buf.partition(": ")[2]
+        _PAHO_LOGGER.debug("%s", buf)
+    elif level == mqtt.MQTT_LOG_ERR and "not connected" not in buf:
         _PAHO_LOGGER.warning("%s", buf)
     else:
         _PAHO_LOGGER.debug("%s", buf)
 
 
 class _Client(mqtt.Client):
-    """paho's client, remembering why the last connection attempt failed (paho drops the OSError)."""
+    """paho's client, remembering why the last connection attempt failed (paho drops the OSError),
+    and noticing a dead link within ``keepalive`` (paho alone: up to twice that).
+
+    paho pings after ``keepalive`` seconds of silence and gives up ``keepalive`` seconds after
+    the ping, so a connection that dies without a FIN (a cut cable, a NAT that forgot us) goes
+    unnoticed for up to 2 x keepalive, and the announcements meanwhile wait on the broker. The
+    contract is keepalive x 1.5, the broker's own limit for us. ``_check_keepalive`` therefore
+    runs paho's check with half the keepalive: a ping after keepalive/2 of silence, the link
+    given up keepalive/2 after an unanswered ping, i.e. noticed within keepalive (+ up to 1 s per
+    deadline: paho's loop checks once a second). The CONNECT still announces the configured keepalive, so the broker's
+    timeout (and our last will) keep theirs. paho reads ``_keepalive`` for both deadlines; it is
+    halved only for the duration of the check, which like every other reader of it (CONNECT,
+    CONNACK) runs on paho's network thread. Private paho API: paho-mqtt is pinned to major 2.
+    """
 
     last_connect_error: BaseException | None = None
+    last_socket_error: str | None = None  # why the current connection failed, if paho said so
+
+    def _check_keepalive(self) -> None:
+        configured = self._keepalive
+        self._keepalive = configured / 2  # type: ignore[assignment]  # paho compares, never packs it here
+        try:
+            super()._check_keepalive()
+        finally:
+            self._keepalive = configured
 
     def reconnect(self) -> MQTTErrorCode:
         try:
@@ -333,6 +364,7 @@ class MqttLink:
                      "resumed" if session else "new")
         self._failures = 0
         self._last_error = None
+        self._client.last_socket_error = None
         self._connected_at = time.monotonic()
         if self.subscriptions:
             if self._v5:
@@ -376,7 +408,8 @@ class MqttLink:
             _LOGGER.error("%s keeps dropping the connection right after connecting: is another client using "
                           "client id %r? Every daemon needs its own mqtt.client_id", self.broker, self.client_id)
         if reason.value != 142:
-            why = "connection closed" if reason.value == 128 else str(reason)  # 128: socket closed/error
+            # 128: the socket closed or failed (paho's socket error, if it gave one, kept by _paho_log)
+            why = (self._client.last_socket_error or "connection closed") if reason.value == 128 else str(reason)
             _LOGGER.warning("lost connection to %s: %s (reconnecting)", self.broker, why)
         self._notify(False)
 
