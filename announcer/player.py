@@ -13,14 +13,20 @@ player writes the next ``FADE_OUT_SECONDS`` faded to silence, then aborts the st
 Interrupted by an emergency, a ``resumable`` stream (a device) is not aborted but kept:
 the emergency, next on this speaker, is written into it right behind the fade-out (no
 silence flushed, no device re-opened). A kept stream the next job cannot resume (another
-rate), or that no job claims within ``KEEP_SECONDS``, is aborted then. Sinks are only
-ever touched by their player thread.
+rate), or that no job claims within ``KEEP_SECONDS``, is aborted then.
+
+Sink calls go through the speaker's ``SinkGuard`` (``announcer.sink_guard``): they run on a
+thread of their own, one at a time, and the player waits for each at most its audio plus the
+speaker's ``stall_timeout``. A device that stops taking audio fails the announcement
+(``OutputStalled``) instead of blocking the player; until its stuck call returns, the
+speaker's announcements fail at once, then it plays again.
 
 Heartbeat (for the systemd watchdog, ``health()``): the player promises to come back by a
 deadline. Waiting for work or for synthesis it beats at least every second (deadline: now
 + ``IDLE_GRACE_SECONDS``); before each sink call (open, a slice write, close, abort) the
 deadline becomes now + the audio that call carries + ``SINK_MARGIN_SECONDS``. A player
-past its deadline is hung (a sink that never returns), and the daemon stops pinging.
+past its deadline is stuck (waiting on a sink call, or a bug), and the daemon stops pinging;
+the guard gives up on a stalled device after ``stall_timeout`` and the player goes on.
 
 Reload (``reconfigure``): a new sink and speaker chain are taken between announcements,
 on the player thread (what plays finishes on the old ones); the old sink is closed then.
@@ -46,6 +52,7 @@ from .chain import LoudnessState, SpeakerChain, emotion_level_db, fade, resample
 from .errors import EngineUnavailable, InputError
 from .events import EventBus
 from .render import RenderPool
+from .sink_guard import GuardedStream, SinkGuard
 from .sinks.base import Sink, SinkError, Stream
 
 _LOGGER = logging.getLogger(__name__)
@@ -146,6 +153,7 @@ class Player:
         # the runtime master volume (Home Assistant's number entity), read once per announcement
         self.master_volume: Callable[[], float] = master_volume or (lambda: 1.0)
         self.sink = sink
+        self._guard = SinkGuard.for_sink(name, sink)  # every call into ``sink`` (see the module doc)
         self.chain = chain
         self.renders = renders
         self.events = events
@@ -157,7 +165,7 @@ class Player:
         self._doing = "idle"  # what the player was doing when it last promised to come back
         self._doing_since = time.monotonic()
         self._pending: tuple[Sink, SpeakerChain] | None = None  # from reconfigure(), taken between jobs
-        self._kept: Stream | None = None  # interrupted, still playing its fade-out: for the next job
+        self._kept: GuardedStream | None = None  # interrupted, still playing its fade-out: for the next job
         self._kept_at = 0.0
         self.retired = False  # speaker removed by a reload: the thread ends after what it plays
         self.thread = threading.Thread(target=self.run, name=f"announcer-player-{name}", daemon=True)
@@ -206,15 +214,17 @@ class Player:
         sink, self.chain = pending
         if sink is not self.sink:
             self._release_kept()
-            old, self.sink = self.sink, sink
-            self._close_sink(old)
+            old, old_guard = self.sink, self._guard
+            self.sink, self._guard = sink, SinkGuard.for_sink(self.name, sink)
+            self._close_sink(old, old_guard)
 
-    def _close_sink(self, sink: Sink) -> None:
+    def _close_sink(self, sink: Sink, guard: SinkGuard) -> None:
         self.expect("close", 0.0)
         try:
-            sink.close()
+            guard.call("close", sink.close, always=True)
         except Exception:
             _LOGGER.warning("speaker %s: closing the replaced sink failed", self.name, exc_info=True)
+        guard.stop()
         self.beat()
 
     def run(self) -> None:
@@ -228,7 +238,9 @@ class Player:
                 self._release_kept()
                 if self.retired:  # removed by a reload: nobody else will close its sink
                     self._take_pending()
-                    self._close_sink(self.sink)
+                    self._close_sink(self.sink, self._guard)
+                else:
+                    self._guard.stop()
                 return
             self._take_pending()
             try:
@@ -244,7 +256,7 @@ class Player:
     def play(self, job: Job) -> Outcome:
         ann = job.ann
         render = self.renders.acquire(ann)
-        stream: Stream | None = None
+        stream: GuardedStream | None = None
         writer: _Writer | None = None
 
         def check() -> None:  # while waiting for synthesis: progress, and give up when aborted
@@ -254,8 +266,10 @@ class Player:
         try:
             src_rate = render.wait_rate(check)
             self.expect("open", 0.0)
-            rate = self.sink.preferred_rate(src_rate)
-            stream = self._resume_kept(ann.id, rate) or self.sink.open(ann.id, rate)
+            rate = self._guard.call("open", self.sink.preferred_rate, src_rate, check=job.check)
+            stream = self._resume_kept(ann.id, rate) or GuardedStream(
+                self._guard.call("open", self.sink.open, ann.id, rate, check=job.check), self._guard, rate)
+            stream.check = job.check
 
             def started(handed_at: float) -> None:
                 latency = max(0.0, (handed_at - ann.received) * 1000.0)
@@ -309,7 +323,7 @@ class Player:
     def _loudness_state(self, ann: Announcement, level_db: float) -> LoudnessState:
         return LoudnessState.starting_at(self.renders.synth.reference_lufs(ann.engine), level_db)
 
-    def _fade_out(self, stream: Stream, writer: _Writer | None) -> None:
+    def _fade_out(self, stream: GuardedStream, writer: _Writer | None) -> None:
         try:
             if writer is not None and len(writer.tail):
                 self.expect("write", len(writer.tail) / float(writer.rate))
@@ -326,7 +340,7 @@ class Player:
         except Exception:
             _LOGGER.warning("speaker %s: abort failed", self.name, exc_info=True)
 
-    def _resume_kept(self, ann_id: str, rate: int) -> Stream | None:
+    def _resume_kept(self, ann_id: str, rate: int) -> GuardedStream | None:
         """The kept stream, if it goes on with ``ann_id`` at ``rate``; otherwise it is aborted."""
         kept, self._kept = self._kept, None
         if kept is None:

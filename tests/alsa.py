@@ -69,7 +69,15 @@ real once the pipe (64 KiB, about 2 s of audio) is full, inside PortAudio's writ
 exactly like a sound card that stopped taking samples. ``FifoReader`` holds the read
 end open (so the writer's open never blocks) and drains it at a chosen pace:
 ``pace(None)`` as fast as it comes, ``pace(1.0)`` real time (32000 bytes/s), ``pause()``
-not at all (the speaker hangs).
+not at all (the speaker hangs). ``speaker_yaml`` sets a long ``stall_timeout`` (60 s), so a
+speaker paused as a blocker stays "playing" and finishes once read again; pass a short one
+to see the daemon give up on a hung device.
+
+``unplug(i)`` pulls device ``i`` out like a USB speaker: the FIFO's path leads into a missing
+directory (as a device node that went away) and the reader closes, so a write in progress
+fails (EPIPE: PortAudio's "Unanticipated host error") and so does the first write of a stream
+opened meanwhile (the ``file`` plugin cannot open its file); ``plug(i)`` puts the FIFO back
+with a new reader (paused: ``pace`` it).
 """
 
 from __future__ import annotations
@@ -368,6 +376,8 @@ class FifoReader:
             time.sleep(tick)
 
     def close(self) -> None:
+        if self._stop:
+            return
         self._stop = True
         self._thread.join(2)
         os.close(self.fd)
@@ -385,7 +395,7 @@ class FifoSpeakers:
         lines = []
         self.readers: dict[int, FifoReader] = {}
         for i in range(1, count + 1):
-            fifo = self.dir / f"speaker{i}.fifo"
+            fifo = self.fifo(i)
             os.mkfifo(fifo)
             lines.append(f'pcm.annfiforaw{i} {{ type file slave.pcm "null" file "{fifo}" format "raw" }}')
             lines.append(f'pcm.annfifo{i} {{ type plug slave {{ pcm "annfiforaw{i}" format S16_LE rate {FIFO_RATE} '
@@ -397,8 +407,27 @@ class FifoSpeakers:
     def device(i: int) -> str:
         return f"annfifo{i}"
 
-    def speaker_yaml(self, i: int) -> str:
-        return f"{{type: sounddevice, device: {self.device(i)}, latency: low, lead_in_ms: 0}}"
+    def fifo(self, i: int) -> Path:
+        return self.dir / f"speaker{i}.fifo"
+
+    def speaker_yaml(self, i: int, stall_timeout: float = 60.0) -> str:
+        return (f"{{type: sounddevice, device: {self.device(i)}, latency: low, lead_in_ms: 0, "
+                f"stall_timeout: {stall_timeout}}}")
+
+    def unplug(self, i: int) -> None:
+        """Device ``i`` goes away (see the module doc)."""
+        fifo = self.fifo(i)
+        os.rename(fifo, fifo.with_suffix(".unplugged"))
+        os.symlink(self.dir / "unplugged" / fifo.name, fifo)
+        self.readers[i].close()
+
+    def plug(self, i: int) -> FifoReader:
+        """Device ``i`` is back (after ``unplug``); its new reader, paused."""
+        fifo = self.fifo(i)
+        fifo.unlink()
+        os.rename(fifo.with_suffix(".unplugged"), fifo)
+        self.readers[i] = FifoReader(fifo)
+        return self.readers[i]
 
     @property
     def env(self) -> dict[str, str]:

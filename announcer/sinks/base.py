@@ -5,8 +5,10 @@ A sink plays one announcement at a time as a stream: ``open`` it for an announce
 then ``close`` it (drains and completes) or ``abort`` it (stops now, with a short
 fade where the medium allows). A ``resumable`` stream (a device) interrupted by a more
 urgent announcement is neither: it stays open, playing out the fade-out written last,
-and the next announcement goes on in it (``resume``), with no gap and no re-open. One
-player thread drives each sink, so a sink is used by one thread at a time.
+and the next announcement goes on in it (``resume``), with no gap and no re-open. Each
+sink's calls run on one thread of their own, one at a time (``announcer.sink_guard``: the
+player waits for each with a deadline, so a call that never returns fails the announcement
+instead of hanging the speaker).
 
 Each sink module declares a pydantic ``Config`` (with a ``type`` literal) and
 ``SINK`` (the class). Settings every speaker shares live in ``SpeakerBase``.
@@ -22,6 +24,8 @@ from typing import Any, Callable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+DEFAULT_STALL_TIMEOUT = 10.0  # seconds; see SpeakerBase.stall_timeout
+
 
 class SpeakerBase(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -29,6 +33,9 @@ class SpeakerBase(BaseModel):
     name: str | None = None  # display name, any language
     volume: float = Field(1.0, ge=0, le=1)
     lead_in_ms: int = Field(150, ge=0, le=5000)
+    # a call into the sink (a device write) that takes this long beyond the audio it carries
+    # fails the announcement: the device stopped taking samples (announcer.sink_guard)
+    stall_timeout: float = Field(DEFAULT_STALL_TIMEOUT, gt=0, le=600)
 
 
 class SinkError(RuntimeError):
