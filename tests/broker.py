@@ -34,6 +34,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 
+# mosquitto writes its database after every change (not only every autosave_interval): a SIGKILL
+# then loses only what it acknowledged in the loop pass it was killed in (the reliability suite)
+DURABLE_CONF = "autosave_on_changes true\n"
+
 INSTALL_HINT = "mosquitto is not installed: run scripts/install-system-deps.sh (as root or with sudo)"
 
 

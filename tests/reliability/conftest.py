@@ -17,10 +17,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from broker import Broker  # noqa: E402
+from broker import DURABLE_CONF, Broker  # noqa: E402
 from daemon_proc import announcer_cache  # noqa: E402,F401  (the fixture)
-
-DURABLE_BROKER_CONF = "autosave_on_changes true\n"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -33,7 +31,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def durable_broker(tmp_path: Path, mosquitto_bin: str) -> Iterator[Broker]:
     """A broker for one test that writes its persistence after every change (survives SIGKILL)."""
-    b = Broker(tmp_path / "mosquitto", mosquitto_bin, extra_conf=DURABLE_BROKER_CONF).start()
+    b = Broker(tmp_path / "mosquitto", mosquitto_bin, extra_conf=DURABLE_CONF).start()
     try:
         yield b
     finally:

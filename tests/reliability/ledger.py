@@ -31,7 +31,7 @@ from typing import Any, Iterable
 
 _START = re.compile(r"^==== start (\d+) ====$")
 _EVENT = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \w+ announcer\.events: (\S+) (\w+)(?: (.*))?$")
-_FIELD = re.compile(r"(\w+)=(\S+)")
+_FIELD_SPLIT = re.compile(r" (?=\w+=)")  # "speaker=a reason=queue full error=..." -> fields
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def parse_log(text: str) -> list[LogEvent]:
         if not m:
             continue
         ts = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
-        fields = dict(_FIELD.findall(m.group(4) or ""))
+        fields = dict(f.split("=", 1) for f in _FIELD_SPLIT.split(m.group(4) or "") if "=" in f)
         out.append(LogEvent(run, ts, m.group(2), m.group(3), fields.get("speaker"), fields))
     return out
 
@@ -134,8 +134,8 @@ class Ledger:
         for ann_id, s in self.sent.items():
             evs = by_id.get(ann_id, [])
             states = Counter(e.state for e in evs)
-            if states["rejected"]:
-                rejected += 1
+            if states["rejected"] and not states["queued"]:
+                rejected += 1  # (a resend of an id already queued is rejected as "duplicate": not counted)
                 continue
             if states["expired"] and not states["started"]:
                 expired += 1
@@ -188,6 +188,43 @@ class Ledger:
 
     def sent_order(self, priority: str) -> list[str]:
         return [s.id for s in sorted(self.sent.values(), key=lambda s: s.seq) if s.priority == priority]
+
+
+def replays(events: list[LogEvent], ids: Iterable[str]
+            ) -> tuple[dict[tuple[int, str], list[str]], list[tuple[str, str, list[int]]]]:
+    """Announcements of ``ids`` started on a speaker in more than one run of the daemon.
+
+    The contract allows one such replay per crash and speaker: the one the crash cut off,
+    which is the last one that run started on that speaker (still playing, or finished
+    but not yet recorded in the spool), or one an emergency had interrupted and that was
+    waiting to play again. Replays after an emergency within a run (``replay=True``) are
+    not counted. Returns ``({(run, speaker): [ids cut off by that run's end]},
+    [(id, speaker, runs) that break the rule]]``.
+    """
+    wanted = set(ids)
+    runs_of: dict[tuple[str, str], list[int]] = defaultdict(list)
+    last_started: dict[tuple[int, str], str] = {}
+    interrupted: set[tuple[str, str, int]] = set()
+    for e in events:
+        if e.id not in wanted or not e.speaker:
+            continue
+        if e.state == "interrupted":
+            interrupted.add((e.id, e.speaker, e.run))
+        elif e.state == "started" and e.fields.get("replay") != "True":
+            runs_of[(e.id, e.speaker)].append(e.run)
+            last_started[(e.run, e.speaker)] = e.id
+    cut_off: dict[tuple[int, str], list[str]] = defaultdict(list)
+    broken: list[tuple[str, str, list[int]]] = []
+    for (ann_id, spk), runs in runs_of.items():
+        if len(runs) == 1:
+            continue
+        if len(runs) == len(set(runs)) and all(
+                last_started[(r, spk)] == ann_id or (ann_id, spk, r) in interrupted for r in runs[:-1]):
+            for r in runs[:-1]:
+                cut_off[(r, spk)].append(ann_id)
+        else:
+            broken.append((ann_id, spk, runs))
+    return dict(cut_off), broken
 
 
 def proc_mib(pid: int, key: str = "VmRSS") -> float:
