@@ -75,20 +75,22 @@ class Publisher:
 
 
 def warm_up(pub: Publisher, daemon: Any, texts: list[str], targets: str, speakers: tuple[str, ...],
-            timeout: float = 120.0) -> None:
+            timeout: float = 120.0, batch: int = 4) -> None:
     """Play ``texts`` once on ``targets`` (not counted by any ledger) so the clause cache holds them.
 
     The runs that follow then measure the faults, not first syntheses. ``daemon`` is a
-    ``daemon_proc.DaemonProc``; waits until every one finished on every speaker.
+    ``daemon_proc.DaemonProc``. Sends ``batch`` at a time (under any ``limits.max_queue``)
+    and waits until each batch finished on every speaker.
     """
     from ledger import parse_log
 
-    ids = [f"warm-{uuid.uuid4().hex[:8]}" for _ in texts]
-    for ann_id, text in zip(ids, texts):
-        pub.send_json(daemon.topic("say"), {"id": ann_id, "text": text, "chime": False, "targets": targets})
-    want = {(i, s) for i in ids for s in speakers}
     deadline = time.monotonic() + timeout
-    while want - {(e.id, e.speaker) for e in parse_log(daemon.log()) if e.state == "finished"}:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"warm-up not finished within {timeout}s\n{daemon.log_tail()}")
-        time.sleep(0.2)
+    for start in range(0, len(texts), batch):
+        ids = [f"warm-{uuid.uuid4().hex[:8]}" for _ in texts[start:start + batch]]
+        for ann_id, text in zip(ids, texts[start:start + batch]):
+            pub.send_json(daemon.topic("say"), {"id": ann_id, "text": text, "chime": False, "targets": targets})
+        want = {(i, s) for i in ids for s in speakers}
+        while want - {(e.id, e.speaker) for e in parse_log(daemon.log()) if e.state == "finished"}:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"warm-up not finished within {timeout}s\n{daemon.log_tail()}")
+            time.sleep(0.2)
