@@ -30,7 +30,7 @@ from .common import (
     warn_if_busy,
 )
 
-_NOT_BENCHMARKS = frozenset({"common"})
+_NOT_BENCHMARKS = frozenset({"common", "soak"})  # soak: a script of its own (bench/soak.py --minutes N)
 # run before the others: ``engine``'s peak-RSS figures are cumulative for this process
 # (``ru_maxrss``) and only mean something before another benchmark loads an engine here
 _FIRST = ("engine",)
