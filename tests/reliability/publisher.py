@@ -20,7 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from broker import Broker
+from broker import Broker, Collected
 
 
 class Publisher:
@@ -29,6 +29,7 @@ class Publisher:
         self.client_id = client_id or f"rel-pub-{uuid.uuid4().hex[:8]}"
         self.retry_after = retry_after
         self.retries = 0  # publishes repeated because no PUBACK came within retry_after
+        self.resends = 0  # publishes repeated because the daemon did not confirm (send_confirmed)
         self._acked: set[int] = set()
         self._cv = threading.Condition()
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5)
@@ -68,6 +69,38 @@ class Publisher:
 
     def send_json(self, topic: str, obj: Any, **kwargs: Any) -> None:
         self.send(topic, json.dumps(obj, ensure_ascii=False).encode("utf-8"), **kwargs)
+
+    def send_confirmed(self, topic: str, obj: dict[str, Any], events: Collected, confirm_within: float = 5.0,
+                       timeout: float = 120.0) -> None:
+        """Send ``obj`` and wait until the daemon answers for its ``id`` on ``events`` (``P/events``).
+
+        The end-to-end confirmation a publisher needs when even an acknowledged publish may be
+        lost (mosquitto acknowledges before it writes to disk; a broker killed in between
+        forgets the message): no ``queued`` or ``rejected`` for the id within
+        ``confirm_within`` seconds, and it is sent again with the same id; the daemon plays
+        it once and answers a second copy of an id it has with ``rejected`` (``duplicate``).
+        One at a time, so the order of the sends is the order the daemon receives them.
+        """
+        ann_id = obj["id"]
+        deadline = time.monotonic() + timeout
+        seen = len(events)
+        while True:
+            self.send_json(topic, obj, timeout=max(1.0, deadline - time.monotonic()))
+            until = min(deadline, time.monotonic() + confirm_within)
+            while time.monotonic() < until:
+                new = events.snapshot()[seen:]
+                seen += len(new)
+                for m in new:
+                    try:
+                        e = m.json()
+                    except ValueError:
+                        continue
+                    if e.get("id") == ann_id and e.get("state") in ("queued", "rejected"):
+                        return
+                time.sleep(0.005)
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"the daemon never confirmed {ann_id} within {timeout}s")
+            self.resends += 1
 
     def close(self) -> None:
         self._c.disconnect()

@@ -1,17 +1,22 @@
 """Reliability 1: the broker is SIGKILLed and restarted while announcements pour in.
 
 500 QoS 1 announcements with ids (three priorities, corpus texts, file speaker ``a``)
-are published at a steady pace by ``Publisher`` (it waits for each PUBACK, sending again
-after a broker restart). Meanwhile mosquitto is killed with SIGKILL five times at
-random moments (seeded; the seed is printed) and started again on the same port and
+are published one after the other by ``Publisher.send_confirmed``: it waits for each
+PUBACK (sending again after a broker restart) and then for the daemon's answer for that
+id on ``P/events``. Meanwhile mosquitto is killed with SIGKILL five times at random
+moments (seeded; the seed is printed) and started again on the same port and
 persistence. Nothing may be lost, nothing played twice, and each priority plays in the
 order it was sent.
 
-What the broker itself can lose is minimised by ``autosave_on_changes`` (see the
-conftest): a SIGKILL then loses only what mosquitto acknowledged in the loop iteration
-it was killed in. The ground truth of what was played is the daemon's log (one line per
-state change, before the event is published); the ``finished`` events seen on MQTT by a
-persistent-session subscriber are checked too, since that is what users see.
+Why the publisher confirms end to end: mosquitto acknowledges a publish before it writes
+it to disk, so a SIGKILL in between loses a message the publisher saw acknowledged (seen
+here about once in ten runs). That is the broker's limit, not the daemon's; a publisher
+that must not lose an announcement resends, with the same id, what the daemon has not
+answered (``queued``, or ``rejected: duplicate`` for an id it already has), as the README
+advises. ``autosave_on_changes`` (the conftest) keeps the window small. The ground truth
+of what was played is the daemon's log (one line per state change, written before the
+event is published); the ``finished`` events seen on MQTT by a persistent-session
+subscriber are counted too, since that is what users see.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import random
 import threading
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 
@@ -34,21 +40,22 @@ pytestmark = pytest.mark.timeout(400)
 
 COUNT = 500
 KILLS = 5
-PACE_S = 0.03  # between publishes: ~15 s of sending, so the kills land mid-stream
+PACE_S = 0.03  # between publishes; with the confirmations ~35 s of sending
+KILL_WINDOW_S = 30.0  # the kills land mid-stream
 PRIORITIES = ("low", "normal", "high")
 
 
 def test_broker_sigkilled_five_times_loses_nothing_and_keeps_order(durable_broker: Broker, tmp_path: Path,
-                                                                   announcer_cache: Path) -> None:
+                                                                   announcer_cache: Path, closing: Callable[[Any], Any]) -> None:
     seed = int(os.environ.get("RELIABILITY_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
     texts = [text for _e, _p, text in corpus_rows()]
     broker = durable_broker
-    d = DaemonProc(broker, tmp_path / "d", announcer_cache,
-                   limits={"per_minute": 100000, "max_queue": COUNT}, defaults={"chime": False})
-    log = EventLog(broker, d.topic("events"))
+    d = closing(DaemonProc(broker, tmp_path / "d", announcer_cache,
+                   limits={"per_minute": 100000, "max_queue": COUNT}, defaults={"chime": False}))
+    log = closing(EventLog(broker, d.topic("events")))
     d.start()
-    pub = Publisher(broker)
+    pub = closing(Publisher(broker))
     ledger = Ledger("broker SIGKILL x5")
     plan = [(f"br-{i:03d}-{rng.randrange(1 << 20):05x}", rng.choice(PRIORITIES), texts[i % len(texts)])
             for i in range(COUNT)]
@@ -58,7 +65,8 @@ def test_broker_sigkilled_five_times_loses_nothing_and_keeps_order(durable_broke
         try:
             for ann_id, priority, text in plan:
                 ledger.sent_one(ann_id, priority=priority, speakers=("a",))
-                pub.send_json(d.topic("say"), {"id": ann_id, "text": text, "priority": priority})
+                pub.send_confirmed(d.topic("say"), {"id": ann_id, "text": text, "priority": priority},
+                                   log.messages)
                 time.sleep(PACE_S)
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
@@ -66,7 +74,7 @@ def test_broker_sigkilled_five_times_loses_nothing_and_keeps_order(durable_broke
     sender = threading.Thread(target=send_all, daemon=True)
     t0 = time.monotonic()
     sender.start()
-    kill_at = sorted(rng.uniform(0.5, COUNT * PACE_S) for _ in range(KILLS))
+    kill_at = sorted(rng.uniform(0.5, KILL_WINDOW_S) for _ in range(KILLS))
     downtimes = []
     for at in kill_at:
         time.sleep(max(0.0, t0 + at - time.monotonic()))
@@ -78,22 +86,7 @@ def test_broker_sigkilled_five_times_loses_nothing_and_keeps_order(durable_broke
     sender.join(COUNT * PACE_S + 180)
     assert not sender.is_alive() and not errors, f"publishing failed: {errors}\n{d.log_tail()}"
 
-    # End to end: mosquitto acknowledges a publish before it writes it to disk, so a SIGKILL
-    # in between loses a message the publisher saw acknowledged (the broker's limit, not the
-    # daemon's). A publisher that must not lose one does what this one does: it resends (same
-    # id) what the daemon has not confirmed with ``queued`` - or with ``rejected: duplicate``,
-    # the answer to a resend of an id it already has.
     events = Events(log.messages)
-    resent: list[str] = []
-    for _attempt in range(3):
-        time.sleep(3.0)
-        confirmed = {e["id"] for e in events.all() if e.get("state") in ("queued", "rejected")}
-        missing = [(i, p, t) for i, p, t in plan if i not in confirmed]
-        for ann_id, priority, text in missing:
-            pub.send_json(d.topic("say"), {"id": ann_id, "text": text, "priority": priority})
-        resent += [i for i, _p, _t in missing]
-        if not missing:
-            break
     deadline = time.monotonic() + 180
     while True:
         fig = ledger.figures(d.log())
@@ -103,12 +96,10 @@ def test_broker_sigkilled_five_times_loses_nothing_and_keeps_order(durable_broke
     time.sleep(1.0)  # a duplicate would show up now
     finished_on_mqtt = {e["id"] for e in events.all(state="finished", speaker="a")}
     fig = ledger.figures(d.log(), seed=seed, kills=KILLS, down_s=downtimes, publisher_retries=pub.retries,
-                         resent_unconfirmed=resent,
+                         resent_unconfirmed=pub.resends,
                          finished_events_missing=len(set(ledger.sent) - finished_on_mqtt),
                          run_s=round(time.monotonic() - t0, 1))
     Ledger.print(fig)
-    pub.close()
-    log.close()
     assert d.running, d.log_tail()
     assert fig.sent == COUNT
     assert fig.lost == [], f"lost {len(fig.lost)}: {fig.lost[:10]}\n{d.log_tail()}"

@@ -22,6 +22,7 @@ import random
 import threading
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 
@@ -41,14 +42,14 @@ SPEAKERS = ("a", "b")
 
 
 def test_daemon_sigkilled_ten_times_loses_nothing_and_replays_only_the_cut_off(
-        durable_broker: Broker, tmp_path: Path, announcer_cache: Path) -> None:
+        durable_broker: Broker, tmp_path: Path, announcer_cache: Path, closing: Callable[[Any], Any]) -> None:
     seed = int(os.environ.get("RELIABILITY_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
     texts = [text for _e, _p, text in corpus_rows()]
-    d = DaemonProc(durable_broker, tmp_path / "d", announcer_cache,
-                   limits={"per_minute": 100000, "max_queue": COUNT}, defaults={"targets": "files"})
+    d = closing(DaemonProc(durable_broker, tmp_path / "d", announcer_cache,
+                   limits={"per_minute": 100000, "max_queue": COUNT}, defaults={"targets": "files"}))
     d.start()
-    pub = Publisher(durable_broker)
+    pub = closing(Publisher(durable_broker))
     warm_up(pub, d, texts, "files", SPEAKERS)  # kills then cut off playing, not only first syntheses
     ledger = Ledger("daemon SIGKILL x10")
     errors: list[BaseException] = []
@@ -82,7 +83,6 @@ def test_daemon_sigkilled_ten_times_loses_nothing_and_replays_only_the_cut_off(
     text = d.log()
     fig = ledger.figures(text, seed=seed, kills=KILLS, runs=d.starts, run_s=round(time.monotonic() - t0, 1))
     Ledger.print(fig)
-    pub.close()
 
     assert fig.sent == COUNT and fig.lost == [], f"lost {fig.lost[:10]}\n{d.log_tail()}"
     assert fig.played == COUNT and fig.rejected == 0 and fig.failed == 0, fig.line()

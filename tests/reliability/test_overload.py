@@ -31,6 +31,7 @@ import threading
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 
@@ -55,20 +56,20 @@ SPEAKERS = ("p1", "p2")
 
 
 def test_ten_times_overload_sheds_lowest_first_and_accounts_for_everything(
-        durable_broker: Broker, tmp_path: Path, announcer_cache: Path) -> None:
+        durable_broker: Broker, tmp_path: Path, announcer_cache: Path, closing: Callable[[Any], Any]) -> None:
     seed = int(os.environ.get("RELIABILITY_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
     texts = sorted((text for _e, _p, text in corpus_rows()), key=len)[:MAX_QUEUE]  # the short ones (all fit one queue for the warm-up)
-    fifo = FifoSpeakers(tmp_path / "fifo", count=2)
+    fifo = closing(FifoSpeakers(tmp_path / "fifo", count=2))
     for r in fifo.readers.values():
         r.pace(None)  # as fast as it comes while the cache warms
-    d = DaemonProc(durable_broker, tmp_path / "d", announcer_cache, env=fifo.env,
+    d = closing(DaemonProc(durable_broker, tmp_path / "d", announcer_cache, env=fifo.env,
                    speakers={"p1": fifo.speaker_yaml(1), "p2": fifo.speaker_yaml(2)},
                    limits={"per_minute": PER_MINUTE, "max_queue": MAX_QUEUE},
-                   sections="")
+                   sections=""))
     d.patch_config({"zones": {"both": ["p1", "p2"]}, "defaults": {"targets": ["p1"], "chime": True}})
     d.start()
-    pub = Publisher(durable_broker)
+    pub = closing(Publisher(durable_broker))
     ledger = Ledger("overload x10")
     pid = d.proc.pid if d.proc else 0
     rss: list[float] = []
@@ -119,7 +120,6 @@ def test_ten_times_overload_sheds_lowest_first_and_accounts_for_everything(
     finally:
         stop.set()
         sampler.join(2)
-        pub.close()
     text = d.log()
     events = parse_log(text)
     emergency_ms = sorted(
@@ -131,7 +131,6 @@ def test_ten_times_overload_sheds_lowest_first_and_accounts_for_everything(
     Ledger.print(fig)
     assert d.running, d.log_tail()
     assert d.stop() == 0, d.log_tail()
-    fifo.close()
 
     # nothing silently dropped
     assert fig.lost == [], f"no outcome for {fig.lost[:10]}\n{d.log_tail()}"
