@@ -15,11 +15,11 @@ import uuid
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from .config import PRIORITIES, Config
+from .config import BUILTIN_CHIMES, PRIORITIES, Config
 from .emotions import resolve_emotion
-from .errors import InputError
+from .errors import InputError, shown
 
-ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # use fullmatch: "$" also matches before a final newline
 _MARKUP = re.compile(r"<[^<>]{0,200}>")  # SSML/HTML-like tags: never spoken, never passed to an engine
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
@@ -91,26 +91,91 @@ def new_id() -> str:
 
 def decode_payload(payload: bytes | str, cfg: Config) -> dict[str, Any]:
     """Bytes from the wire to a dict of raw fields (plain text becomes ``{"text": ...}``)."""
+    text = payload_text(payload, cfg)
+    if text.lstrip().startswith("{"):
+        return json_object(text, "a payload starting with '{' must be a JSON object",
+                           "a JSON payload must be an object with at least \"text\"")
+    return {"text": text}
+
+
+def payload_text(payload: bytes | str, cfg: Config) -> str:
+    """A wire payload as text: at most ``limits.max_payload_bytes``, valid UTF-8."""
     if isinstance(payload, bytes):
         if len(payload) > cfg.limits.max_payload_bytes:
             raise InputError("payload", f"{len(payload)} bytes is over the limit of "
                                         f"{cfg.limits.max_payload_bytes} bytes", "oversize")
         try:
-            text = payload.decode("utf-8")
+            return payload.decode("utf-8")
         except UnicodeDecodeError:
             raise InputError("payload", "not valid UTF-8 (send UTF-8 text or a JSON object)") from None
-    else:
-        text = payload
-    if text.lstrip().startswith("{"):
+    return payload
+
+
+def json_object(text: str, hint: str, not_object: str) -> dict[str, Any]:
+    """``text`` parsed as a JSON object whose every string is valid Unicode; InputError otherwise.
+
+    ``hint`` follows a syntax error, ``not_object`` is the message for JSON of another type.
+    """
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError("payload", f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+                                    f"{hint}") from None
+    except RecursionError:
+        raise InputError("payload", "JSON nested too deeply") from None
+    except ValueError:  # an integer of more than 4300 digits (sys.get_int_max_str_digits)
+        raise InputError("payload", "a number in the JSON has too many digits") from None
+    if not isinstance(obj, dict):
+        raise InputError("payload", not_object)
+    for key, value in obj.items():
+        # "\ud800" escapes decode to lone surrogates, which cannot be stored, logged as UTF-8 or published
         try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError("payload", f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-                                        "a payload starting with '{' must be a JSON object") from None
-        if not isinstance(obj, dict):
-            raise InputError("payload", "a JSON payload must be an object with at least \"text\"")
-        return obj
-    return {"text": text}
+            json.dumps([key, value], ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            name = key if _encodable(key) else "payload"
+            raise InputError(name, "contains an unpaired UTF-16 surrogate (a \\ud800-\\udfff escape); "
+                                   "send valid Unicode") from None
+        except RecursionError:
+            raise InputError("payload", "JSON nested too deeply") from None
+    return obj
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+STOP_FIELDS = ("priority_below", "id")
+_STOP_SHAPE = ('a stop is an empty payload or a JSON object {"priority_below": "<priority>"} '
+               f"(allowed fields: {', '.join(STOP_FIELDS)}; priorities: {', '.join(PRIORITIES)})")
+
+
+def decode_stop(payload: bytes | str, cfg: Config) -> dict[str, Any]:
+    """A ``P/stop`` payload to its fields: empty (or blank) is ``{}``, anything else a JSON object."""
+    text = payload_text(payload, cfg)
+    if not text.strip():
+        return {}
+    if not text.lstrip().startswith("{"):
+        raise InputError("payload", _STOP_SHAPE)
+    return json_object(text, _STOP_SHAPE, _STOP_SHAPE)
+
+
+def stop_priority(fields: dict[str, Any]) -> str | None:
+    """Validate decoded stop fields; returns ``priority_below`` (None: stop every priority)."""
+    unknown = [k for k in fields if k not in STOP_FIELDS]
+    if unknown:
+        names = ", ".join(shown(k) for k in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        raise InputError("payload", f"unknown field(s) {names} in a stop; {_STOP_SHAPE}")
+    ann_id = fields.get("id")
+    if ann_id is not None and (not isinstance(ann_id, str) or not ID_RE.fullmatch(ann_id)):
+        raise InputError("id", "must match [A-Za-z0-9._-]{1,64}")
+    below = fields.get("priority_below")
+    if below is not None and below not in PRIORITIES:
+        raise InputError("priority_below", f"{shown(below)} is not allowed (allowed: {', '.join(PRIORITIES)})")
+    return below
 
 
 def _number(raw: dict[str, Any], name: str, lo: float, hi: float | None, default: float,
@@ -118,13 +183,19 @@ def _number(raw: dict[str, Any], name: str, lo: float, hi: float | None, default
     v = raw.get(name)
     if v is None:
         return default
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise InputError(name, f"must be a number, got {json.dumps(v, ensure_ascii=False)}")
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise InputError(name, f"must be a number, got {shown(v)}")
     hi_s = "" if hi is None else f" {hi}"
     rng = f"{'>' if lo_open else ''}{lo}{' ..' + hi_s if hi is not None else ''}"
-    if (v <= lo if lo_open else v < lo) or (hi is not None and v > hi):
-        raise InputError(name, f"{v} is out of range (allowed: {rng})")
-    return float(v)
+    try:
+        f = float(v)
+    except OverflowError:  # an integer beyond any float
+        raise InputError(name, f"{shown(v)} is out of range (allowed: {rng})") from None
+    if not math.isfinite(f):
+        raise InputError(name, f"must be a number, got {shown(v)}")
+    if (f <= lo if lo_open else f < lo) or (hi is not None and f > hi):
+        raise InputError(name, f"{shown(v)} is out of range (allowed: {rng})")
+    return f
 
 
 def build(raw: dict[str, Any], cfg: Config, *, now: float | None = None, source: str = "mqtt",
@@ -153,7 +224,7 @@ def build(raw: dict[str, Any], cfg: Config, *, now: float | None = None, source:
     ann_id = raw.get("id")
     if ann_id is None:
         ann_id = new_id()
-    elif not isinstance(ann_id, str) or not ID_RE.match(ann_id):
+    elif not isinstance(ann_id, str) or not ID_RE.fullmatch(ann_id):
         raise InputError("id", "must match [A-Za-z0-9._-]{1,64}")
 
     emo_raw = raw.get("emotion")
@@ -165,7 +236,7 @@ def build(raw: dict[str, Any], cfg: Config, *, now: float | None = None, source:
 
     priority = raw.get("priority", cfg.defaults.priority)
     if priority not in PRIORITIES:
-        raise InputError("priority", f"{json.dumps(priority, ensure_ascii=False)} is not allowed "
+        raise InputError("priority", f"{shown(priority)} is not allowed "
                                      f"(allowed: {', '.join(PRIORITIES)})")
 
     if forced_targets is not None:
@@ -183,11 +254,14 @@ def build(raw: dict[str, Any], cfg: Config, *, now: float | None = None, source:
     known = list(cfg.speakers) + list(cfg.zones)
     for name in targets:
         if name not in known:
-            raise InputError("targets", f"unknown target {name!r} (allowed: {', '.join(known)})")
+            raise InputError("targets", f"unknown target {name[:60]!r} (allowed: {', '.join(known)})")
 
     chime = raw.get("chime", cfg.defaults.chime)
     if not isinstance(chime, (bool, str)):
         raise InputError("chime", "must be true, false or a chime name")
+    if isinstance(chime, str) and chime not in BUILTIN_CHIMES and chime not in cfg.chimes:
+        names = ", ".join(sorted({*BUILTIN_CHIMES, *cfg.chimes}))
+        raise InputError("chime", f"unknown chime {shown(chime)} (allowed: true, false, {names})")
 
     repeat = raw.get("repeat", 1)
     if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= 10:
@@ -197,7 +271,8 @@ def build(raw: dict[str, Any], cfg: Config, *, now: float | None = None, source:
     if engine is None:
         engine = cfg.default_engine
     elif not isinstance(engine, str) or engine not in cfg.engines:
-        raise InputError("engine", f"unknown engine {engine!r} (allowed: {', '.join(cfg.engines)})")
+        shown_engine = repr(engine[:60]) if isinstance(engine, str) else shown(engine)
+        raise InputError("engine", f"unknown engine {shown_engine} (allowed: {', '.join(cfg.engines)})")
     for name in ("voice", "lang"):
         if raw.get(name) is not None and not isinstance(raw[name], str):
             raise InputError(name, "must be a string")

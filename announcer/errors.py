@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 
 class InputError(ValueError):
     """Bad input from a user: names the field and, where it helps, what is allowed.
@@ -19,3 +21,12 @@ class InputError(ValueError):
 
 class EngineUnavailable(RuntimeError):
     """An engine cannot run here (missing package, model files, ...); the message says how to fix it."""
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """``value`` as JSON for an error message, cut to ``limit`` characters (payloads can be huge)."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"

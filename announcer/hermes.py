@@ -30,8 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .announcement import ID_RE, Announcement, new_id
+from .announcement import ID_RE, Announcement, json_object, new_id, payload_text
 from .config import Config
+from .errors import InputError, shown
 from .events import EventBus
 from .integration import Integration
 from .mqtt import IncomingMessage, json_bytes
@@ -49,13 +50,16 @@ class Accepting:  # the part of Intake this module uses
     def accept(self, payload: bytes | str, target: str | None, msg: IncomingMessage | None = None,
                source: str = "mqtt", raw: dict[str, Any] | None = None) -> Announcement | None: ...
 
+    def reject(self, exc: InputError, fields: dict[str, Any] | None, msg: IncomingMessage | None = None
+               ) -> None: ...
+
 
 def announcement_id(hermes_id: Any) -> str:
     """A valid announcement id for a Hermes request id."""
     if hermes_id is None or hermes_id == "":
         return new_id()
     text = hermes_id if isinstance(hermes_id, str) else json.dumps(hermes_id)
-    if ID_RE.match(text):
+    if ID_RE.fullmatch(text):
         return text
     return "hermes-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
@@ -90,23 +94,23 @@ class HermesBridge(Integration):
     # ---- hermes/tts/say ------------------------------------------------------------------
     def _say(self, msg: IncomingMessage) -> None:
         try:
-            obj = json.loads(msg.payload.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            self.events.emit("rejected", ann_id=new_id(), reason="invalid",
-                             error=f"payload: {SAY} needs a JSON object ({exc})")
-            return
-        if not isinstance(obj, dict):
-            self.events.emit("rejected", ann_id=new_id(), reason="invalid",
-                             error=f"payload: {SAY} needs a JSON object with \"text\"")
+            obj = json_object(payload_text(msg.payload, self.cfg), f"{SAY} needs a JSON object",
+                              f"{SAY} needs a JSON object with \"text\"")
+        except InputError as exc:  # no id, siteId or sessionId to answer with: no sayFinished
+            self.intake.reject(exc, None, msg)
             return
         site = obj.get("siteId") or "default"
         reply = {"id": obj.get("id"), "siteId": site, "sessionId": obj.get("sessionId")}
         ann_id = announcement_id(obj.get("id"))
         sites = self.cfg.hermes.sites
-        if sites and site not in sites:
-            self.events.emit("rejected", ann_id=ann_id, reason="invalid",
-                             error=f"siteId: unknown siteId {site!r} (allowed: {', '.join(sites)}; "
-                                   "map it in hermes.sites)")
+        bad_site = None
+        if not isinstance(site, str):
+            bad_site = InputError("siteId", f"must be a string, got {shown(site)}")
+        elif sites and site not in sites:
+            bad_site = InputError("siteId", f"unknown siteId {site[:60]!r} (allowed: {', '.join(sites)}; "
+                                            "map it in hermes.sites)")
+        if bad_site is not None:
+            self.intake.reject(bad_site, {"id": ann_id}, msg)
             self._finished(reply)
             return
         target = sites.get(site) if sites else None

@@ -16,14 +16,21 @@ cannot be recognised and would get a new one: senders that care should set ids.
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import threading
 import time
 from typing import Any, Callable, Protocol
 
-from .announcement import ID_RE, Announcement, build, decode_payload, new_id
-from .config import PRIORITIES, Config
+from .announcement import (
+    ID_RE,
+    Announcement,
+    build,
+    decode_payload,
+    decode_stop,
+    new_id,
+    stop_priority,
+)
+from .config import Config
 from .errors import InputError
 from .events import EventBus
 from .integration import Integration
@@ -110,7 +117,7 @@ class Intake:
             target = topic[len(p) + 5:] or None
             self.accept(msg.payload, target, msg)
         elif topic == f"{p}/stop" or topic.startswith(f"{p}/stop/"):
-            self._stop(topic[len(p) + 6:] or None, msg.payload)
+            self._stop(topic[len(p) + 6:] or None, msg)
         elif not any(i.handle(msg) for i in self.integrations):
             _LOGGER.debug("ignoring message on %s", topic)
         return True
@@ -132,9 +139,7 @@ class Intake:
                         fields[key] = value
             forced = None
             if target is not None:
-                if target not in self.cfg.speakers and target not in self.cfg.zones:
-                    known = ", ".join(list(self.cfg.speakers) + list(self.cfg.zones))
-                    raise InputError("targets", f"unknown target {target!r} in the topic (allowed: {known})")
+                self._check_target(target)
                 forced = (target,)
             ann = build(fields, self.cfg, now=received, source=source, forced_targets=forced,
                         message_expiry=msg.message_expiry if msg is not None else None,
@@ -160,33 +165,37 @@ class Intake:
         return ann
 
     # ---- helpers ---------------------------------------------------------------------
+    def reject(self, exc: InputError, fields: dict[str, Any] | None, msg: IncomingMessage | None = None) -> None:
+        """The ``rejected`` event for a message another front door (Hermes) found invalid."""
+        self._reject(exc, fields, msg.response_topic if msg is not None else None,
+                     msg.correlation_data if msg is not None else None)
+
     def _reject(self, exc: InputError, fields: dict[str, Any] | None, response_topic: str | None,
                 correlation: bytes | None) -> None:
         ann_id = fields.get("id") if isinstance(fields, dict) else None
-        if not isinstance(ann_id, str) or not ID_RE.match(ann_id):
+        if not isinstance(ann_id, str) or not ID_RE.fullmatch(ann_id):
             ann_id = new_id()
         event = self.events.emit("rejected", ann_id=ann_id, reason=exc.reason, error=str(exc))
         if response_topic and self._reply is not None:
             self._reply(response_topic, correlation, event)
 
-    def _stop(self, target: str | None, payload: bytes) -> None:
-        below = None
-        text = payload.decode("utf-8", "replace").strip() if payload else ""
-        if text:
-            try:
-                obj = json.loads(text)
-                below = obj.get("priority_below") if isinstance(obj, dict) else None
-            except json.JSONDecodeError:
-                obj = None
-            if below is not None and below not in PRIORITIES:
-                _LOGGER.warning("stop: priority_below %r is not one of %s; ignored", below, ", ".join(PRIORITIES))
-                return
-            if obj is None:
-                _LOGGER.warning("stop: payload must be empty or JSON {\"priority_below\": ...}; ignored")
-                return
-        if target is not None and target not in self.cfg.speakers and target not in self.cfg.zones:
-            _LOGGER.warning("stop: unknown target %r; ignored", target)
+    def _stop(self, target: str | None, msg: IncomingMessage) -> None:
+        """``P/stop[/<target>]``: an invalid stop is rejected (event) and stops nothing."""
+        fields: dict[str, Any] | None = None
+        try:
+            fields = decode_stop(msg.payload, self.cfg)
+            below = stop_priority(fields)
+            if target is not None:
+                self._check_target(target)
+        except InputError as exc:
+            self._reject(exc, fields, msg.response_topic, msg.correlation_data)
             return
         _LOGGER.info("stop requested on %s%s", target or "all speakers",
                      f" below {below}" if below else "")
         self.scheduler.stop(target, below)
+
+    def _check_target(self, target: str) -> None:
+        """A target named in the topic must be a speaker or zone."""
+        if target not in self.cfg.speakers and target not in self.cfg.zones:
+            known = ", ".join(list(self.cfg.speakers) + list(self.cfg.zones))
+            raise InputError("targets", f"unknown target {target[:60]!r} in the topic (allowed: {known})")

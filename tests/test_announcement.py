@@ -6,7 +6,13 @@ import json
 
 import pytest
 
-from announcer.announcement import Announcement, clean_text, parse
+from announcer.announcement import (
+    Announcement,
+    clean_text,
+    decode_stop,
+    parse,
+    stop_priority,
+)
 from announcer.config import parse_config
 from announcer.errors import InputError
 
@@ -62,6 +68,16 @@ def test_message_expiry_shortens_ttl() -> None:
     (b'{"text": "a", "id": "has space"}', "id", "invalid"),
     (b'{"text": "a", "engine": "nope"}', "engine", "invalid"),
     (b'{"text": "a", "chime": 3}', "chime", "invalid"),
+    # found by the garbage-in reliability test (tests/reliability/test_garbage.py): each once crashed
+    # the MQTT handler (no event, message never acknowledged) or was accepted and failed later
+    (b'{"text": "a", "speed": ' + b"9" * 400 + b"}", "speed", "invalid"),  # int beyond float: OverflowError
+    (b'{"text": "\\ud800 a"}', "text", "invalid"),  # lone surrogate: could not be spooled or published
+    (b'{"text": "a", "emotion": "\\udfff"}', "emotion", "invalid"),
+    (b'{"text": "a", "\\ud800": 1}', "payload", "invalid"),
+    (b'{"text": "a", "id": "a1\\n"}', "id", "invalid"),  # "$" matched before the newline
+    (b'{"text": "a", "chime": "nope"}', "chime", "invalid"),  # failed with a KeyError at play time
+    (b'{"text": "a", "engine": 1.5}', "engine", "invalid"),
+    (b'{"text": "a", "engine": {"x": []}}', "engine", "invalid"),
 ])
 def test_rejections_name_the_field(payload: bytes, field: str | None, reason: str | None) -> None:
     if field is None:
@@ -85,3 +101,64 @@ def test_markup_and_control_characters_are_stripped() -> None:
     assert clean_text("Hello<br>world\t!") == "Hello world !"
     with pytest.raises(InputError, match="text: must not be empty"):
         parse(json.dumps({"text": "<b>\u0007\u200b</b>"}).encode(), CFG)
+
+
+@pytest.mark.parametrize("payload, message", [
+    (b'{"text": "a", "speed": ' + b"9" * 5000 + b"}", "payload: a number in the JSON has too many digits"),
+    (b'{"text": "a", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}", "payload: JSON nested too deeply"),
+    (b'{"text": "a", "x": ' + b'{"x": ' * 5000 + b"1" + b"}" * 5000 + b"}", "payload: JSON nested too deeply"),
+])
+def test_json_python_cannot_hold_is_rejected(payload: bytes, message: str) -> None:
+    """An int over 4300 digits raised ValueError, deep nesting RecursionError: neither was an InputError."""
+    big = CFG.model_copy(update={"limits": CFG.limits.model_copy(update={"max_payload_bytes": 65536})})
+    with pytest.raises(InputError) as info:
+        parse(payload, big)
+    assert str(info.value) == message and info.value.reason == "invalid"
+
+
+def test_huge_values_are_cut_in_errors() -> None:
+    with pytest.raises(InputError) as info:
+        parse(json.dumps({"text": "a", "priority": "x" * 900}).encode(), CFG)
+    assert len(str(info.value)) < 200 and "allowed: low, normal, high, emergency" in str(info.value)
+    with pytest.raises(InputError, match=r"speed: 9{10,}… is out of range \(allowed: 0.5 .. 2.0\)"):
+        parse(b'{"text": "a", "speed": ' + b"9" * 400 + b"}", CFG)
+
+
+def test_named_chimes_are_accepted() -> None:
+    assert parse(b'{"text": "a", "chime": "alarm"}', CFG).chime == "alarm"
+    assert parse(b'{"text": "a", "chime": "none"}', CFG).chime == "none"
+    with pytest.raises(InputError, match=r"chime: unknown chime \"bell\" \(allowed: true, false, alarm, ding-dong"):
+        parse(b'{"text": "a", "chime": "bell"}', CFG)
+
+
+@pytest.mark.parametrize("payload, below", [
+    (b"", None), (b"  \n", None), (b"{}", None), (b'{"priority_below": "emergency"}', "emergency"),
+    (b'{"priority_below": null}', None), (b'{"priority_below": "high", "id": "s-1"}', "high"),
+])
+def test_valid_stops(payload: bytes, below: str | None) -> None:
+    assert stop_priority(decode_stop(payload, CFG)) == below
+
+
+@pytest.mark.parametrize("payload, field", [
+    (b"please stop", "payload"),
+    (b"[1]", "payload"),
+    (b"5", "payload"),
+    (b"null", "payload"),
+    (b'{"priority_below": ', "payload"),
+    (b"\xff\xfe", "payload"),
+    (b"{" + b" " * 1100 + b"}", "payload"),  # over max_payload_bytes
+    (b'{"foo": 1}', "payload"),  # unknown fields: rejected, not "stop everything"
+    (b'{"priority_below": "urgent"}', "priority_below"),
+    (b'{"priority_below": 3}', "priority_below"),
+    (b'{"priority_below": ["low"]}', "priority_below"),
+    (b'{"id": "bad id"}', "id"),
+    (b'{"id": "\\ud800"}', "id"),
+])
+def test_invalid_stops_name_the_field(payload: bytes, field: str) -> None:
+    with pytest.raises(InputError) as info:
+        stop_priority(decode_stop(payload, CFG))
+    assert info.value.field == field, str(info.value)
+    if field == "payload":
+        assert "priority_below" in str(info.value) or "bytes" in str(info.value) or "UTF-8" in str(info.value)
+    if field == "priority_below":
+        assert "allowed: low, normal, high, emergency" in str(info.value)

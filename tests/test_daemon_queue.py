@@ -260,10 +260,22 @@ def test_stop_priority_below_emergency_spares_emergencies(client: TestClient, da
     assert events.all(alarm, "interrupted") == []
 
 
-def test_malformed_stop_is_ignored(client: TestClient, daemon: DaemonProc, events: Events) -> None:
+def test_malformed_stop_is_rejected_and_stops_nothing(client: TestClient, daemon: DaemonProc,
+                                                      events: Events) -> None:
     first = blocker(client, daemon, events)
-    client.publish(daemon.topic("stop"), b'{"priority_below": "urgent"}')
+    client.publish(daemon.topic("stop"), b'{"priority_below": "urgent", "id": "stop-urgent"}')
     client.publish(daemon.topic("stop"), b"please stop")
+    client.publish(daemon.topic("stop"), b"[1]")  # once "stop everything"
+    client.publish(daemon.topic("stop"), b'{"foo": 1}')  # once "stop everything"
     client.publish(daemon.topic("stop", "nope"), b"")
     done = events.wait_done([first], ("a",))
     assert done[(first, "a")]["state"] == "finished", events.dump()
+    states = [(e["id"], e["state"]) for e in events.all()]
+    assert states.index((first, "finished")) > max(i for i, (_, s) in enumerate(states) if s == "rejected") \
+        and len(events.all(state="rejected")) == 5, f"the stops came after the blocker ended\n  {events.dump()}"
+    rejected = events.all(state="rejected")
+    assert [e["error"].split(":")[0] for e in rejected] == \
+        ["priority_below", "payload", "payload", "payload", "targets"], events.dump()
+    assert rejected[0]["id"] == "stop-urgent" and "low, normal, high, emergency" in rejected[0]["error"]
+    assert "'nope'" in rejected[4]["error"] and "files" in rejected[4]["error"]
+    assert all(e["reason"] == "invalid" for e in rejected)

@@ -145,3 +145,43 @@ hermes: {enabled: true}
     assert bridge.handle(IncomingMessage(SAY, body, 1, False, 1))
     assert calls == [(None, {"text": "hi", "id": "x1"})]  # None: the default targets
     assert sent == [(SAY_FINISHED, b'{"id":"x1","siteId":"anything","sessionId":"s"}')]  # FakeIntake rejected
+
+
+def test_garbage_requests_are_rejected_through_intake() -> None:
+    """Each bad request becomes one ``rejected`` event (Intake's code path), never an exception.
+
+    A siteId that is a list or an object raised TypeError (``site not in sites``) from the
+    MQTT handler: no event, no sayFinished, the message never acknowledged.
+    """
+    from announcer.config import parse_config
+    from announcer.errors import InputError
+    from announcer.events import EventBus
+    from announcer.hermes import HermesBridge
+    from announcer.mqtt import IncomingMessage
+
+    cfg = parse_config("""
+speakers: {a: {type: file, directory: /tmp/a}}
+hermes: {enabled: true, sites: {default: a}}
+limits: {max_payload_bytes: 1024}
+""")
+    rejected: list[tuple[str, str | None]] = []
+
+    class FakeIntake:
+        def accept(self, *args: Any, **kwargs: Any) -> None:
+            raise AssertionError("nothing here is valid")
+
+        def reject(self, exc: InputError, fields: dict[str, Any] | None, msg: Any = None) -> None:
+            rejected.append((str(exc), (fields or {}).get("id")))
+
+    sent: list[bytes] = []
+    bridge = HermesBridge(cfg, FakeIntake(), EventBus(), lambda t, p, q, r: sent.append(p))
+    bodies = [b"\xff", b"[1]", b"not json", b'{"text": "\\ud800"}', b"{" + b" " * 1100 + b"}",
+              b'{"text": "hi", "siteId": ["a"], "id": "h1"}', b'{"text": "hi", "siteId": {"x": 1}, "id": "h2"}',
+              b'{"text": "hi", "siteId": "garage", "id": "h3"}']
+    for body in bodies:
+        assert bridge.handle(IncomingMessage(SAY, body, 1, False, 1))
+    fields = [e.split(":")[0] for e, _ in rejected]
+    assert fields == ["payload", "payload", "payload", "text", "payload", "siteId", "siteId", "siteId"], rejected
+    assert [i for _, i in rejected[-3:]] == ["h1", "h2", "h3"]
+    assert "must be a string" in rejected[5][0] and "allowed: default" in rejected[7][0]
+    assert len(sent) == 3  # a sayFinished for each request with an id/siteId to answer
