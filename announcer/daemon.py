@@ -39,6 +39,7 @@ from .engines.base import Engine
 from .errors import EngineUnavailable
 from .events import TERMINAL, EventBus
 from .ha_bridge import HomeAssistantBridge
+from .heap import IdleTrim
 from .hermes import HermesBridge
 from .intake import Intake
 from .integration import Integration
@@ -75,6 +76,7 @@ class Daemon:
         self._last_status: dict[str, Any] | None = None
         self.link: MqttLink | None = None
         self.integrations: list[Integration] = []
+        self._idle_trim = IdleTrim()
 
     # ---- start ---------------------------------------------------------------------
     def start(self) -> None:
@@ -245,8 +247,10 @@ class Daemon:
             status["engines"] = managed
         return status
 
-    def _status_changed(self, _status: dict[str, Any] | None = None) -> None:
+    def _status_changed(self, status: dict[str, Any] | None = None) -> None:
         self._publish_status()
+        if status is not None:  # malloc keeps what a busy spell freed: give it back once idle
+            self._idle_trim.update(status.get("queue") == 0 and not status.get("speaking"))
 
     def _publish_status(self, force: bool = False) -> None:
         if self.link is None or not hasattr(self, "scheduler"):

@@ -39,7 +39,12 @@ class _FileStream(Stream):
         self._parts.append(np.asarray(samples, np.float32))
 
     def close(self) -> dict[str, Any]:
-        audio = Audio(np.concatenate(self._parts) if self._parts else np.zeros(0, np.float32), self._rate)
+        # let go of the parts at once: the speaker's sink thread holds on to its last call (this
+        # stream's close) until the next announcement, which kept the whole announcement's audio
+        # (up to tens of MiB with repeats) in memory while the daemon idled
+        parts, self._parts = self._parts, []
+        audio = Audio(np.concatenate(parts) if parts else np.zeros(0, np.float32), self._rate)
+        del parts
         try:
             write_wav_atomic(self._path, audio)
         except OSError as exc:
