@@ -161,6 +161,7 @@ class SinkGuard:
                                 self.speaker, c.what, time.monotonic() - c.submitted,
                                 f": {c.error}" if c.error is not None else "")
             c.done.set()
+            del c  # while this thread waits for the next call, keep nothing of the last (stream, samples)
 
 
 class GuardedStream(Stream):
