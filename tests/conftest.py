@@ -1,5 +1,6 @@
 """Shared fixtures. ``broker``: a real mosquitto per test; ``shared_broker``: one per session.
 
+``closing(obj)`` closes what a test made (daemons, publishers, event logs) after it, pass or fail.
 ``broker_factory`` makes more (TLS listeners, a broker that starts late).
 All yield ``tests.broker.Broker`` objects (``host``, ``port``, ``client()``, ``stop()``,
 ``start()``, ``restart()``, ``mqtt_config()``). A missing mosquitto binary fails the
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import pytest
 
@@ -84,3 +85,27 @@ def worker_py() -> str:
     if py is None:
         pytest.skip("no Python 3.8-3.10 interpreter for the worker (set ANNOUNCER_TEST_WORKER_PYTHON)")
     return py
+
+
+T = TypeVar("T")
+
+
+@pytest.fixture
+def closing() -> Iterator[Callable[[T], T]]:
+    """``closing(obj)`` returns ``obj`` and closes it after the test, passed or failed (last first).
+
+    For what a test makes itself: daemons (``close()`` stops one still running), publishers,
+    event logs, FIFO speakers. Nothing is left running after a failed assertion.
+    """
+    made: list[Any] = []
+
+    def add(obj: T) -> T:
+        made.append(obj)
+        return obj
+
+    yield add
+    for obj in reversed(made):
+        try:
+            obj.close()
+        except Exception as exc:  # clean-up: report and go on with the rest
+            print(f"clean-up of {obj!r} failed: {exc}")

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +33,6 @@ from daemon_proc import (  # noqa: F401
 from announcer.notify import notify, watchdog_interval
 
 pytestmark = pytest.mark.timeout(150)
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[DaemonProc]]:
-    made: list[DaemonProc] = []
-    yield made
-    for d in made:
-        d.close()
 
 
 # ---------------------------------------------------------------------------- in process
@@ -65,11 +57,11 @@ def test_notify_sends_one_datagram_and_reads_the_watchdog_period(sd_socket: Noti
 # ---------------------------------------------------------------------------- end to end
 def test_ready_only_after_the_subscription_then_status_and_stopping(
         broker_factory: Any, tmp_path: Path, announcer_cache: Path, sd_socket: NotifySocket,  # noqa: F811
-        daemons: list[DaemonProc]) -> None:
+        closing: Callable[[Any], Any]) -> None:
     broker: Broker = broker_factory(start=False)  # nothing listens yet
     d = DaemonProc(broker, tmp_path / "d", announcer_cache,
                       env={**sd_socket.env, "WATCHDOG_USEC": "1000000"})
-    daemons.append(d)
+    closing(d)
     d.spawn()
     d.wait_log("engine zh (embedded-zh) ready", timeout=60)
     d.wait_log("cannot connect to mqtt://", timeout=20)
@@ -98,14 +90,14 @@ def test_ready_only_after_the_subscription_then_status_and_stopping(
 
 def test_watchdog_pings_only_while_every_player_makes_progress(
         shared_broker: Broker, tmp_path: Path, announcer_cache: Path, sd_socket: NotifySocket,  # noqa: F811
-        daemons: list[DaemonProc]) -> None:
+        closing: Callable[[Any], Any]) -> None:
     fifo = FifoSpeakers(tmp_path / "alsa", count=1)
     reader = fifo.readers[1]
     reader.pace(None)
     d = DaemonProc(shared_broker, tmp_path / "d", announcer_cache,
                       env={**sd_socket.env, **fifo.env, "WATCHDOG_USEC": "1000000"},
                       speakers={"slow": fifo.speaker_yaml(1)})
-    daemons.append(d)
+    closing(d)
     client = shared_broker.client()
     events = Events(client.collect(d.topic("events")))
     try:

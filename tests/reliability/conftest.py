@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Iterator
 
 import pytest
 
@@ -26,30 +26,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if here in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.reliability)
-
-
-T = TypeVar("T")
-
-
-@pytest.fixture
-def closing() -> Iterator[Callable[[T], T]]:
-    """``closing(obj)`` returns ``obj`` and closes it after the test, passed or failed (last first).
-
-    For what a test makes itself: daemons (``close()`` stops one still running), publishers,
-    event logs, FIFO speakers. Nothing is left running after a failed assertion.
-    """
-    made: list[Any] = []
-
-    def add(obj: T) -> T:
-        made.append(obj)
-        return obj
-
-    yield add
-    for obj in reversed(made):
-        try:
-            obj.close()
-        except Exception as exc:  # clean-up: report and go on with the rest
-            print(f"clean-up of {obj!r} failed: {exc}")
 
 
 @pytest.fixture
