@@ -133,9 +133,9 @@ def _new_id(tag: str) -> str:
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from announcer.chain import ChimeLibrary
+    from announcer.audio.chimes import ChimeLibrary
+    from announcer.core.errors import EngineUnavailable
     from announcer.engines.base import create_engine, engine_module
-    from announcer.errors import EngineUnavailable
 
     from .engine import _jobs, render
 
@@ -281,7 +281,7 @@ def find_chime(device: Any, chime: Any, t0: float) -> tuple[float, float | None,
     """
     import numpy as np
 
-    from announcer.player import FADE_OUT_SECONDS
+    from announcer.playback.player import FADE_OUT_SECONDS
 
     played = device.samples()[:, 0].astype(np.float64)
     start = device.frame_at(t0)

@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from announcer.emotions import resolve_emotion
+from announcer.core.emotions import resolve_emotion
+from announcer.core.errors import EngineUnavailable
 from announcer.engines.base import Engine, Style, create_engine, engine_module
-from announcer.errors import EngineUnavailable
 
 from .common import (
     BenchError,

@@ -28,6 +28,7 @@ from corpus import corpus_rows  # noqa: E402  (the public corpus, or its copy in
 
 from announcer.sinks.sounddevice_sink import list_output_devices  # noqa: E402
 
+
 def corpus() -> list[tuple[str, str, str]]:
     """A varied handful of the public corpus: the first line of each emotion, in corpus order."""
     picked, seen = [], set()
@@ -61,7 +62,7 @@ def main() -> int:
     env = dict(os.environ, DEMO_MQTT_PORT=str(broker.port), DEMO_DIR=str(out))
 
     announcer = [str(ROOT / ".venv" / "bin" / "announcer")] if (ROOT / ".venv" / "bin" / "announcer").exists() \
-        else [sys.executable, "-m", "announcer.cli"]
+        else [sys.executable, "-m", "announcer"]
     sub = subprocess.Popen(["mosquitto_sub", "-p", str(broker.port), "-v", "-t", "announcer/events",
                             "-t", "announcer/status", "-t", "announcer/availability"],
                            stdout=subprocess.PIPE, text=True, env=env)

@@ -26,9 +26,10 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -111,7 +112,7 @@ log_timestamp true
             encoding="utf-8",
         )
 
-    def start(self, timeout: float = 10.0) -> "Broker":
+    def start(self, timeout: float = 10.0) -> Broker:
         if self.running:
             return self
         self._write_conf()
@@ -188,7 +189,7 @@ log_timestamp true
         return "broker log:\n" + "\n".join(text.splitlines()[-lines:])
 
     # ---- helper clients -----------------------------------------------------------
-    def client(self, client_id: str | None = None, protocol: int = mqtt.MQTTv5) -> "TestClient":
+    def client(self, client_id: str | None = None, protocol: int = mqtt.MQTTv5) -> TestClient:
         """A connected helper client (closed with the broker)."""
         cid = client_id or f"test-{next(self._ids)}-{uuid.uuid4().hex[:6]}"
         c = TestClient(self.host, self.port, cid, protocol)
@@ -416,7 +417,7 @@ class TestClient:
         self._subscribe(coll, qos)
         return coll
 
-    def _subscribe(self, coll: "Collected", qos: int) -> None:
+    def _subscribe(self, coll: Collected, qos: int) -> None:
         topic_filter = coll.topic_filter
         with self._lock:
             self._collections.append(coll)

@@ -10,8 +10,9 @@ test with a hint to run ``scripts/install-system-deps.sh``; it is never skipped.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import pytest
 

@@ -3,7 +3,7 @@ the service tests: sd_notify, watchdog, reload, drain, security) and the benchma
 
 ``DaemonProc`` writes a config (``file`` speakers ``a`` and ``b``, an ``mqtt`` speaker
 ``m``, the real ``embedded-zh`` engine) into a tmp dir, runs ``announcer run -c`` on it
-with ``sys.executable -m announcer.cli``, and waits for a *live* (non-retained)
+with ``sys.executable -m announcer``, and waits for a *live* (non-retained)
 ``P/availability`` = ``online``, which the daemon publishes once its subscriptions are
 confirmed. ``stop()`` sends SIGTERM, ``kill()`` SIGKILL, ``hup()`` SIGHUP. The daemon's
 stderr (its log) goes to ``daemon.log`` in the work dir; ``log_tail()`` puts it into
@@ -42,17 +42,17 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
 import yaml
+from broker import Broker, Collected, Received, TestClient
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-
-from broker import Broker, Collected, Received, TestClient
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEAKERS = ("a", "b", "m")
@@ -167,7 +167,7 @@ logging: {{level: {self.log_level}}}
             log.flush()
             env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
             self.spawned = time.monotonic()
-            self.proc = subprocess.Popen([sys.executable, "-m", "announcer.cli", "run", "-c", str(self.config_path)],
+            self.proc = subprocess.Popen([sys.executable, "-m", "announcer", "run", "-c", str(self.config_path)],
                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
                                          cwd=self.workdir, env=env)
         return self

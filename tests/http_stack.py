@@ -15,16 +15,15 @@ from typing import Any
 
 import httpx
 
-from announcer.chain import ChimeLibrary
+from announcer.audio.chimes import ChimeLibrary
 from announcer.config import Config, parse_config
-from announcer.events import EventBus
+from announcer.core.events import EventBus
 from announcer.http.service import HttpContext, HttpService
-from announcer.intake import Intake
-from announcer.local import make_synthesizer
-from announcer.scheduler import Scheduler
+from announcer.intake.intake import Intake
+from announcer.playback.scheduler import Scheduler
+from announcer.playback.synthesizer import Synthesizer, make_synthesizer
 from announcer.sinks.base import SinkContext, create_sink
-from announcer.spool import Spool
-from announcer.synth import Synthesizer
+from announcer.spool.store import Spool
 
 TOKEN = "test-token-0123456789abcdef"
 JWT_SECRET = "jwt-secret-0123456789abcdef-0123456789"

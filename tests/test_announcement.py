@@ -6,15 +6,10 @@ import json
 
 import pytest
 
-from announcer.announcement import (
-    Announcement,
-    clean_text,
-    decode_stop,
-    parse,
-    stop_priority,
-)
 from announcer.config import parse_config
-from announcer.errors import InputError
+from announcer.core.announcement import Announcement
+from announcer.core.errors import InputError
+from announcer.intake.parse import clean_text, decode_stop, parse, stop_priority
 
 CFG = parse_config("""
 speakers:

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from announcer.cache import ClauseCache
 from announcer.config import CacheConfig
+from announcer.playback.clause_cache import ClauseCache
 
 BASE = ("embedded-zh:v1", "zh-female", "happy", 1.0, 1.0, "各位乘客，")
 
@@ -136,7 +136,7 @@ def test_io_problems_are_logged_once_never_raised(tmp_path: Path, caplog: pytest
     blocker.write_text("a file where the cache directory should be")
     cache = ClauseCache(blocker / "cache", 10**7)
     key = cache.key(*BASE)
-    with caplog.at_level(logging.DEBUG, logger="announcer.cache"):
+    with caplog.at_level(logging.DEBUG, logger="announcer.playback.clause_cache"):
         for _ in range(3):
             cache.put(key, samples(1))
             assert cache.get(key) is None

@@ -7,12 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from announcer.chain import (DEFAULT_TARGET_LUFS, PEAK_CEILING, ChimeLibrary, LoudnessState, SpeakerChain,
-                             emotion_level_db, limit, resample)
+from announcer.audio.chimes import ChimeLibrary
+from announcer.audio.dsp import PEAK_CEILING, limit, resample
+from announcer.audio.loudness import LoudnessState, integrated_loudness
 from announcer.engines.base import Style, create_engine
-from announcer.engines.embedded_zh import Config as ZhConfig, EmbeddedZhEngine
-from announcer.loudness import integrated_loudness
-from announcer.prosody import prosody_for
+from announcer.engines.embedded_zh import Config as ZhConfig
+from announcer.engines.embedded_zh import EmbeddedZhEngine
+from announcer.engines.prosody import prosody_for
+from announcer.playback.speaker_chain import DEFAULT_TARGET_LUFS, SpeakerChain, emotion_level_db
 from announcer.sinks.sounddevice_sink import Config as DeviceConfig
 
 TEXT = "注意，各位旅客请注意，开往北京的G102次列车即将进站，请站在黄线以外。"
@@ -165,7 +167,8 @@ def test_prelude_is_lead_in_then_chime() -> None:
 
 
 def test_wav_chime_is_resampled(tmp_path: Path) -> None:
-    from announcer.audio import Audio, write_wav_atomic
+    from announcer.audio.samples import Audio
+    from announcer.audio.wav import write_wav_atomic
 
     tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(8000) / 8000)).astype(np.float32)
     write_wav_atomic(tmp_path / "c.wav", Audio(tone, 8000))
@@ -191,6 +194,6 @@ def test_resample_keeps_duration_and_frequency(src: int, dst: int) -> None:
 
 
 def test_resample_uses_soxr() -> None:
-    from announcer.chain import _soxr
+    from announcer.audio.dsp import _soxr
 
     assert _soxr() is not None  # a declared dependency; the FFT path is only for a broken install

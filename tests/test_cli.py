@@ -18,7 +18,7 @@ TEXT = "请3号病房的李医生到护士站"
 def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if k != "ANNOUNCER_CONFIG"}
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "announcer.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "announcer", *args], capture_output=True, text=True,
                           cwd=cwd, env=full_env, timeout=120)
 
 

@@ -15,17 +15,27 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
 import soundfile as sf
+from broker import Broker, TestClient, properties
+from daemon_proc import (  # noqa: F401
+    DaemonProc,
+    Events,
+    _idle_between_tests,
+    announcer_cache,
+    client,
+    events,
+    module_daemon,
+    new_id,
+    unique_text,
+)
 
 from announcer import __version__
-from broker import Broker, TestClient, properties
-from daemon_proc import (DaemonProc, Events, _idle_between_tests, announcer_cache, client, events,  # noqa: F401
-                         module_daemon, new_id, unique_text)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -162,7 +172,7 @@ def test_response_topic_gets_the_terminal_event_with_correlation(client: TestCli
 
 # ---------------------------------------------------------------------------- announcer send
 def run_send(daemon: DaemonProc, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "announcer.cli", "send", "-c", str(daemon.config_path), *args],
+    return subprocess.run([sys.executable, "-m", "announcer", "send", "-c", str(daemon.config_path), *args],
                           capture_output=True, text=True, timeout=timeout)
 
 

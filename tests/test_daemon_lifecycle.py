@@ -15,15 +15,15 @@ spool must close every announcement as ``finished``.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
-from announcer import __version__
-from announcer.spool import Spool
 from broker import Broker
 from daemon_proc import DaemonProc, EventLog, Events, announcer_cache, new_id, unique_text  # noqa: F401
+
+from announcer import __version__
+from announcer.spool.store import Spool
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -266,8 +266,8 @@ def test_redelivery_of_a_spooled_message_is_not_a_duplicate(broker: Broker, tmp_
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
-    from announcer.announcement import parse
     from announcer.config import load_config
+    from announcer.intake.parse import parse
 
     d = DaemonProc(broker, tmp_path / "d", announcer_cache)
     events = event_log(broker, d, event_logs)

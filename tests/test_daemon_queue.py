@@ -17,14 +17,22 @@ is replayed from its start (``started`` with ``replay: true``) and finishes.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
 
 import pytest
-
 from broker import Broker, TestClient, properties
-from daemon_proc import (DaemonProc, Events, _idle_between_tests, announcer_cache, client, events,  # noqa: F401
-                         module_daemon, new_id, unique_text)
+from daemon_proc import (  # noqa: F401
+    DaemonProc,
+    Events,
+    _idle_between_tests,
+    announcer_cache,
+    client,
+    events,
+    module_daemon,
+    new_id,
+    unique_text,
+)
 
 pytestmark = pytest.mark.timeout(120)
 

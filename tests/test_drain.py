@@ -20,7 +20,7 @@ from alsa import FifoSpeakers
 from broker import Broker
 from daemon_proc import DaemonProc, Events, announcer_cache, new_id, unique_text  # noqa: F401
 
-from announcer.spool import Spool
+from announcer.spool.store import Spool
 
 pytestmark = pytest.mark.timeout(150)
 

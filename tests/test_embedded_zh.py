@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from corpus import corpus_path, corpus_rows
 
-from announcer.cache import ClauseCache
-from announcer.emotions import resolve_emotion
+from announcer.core.emotions import resolve_emotion
+from announcer.core.errors import EngineUnavailable
 from announcer.engines import tflite_patch
 from announcer.engines.base import Style, create_engine
 from announcer.engines.embedded_zh import (
@@ -30,9 +30,9 @@ from announcer.engines.embedded_zh import (
     vocoder_windows,
 )
 from announcer.engines.embedded_zh import Config as ZhConfig
-from announcer.errors import EngineUnavailable
-from announcer.prosody import ENERGY_OFFSET_LIMITS, F0_OFFSET_LIMITS, prosody_for
-from announcer.synth import Synthesizer, SynthStats
+from announcer.engines.prosody import ENERGY_OFFSET_LIMITS, F0_OFFSET_LIMITS, prosody_for
+from announcer.playback.clause_cache import ClauseCache
+from announcer.playback.synthesizer import Synthesizer, SynthStats
 
 SENTENCE = "各位旅客请注意，开往北京的列车即将进站。"
 SR = 24000

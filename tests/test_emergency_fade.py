@@ -18,15 +18,15 @@ import soundfile as sf
 from alsa import AlsaDevices, alsa_devices  # noqa: F401  (fixture)
 from test_scheduler import EventLog, wait_until
 
-from announcer.announcement import build
-from announcer.chain import ChimeLibrary
+from announcer.audio.chimes import ChimeLibrary
 from announcer.config import parse_config
-from announcer.events import EventBus
-from announcer.local import make_synthesizer
-from announcer.player import FADE_OUT_SECONDS
-from announcer.scheduler import Scheduler
+from announcer.core.events import EventBus
+from announcer.intake.parse import build
+from announcer.playback.player import FADE_OUT_SECONDS
+from announcer.playback.scheduler import Scheduler
+from announcer.playback.synthesizer import make_synthesizer
 from announcer.sinks.base import create_sink
-from announcer.spool import Spool
+from announcer.spool.store import Spool
 
 pytestmark = pytest.mark.timeout(120)
 

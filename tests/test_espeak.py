@@ -6,16 +6,15 @@ import subprocess
 import sys
 import threading
 
+import espeakng_loader  # noqa: F401  (installed by scripts/setup.sh: the [espeak] extra)
 import numpy as np
 import pytest
 from pydantic import ValidationError
 
-import espeakng_loader  # noqa: F401  (installed by scripts/setup.sh: the [espeak] extra)
-
-from announcer.emotions import EMOTIONS  # noqa: E402
+from announcer.core.emotions import EMOTIONS
+from announcer.core.errors import EngineUnavailable
 from announcer.engines.base import Style, create_engine  # noqa: E402
 from announcer.engines.espeak import Config, EspeakEngine, espeak_parameters, split_clauses  # noqa: E402
-from announcer.errors import EngineUnavailable  # noqa: E402
 
 SENTENCE = "This is a test announcement for the kitchen speaker."
 
@@ -171,7 +170,7 @@ def test_missing_library_names_the_extra() -> None:
     code = (
         "import sys; sys.modules['espeakng_loader'] = None\n"
         "from announcer.engines.espeak import EspeakEngine, Config\n"
-        "from announcer.errors import EngineUnavailable\n"
+        "from announcer.core.errors import EngineUnavailable\n"
         "eng = EspeakEngine('e', Config(type='espeak'))\n"
         "assert eng.voices[0] == 'en-us'\n"
         "try:\n    eng.load()\nexcept EngineUnavailable as e:\n    print(e)\n"

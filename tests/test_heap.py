@@ -1,11 +1,11 @@
-"""Giving free heap memory back when the daemon turns idle (``announcer.heap``)."""
+"""Giving free heap memory back when the daemon turns idle (``announcer.service.memory``)."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from announcer.heap import IdleTrim, release_free_memory
+from announcer.service.memory import IdleTrim, release_free_memory
 
 
 class Counter:

@@ -27,8 +27,8 @@ from daemon_proc import (  # noqa: F401
     new_id,
 )
 
-from announcer.announcement import ID_RE
-from announcer.hermes import SAY, SAY_FINISHED, announcement_id
+from announcer.core.schema import ID_RE
+from announcer.integrations.hermes import SAY, SAY_FINISHED, announcement_id
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -121,7 +121,7 @@ def test_invalid_request_and_duplicate_still_finish(client: TestClient, daemon: 
 
 def test_no_site_map_means_default_targets(tmp_path: Path) -> None:
     from announcer.config import parse_config
-    from announcer.hermes import HermesBridge
+    from announcer.integrations.hermes import HermesBridge
 
     cfg = parse_config("""
 speakers: {a: {type: file, directory: /tmp/a}, b: {type: file, directory: /tmp/b}}
@@ -136,8 +136,8 @@ hermes: {enabled: true}
             calls.append((target, dict(raw or {})))
             return None
 
-    from announcer.events import EventBus
-    from announcer.mqtt import IncomingMessage
+    from announcer.core.events import EventBus
+    from announcer.mqtt.link import IncomingMessage
 
     sent: list[tuple[str, bytes]] = []
     bridge = HermesBridge(cfg, FakeIntake(), EventBus(), lambda t, p, q, r: sent.append((t, p)))
@@ -154,10 +154,10 @@ def test_garbage_requests_are_rejected_through_intake() -> None:
     MQTT handler: no event, no sayFinished, the message never acknowledged.
     """
     from announcer.config import parse_config
-    from announcer.errors import InputError
-    from announcer.events import EventBus
-    from announcer.hermes import HermesBridge
-    from announcer.mqtt import IncomingMessage
+    from announcer.core.errors import InputError
+    from announcer.core.events import EventBus
+    from announcer.integrations.hermes import HermesBridge
+    from announcer.mqtt.link import IncomingMessage
 
     cfg = parse_config("""
 speakers: {a: {type: file, directory: /tmp/a}}

@@ -32,11 +32,11 @@ from daemon_proc import (  # noqa: F401
 )
 
 from announcer import __version__
-from announcer import homeassistant as ha
-from announcer.audio import read_wav
+from announcer.audio.wav import read_wav
 from announcer.config import parse_config
-from announcer.emotions import EMOTIONS
-from announcer.settings import RuntimeSettings, settings_path
+from announcer.core.emotions import EMOTIONS
+from announcer.integrations.homeassistant import discovery as ha
+from announcer.spool.settings import RuntimeSettings, settings_path
 
 pytestmark = pytest.mark.timeout(180)
 

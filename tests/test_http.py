@@ -24,7 +24,7 @@ from http_stack import JWT_SECRET, TOKEN, Stack, stack_config, stack_yaml, start
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from announcer.audio import Audio
+from announcer.audio.samples import Audio
 from announcer.config import ConfigError, parse_config
 from announcer.http.records import AudioStore
 from announcer.http.security import (
@@ -33,8 +33,8 @@ from announcer.http.security import (
     sign_jwt_hs256,
     verify_jwt_hs256,
 )
-from announcer.local import make_synthesizer, render_to_file
-from announcer.synth import Synthesizer
+from announcer.playback.synthesizer import Synthesizer, make_synthesizer
+from announcer.service.say import render_to_file
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -415,7 +415,7 @@ def test_config_requires_auth_off_loopback() -> None:
 # ------------------------------------------------------------------------------ daemon wiring
 def test_daemon_serves_http_beside_mqtt_and_follows_a_reload(tmp_path: Path, shared_broker) -> None:  # type: ignore[no-untyped-def]
     from announcer.config import load_config
-    from announcer.daemon import Daemon
+    from announcer.service.daemon import Daemon
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from announcer.announcement import Announcement
 from announcer.config import parse_config
-from announcer.events import EventBus
-from announcer.intake import Intake
-from announcer.mqtt import IncomingMessage
+from announcer.core.announcement import Announcement
+from announcer.core.events import EventBus
+from announcer.intake.intake import Intake
+from announcer.mqtt.link import IncomingMessage
 
 CFG = parse_config("""
 speakers: {a: {type: file, directory: /tmp/a}, b: {type: file, directory: /tmp/b}}

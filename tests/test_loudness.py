@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from announcer.loudness import LoudnessMeter, integrated_loudness, k_filter, k_weighting
+from announcer.audio.loudness import LoudnessMeter, integrated_loudness, k_filter, k_weighting
 
 RATES = (8000, 16000, 22050, 24000, 44100, 48000, 96000)
 

@@ -25,14 +25,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from announcer.config import parse_config
-from announcer.engines.base import Style, create_engine
-from announcer.engines.managed import ManagedProcess, SambertEngine
-from announcer.synth import Synthesizer, SynthStats
 from broker import Broker
 from daemon_proc import DaemonProc, announcer_cache, new_id  # noqa: F401
 from standins import harness as h
+
+from announcer.config import parse_config
+from announcer.engines.base import Style, create_engine
+from announcer.engines.sambert import SambertEngine
+from announcer.engines.supervised import ManagedProcess
+from announcer.playback.synthesizer import Synthesizer, SynthStats
 
 pytestmark = pytest.mark.timeout(180)
 

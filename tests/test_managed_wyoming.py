@@ -21,17 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from announcer.config import ConfigError, parse_config
-from announcer.emotions import EMOTIONS
-from announcer.engines.base import Style, create_engine
-from announcer.engines.managed import ManagedWyomingEngine
-from announcer.engines.wyoming import WyomingEngine
-from announcer.synth import Synthesizer, SynthStats
 from broker import Broker
 from daemon_proc import announcer_cache, new_id  # noqa: F401
 from standins import harness as h
 from test_managed_engine import ManagedDaemon, States, alive, children, status_engines, wait_dead
+
+from announcer.config import ConfigError, parse_config
+from announcer.core.emotions import EMOTIONS
+from announcer.engines.base import Style, create_engine
+from announcer.engines.wyoming import ManagedWyomingEngine, WyomingEngine
+from announcer.playback.synthesizer import Synthesizer, SynthStats
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from broker import Broker, properties
 
 from announcer.config import MqttConfig
-from announcer.mqtt import IncomingMessage, MqttLink
-from broker import Broker, properties
+from announcer.mqtt.link import IncomingMessage, MqttLink
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -175,7 +175,7 @@ def test_handler_error_keeps_loop_and_message_is_redelivered(broker: Broker, lin
     inbox = Inbox(fail_on={b"disk full"})
     links.append(make_link(broker, inbox))
     pub = broker.client()
-    with caplog.at_level(logging.ERROR, logger="announcer.mqtt"):
+    with caplog.at_level(logging.ERROR, logger="announcer.mqtt.link"):
         pub.publish("announcer/say", b"disk full")
         pub.publish("announcer/say/lobby", b"next one")
         inbox.wait(b"next one")
@@ -272,7 +272,7 @@ def test_mqtt311_mode(broker: Broker, links: list[MqttLink]) -> None:
 def test_broker_down_at_start_then_up(broker_factory: Any, links: list[MqttLink],
                                       caplog: pytest.LogCaptureFixture) -> None:
     b = broker_factory(start=False)  # nothing listens on b.port yet
-    with caplog.at_level(logging.INFO, logger="announcer.mqtt"):
+    with caplog.at_level(logging.INFO, logger="announcer.mqtt.link"):
         link = MqttLink(MqttConfig(**b.mqtt_config()), Inbox(), ["announcer/say"])
         links.append(link)
         link.start()
@@ -346,7 +346,7 @@ def test_close_while_broker_unreachable_is_quick() -> None:
 def test_session_takeover_is_explained(broker: Broker, links: list[MqttLink],
                                        caplog: pytest.LogCaptureFixture) -> None:
     links.append(make_link(broker, client_id="twin"))
-    with caplog.at_level(logging.WARNING, logger="announcer.mqtt"):
+    with caplog.at_level(logging.WARNING, logger="announcer.mqtt.link"):
         broker.client(client_id="twin")  # same client id: the broker drops the link
         deadline = time.monotonic() + 5
         while "another client using client id 'twin'" not in caplog.text:

@@ -30,7 +30,7 @@ from daemon_proc import (  # noqa: F401
     unique_text,
 )
 
-from announcer.notify import notify, watchdog_interval
+from announcer.service.sd_notify import notify, watchdog_interval
 
 pytestmark = pytest.mark.timeout(150)
 

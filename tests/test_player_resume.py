@@ -18,15 +18,15 @@ import numpy as np
 import pytest
 from test_scheduler import LONGER, EventLog, wait_until
 
-from announcer.announcement import build
-from announcer.chain import ChimeLibrary
+from announcer.audio.chimes import ChimeLibrary
 from announcer.config import parse_config
-from announcer.events import EventBus
-from announcer.local import make_synthesizer
-from announcer.player import FADE_OUT_SECONDS
-from announcer.scheduler import Scheduler
+from announcer.core.events import EventBus
+from announcer.intake.parse import build
+from announcer.playback.player import FADE_OUT_SECONDS
+from announcer.playback.scheduler import Scheduler
+from announcer.playback.synthesizer import make_synthesizer
 from announcer.sinks.base import Sink, Stream
-from announcer.spool import Spool
+from announcer.spool.store import Spool
 
 pytestmark = pytest.mark.timeout(60)
 

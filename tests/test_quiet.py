@@ -23,15 +23,16 @@ from test_scheduler import (  # noqa: F401
     wait_until,
 )
 
-from announcer.announcement import Announcement, build
-from announcer.chain import ChimeLibrary
+from announcer.audio.chimes import ChimeLibrary
 from announcer.config import ConfigError, QuietHoursConfig, parse_config
-from announcer.events import EventBus
-from announcer.quiet import QuietHours, zone
-from announcer.scheduler import Scheduler
+from announcer.core.announcement import Announcement
+from announcer.core.events import EventBus
+from announcer.intake.parse import build
+from announcer.playback.quiet_hours import QuietHours, zone
+from announcer.playback.scheduler import Scheduler
+from announcer.playback.synthesizer import Synthesizer
 from announcer.sinks.base import Sink, create_sink
-from announcer.spool import Spool
-from announcer.synth import Synthesizer
+from announcer.spool.store import Spool
 
 SH = ZoneInfo("Asia/Shanghai")  # no DST
 BERLIN = ZoneInfo("Europe/Berlin")  # DST: 2026-03-29 02:00 -> 03:00, 2026-10-25 03:00 -> 02:00
@@ -368,7 +369,7 @@ def held_logged(caplog: pytest.LogCaptureFixture, ann_id: str, speaker: str) -> 
 
 def test_held_job_waits_for_the_window_end_while_high_ones_play_capped(
         q: QuietHarness, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="announcer.quiet_gate")
+    caplog.set_level(logging.INFO, logger="announcer.playback.quiet_hours")
     night = 12 * 3600  # a ttl that outlives the night (the default 600 s would expire at 23:10)
     n1 = q.say(id="n1", targets="ab", ttl=night)  # normal: held on a, plays on b (no quiet hours there)
     assert q.log.wait("queued", "n1")["held"] == {"a": "quiet hours until 07:00"}

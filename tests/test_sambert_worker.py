@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
+from standins import harness as h
 
 from announcer.workers import sambert as worker
-from standins import harness as h
 
 VOICE = "zhiyan_emo"
 MAPPED = {"neutral": "neutral", "happy": "happy", "sad": "sad", "angry": "angry", "fearful": "fear",

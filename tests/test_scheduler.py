@@ -19,17 +19,18 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from announcer.announcement import Announcement, build
-from announcer.chain import ChimeLibrary
+from announcer.audio.chimes import ChimeLibrary
 from announcer.config import Config, parse_config
+from announcer.core.announcement import Announcement
+from announcer.core.events import EventBus
 from announcer.engines.base import Style
 from announcer.engines.embedded_zh import EmbeddedZhEngine
-from announcer.events import EventBus
-from announcer.scheduler import Scheduler
+from announcer.intake.parse import build
+from announcer.playback.scheduler import Scheduler
+from announcer.playback.synthesizer import Synthesizer
 from announcer.sinks.base import Sink, Stream, create_sink
 from announcer.sinks.file_sink import FileSink
-from announcer.spool import Spool
-from announcer.synth import Synthesizer
+from announcer.spool.store import Spool
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -452,7 +453,7 @@ def test_shutdown_is_prompt_and_idempotent_submit(h: Harness) -> None:
 
 
 def test_render_pool_memory_is_bounded(tmp_path: Path, engine: CountingEngine) -> None:
-    from announcer.render import RenderPool
+    from announcer.playback.render_pool import RenderPool
 
     h = Harness(tmp_path, engine)
     pool = RenderPool(h.synth, "zh", workers=2, max_kept=2)

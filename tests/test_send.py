@@ -11,14 +11,15 @@ import io
 import json
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
+from broker import Broker, Received, properties
 
 from announcer.config import Config
-from announcer.send import send
-from broker import Broker, Received, properties
+from announcer.mqtt.send import send
 
 Script = Callable[[dict[str, Any], list[str]], list[tuple[float, dict[str, Any]]]]
 

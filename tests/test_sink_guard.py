@@ -1,4 +1,4 @@
-"""Sink calls with a deadline (``announcer.sink_guard``): a stalled device fails its announcement, not its speaker.
+"""Sink calls with a deadline (``announcer.playback.sink_guard``): a stalled device fails its announcement, not its speaker.
 
 ``SinkGuard`` alone with plain functions, then the scheduler with real parts (embedded-zh,
 file speakers, spool) and one speaker whose writes hang on demand (``HangSink``: a
@@ -19,17 +19,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from announcer.announcement import Announcement, build
-from announcer.chain import ChimeLibrary
+from announcer.audio.chimes import ChimeLibrary
 from announcer.config import parse_config
+from announcer.core.announcement import Announcement
+from announcer.core.events import EventBus
 from announcer.engines.embedded_zh import EmbeddedZhEngine
-from announcer.events import EventBus
-from announcer.scheduler import Scheduler
-from announcer.sink_guard import CHECK_AFTER_SECONDS, OutputStalled, SinkGuard
+from announcer.intake.parse import build
+from announcer.playback.scheduler import Scheduler
+from announcer.playback.sink_guard import CHECK_AFTER_SECONDS, OutputStalled, SinkGuard
+from announcer.playback.synthesizer import Synthesizer
 from announcer.sinks.base import Sink, SinkError, Stream, create_sink
 from announcer.sinks.file_sink import FileSink
-from announcer.spool import Spool
-from announcer.synth import Synthesizer
+from announcer.spool.store import Spool
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -63,7 +64,7 @@ def test_a_call_that_does_not_return_stalls_the_output_until_it_does(caplog: pyt
     assert guard.call("abort", ran.append, "abort", always=True) is None
     assert ran == []
     # the device takes audio again: the clean-up runs, the next call works
-    with caplog.at_level(logging.WARNING, logger="announcer.sink_guard"):
+    with caplog.at_level(logging.WARNING, logger="announcer.playback.sink_guard"):
         release.set()
         deadline = time.monotonic() + 5
         while ran != ["abort"]:

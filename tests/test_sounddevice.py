@@ -9,16 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from alsa import AlsaDevices, alsa_devices  # noqa: F401  (fixture)
-from announcer.chain import (DEFAULT_TARGET_LUFS, PEAK_CEILING, ChimeLibrary, LoudnessState, SpeakerChain,
-                             emotion_level_db, resample)
+
+from announcer.audio.chimes import ChimeLibrary
+from announcer.audio.dsp import PEAK_CEILING, resample
+from announcer.audio.loudness import LoudnessState, integrated_loudness
 from announcer.engines.base import Style, create_engine
 from announcer.engines.embedded_zh import Config as ZhConfig
-from announcer.loudness import integrated_loudness
+from announcer.playback.speaker_chain import DEFAULT_TARGET_LUFS, SpeakerChain, emotion_level_db
+from announcer.playback.synthesizer import Synthesizer
 from announcer.sinks.base import SinkError
 from announcer.sinks.sounddevice_sink import Config, SoundDeviceSink, list_output_devices
-from announcer.synth import Synthesizer
 
 TEXT = "各位旅客请注意，开往北京的列车即将进站。"
 LSB = 1.0 / 32768  # the capture is S16_LE

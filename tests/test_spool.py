@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from announcer.announcement import Announcement
-from announcer.spool import DUPLICATE_WINDOW, Spool
+from announcer.core.announcement import Announcement
+from announcer.spool.store import DUPLICATE_WINDOW, Spool
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -129,7 +129,7 @@ def test_pending_after_sigkill(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(REPO)!r})
-        from announcer.announcement import Announcement
+        from announcer.core.announcement import Announcement
         from announcer.spool import Spool
         s = Spool({str(path)!r})
         now = time.time()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from corpus import corpus_path
 
-from announcer.errors import EngineUnavailable
+from announcer.core.errors import EngineUnavailable
 from announcer.text import frontend, normalize, split_clauses, to_phonemes
 from announcer.text.g2p import INSTALL_HINT, load_mapper, mapper_path, read_mapper
 

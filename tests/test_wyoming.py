@@ -32,20 +32,17 @@ from wyoming.tts import (
 
 from announcer import __version__
 from announcer.config import parse_config
-from announcer.emotions import EMOTIONS
+from announcer.core.emotions import EMOTIONS
+from announcer.core.errors import EngineUnavailable
 from announcer.engines.base import Style, create_engine
 from announcer.engines.embedded_zh import Config as ZhConfig
 from announcer.engines.espeak import Config as EspeakConfig
 from announcer.engines.wyoming import Config as WyomingEngineConfig
-from announcer.engines.wyoming import (
-    WyomingEngine,
-    WyomingError,
-    split_complete,
-    split_sentences,
-)
-from announcer.errors import EngineUnavailable
-from announcer.synth import Synthesizer
-from announcer.wyoming_server import SAMPLES_PER_CHUNK, WyomingServer
+from announcer.engines.wyoming import WyomingEngine
+from announcer.engines.wyoming_protocol import WyomingError
+from announcer.integrations.wyoming.server import SAMPLES_PER_CHUNK, WyomingServer
+from announcer.playback.synthesizer import Synthesizer
+from announcer.text.clauses import split_complete, split_sentences
 
 ROOT = Path(__file__).resolve().parent.parent
 SENTENCE = "各位旅客请注意，开往北京的列车即将进站。"  # 3.7 s neutral (README)
@@ -386,7 +383,7 @@ def test_config_accepts_a_wyoming_engine_and_the_server_uri() -> None:
 
 def test_daemon_serves_wyoming_when_enabled(shared_broker: Any, tmp_path: Path) -> None:
     from announcer.config import Config
-    from announcer.daemon import Daemon
+    from announcer.service.daemon import Daemon
 
     cfg = Config.model_validate({
         "mqtt": shared_broker.mqtt_config(client_id="wyoming-daemon", topic_prefix="wyoming-test"),

@@ -126,7 +126,7 @@ ENGINE_MODULES: dict[str, str] = {
     "embedded-zh": "announcer.engines.embedded_zh",
     "espeak": "announcer.engines.espeak",
     "wyoming": "announcer.engines.wyoming",
-    "sambert": "announcer.engines.managed",  # a Wyoming engine served by a managed worker process
+    "sambert": "announcer.engines.sambert",  # a Wyoming engine served by a supervised worker process
 }
 
 

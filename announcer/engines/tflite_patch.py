@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..fsutil import atomic_write
+from ..core.files import atomic_write
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ the events are framed with the ``wyoming`` library's blocking ``read_event`` /
   request's ``context`` (``announcer_style``).
 * Failures raise ``WyomingError`` (an ``EngineUnavailable``) with the uri in the message.
 * With ``command`` the daemon runs the server itself (``ManagedWyomingEngine`` in
-  ``announcer.engines.managed``, the supervisor the ``sambert`` type uses): the
+  ``announcer.engines.supervised``, the supervisor the ``sambert`` type uses): the
   declarations above are learnt each time the process becomes ready, and until then
   announcements are spoken by the ``fallback`` engine. Without ``command`` nothing of
   that applies (the supervision keys are refused).
@@ -30,52 +30,31 @@ the events are framed with the ``wyoming`` library's blocking ``read_event`` /
 from __future__ import annotations
 
 import logging
-import re
-import socket
-import time
-from collections.abc import Callable, Iterator
 from typing import Any, Literal
-from urllib.parse import urlparse
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
-from ..emotions import EMOTIONS
-from ..errors import EngineUnavailable
+from ..audio.dsp import resample
+from ..core.emotions import EMOTIONS
+from ..core.errors import EngineUnavailable
+from ..text.clauses import split_sentences
 from .base import Engine, Style
+from .supervised import ManagedKeys, SupervisedEngine
+from .wyoming_protocol import (
+    ANNOUNCER_PROGRAM,
+    DEFAULT_SAMPLE_RATE,
+    STYLE_CONTEXT_KEY,
+    WyomingError,
+    fetch_info,
+    parse_uri,
+    synthesize,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
-DEFAULT_SAMPLE_RATE = 22050
 DEFAULT_VOICE = "default"  # shown when the server lists no voices: the request names none
 PROBE_TEXT = "."
-ANNOUNCER_PROGRAM = "announcer"
-STYLE_CONTEXT_KEY = "announcer_style"  # Synthesize.context key announcer servers read
-MAX_SENTENCE_CHARS = 200
-
-
-class ManagedKeys(BaseModel):
-    """Keys of an engine whose Wyoming server the daemon may run itself (``announcer.engines.managed``).
-
-    Shared by ``type: sambert`` and ``type: wyoming``. Left out of ``repr`` (and so of the
-    cache fingerprint, which a managed engine extends with its ``command`` itself): a plain
-    engine's fingerprint stays as it was, and supervision settings do not change the audio.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    command: tuple[str, ...] | None = Field(None, repr=False)  # runs the server; None: started some other way
-    fallback: str | None = Field(None, repr=False)  # speaks while this one is not ready; None: the embedded voice
-    start_timeout: float = Field(300.0, gt=0, repr=False)  # seconds until it answers describe
-    restart_delay: float = Field(1.0, gt=0, repr=False)  # doubled per failed start ...
-    restart_max_delay: float = Field(60.0, gt=0, repr=False)  # ... up to this
-    stop_timeout: float = Field(10.0, gt=0, repr=False)  # SIGTERM, then SIGKILL after this
-
-    @field_validator("command")
-    @classmethod
-    def _command(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        if v is not None and not v:
-            raise ValueError("an empty command: give the program and its arguments, or leave command out")
-        return v
 
 
 class Config(ManagedKeys):
@@ -99,162 +78,6 @@ class Config(ManagedKeys):
             raise ValueError("only with command: a wyoming engine without one is not supervised and "
                              "does not fall back")
         return v
-
-
-class WyomingError(EngineUnavailable):
-    """A Wyoming server could not be reached or answered with an error; the message names the uri."""
-
-
-def parse_uri(uri: str) -> tuple[str, Any]:
-    """``("tcp", (host, port))`` or ``("unix", path)``; ValueError for anything else."""
-    parsed = urlparse(uri)
-    if parsed.scheme == "tcp":
-        try:
-            port = parsed.port
-        except ValueError:
-            port = None
-        if not parsed.hostname or port is None:
-            raise ValueError(f"{uri!r}: a tcp uri needs a host and a port (tcp://host:10200)")
-        return "tcp", (parsed.hostname, port)
-    if parsed.scheme == "unix":
-        if not parsed.path:
-            raise ValueError(f"{uri!r}: a unix uri needs a path (unix:///run/tts.sock)")
-        return "unix", parsed.path
-    raise ValueError(f"{uri!r}: only tcp://host:port and unix:///path are supported")
-
-
-# --- sentences (shared with the server's streaming mode) ------------------------------
-
-# A sentence ends after CJK 。！？ and ；, or after . ! ? ; … followed by white space
-# (so "3.14" and "e.g.x" stay whole); closing quotes/brackets stay with it.
-_CJK_END = "。！？；…"
-_ASCII_END = ".!?;"
-_CLOSERS = "”’」』）)】》\"'"
-_SENTENCE_RE = re.compile(
-    rf"[{_CJK_END}]+[{_CLOSERS}]*|[{_ASCII_END}]+[{_CLOSERS}]*(?=\s)")
-_SOFT_BREAKS = "，、,：: "
-
-
-def cut_long(sentence: str, max_chars: int) -> list[str]:
-    """A sentence longer than ``max_chars`` in pieces cut at a comma or space where possible."""
-    from ..text.clauses import hard_split
-
-    return [p.strip() for p in hard_split(sentence, max_chars, _SOFT_BREAKS) if p.strip()]
-
-
-def split_complete(text: str) -> tuple[list[str], str]:
-    """Complete sentences at the start of ``text`` and the unfinished rest (streaming input)."""
-    sentences: list[str] = []
-    start = 0
-    for m in _SENTENCE_RE.finditer(text):
-        piece = text[start:m.end()].strip()
-        start = m.end()
-        if piece:
-            sentences.append(piece)
-    return sentences, text[start:]
-
-
-def split_sentences(text: str, max_chars: int = MAX_SENTENCE_CHARS) -> list[str]:
-    """All sentences of ``text`` (the last may lack final punctuation), long ones cut at commas/spaces."""
-    text = " ".join(text.split())
-    done, rest = split_complete(text + " ")
-    out: list[str] = []
-    for s in done + ([rest.strip()] if rest.strip() else []):
-        if not re.search(r"\w", s) and out:
-            out[-1] += s  # stray punctuation joins the sentence before it
-        else:
-            out.extend(cut_long(s, max_chars))
-    return [s for s in out if re.search(r"\w", s)]
-
-
-# --- the wire ---------------------------------------------------------------------------
-
-
-def _connect(uri: str, timeout: float) -> socket.socket:
-    kind, address = parse_uri(uri)
-    if kind == "tcp":
-        return socket.create_connection(address, timeout=timeout)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        sock.connect(address)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def request(uri: str, event: Any, last: Callable[[Any], bool], timeout: float) -> Iterator[Any]:
-    """Send ``event`` on a new connection; yield the answers up to the one ``last`` accepts.
-
-    Raises WyomingError (uri in the message) on connection problems, a server ``error``
-    event, a closed connection or when ``timeout`` seconds pass without finishing.
-    """
-    from wyoming.error import Error
-    from wyoming.event import read_event, write_event
-
-    deadline = time.monotonic() + timeout
-    try:
-        sock = _connect(uri, timeout)
-    except OSError as exc:
-        raise WyomingError(f"wyoming server {uri} is unreachable: {exc.strerror or exc}") from None
-    with sock, sock.makefile("rwb") as stream:
-        try:
-            write_event(event, stream)
-            while True:
-                sock.settimeout(max(0.01, deadline - time.monotonic()))
-                answer = read_event(stream)
-                if answer is None:
-                    raise WyomingError(f"wyoming server {uri} closed the connection before answering "
-                                       f"{event.type!r} completely")
-                if Error.is_type(answer.type):
-                    err = Error.from_event(answer)
-                    raise WyomingError(f"wyoming server {uri}: {err.text}"
-                                       + (f" ({err.code})" if err.code else ""))
-                yield answer
-                if last(answer):
-                    return
-        except TimeoutError:
-            raise WyomingError(f"wyoming server {uri} did not answer {event.type!r} within {timeout:g} s") from None
-        except OSError as exc:
-            raise WyomingError(f"wyoming server {uri}: connection failed: {exc.strerror or exc}") from None
-
-
-def fetch_info(uri: str, timeout: float) -> Any:
-    from wyoming.info import Describe, Info
-
-    for answer in request(uri, Describe().event(), lambda e: Info.is_type(e.type), timeout):
-        if Info.is_type(answer.type):
-            return Info.from_event(answer)
-    raise WyomingError(f"wyoming server {uri} sent no info")  # pragma: no cover - request raises first
-
-
-def synthesize(uri: str, text: str, timeout: float, voice: str | None = None, speaker: str | None = None,
-               context: dict[str, Any] | None = None) -> tuple[np.ndarray, int]:
-    """One ``synthesize`` round trip: mono float32 samples and the rate of the server's audio-start."""
-    from wyoming.audio import AudioChunk, AudioChunkConverter, AudioStart, AudioStop
-    from wyoming.tts import Synthesize, SynthesizeVoice
-
-    wanted = SynthesizeVoice(name=voice, speaker=speaker) if voice else None
-    event = Synthesize(text=text, voice=wanted, context=context).event()
-    rate: int | None = None
-    pcm: list[bytes] = []
-    converter: AudioChunkConverter | None = None
-    for answer in request(uri, event, lambda e: AudioStop.is_type(e.type), timeout):
-        if AudioStart.is_type(answer.type):
-            rate = int(AudioStart.from_event(answer).rate)
-        elif AudioChunk.is_type(answer.type):
-            chunk = AudioChunk.from_event(answer)
-            if rate is None:
-                rate = int(chunk.rate)
-            if converter is None:
-                converter = AudioChunkConverter(rate=rate, width=2, channels=1)
-            pcm.append(converter.convert(chunk).audio)  # to 16-bit mono at the first rate seen
-    samples = np.frombuffer(b"".join(pcm), dtype="<i2").astype(np.float32) / 32768.0
-    return samples, rate or DEFAULT_SAMPLE_RATE
-
-
-# --- the engine ---------------------------------------------------------------------------
 
 
 class WyomingEngine(Engine):
@@ -381,16 +204,35 @@ class WyomingEngine(Engine):
         samples, rate = synthesize(self.config.uri, clause, self.config.timeout, voice, self.config.speaker,
                                    context)
         if rate != self._rate and len(samples):
-            from ..chain import resample
-
             samples = resample(samples, rate, self._rate)
         return np.asarray(samples, np.float32)
+
+
+class ManagedWyomingEngine(SupervisedEngine, WyomingEngine):
+    """``type: wyoming`` with a ``command``: the daemon runs the server; see ``announcer.engines.wyoming``.
+
+    The process counts as ready once the server has described itself and the probe
+    synthesis gave its rate (``WyomingEngine._load``, repeated at every restart); until the
+    first time the engine declares the configured voice (or ``default``), 22050 Hz and
+    ``neutral``, never blocking or raising for a declaration.
+    """
+
+    def _answers(self) -> bool:
+        super()._answers()  # quick: a server still starting is refused at once
+        WyomingEngine._load(self)  # voices, languages, emotions, rate
+        return True
+
+    def _ensure_described(self) -> None:
+        if not self.supervised:  # one-shot: start it (once) to learn the declarations
+            super()._ensure_described()
+
+    def _load(self) -> None:
+        self._load_attempted = True
+        self._start_and_wait("server started by its command")
 
 
 def ENGINE(name: str, config: Any, cache_dir: Any = None) -> Engine:
     """A plain ``WyomingEngine``, or with ``command`` one whose server the daemon runs and supervises."""
     if config.command:
-        from .managed import ManagedWyomingEngine
-
         return ManagedWyomingEngine(name, config, cache_dir)
     return WyomingEngine(name, config, cache_dir)

@@ -25,12 +25,12 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..announcement import ID_RE, build
-from ..config import PRIORITIES
-from ..emotions import EMOTIONS
-from ..errors import EngineUnavailable, InputError
-from ..local import render_announcement
-from ..synth import SynthStats
+from ..core.emotions import EMOTIONS
+from ..core.errors import EngineUnavailable, InputError
+from ..core.schema import ID_RE, PRIORITIES
+from ..intake.parse import build
+from ..playback.offline import render_announcement
+from ..playback.synthesizer import SynthStats
 from . import models as m
 from .security import Guard, SecurityHeaders
 

@@ -20,8 +20,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ..announcement import Announcement
-from ..events import STATES, TERMINAL
+from ..core.announcement import Announcement
+from ..core.events import STATES, TERMINAL
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _SPEAKER_DONE = TERMINAL | {"started"}

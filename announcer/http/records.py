@@ -21,9 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..announcement import Announcement
 from ..audio import Audio, write_wav_atomic
-from ..events import TERMINAL
+from ..core.announcement import Announcement
+from ..core.events import TERMINAL
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..chain import ChimeLibrary
+from ..audio.chimes import ChimeLibrary
 from ..config import Config
-from ..events import EventBus
-from ..intake import Intake, RateLimiter
-from ..scheduler import Scheduler
-from ..spool import Spool
-from ..synth import Synthesizer
+from ..core.events import EventBus
+from ..intake.intake import Intake
+from ..intake.rate_limit import RateLimiter
+from ..playback.scheduler import Scheduler
+from ..playback.synthesizer import Synthesizer
+from ..spool.store import Spool
 from .metrics import Metrics
 from .records import AudioStore, RecentAnnouncements
 from .security import AccessPolicy

@@ -6,7 +6,7 @@ then ``close`` it (drains and completes) or ``abort`` it (stops now, with a shor
 fade where the medium allows). A ``resumable`` stream (a device) interrupted by a more
 urgent announcement is neither: it stays open, playing out the fade-out written last,
 and the next announcement goes on in it (``resume``), with no gap and no re-open. Each
-sink's calls run on one thread of their own, one at a time (``announcer.sink_guard``: the
+sink's calls run on one thread of their own, one at a time (``announcer.playback.sink_guard``: the
 player waits for each with a deadline, so a call that never returns fails the announcement
 instead of hanging the speaker).
 
@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,7 +35,7 @@ class SpeakerBase(BaseModel):
     volume: float = Field(1.0, ge=0, le=1)
     lead_in_ms: int = Field(150, ge=0, le=5000)
     # a call into the sink (a device write) that takes this long beyond the audio it carries
-    # fails the announcement: the device stopped taking samples (announcer.sink_guard)
+    # fails the announcement: the device stopped taking samples (announcer.playback.sink_guard)
     stall_timeout: float = Field(DEFAULT_STALL_TIMEOUT, gt=0, le=600)
 
 

@@ -29,7 +29,7 @@ class Config(SpeakerBase):
 
 
 class _FileStream(Stream):
-    def __init__(self, sink: "FileSink", path: Path, sample_rate: int) -> None:
+    def __init__(self, sink: FileSink, path: Path, sample_rate: int) -> None:
         self._sink = sink
         self._path = path
         self._rate = sample_rate

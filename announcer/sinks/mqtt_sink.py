@@ -19,7 +19,7 @@ class Config(SpeakerBase):
 
 
 class _MqttStream(Stream):
-    def __init__(self, sink: "MqttSink", topic: str, sample_rate: int) -> None:
+    def __init__(self, sink: MqttSink, topic: str, sample_rate: int) -> None:
         self._sink = sink
         self._topic = topic
         self._rate = sample_rate

@@ -5,7 +5,7 @@ was unplugged reports ``failed`` (naming the device) and recovers by itself when
 device returns. Audio is resampled to a rate the device supports and mono is spread
 to the device's channels. Writes block at real time, which is what paces the player; a
 device that stops taking samples blocks a write for good, which the player's sink guard
-turns into a ``failed`` announcement after ``stall_timeout`` (``announcer.sink_guard``).
+turns into a ``failed`` announcement after ``stall_timeout`` (``announcer.playback.sink_guard``).
 
 PortAudio is process-global: re-initialising it (the only way to see a hot-plugged
 device) closes every open stream, so a failed lookup re-scans only while no speaker

@@ -20,7 +20,7 @@ from pypinyin.contrib.neutral_tone import NeutralToneWith5Mixin
 from pypinyin.converter import DefaultConverter
 from pypinyin.core import Pinyin
 
-from ..errors import EngineUnavailable
+from ..core.errors import EngineUnavailable
 from .normalize import CJK
 from .sandhi import Syllable, apply_sandhi
 

@@ -2,5 +2,5 @@
 
 A worker must not import the rest of ``announcer`` (it runs in a virtualenv that only
 holds its engine's stack, possibly on an older Python); the daemon talks to it over the
-Wyoming protocol and may start it as a managed process (``announcer.engines.managed``).
+Wyoming protocol and may start it as a managed process (``announcer.engines.supervised``).
 """

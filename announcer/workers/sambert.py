@@ -47,9 +47,10 @@ import sys
 import tempfile
 import threading
 import wave
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any
 
 _LOGGER = logging.getLogger("announcer.workers.sambert")
 
@@ -62,8 +63,8 @@ DOCS = "docs/sambert.md"
 DEFAULT_SAMPLE_RATE = 16000
 
 # announcer's emotions -> Sambert's emotion categories
-EMOTIONS: Tuple[str, ...] = ("neutral", "happy", "sad", "angry", "fearful", "surprised")
-SAMBERT_EMOTIONS: Dict[str, str] = {
+EMOTIONS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "fearful", "surprised")
+SAMBERT_EMOTIONS: dict[str, str] = {
     "neutral": "neutral",
     "happy": "happy",
     "sad": "sad",
@@ -71,8 +72,8 @@ SAMBERT_EMOTIONS: Dict[str, str] = {
     "fearful": "fear",
     "surprised": "surprise",
 }
-EMOTION_ALIASES: Dict[str, str] = {"fear": "fearful", "surprise": "surprised", "calm": "neutral"}
-MODES: Tuple[str, ...] = ("auto", "symbols", "ssml")
+EMOTION_ALIASES: dict[str, str] = {"fear": "fearful", "surprise": "surprised", "calm": "neutral"}
+MODES: tuple[str, ...] = ("auto", "symbols", "ssml")
 SYMBOLS_NEUTRAL_BELOW = 0.5  # symbols mode: intensity below this speaks neutral
 SSML_MIN_INTENSITY, SSML_MAX_INTENSITY = 0.01, 2.0
 STYLE_CONTEXT_KEY = "announcer_style"  # Synthesize.context key announcer's engines fill (intensity, speed)
@@ -87,9 +88,9 @@ class SetupError(Exception):
 
 
 # ------------------------------------------------------------------------- pure helpers
-def split_sentences(text: str) -> List[str]:
+def split_sentences(text: str) -> list[str]:
     """Sentences of ``text`` (after 。！？；!?;), punctuation-only pieces joined to the one before."""
-    out: List[str] = []
+    out: list[str] = []
     for piece in _SENTENCE_END.split(" ".join(text.split())):
         piece = piece.strip()
         if not piece:
@@ -102,7 +103,7 @@ def split_sentences(text: str) -> List[str]:
     return out
 
 
-def resolve_emotion(name: Optional[str]) -> Optional[str]:
+def resolve_emotion(name: str | None) -> str | None:
     """announcer's emotion name for ``name`` (Sambert's ``fear``/``surprise`` accepted), None if unknown."""
     if not name:
         return "neutral"
@@ -112,7 +113,7 @@ def resolve_emotion(name: Optional[str]) -> Optional[str]:
     return EMOTION_ALIASES.get(low)
 
 
-def parse_voice(name: Optional[str], voices: List[str], default_voice: str) -> Tuple[str, Optional[str]]:
+def parse_voice(name: str | None, voices: list[str], default_voice: str) -> tuple[str, str | None]:
     """``zhitian_emo-happy`` -> (``zhitian_emo``, ``happy``); ``zhitian_emo`` -> (.., None).
 
     Raises ValueError naming the allowed voices.
@@ -155,13 +156,13 @@ def ssml_text(text: str, emotion: str, intensity: float) -> str:
     return f'<speak><emotion category="{category}" intensity="{level:.2f}">{body}</emotion></speak>'
 
 
-def edit_symbols(symbols: str, category: str) -> Tuple[str, int]:
+def edit_symbols(symbols: str, category: str) -> tuple[str, int]:
     """Replace every ``emotion_*`` tag of a front-end symbol sequence; returns (text, tags replaced)."""
     return _EMOTION_TAG.subn("emotion_" + category, symbols)
 
 
 # ------------------------------------------------------------------------ start-up checks
-def check_python(version: Tuple[int, ...]) -> None:
+def check_python(version: tuple[int, ...]) -> None:
     if not (PYTHON_MIN <= tuple(version[:2]) <= PYTHON_MAX):
         have = ".".join(str(v) for v in version[:3])
         raise SetupError(f"Python {have} cannot run Sambert's model code (kantts/ttsfrd wheels need Python "
@@ -173,7 +174,7 @@ def check_python(version: Tuple[int, ...]) -> None:
 class ModelInfo:
     directory: str
     sample_rate: int
-    voices: List[str]
+    voices: list[str]
 
 
 def _need(path: str, what: str) -> str:
@@ -182,7 +183,7 @@ def _need(path: str, what: str) -> str:
     return path
 
 
-def _checkpoints(directory: str) -> List[str]:
+def _checkpoints(directory: str) -> list[str]:
     _need(directory, "checkpoint directory")
     found = sorted(n for n in os.listdir(directory) if n.startswith("checkpoint") and n.endswith(".pth"))
     if not found:
@@ -275,7 +276,7 @@ def default_work_dir() -> str:
     return os.path.join(base, "sambert-model")
 
 
-def writable_model_dir(model_dir: str, work_dir: Optional[str], writable: Any = None) -> str:
+def writable_model_dir(model_dir: str, work_dir: str | None, writable: Any = None) -> str:
     """The directory to load from: ``model_dir`` if writable, else a mirror of symlinks in ``work_dir``.
 
     SambertHifigan unzips ``resource.zip`` into its model directory at every start, so a
@@ -323,7 +324,7 @@ class FrontendHook:
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
-        self.category: Optional[str] = None  # set (under the synth lock) before each call
+        self.category: str | None = None  # set (under the synth lock) before each call
         self._warned = False
 
     def gen_tacotron_symbols(self, text: str) -> str:
@@ -341,7 +342,7 @@ class FrontendHook:
         return getattr(self._inner, name)
 
 
-def install_frontend_hook(pipe: Any) -> Optional[FrontendHook]:
+def install_frontend_hook(pipe: Any) -> FrontendHook | None:
     """Wrap the front-end held by the pipeline's model (``SambertHifigan.__frontend``); None if not found."""
     model = getattr(pipe, "model", None)
     if model is None:
@@ -392,7 +393,7 @@ class SambertSynth:
         self._lock = threading.Lock()
 
     @property
-    def voices(self) -> List[str]:
+    def voices(self) -> list[str]:
         return self.info.voices
 
     def sentence(self, text: str, voice: str, emotion: str, intensity: float) -> Pcm:
@@ -431,8 +432,8 @@ def describe_info(synth: SambertSynth, version: str) -> Any:
     return Info(tts=[program])
 
 
-def request_style(voice_name: Optional[str], context: Optional[Dict[str, Any]], synth: SambertSynth,
-                  default_voice: str) -> Tuple[str, str, float]:
+def request_style(voice_name: str | None, context: dict[str, Any] | None, synth: SambertSynth,
+                  default_voice: str) -> tuple[str, str, float]:
     """(voice, emotion, intensity) of one Synthesize event; ValueError for a bad voice or emotion."""
     voice, emotion = parse_voice(voice_name, synth.voices, default_voice)
     context = dict(context or {})
@@ -531,7 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def start(args: argparse.Namespace) -> Tuple[SambertSynth, str]:
+def start(args: argparse.Namespace) -> tuple[SambertSynth, str]:
     """Every start-up check, then the model; raises SetupError (one line) for what must be fixed."""
     check_python(sys.version_info)
     info = check_model_dir(os.path.abspath(args.model_dir))
@@ -555,7 +556,7 @@ def start(args: argparse.Namespace) -> Tuple[SambertSynth, str]:
     return synth, version
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

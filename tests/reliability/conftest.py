@@ -10,8 +10,8 @@ and accounts for every announcement with ``ledger.Ledger``. Run only this suite 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 

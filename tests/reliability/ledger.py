@@ -25,9 +25,10 @@ import re
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 _START = re.compile(r"^==== start (\d+) ====$")
 _EVENT = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \w+ announcer\.events: (\S+) (\w+)(?: (.*))?$")

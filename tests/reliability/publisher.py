@@ -16,11 +16,10 @@ import uuid
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from broker import Broker, Collected
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-
-from broker import Broker, Collected
 
 
 class Publisher:

@@ -25,11 +25,11 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
-
 from broker import Broker
 from corpus import corpus_rows
 from daemon_proc import DaemonProc, EventLog, Events

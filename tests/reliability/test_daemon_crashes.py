@@ -21,17 +21,18 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
-
-from announcer.spool import Spool
 from broker import Broker
 from corpus import corpus_rows
 from daemon_proc import DaemonProc
 from ledger import Ledger, parse_log, replays
 from publisher import Publisher, warm_up
+
+from announcer.spool.store import Spool
 
 pytestmark = pytest.mark.timeout(400)
 

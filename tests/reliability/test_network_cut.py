@@ -19,13 +19,12 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from broker import Broker, Received
 from daemon_proc import DaemonProc, new_id
 from ledger import Ledger

@@ -30,18 +30,19 @@ import random
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
-
 from alsa import FifoSpeakers
-from announcer.announcement import PRIORITY_RANK
 from broker import Broker
 from corpus import corpus_rows
 from daemon_proc import DaemonProc
 from ledger import Ledger, parse_log, proc_mib
 from publisher import Publisher, warm_up
+
+from announcer.core.schema import PRIORITY_RANK
 
 pytestmark = pytest.mark.timeout(300)
 

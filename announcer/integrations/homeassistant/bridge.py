@@ -1,0 +1,162 @@
+"""Home Assistant at run time: publish discovery configs and states, take HA's commands.
+
+* On every (re)connect and whenever ``<discovery_prefix>/status`` says ``online`` (HA's
+  birth message): first an empty retained config for every entity published last time
+  that is gone (a zone removed from the config), then every config (retained), then the
+  states: ``P/state/emotion``, ``P/state/volume``, ``P/state/last`` (retained) and
+  ``P/status`` again.
+* ``P/set/emotion`` (an emotion or alias) and ``P/set/volume`` (percent) change the
+  runtime settings, which persist (``announcer.spool.settings``) and apply to the next
+  announcement; the new state is published retained at once.
+* ``P/state/last`` follows the most recent accepted announcement: its text, its newest
+  event's state (and speaker), emotion, priority, targets.
+
+The payloads themselves come from the pure functions in ``announcer.integrations.homeassistant.discovery``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from importlib import metadata
+from typing import Any
+
+from ...config import Config
+from ...core.announcement import Announcement
+from ...mqtt.link import IncomingMessage, json_bytes
+from ...spool.settings import RuntimeSettings
+from ..base import Integration
+from . import discovery as ha
+
+_LOGGER = logging.getLogger(__name__)
+
+Publish = Callable[[str, bytes, int, bool], Any]
+
+
+def project_url() -> str | None:
+    """The package's home page, if its metadata names one (for the discovery origin block)."""
+    try:
+        meta = metadata.metadata("announcer")
+    except metadata.PackageNotFoundError:
+        return None
+    url = meta.get("Home-page")
+    if url:
+        return str(url)
+    for entry in meta.get_all("Project-URL") or []:
+        _label, _, value = str(entry).partition(",")
+        if value.strip().startswith("http"):
+            return value.strip()
+    return None
+
+
+class HomeAssistantBridge(Integration):
+    name = "homeassistant"
+
+    def __init__(self, cfg: Config, settings: RuntimeSettings, publish: Publish, version: str,
+                 refresh_status: Callable[[], None] | None = None) -> None:
+        self.cfg = cfg
+        self.settings = settings
+        self._publish = publish
+        self.version = version
+        self._refresh_status = refresh_status
+        self.prefix = ha.prefix_of(cfg)
+        self.birth_topic = f"{cfg.homeassistant.discovery_prefix.rstrip('/')}/status"
+        self._url = project_url()
+        self._lock = threading.Lock()
+        self._last: dict[str, Any] | None = None
+
+    # ---- Integration -------------------------------------------------------------------
+    def subscriptions(self) -> list[str]:
+        return [self.birth_topic, f"{self.prefix}/{ha.SET_EMOTION}", f"{self.prefix}/{ha.SET_VOLUME}"]
+
+    def handle(self, msg: IncomingMessage) -> bool:
+        topic = msg.topic
+        if topic == self.birth_topic:
+            # a retained birth message arrives with our own subscription, right after on_connect published
+            if msg.payload.strip().lower() == b"online" and not msg.retain:
+                _LOGGER.info("homeassistant: %s is online; publishing discovery again", self.birth_topic)
+                self.publish_all(refresh_status=True)
+            return True
+        if topic == f"{self.prefix}/{ha.SET_EMOTION}":
+            self._set_emotion(msg.payload)
+            return True
+        if topic == f"{self.prefix}/{ha.SET_VOLUME}":
+            self._set_volume(msg.payload)
+            return True
+        return False
+
+    def on_connect(self) -> None:
+        self.publish_all()  # the daemon publishes P/status right after
+
+    def on_event(self, event: dict[str, Any], ann: Announcement | None) -> None:
+        if ann is None:  # a rejection: no announcement became "the last one"
+            return
+        with self._lock:
+            if event["state"] != "queued" and (self._last is None or self._last.get("id") != ann.id):
+                return  # news of an older announcement
+            self._last = ha.last_state(event, ann)
+            last = self._last
+        self._send(f"{self.prefix}/{ha.STATE_LAST}", json_bytes(last), retain=True)
+
+    # ---- publishing ----------------------------------------------------------------------
+    def publish_all(self, refresh_status: bool = False) -> None:
+        """Removals, then every config, then every state (``P/status`` too when ``refresh_status``)."""
+        entities = ha.entities(self.cfg, self.version, self._url)
+        current = [e.topic for e in entities]
+        for topic in ha.removed_topics(self.settings.ha_config_topics, current):
+            _LOGGER.info("homeassistant: removing the entity of %s (no longer configured)", topic)
+            self._send(topic, b"", retain=True)
+        for e in entities:
+            self._send(e.topic, json_bytes(e.payload), retain=True)
+        try:
+            self.settings.set_ha_config_topics(current)
+        except OSError as exc:
+            _LOGGER.warning("homeassistant: cannot record the published entities in %s: %s",
+                            self.settings.path, exc)
+        self.publish_states(refresh_status)
+
+    def publish_states(self, refresh_status: bool = False) -> None:
+        self._send(f"{self.prefix}/{ha.STATE_EMOTION}", self.emotion().encode(), retain=True)
+        self._send(f"{self.prefix}/{ha.STATE_VOLUME}", str(ha.volume_percent(self.settings.volume)).encode(),
+                   retain=True)
+        with self._lock:
+            last = self._last
+        if last is not None:
+            self._send(f"{self.prefix}/{ha.STATE_LAST}", json_bytes(last), retain=True)
+        if refresh_status and self._refresh_status is not None:
+            self._refresh_status()
+
+    def emotion(self) -> str:
+        return self.settings.emotion or self.cfg.defaults.emotion
+
+    def _send(self, topic: str, payload: bytes, retain: bool) -> None:
+        try:
+            self._publish(topic, payload, 1, retain)
+        except Exception as exc:  # not connected: everything is published again on the next connect
+            _LOGGER.debug("homeassistant: cannot publish %s now: %s", topic, exc)
+
+    # ---- commands ----------------------------------------------------------------------
+    def _set_emotion(self, payload: bytes) -> None:
+        text = payload.decode("utf-8", "replace").strip()
+        try:
+            emotion = self.settings.set_emotion(text)
+        except ValueError as exc:
+            _LOGGER.warning("homeassistant: %s/%s: %s; ignored", self.prefix, ha.SET_EMOTION, exc)
+        except OSError as exc:
+            _LOGGER.error("homeassistant: cannot save the default emotion to %s: %s", self.settings.path, exc)
+        else:
+            _LOGGER.info("default emotion is now %s", emotion)
+        self._send(f"{self.prefix}/{ha.STATE_EMOTION}", self.emotion().encode(), retain=True)
+
+    def _set_volume(self, payload: bytes) -> None:
+        try:
+            volume = self.settings.set_volume(ha.parse_volume_command(payload))
+        except ValueError as exc:
+            _LOGGER.warning("homeassistant: %s/%s: %s; ignored", self.prefix, ha.SET_VOLUME, exc)
+        except OSError as exc:
+            _LOGGER.error("homeassistant: cannot save the master volume to %s: %s", self.settings.path, exc)
+        else:
+            _LOGGER.info("master volume is now %s%%", ha.volume_percent(volume))
+        self._send(f"{self.prefix}/{ha.STATE_VOLUME}", str(ha.volume_percent(self.settings.volume)).encode(),
+                   retain=True)

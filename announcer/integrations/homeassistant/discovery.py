@@ -1,0 +1,180 @@
+"""Home Assistant MQTT discovery payloads, built by pure functions (no client, no state).
+
+Each entity is one retained config message on
+``<discovery_prefix>/<component>/<node_id>/<object_id>/config``; every one carries the
+same device block (one device per daemon), an origin block (``o``), a ``unique_id``
+and the availability topic ``P/availability``. ``ha_bridge.HomeAssistantBridge``
+publishes them and handles the commands; this module only says what they are.
+
+Topic ids are ASCII (``[a-zA-Z0-9_-]``, as Home Assistant's discovery requires); zone
+display names (any language, e.g. Chinese) become entity *names*, never ids.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ...config import Config
+from ...core.emotions import EMOTIONS
+
+ID_OK = re.compile(r"^[a-zA-Z0-9_-]+$")
+
+# announcer's own topics under the prefix P (the MQTT contract's extension for Home Assistant)
+SET_EMOTION = "set/emotion"  # in: an emotion name (or alias); becomes the default emotion
+SET_VOLUME = "set/volume"  # in: master volume in percent 0..100
+STATE_EMOTION = "state/emotion"  # out, retained: the default emotion
+STATE_VOLUME = "state/volume"  # out, retained: master volume in percent
+STATE_LAST = "state/last"  # out, retained: JSON of the most recent announcement
+
+VOLUME_STEP = 5  # percent
+
+
+@dataclass(frozen=True)
+class Entity:
+    """One discovery message: where it goes and what it says."""
+
+    component: str
+    object_id: str
+    topic: str
+    payload: dict[str, Any]
+
+
+def ascii_id(name: str) -> str:
+    """A name as a discovery id: ``[a-zA-Z0-9_-]`` only (anything else becomes ``_``)."""
+    out = re.sub(r"[^a-zA-Z0-9_-]", "_", name)
+    return out or "_"
+
+
+def entity_slug(name: str) -> str:
+    """For ``default_entity_id``: lower case ``[a-z0-9_]``."""
+    return re.sub(r"[^a-z0-9_]", "_", name.lower())
+
+
+def prefix_of(cfg: Config) -> str:
+    return cfg.mqtt.topic_prefix.rstrip("/")
+
+
+def config_topic(discovery_prefix: str, component: str, node_id: str, object_id: str) -> str:
+    return f"{discovery_prefix.rstrip('/')}/{component}/{node_id}/{object_id}/config"
+
+
+def device_block(cfg: Config, version: str) -> dict[str, Any]:
+    node = cfg.homeassistant.node_id
+    return {
+        "identifiers": [f"announcer_{node}"],
+        "name": "Announcer" if node == "announcer" else f"Announcer {node}",
+        "manufacturer": "announcer",
+        "model": "Voice announcement daemon",
+        "sw_version": version,
+    }
+
+
+def origin_block(version: str, url: str | None = None) -> dict[str, Any]:
+    """``o``: who published the config (``url`` only when the package metadata names one)."""
+    out: dict[str, Any] = {"name": "announcer", "sw": version}
+    if url:
+        out["url"] = url
+    return out
+
+
+def availability(cfg: Config) -> list[dict[str, str]]:
+    return [{"topic": f"{prefix_of(cfg)}/availability", "payload_available": "online",
+             "payload_not_available": "offline"}]
+
+
+def _entity(cfg: Config, version: str, url: str | None, component: str, object_id: str, name: str | None,
+            fields: dict[str, Any]) -> Entity:
+    ha = cfg.homeassistant
+    oid = ascii_id(object_id)
+    unique = f"announcer_{ha.node_id}_{oid}"
+    payload: dict[str, Any] = {
+        "name": name,
+        "unique_id": unique,
+        # object_id for Home Assistant < 2025.10, default_entity_id for later ones (each ignores the other)
+        "object_id": entity_slug(f"{ha.node_id}_{oid}"),
+        "default_entity_id": f"{component}.{entity_slug(f'{ha.node_id}_{oid}')}",
+        "device": device_block(cfg, version),
+        "o": origin_block(version, url),
+        "availability": availability(cfg),
+        "qos": 1,
+    }
+    payload.update(fields)
+    return Entity(component, oid, config_topic(ha.discovery_prefix, component, ha.node_id, oid), payload)
+
+
+def zone_display_name(cfg: Config, zone: str) -> str:
+    return cfg.zone_names.get(zone) or zone
+
+
+def entities(cfg: Config, version: str, url: str | None = None) -> list[Entity]:
+    """Every entity of this daemon, in publishing order."""
+    p = prefix_of(cfg)
+    out = [
+        _entity(cfg, version, url, "notify", "say", "Say", {
+            "command_topic": f"{p}/say", "retain": False, "icon": "mdi:bullhorn"}),
+    ]
+    for zone in cfg.zones:
+        out.append(_entity(cfg, version, url, "notify", f"zone_{zone}", zone_display_name(cfg, zone), {
+            "command_topic": f"{p}/say/{zone}", "retain": False, "icon": "mdi:bullhorn-outline"}))
+    out += [
+        _entity(cfg, version, url, "select", "emotion", "Default emotion", {
+            "command_topic": f"{p}/{SET_EMOTION}", "state_topic": f"{p}/{STATE_EMOTION}",
+            "options": list(EMOTIONS), "retain": False, "entity_category": "config",
+            "icon": "mdi:emoticon-outline"}),
+        _entity(cfg, version, url, "number", "volume", "Master volume", {
+            "command_topic": f"{p}/{SET_VOLUME}", "state_topic": f"{p}/{STATE_VOLUME}",
+            "min": 0, "max": 100, "step": VOLUME_STEP, "unit_of_measurement": "%", "mode": "slider",
+            "retain": False, "entity_category": "config", "icon": "mdi:volume-high"}),
+        _entity(cfg, version, url, "sensor", "queue", "Queue", {
+            "state_topic": f"{p}/status", "value_template": "{{ value_json.queue }}",
+            "state_class": "measurement", "icon": "mdi:playlist-play"}),
+        _entity(cfg, version, url, "sensor", "last", "Last announcement", {
+            "state_topic": f"{p}/{STATE_LAST}", "value_template": "{{ value_json.text[:255] }}",
+            "json_attributes_topic": f"{p}/{STATE_LAST}", "icon": "mdi:message-text-outline"}),
+        _entity(cfg, version, url, "binary_sensor", "speaking", "Speaking", {
+            "state_topic": f"{p}/status",
+            "value_template": "{{ 'ON' if value_json.speaking else 'OFF' }}",
+            "payload_on": "ON", "payload_off": "OFF", "device_class": "sound"}),
+        _entity(cfg, version, url, "button", "stop", "Stop", {
+            # "{}" is a valid P/stop payload (stop everything); the button's default "PRESS" is not
+            "command_topic": f"{p}/stop", "payload_press": "{}", "retain": False, "icon": "mdi:stop"}),
+    ]
+    return out
+
+
+def removed_topics(previous: Iterable[str], current: Iterable[str]) -> list[str]:
+    """Config topics published last time that no longer exist: each gets an empty retained payload."""
+    now = set(current)
+    return sorted(t for t in set(previous) if t not in now)
+
+
+def volume_percent(volume: float) -> int | float:
+    """0..1 to the number entity's percent (an int when whole)."""
+    pct = round(volume * 100.0, 2)
+    return int(pct) if float(pct).is_integer() else pct
+
+
+def parse_volume_command(payload: bytes) -> float:
+    """A ``P/set/volume`` payload (percent, e.g. ``55`` or ``55.0``) to 0..1; ValueError otherwise."""
+    text = payload.decode("utf-8", "replace").strip()
+    try:
+        pct = float(text)
+    except ValueError:
+        raise ValueError(f"volume: {text!r} is not a number (send percent 0 .. 100)") from None
+    if not 0.0 <= pct <= 100.0:
+        raise ValueError(f"volume: {text} is out of range (allowed: 0 .. 100 percent)")
+    return pct / 100.0
+
+
+def last_state(event: dict[str, Any], ann: Any) -> dict[str, Any]:
+    """The retained ``P/state/last`` JSON for the newest event of the most recent announcement."""
+    out = {"id": event.get("id"), "state": event.get("state"), "ts": event.get("ts"),
+           "text": getattr(ann, "text", ""), "targets": list(getattr(ann, "targets", ())),
+           "emotion": getattr(ann, "emotion", None), "priority": getattr(ann, "priority", None)}
+    for key in ("speaker", "error", "reason"):
+        if event.get(key) is not None:
+            out[key] = event[key]
+    return out

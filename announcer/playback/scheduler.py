@@ -1,0 +1,470 @@
+"""Per-speaker priority queues, preemption, expiry and the bookkeeping of who still owes what.
+
+Flow: a front door (MQTT, HTTP, CLI) builds an ``Announcement``, commits it to the
+spool, then calls ``submit``. ``submit`` emits ``queued`` (fields ``targets``,
+``priority``, ``warnings``, ``speakers``) and puts one ``Job`` on each speaker's queue.
+
+Rules (the decisions, in one place):
+
+* Order: priority (emergency > high > normal > low), then arrival: a sequence number
+  from a counter, never a timestamp, so equal priorities are strictly FIFO. An
+  interrupted job goes back with its original number (ahead of later arrivals).
+* Queue full (more than ``limits.max_queue`` waiting on one speaker, the playing one
+  not counted): the lowest-priority, newest entry of that speaker is dropped with a
+  ``cancelled`` event (``speaker``, ``reason: "queue full"``). That may be the new one.
+* Expiry: checked when a player takes a job (``clock() > ann.expires`` → ``expired``
+  for that speaker, never played) and swept from waiting queues about once a second.
+* Emergency: interrupts a lower-priority job playing on its speakers; its synthesis
+  starts at once (prefetch). The player fades the next 50 ms out; a device stream is
+  kept and the emergency continues in it right after the fade (other sinks abort and
+  reopen). ``interrupted`` is emitted and the job is
+  requeued to play again from its start (unless it expired meanwhile); its second
+  ``started`` carries ``replay: true``. It stays pending in the spool meanwhile, so a
+  crash replays it too. Emergencies never interrupt emergencies (FIFO among them).
+* Resume (``start``): ``spool.pending()`` is queued again (``queued`` with ``resumed:
+  true``) before the players start, so priority order holds across a restart; what
+  expired while the daemon was down gets ``expired`` per speaker.
+* Failures: an engine or sink error is ``failed`` (``speaker``, ``error``) for that
+  speaker only; expected errors (SinkError, EngineUnavailable, InputError, OSError)
+  are logged as one line, anything else with its traceback. Players never die.
+* Stop (``P/stop``): waiting jobs are cancelled at once, the playing one after its
+  fade-out. Every ``cancelled`` event is per speaker (field ``speaker``, ``reason:
+  "stopped"``), like ``started``/``finished``: an announcement on three speakers that
+  is stopped everywhere yields three ``cancelled`` events.
+* Events after ``queued`` all carry ``speaker``. When every speaker of an announcement
+  reached a terminal state the spool closes it (``ann_done``) and its audio is freed.
+* Shutdown: what plays is aborted (``interrupted`` with ``reason: "shutdown"``) and
+  stays pending in the spool with everything queued; ``start`` resumes it next time.
+  With ``drain`` (SIGTERM: ``shutdown.drain_timeout``) a ``high`` or ``emergency``
+  announcement that is playing may finish first (``finished``, closed in the spool),
+  for at most ``drain`` seconds; then it is aborted like the rest. Nothing new starts.
+* Reload (``reconfigure``): queued jobs stay where they are for speakers that still
+  exist (the new ``limits.max_queue`` may shed the lowest, ``reason: "queue full"``);
+  those of removed speakers are ``cancelled`` (``reason: "speaker removed"``). What
+  plays finishes on the sink and chain it started with; the player takes the new ones
+  before its next job. A removed speaker's player ends after what it plays.
+* Heartbeat: a player waiting for work wakes at least every ``SWEEP_SECONDS`` and
+  beats (``Player.beat``), so a deadlocked scheduler shows up in the watchdog.
+* Quiet hours (rules: ``announcer.playback.quiet_hours``: ``QuietHours``; applied here by its ``QuietGate``): a
+  player takes the first job of its queue, in the order above, that quiet hours allow
+  now; a job below the window's ``min_priority`` stays where it is (held) until the
+  window ends or it expires, and never blocks the allowed ones behind it. The job handed
+  out carries the window's volume cap. A held job is named in the ``queued`` event
+  (``held: {speaker: "quiet hours until 07:00"}``) and logged once by the player that
+  skips it; a player with only held jobs re-checks at least once a second. What already
+  plays when a window starts plays on.
+* ``status()``: ``queue`` counts waiting jobs over all speakers (one announcement on
+  two speakers counts twice), ``speaking`` lists the speakers that have taken a job
+  (synthesizing or playing it). ``on_status_change`` gets every change.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..audio.chimes import ChimeLibrary
+from ..config import Config
+from ..core.announcement import Announcement
+from ..core.errors import InputError
+from ..core.events import EventBus
+from ..core.schema import PRIORITIES, PRIORITY_RANK
+from ..sinks.base import Sink
+from ..spool.store import Spool
+from .player import Job, Outcome, Player
+from .quiet_hours import QuietGate
+from .render_pool import RenderPool
+from .speaker_chain import SpeakerChain
+from .synthesizer import Synthesizer
+
+_LOGGER = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 1.0
+DRAIN_PRIORITIES = ("high", "emergency")  # what may finish playing on SIGTERM (shutdown.drain_timeout)
+
+StatusCallback = Callable[[dict[str, Any]], None]
+
+
+class Scheduler:
+    def __init__(self, cfg: Config, synth: Synthesizer, sinks: dict[str, Sink], spool: Spool, events: EventBus,
+                 chimes: ChimeLibrary, clock: Callable[[], float] = time.time, synth_workers: int = 2,
+                 on_status_change: StatusCallback | None = None, max_renders: int = 16,
+                 master_volume: Callable[[], float] | None = None) -> None:
+        self.cfg = cfg
+        self.synth = synth
+        self.sinks = sinks
+        self.spool = spool
+        self.events = events
+        self.clock = clock
+        self.on_status_change = on_status_change
+        self.renders = RenderPool(synth, cfg.default_engine, synth_workers, max_renders)
+        self._cv = threading.Condition()
+        self._queues: dict[str, list[tuple[tuple[int, int], Job]]] = {name: [] for name in sinks}
+        self._chimes = chimes
+        self._master_volume = master_volume
+        self._retired: list[Player] = []  # players of speakers removed by a reload, finishing their job
+        self._current: dict[str, Job] = {}
+        self._owed: dict[str, dict[str, str | None]] = {}  # ann id -> speaker -> terminal state
+        self._seq = itertools.count()
+        self._stopping = False
+        self._started = False
+        self._status_lock = threading.Lock()
+        self._last_status: dict[str, Any] | None = None
+        self._quiet = QuietGate(lambda: self.cfg, clock)  # rules follow the config a reload swaps in
+        for name in sinks:
+            if name not in cfg.speakers:
+                raise ValueError(f"sink {name!r} has no speaker config")
+        self.players = {name: self._make_player(name, sink) for name, sink in sinks.items()}
+        self._sweeper = threading.Thread(target=self._sweep_loop, name="announcer-expiry", daemon=True)
+
+    def _make_player(self, name: str, sink: Sink) -> Player:
+        player = Player(name, sink, self._chain(name), self.renders, self.events, self.clock,
+                        self._next_job, self._job_done)
+        if self._master_volume is not None:  # multiplies every speaker's gain (runtime setting)
+            player.master_volume = self._master_volume
+        return player
+
+    def _chain(self, name: str) -> SpeakerChain:
+        return SpeakerChain(self.cfg.speakers[name], self._chimes, self.cfg.audio.target_lufs)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Start the synthesis workers, resume the spool, then start one player per speaker."""
+        if self._started:
+            return
+        self._started = True
+        self.renders.start()
+        for ann, speakers in self.spool.pending():
+            if self.clock() > ann.expires:
+                for s in speakers:
+                    self._terminal(ann, s, "expired")
+                continue
+            self.events.emit("queued", ann, targets=list(ann.targets), priority=ann.priority,
+                             warnings=list(ann.warnings), speakers=list(speakers), resumed=True,
+                             held=self._quiet.held(ann, speakers))
+            self._enqueue(ann, speakers)
+        for p in self.players.values():
+            p.thread.start()
+        self._sweeper.start()
+        self._status_changed()
+
+    def shutdown(self, timeout: float = 5.0, drain: float = 0.0) -> None:
+        """Stop taking work, abort what plays (it stays pending in the spool) and join the threads.
+
+        With ``drain`` > 0, a ``high``/``emergency`` job that is playing may finish first, for
+        at most ``drain`` seconds (then it is aborted too); ``timeout`` comes on top of that.
+        """
+        with self._cv:
+            self._stopping = True
+            draining = {s: job for s, job in self._current.items()
+                        if drain > 0 and job.ann.priority in DRAIN_PRIORITIES}
+            for s, job in self._current.items():
+                if s not in draining:
+                    job.abort("shutdown")
+            self._cv.notify_all()
+        if draining:
+            _LOGGER.info("draining: letting %s finish (at most %.0f s)",
+                         ", ".join(f"{job.ann.id} ({job.ann.priority}) on {s}" for s, job in draining.items()), drain)
+            drain_end = time.monotonic() + drain
+            for s in draining:
+                player = self.players.get(s) or next((p for p in self._retired if p.name == s), None)
+                if player is not None and player.thread.is_alive():
+                    player.thread.join(max(0.0, drain_end - time.monotonic()))
+            with self._cv:
+                late = [(s, job) for s, job in self._current.items() if s in draining and job is draining[s]]
+                for _s, job in late:
+                    job.abort("shutdown")
+            for s, job in late:
+                _LOGGER.warning("draining: %s on %s did not finish within %.0f s; stopped (it stays in the spool)",
+                                job.ann.id, s, drain)
+        deadline = time.monotonic() + timeout
+        for p in [*self.players.values(), *self._retired]:
+            if p.thread.is_alive():
+                p.thread.join(max(0.0, deadline - time.monotonic()))
+                if p.thread.is_alive():
+                    _LOGGER.warning("speaker %s did not stop within %.1f s", p.name, timeout)
+        self.renders.stop(max(0.0, deadline - time.monotonic()))
+        if self._sweeper.is_alive():
+            self._sweeper.join(max(0.0, deadline - time.monotonic()))
+
+    # ------------------------------------------------------------------ front doors
+    def submit(self, ann: Announcement) -> None:
+        """Queue an announcement the spool has already committed."""
+        with self._cv:
+            if self._stopping:
+                _LOGGER.info("%s: not queued, shutting down (it stays in the spool)", ann.id)
+                return
+            if ann.id in self._owed:
+                _LOGGER.warning("%s: already queued; ignoring the second submit", ann.id)
+                return
+        self.events.emit("queued", ann, targets=list(ann.targets), priority=ann.priority,
+                         warnings=list(ann.warnings), speakers=list(ann.speakers),
+                         held=self._quiet.held(ann, ann.speakers))
+        self._enqueue(ann, ann.speakers)
+
+    def stop(self, target: str | None = None, priority_below: str | None = None) -> int:
+        """Stop what plays and cancel what waits on ``target``'s speakers (all when None).
+
+        With ``priority_below``, only announcements of a lower priority. Returns how many
+        jobs (speaker × announcement) were stopped or cancelled.
+        """
+        if target is None:
+            speakers = tuple(self._queues)
+        elif target in self.cfg.speakers or target in self.cfg.zones:
+            speakers = tuple(s for s in self.cfg.expand_targets([target]) if s in self._queues)
+        else:
+            known = list(self.cfg.speakers) + list(self.cfg.zones)
+            raise InputError("target", f"unknown target {target!r} (allowed: {', '.join(known)})")
+        if priority_below is not None and priority_below not in PRIORITY_RANK:
+            raise InputError("priority_below", f"{priority_below!r} is not allowed (allowed: {', '.join(PRIORITIES)})")
+        below = PRIORITY_RANK[priority_below] if priority_below is not None else len(PRIORITIES)
+        cancelled: list[tuple[str, Job]] = []
+        aborted = 0
+        with self._cv:
+            for s in speakers:
+                q = self._queues[s]
+                keep = [e for e in q if e[1].ann.rank >= below]
+                cancelled += [(s, e[1]) for e in q if e[1].ann.rank < below]
+                q[:] = keep
+                job = self._current.get(s)
+                if job is not None and job.ann.rank < below:
+                    job.abort("stopped")
+                    aborted += 1
+        for s, job in cancelled:
+            self._terminal(job.ann, s, "cancelled", reason="stopped")
+        self._status_changed()
+        return len(cancelled) + aborted
+
+    def status(self) -> dict[str, Any]:
+        with self._cv:
+            return {"queue": sum(len(q) for q in self._queues.values()),
+                    "speaking": [s for s in self._queues if s in self._current]}
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until nothing waits, plays or is owed (for ``say`` and tests); False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cv:
+            while self._owed or self._current:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cv.wait(remaining if remaining is not None else SWEEP_SECONDS)
+        return True
+
+    # ------------------------------------------------------------------ queues
+    def _enqueue(self, ann: Announcement, speakers: tuple[str, ...]) -> None:
+        unknown: list[str] = []
+        shed: list[tuple[str, Job]] = []
+        if not speakers:
+            return
+        with self._cv:
+            seq = next(self._seq)
+            self._owed[ann.id] = {s: None for s in speakers}
+            for s in speakers:
+                if s not in self._queues:
+                    unknown.append(s)
+                    continue
+                shed += self._insert(s, Job(ann, seq))
+            self._cv.notify_all()
+        if ann.priority == "emergency":
+            # synthesize while the interrupted announcement fades out, not after
+            self.renders.prefetch(ann)
+        for s in unknown:
+            self._terminal(ann, s, "failed", error=f"speaker {s!r} is not configured")
+        for s, job in shed:
+            self._terminal(job.ann, s, "cancelled", reason="queue full")
+        self._status_changed()
+
+    def _insert(self, speaker: str, job: Job) -> list[tuple[str, Job]]:
+        """Queue ``job`` (under the lock); interrupt a lower job for an emergency; return what was shed."""
+        q = self._queues[speaker]
+        bisect.insort(q, (job.key, job), key=lambda e: e[0])
+        if job.ann.priority == "emergency":
+            playing = self._current.get(speaker)
+            if playing is not None and playing.ann.rank < job.ann.rank:
+                playing.abort("interrupted")
+        shed = []
+        while len(q) > self.cfg.limits.max_queue:
+            shed.append((speaker, q.pop()[1]))  # last = lowest priority, newest
+        return shed
+
+    def _next_job(self, speaker: str) -> Job | None:
+        """Block until ``speaker`` has a live job (None when shutting down). Runs on the player thread."""
+        while True:
+            expired: list[Job] = []
+            job: Job | None = None
+            with self._cv:
+                self._current.pop(speaker, None)
+                q = self._queues.get(speaker)
+                if q is None:  # removed by a reload
+                    return None
+                while (not self._stopping and speaker in self._queues
+                       and (index := self._quiet.playable(speaker, q)) is None):
+                    self._cv.wait(SWEEP_SECONDS)  # held jobs: look again when the clock moved; heartbeat
+                    self._beat(speaker)
+                if self._stopping or speaker not in self._queues:
+                    self._cv.notify_all()
+                    return None
+                _, candidate = q.pop(index)
+                if self.clock() > candidate.ann.expires:
+                    expired.append(candidate)
+                else:
+                    job = candidate
+                    self._current[speaker] = job
+                upcoming = q[0][1].ann if q else None
+            for e in expired:
+                self._terminal(e.ann, speaker, "expired")
+            self._status_changed()
+            if job is not None:
+                if upcoming is not None:
+                    self.renders.prefetch(upcoming)
+                return job
+
+    # ------------------------------------------------------------------ heartbeat
+    def _beat(self, speaker: str) -> None:
+        player = self.players.get(speaker)
+        if player is not None:
+            player.beat()
+
+    # ------------------------------------------------------------------ reload
+    def reconfigure(self, cfg: Config, synth: Synthesizer, sinks: dict[str, Sink], chimes: ChimeLibrary) -> None:
+        """Apply a reloaded config (see the module doc). ``sinks``: one per speaker of ``cfg``;
+        an unchanged speaker keeps its sink object (the daemon passes the same one)."""
+        for name in sinks:
+            if name not in cfg.speakers:
+                raise ValueError(f"sink {name!r} has no speaker config")
+        removed: list[tuple[str, Job]] = []
+        shed: list[tuple[str, Job]] = []
+        with self._cv:
+            self.cfg = cfg
+            self.synth = synth
+            self._chimes = chimes
+            self.renders.synth = synth  # renders already running finish with the engine they started on
+            self.renders.default_engine = cfg.default_engine
+            for name in [n for n in self._queues if n not in sinks]:
+                removed += [(name, e[1]) for e in self._queues.pop(name)]
+                player = self.players.pop(name)
+                player.retired = True
+                self._retired.append(player)
+            for name, sink in sinks.items():
+                player = self.players.get(name)
+                if player is None:
+                    self._queues[name] = []
+                    self.players[name] = player = self._make_player(name, sink)
+                    if self._started and not self._stopping:
+                        player.thread.start()
+                else:
+                    player.reconfigure(sink if sink is not player.sink else None, self._chain(name))
+            self.sinks = dict(sinks)
+            for name, q in self._queues.items():
+                while len(q) > cfg.limits.max_queue:
+                    shed.append((name, q.pop()[1]))
+            self._retired = [p for p in self._retired if p.thread.is_alive()]
+            self._cv.notify_all()
+        for s, job in removed:
+            self._terminal(job.ann, s, "cancelled", reason="speaker removed")
+        for s, job in shed:
+            self._terminal(job.ann, s, "cancelled", reason="queue full")
+        self._status_changed()
+
+    def health(self) -> list[str]:
+        """Why players are not making progress (empty: all are); for the watchdog."""
+        with self._cv:
+            players = [*self.players.values(), *(p for p in self._retired if p.thread.is_alive())]
+        return [problem for p in players if p.thread.ident is not None and (problem := p.health()) is not None]
+
+    def _sweep_loop(self) -> None:
+        """Expire waiting jobs about once a second, so ``expired`` comes on time and frees queue room."""
+        while True:
+            gone: list[tuple[str, Job]] = []
+            with self._cv:
+                if self._stopping:
+                    return
+                now = self.clock()
+                for s, q in self._queues.items():
+                    gone += [(s, e[1]) for e in q if now > e[1].ann.expires]
+                    q[:] = [e for e in q if now <= e[1].ann.expires]
+            for s, job in gone:
+                self._terminal(job.ann, s, "expired")
+            if gone:
+                self._status_changed()
+            with self._cv:
+                if not self._stopping:
+                    self._cv.wait(SWEEP_SECONDS)
+
+    def _job_done(self, speaker: str, job: Job, outcome: Outcome) -> None:
+        """The player finished with ``job`` (runs on the player thread)."""
+        ann = job.ann
+        with self._cv:  # not speaking any more: the status is right by the time the event goes out
+            if self._current.get(speaker) is job:
+                del self._current[speaker]
+        if outcome.state != "aborted":
+            self._terminal(ann, speaker, outcome.state, **outcome.fields)
+        elif outcome.reason == "interrupted":
+            self.events.emit("interrupted", ann, speaker=speaker)
+            if self.clock() > ann.expires:
+                self._terminal(ann, speaker, "expired")
+            elif speaker not in self._queues:  # removed by a reload while it played
+                self._terminal(ann, speaker, "cancelled", reason="speaker removed")
+            else:
+                with self._cv:
+                    shed = self._insert(speaker, Job(ann, job.seq, replay=True)) if not self._stopping else []
+                for s, j in shed:
+                    self._terminal(j.ann, s, "cancelled", reason="queue full")
+        elif outcome.reason == "stopped":
+            self._terminal(ann, speaker, "cancelled", reason="stopped")
+        else:  # shutdown: stays pending in the spool, replayed from its start on the next start()
+            self.events.emit("interrupted", ann, speaker=speaker, reason=outcome.reason)
+        with self._cv:
+            self._cv.notify_all()
+        self._status_changed()
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _terminal(self, ann: Announcement, speaker: str, state: str, **fields: Any) -> None:
+        """``speaker`` is done with ``ann``: event, spool, and close the announcement when nobody owes it.
+
+        The event goes out before the spool records it: a crash in between replays that one
+        announcement from its start (the contract allows it for the one cut off, and the
+        client sees a second ``finished``), whereas the other order could lose the event for
+        good and leave a ``send --wait`` hanging.
+        """
+        self.events.emit(state, ann, speaker=speaker, **fields)
+        try:
+            self.spool.speaker_done(ann.id, speaker, state)
+        except Exception:
+            _LOGGER.exception("%s: cannot record %s for speaker %s in the spool", ann.id, state, speaker)
+        with self._cv:
+            owed = self._owed.get(ann.id)
+            if owed is None:
+                return
+            owed[speaker] = state
+            if any(v is None for v in owed.values()):
+                return
+            states = set(owed.values())
+        final = states.pop() if len(states) == 1 else "mixed"
+        try:
+            self.spool.ann_done(ann.id, final)
+        except Exception:
+            _LOGGER.exception("%s: cannot close the announcement in the spool", ann.id)
+        self.renders.release(ann.id)
+        with self._cv:  # last: wait_idle() returns only once the spool and the audio are settled
+            del self._owed[ann.id]
+            self._cv.notify_all()
+
+    def _status_changed(self) -> None:
+        if self.on_status_change is None:
+            return
+        with self._status_lock:  # serialised, and always the latest state: callers never publish stale news
+            snap = self.status()
+            if snap == self._last_status:
+                return
+            self._last_status = snap
+            try:
+                self.on_status_change(snap)
+            except Exception:
+                _LOGGER.exception("status listener failed")

@@ -1,0 +1,79 @@
+"""``announcer say``: synthesize on this machine, no broker.
+
+With ``--out`` the announcement is rendered exactly as a ``file`` speaker would write it
+(chime unless ``--no-chime``, speech, repeats) into one PCM-16 WAV at the engine's rate.
+Without ``--out`` it plays on the targets now through the same scheduler and speakers
+the daemon uses, with a throw-away spool in a temporary directory, and waits until every
+target speaker is done: exit 0 if every speaker finished, 1 if any failed (each failure
+is printed with its speaker).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..audio.chimes import ChimeLibrary
+from ..audio.wav import write_wav_atomic
+from ..config import Config
+from ..core.events import EventBus
+from ..intake.parse import build
+from ..playback.offline import render_announcement
+from ..playback.scheduler import Scheduler
+from ..playback.synthesizer import make_synthesizer
+from ..sinks.base import create_sink
+from ..spool.store import Spool
+
+
+def play_now(cfg: Config, raw: dict[str, Any], timeout: float = 600.0) -> int:
+    # Someone at the console asked for it now: quiet hours are for the daemon's queue, not for `say`.
+    cfg = cfg.model_copy(update={"quiet_hours": ()})
+    ann = build(raw, cfg, source="cli", ignore_unknown=True)
+    for w in ann.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    synth = make_synthesizer(cfg, only=ann.engine)
+    sinks = {name: create_sink(name, cfg.speakers[name]) for name in ann.speakers}
+    events = EventBus()
+    outcomes: list[dict[str, Any]] = []
+    events.subscribe(lambda ev, _ann: outcomes.append(ev) if ev["state"] in ("finished", "failed", "expired",
+                                                                               "cancelled") else None)
+    with tempfile.TemporaryDirectory(prefix="announcer-say-") as tmp:
+        spool = Spool(Path(tmp) / "spool.sqlite3")
+        scheduler = Scheduler(cfg, synth, sinks, spool, events, ChimeLibrary.from_config(cfg))
+        scheduler.start()
+        try:
+            spool.add(ann)
+            scheduler.submit(ann)
+            if not scheduler.wait_idle(timeout):
+                print(f"error: not finished after {timeout:.0f} s", file=sys.stderr)
+                return 1
+        finally:
+            scheduler.shutdown(5.0)
+            spool.close()
+            for sink in sinks.values():
+                sink.close()
+    failed = [ev for ev in outcomes if ev["state"] != "finished"]
+    for ev in failed:
+        print(f"{ev.get('speaker', '?')}: {ev['state']}: {ev.get('error') or ev.get('reason') or ''}",
+              file=sys.stderr)
+    return 1 if failed or not outcomes else 0
+
+
+def render_to_file(cfg: Config, raw: dict[str, Any], out: Path) -> Path:
+    """Exactly what a ``file`` speaker (lead-in 0) would write for this announcement."""
+    ann = build(raw, cfg, source="cli", ignore_unknown=True)
+    synth = make_synthesizer(cfg, only=ann.engine)
+    audio = render_announcement(cfg, synth, ann)
+    for w in ann.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    return write_wav_atomic(out, audio)
+
+
+def say(cfg: Config, raw: dict[str, Any], out: Path | None) -> int:
+    if out is not None:
+        path = render_to_file(cfg, raw, out)
+        print(path)
+        return 0
+    return play_now(cfg, raw)
