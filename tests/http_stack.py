@@ -20,6 +20,7 @@ from announcer.config import Config, parse_config
 from announcer.core.events import EventBus
 from announcer.http.service import HttpContext, HttpService
 from announcer.intake.intake import Intake
+from announcer.playback.runtime import LiveRuntime, Runtime
 from announcer.playback.scheduler import Scheduler
 from announcer.playback.synthesizer import Synthesizer, make_synthesizer
 from announcer.sinks.base import SinkContext, create_sink
@@ -95,9 +96,10 @@ def start_stack(root: Path, http: str = "", limits: str = "", synth: Synthesizer
     synth = synth or make_synthesizer(cfg)
     spool = Spool(cfg.spool.path)
     sinks = {name: create_sink(name, scfg, SinkContext(publish=None)) for name, scfg in cfg.speakers.items()}
-    scheduler = Scheduler(cfg, synth, sinks, spool, events, ChimeLibrary.from_config(cfg))
-    intake = Intake(cfg, spool, scheduler, events)
+    scheduler = Scheduler(Runtime(cfg, synth, sinks, ChimeLibrary.from_config(cfg)), spool, events)
+    live = LiveRuntime(scheduler.runtime)
+    intake = Intake(lambda: live.config, spool, scheduler, events)
     scheduler.start()
-    service = HttpService(HttpContext.create(cfg, synth, intake, spool, scheduler, events), port=0)
+    service = HttpService(HttpContext(live, intake, spool, scheduler, events), port=0)
     service.start()
     return Stack(cfg, root, events, synth, spool, scheduler, intake, service)

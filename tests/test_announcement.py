@@ -9,7 +9,8 @@ import pytest
 from announcer.config import parse_config
 from announcer.core.announcement import Announcement
 from announcer.core.errors import InputError
-from announcer.intake.parse import clean_text, decode_stop, parse, stop_priority
+from announcer.intake.parse import clean_text, parse
+from announcer.intake.wire import decode_stop, stop_priority
 
 CFG = parse_config("""
 speakers:

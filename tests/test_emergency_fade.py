@@ -23,6 +23,7 @@ from announcer.config import parse_config
 from announcer.core.events import EventBus
 from announcer.intake.parse import build
 from announcer.playback.player import FADE_OUT_SECONDS
+from announcer.playback.runtime import Runtime
 from announcer.playback.scheduler import Scheduler
 from announcer.playback.synthesizer import make_synthesizer
 from announcer.sinks.base import create_sink
@@ -70,7 +71,7 @@ cache: {{directory: {tmp_path}/cache}}
     events.subscribe(log)
     spool = Spool(cfg.spool.path)
     sinks = {"hall": create_sink("hall", cfg.speakers["hall"])}
-    sched = Scheduler(cfg, make_synthesizer(cfg), sinks, spool, events, ChimeLibrary.from_config(cfg))
+    sched = Scheduler(Runtime(cfg, make_synthesizer(cfg), sinks, ChimeLibrary.from_config(cfg)), spool, events)
     sched.start()
     try:
         def say(**raw: object) -> None:

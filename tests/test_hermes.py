@@ -121,9 +121,12 @@ def test_invalid_request_and_duplicate_still_finish(client: TestClient, daemon: 
 
 def test_no_site_map_means_default_targets(tmp_path: Path) -> None:
     from announcer.config import parse_config
+    from announcer.core.errors import InputError
+    from announcer.core.events import Rejected as RejectedEvent
+    from announcer.intake.intake import Rejected
     from announcer.integrations.hermes import HermesBridge
 
-    cfg = parse_config("""
+    parsed = parse_config("""
 speakers: {a: {type: file, directory: /tmp/a}, b: {type: file, directory: /tmp/b}}
 defaults: {targets: [b]}
 hermes: {enabled: true}
@@ -131,16 +134,18 @@ hermes: {enabled: true}
     calls: list[tuple[str | None, dict[str, Any]]] = []
 
     class FakeIntake:
-        def accept(self, payload: Any, target: str | None, msg: Any = None, source: str = "mqtt",
-                   raw: dict[str, Any] | None = None) -> None:
-            calls.append((target, dict(raw or {})))
-            return None
+        cfg = parsed
+
+        def accept(self, fields: dict[str, Any], origin: Any = None, target: str | None = None) -> Rejected:
+            calls.append((target, dict(fields)))
+            error = InputError("text", "not this time")
+            return Rejected(RejectedEvent.of("x1", error), error)
 
     from announcer.core.events import EventBus
-    from announcer.mqtt.link import IncomingMessage
+    from announcer.mqtt.client import IncomingMessage
 
     sent: list[tuple[str, bytes]] = []
-    bridge = HermesBridge(cfg, FakeIntake(), EventBus(), lambda t, p, q, r: sent.append((t, p)))
+    bridge = HermesBridge(FakeIntake(), EventBus(), lambda t, p, q, r: sent.append((t, p)))  # type: ignore[arg-type]
     body = json.dumps({"text": "hi", "siteId": "anything", "id": "x1", "sessionId": "s"}).encode()
     assert bridge.handle(IncomingMessage(SAY, body, 1, False, 1))
     assert calls == [(None, {"text": "hi", "id": "x1"})]  # None: the default targets
@@ -157,9 +162,9 @@ def test_garbage_requests_are_rejected_through_intake() -> None:
     from announcer.core.errors import InputError
     from announcer.core.events import EventBus
     from announcer.integrations.hermes import HermesBridge
-    from announcer.mqtt.link import IncomingMessage
+    from announcer.mqtt.client import IncomingMessage
 
-    cfg = parse_config("""
+    parsed = parse_config("""
 speakers: {a: {type: file, directory: /tmp/a}}
 hermes: {enabled: true, sites: {default: a}}
 limits: {max_payload_bytes: 1024}
@@ -167,14 +172,16 @@ limits: {max_payload_bytes: 1024}
     rejected: list[tuple[str, str | None]] = []
 
     class FakeIntake:
+        cfg = parsed
+
         def accept(self, *args: Any, **kwargs: Any) -> None:
             raise AssertionError("nothing here is valid")
 
-        def reject(self, exc: InputError, fields: dict[str, Any] | None, msg: Any = None) -> None:
+        def reject(self, exc: InputError, fields: dict[str, Any] | None, origin: Any = None) -> None:
             rejected.append((str(exc), (fields or {}).get("id")))
 
     sent: list[bytes] = []
-    bridge = HermesBridge(cfg, FakeIntake(), EventBus(), lambda t, p, q, r: sent.append(p))
+    bridge = HermesBridge(FakeIntake(), EventBus(), lambda t, p, q, r: sent.append(p))  # type: ignore[arg-type]
     bodies = [b"\xff", b"[1]", b"not json", b'{"text": "\\ud800"}', b"{" + b" " * 1100 + b"}",
               b'{"text": "hi", "siteId": ["a"], "id": "h1"}', b'{"text": "hi", "siteId": {"x": 1}, "id": "h2"}',
               b'{"text": "hi", "siteId": "garage", "id": "h3"}']

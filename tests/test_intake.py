@@ -1,4 +1,4 @@
-"""Intake without a broker: ``P/stop`` payloads, and every message ending in an event or an action.
+"""Intake (through the MQTT router) without a broker: ``P/stop`` payloads, and every message ending in an event or an action.
 
 A stop is an empty payload or a JSON object ``{"priority_below": "<priority>"}`` (``{}``,
 what Home Assistant's stop button sends, stops everything). Anything else is *rejected*
@@ -16,7 +16,9 @@ from announcer.config import parse_config
 from announcer.core.announcement import Announcement
 from announcer.core.events import EventBus
 from announcer.intake.intake import Intake
-from announcer.mqtt.link import IncomingMessage
+from announcer.mqtt.client import IncomingMessage
+from announcer.mqtt.router import MqttRouter
+from announcer.mqtt.topics import Topics
 
 CFG = parse_config("""
 speakers: {a: {type: file, directory: /tmp/a}, b: {type: file, directory: /tmp/b}}
@@ -45,13 +47,14 @@ class FakeSpool:
 
 
 @pytest.fixture
-def parts() -> tuple[Intake, FakeScheduler, list[dict[str, Any]]]:
+def parts() -> tuple[MqttRouter, FakeScheduler, list[dict[str, Any]]]:
+    """The MQTT router on an intake with fake spool and scheduler; events as published."""
     events = EventBus()
     seen: list[dict[str, Any]] = []
-    events.subscribe(lambda event, _ann: seen.append(event))
+    events.subscribe(lambda event, _ann: seen.append(event.to_wire()))
     sched = FakeScheduler()
-    intake = Intake(CFG, FakeSpool(), sched, events)  # type: ignore[arg-type]
-    return intake, sched, seen
+    intake = Intake(lambda: CFG, FakeSpool(), sched, events)  # type: ignore[arg-type]
+    return MqttRouter(intake, Topics.under("announcer")), sched, seen
 
 
 def message(topic: str, payload: bytes) -> IncomingMessage:

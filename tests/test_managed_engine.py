@@ -99,7 +99,7 @@ def wait_dead(pid: int, timeout: float = 15.0) -> bool:
 def test_start_ready_crash_restart_stop(worker_py: str, tmp_path: Path) -> None:
     eng = sambert_engine(worker_py, tmp_path)
     states = States()
-    eng.start_managed(on_change=states)
+    eng.start(on_change=states)
     try:
         assert not eng.ready or eng.state == "ready"
         states.wait("ready")
@@ -167,7 +167,7 @@ def test_fallback_while_not_ready_then_the_engine_itself(worker_py: str, tmp_pat
     zh = create_engine("zh", parse_config("engines: {zh: {type: embedded-zh}}").engines["zh"])
     synth = Synthesizer({"zh": zh, "sambert": eng})
     states = States()
-    eng.start_managed(on_change=states)
+    eng.start(on_change=states)
     try:
         assert eng.state == "starting" and not eng.ready
         stats = SynthStats()

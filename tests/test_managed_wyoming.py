@@ -71,7 +71,7 @@ def test_start_ready_synthesis_crash_fallback_restart_stop(tmp_path: Path) -> No
     assert isinstance(eng, ManagedWyomingEngine)
     synth = Synthesizer(engs)
     states = States()
-    eng.start_managed(on_change=states)
+    eng.start(on_change=states)
     try:
         # not ready: declarations at their defaults, at once; announcements spoken by the fallback
         t0 = time.monotonic()
@@ -128,7 +128,7 @@ def test_without_command_it_is_the_plain_engine() -> None:
     cfg = parse_config('engines: {remote: {type: wyoming, uri: "tcp://127.0.0.1:9"}}')
     eng = create_engine("remote", cfg.engines["remote"])
     assert type(eng) is WyomingEngine
-    assert not hasattr(eng, "ready") and not hasattr(eng, "start_managed")  # no fallback, loaded by the daemon
+    assert not eng.supervised and not eng.may_fall_back  # no fallback, no process: loaded by the daemon
     assert repr(cfg.engines["remote"]) == ("Config(type='wyoming', uri='tcp://127.0.0.1:9', voice=None, "
                                            "speaker=None, timeout=30.0, emotion_voices=None)")  # same cache keys
 

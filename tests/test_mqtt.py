@@ -17,7 +17,8 @@ import pytest
 from broker import Broker, properties
 
 from announcer.config import MqttConfig
-from announcer.mqtt.link import IncomingMessage, MqttLink
+from announcer.mqtt.client import IncomingMessage
+from announcer.mqtt.link import MqttLink
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -105,7 +106,7 @@ def test_clean_close_publishes_offline(broker: Broker) -> None:
 LINK_SCRIPT = """
 import json, sys, time
 from announcer.config import MqttConfig
-from announcer.mqtt import MqttLink
+from announcer.mqtt.link import MqttLink
 link = MqttLink(MqttConfig(**json.loads(sys.argv[1])), lambda m: None, ["announcer/say"])
 link.start()
 assert link.wait_subscribed(10)

@@ -23,6 +23,7 @@ from announcer.config import parse_config
 from announcer.core.events import EventBus
 from announcer.intake.parse import build
 from announcer.playback.player import FADE_OUT_SECONDS
+from announcer.playback.runtime import Runtime
 from announcer.playback.scheduler import Scheduler
 from announcer.playback.synthesizer import make_synthesizer
 from announcer.sinks.base import Sink, Stream
@@ -86,7 +87,7 @@ cache: {{enabled: false}}
     events = EventBus()
     events.subscribe(log)
     spool = Spool(cfg.spool.path)
-    sched = Scheduler(cfg, make_synthesizer(cfg), {"hall": sink}, spool, events, ChimeLibrary())
+    sched = Scheduler(Runtime(cfg, make_synthesizer(cfg), {"hall": sink}, ChimeLibrary()), spool, events)
     sched.start()
     try:
         for raw in ({"text": LONGER, "id": "long"}, {"text": "着火了。", "id": "fire", "priority": "emergency"}):

@@ -29,6 +29,7 @@ from announcer.core.announcement import Announcement
 from announcer.core.events import EventBus
 from announcer.intake.parse import build
 from announcer.playback.quiet_hours import QuietHours, zone
+from announcer.playback.runtime import Runtime
 from announcer.playback.scheduler import Scheduler
 from announcer.playback.synthesizer import Synthesizer
 from announcer.sinks.base import Sink, create_sink
@@ -323,8 +324,8 @@ cache: {{enabled: false}}
         events = EventBus()
         events.subscribe(self.log)
         self.spool = Spool(self.cfg.spool.path)
-        self.sched = Scheduler(self.cfg, Synthesizer({"zh": engine}), self.sinks, self.spool, events,
-                               ChimeLibrary(), clock=self.clock)
+        self.sched = Scheduler(Runtime(self.cfg, Synthesizer({"zh": engine}), self.sinks, ChimeLibrary()), self.spool,
+                               events, clock=self.clock)
 
     def set_time(self, hhmm: str, day_offset: int = 0) -> datetime:
         """Move the scheduler's clock to the next ``hhmm`` UTC (plus whole days); never backwards."""
@@ -437,7 +438,8 @@ def test_resumed_jobs_report_their_hold(tmp_path: Path, engine: CountingEngine) 
     q.log.wait("queued", "night")
     q.close()
     q.spool = Spool(q.cfg.spool.path)
-    q.sched = Scheduler(q.cfg, q.sched.synth, q.sinks, q.spool, q.sched.events, ChimeLibrary(), clock=q.clock)
+    q.sched = Scheduler(Runtime(q.cfg, q.sched.runtime.synth, q.sinks, ChimeLibrary()), q.spool, q.sched.events,
+                       clock=q.clock)
     try:
         q.sched.start()
         resumed = [e for e in q.log.of("queued", "night") if e.get("resumed")]

@@ -22,10 +22,11 @@ import soundfile as sf
 from announcer.audio.chimes import ChimeLibrary
 from announcer.config import Config, parse_config
 from announcer.core.announcement import Announcement
-from announcer.core.events import EventBus
+from announcer.core.events import Event, EventBus
 from announcer.engines.base import Style
 from announcer.engines.embedded_zh import EmbeddedZhEngine
 from announcer.intake.parse import build
+from announcer.playback.runtime import Runtime
 from announcer.playback.scheduler import Scheduler
 from announcer.playback.synthesizer import Synthesizer
 from announcer.sinks.base import Sink, Stream, create_sink
@@ -89,9 +90,9 @@ class EventLog:
         self.events: list[dict[str, Any]] = []
         self._cond = threading.Condition()
 
-    def __call__(self, event: dict[str, Any], _ann: Announcement | None) -> None:
+    def __call__(self, event: Event, _ann: Announcement | None) -> None:
         with self._cond:
-            self.events.append(event)
+            self.events.append(event.to_wire())  # as published on P/events
             self._cond.notify_all()
 
     def of(self, state: str | None = None, ann_id: str | None = None, speaker: str | None = None) -> list[dict]:
@@ -177,7 +178,7 @@ cache: {{enabled: false}}
 
     def open(self) -> Scheduler:
         self.spool = Spool(self.cfg.spool.path)
-        self.sched = Scheduler(self.cfg, self.synth, self.sinks, self.spool, self.events, ChimeLibrary(),
+        self.sched = Scheduler(Runtime(self.cfg, self.synth, self.sinks, ChimeLibrary()), self.spool, self.events,
                                clock=self.clock, on_status_change=self.statuses.append)
         return self.sched
 

@@ -22,9 +22,10 @@ import pytest
 from announcer.audio.chimes import ChimeLibrary
 from announcer.config import parse_config
 from announcer.core.announcement import Announcement
-from announcer.core.events import EventBus
+from announcer.core.events import Event, EventBus
 from announcer.engines.embedded_zh import EmbeddedZhEngine
 from announcer.intake.parse import build
+from announcer.playback.runtime import Runtime
 from announcer.playback.scheduler import Scheduler
 from announcer.playback.sink_guard import CHECK_AFTER_SECONDS, OutputStalled, SinkGuard
 from announcer.playback.synthesizer import Synthesizer
@@ -139,9 +140,9 @@ class Events:
         self.events: list[dict[str, Any]] = []
         self._cond = threading.Condition()
 
-    def __call__(self, event: dict[str, Any], _ann: Announcement | None) -> None:
+    def __call__(self, event: Event, _ann: Announcement | None) -> None:
         with self._cond:
-            self.events.append(event)
+            self.events.append(event.to_wire())  # as published on P/events
             self._cond.notify_all()
 
     def wait(self, state: str, ann_id: str, speaker: str, timeout: float = 20) -> dict[str, Any]:
@@ -180,7 +181,7 @@ cache: {{enabled: false}}
         bus = EventBus()
         bus.subscribe(self.log)
         self.spool = Spool(self.cfg.spool.path)
-        self.sched = Scheduler(self.cfg, Synthesizer({"zh": engine}), self.sinks, self.spool, bus, ChimeLibrary())
+        self.sched = Scheduler(Runtime(self.cfg, Synthesizer({"zh": engine}), self.sinks, ChimeLibrary()), self.spool, bus)
 
     def sink(self, name: str) -> HangSink:
         sink = self.sinks[name]

@@ -130,7 +130,7 @@ def test_pending_after_sigkill(tmp_path: Path) -> None:
         import sys, time
         sys.path.insert(0, {str(REPO)!r})
         from announcer.core.announcement import Announcement
-        from announcer.spool import Spool
+        from announcer.spool.store import Spool
         s = Spool({str(path)!r})
         now = time.time()
         for i in range(5):

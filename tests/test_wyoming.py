@@ -40,7 +40,9 @@ from announcer.engines.espeak import Config as EspeakConfig
 from announcer.engines.wyoming import Config as WyomingEngineConfig
 from announcer.engines.wyoming import WyomingEngine
 from announcer.engines.wyoming_protocol import WyomingError
+from announcer.audio.chimes import ChimeLibrary
 from announcer.integrations.wyoming.server import SAMPLES_PER_CHUNK, WyomingServer
+from announcer.playback.runtime import LiveRuntime, Runtime
 from announcer.playback.synthesizer import Synthesizer
 from announcer.text.clauses import split_complete, split_sentences
 
@@ -64,12 +66,18 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synthesizer:
 
 @pytest.fixture(scope="module")
 def server(synth: Synthesizer) -> Iterator[WyomingServer]:
-    srv = WyomingServer(synth, "tcp://127.0.0.1:0", default_engine="zh", max_text_chars=2000)
+    srv = WyomingServer(live_of(synth), "tcp://127.0.0.1:0")
     srv.start()
     try:
         yield srv
     finally:
         srv.stop()
+
+
+def live_of(synth: Synthesizer, yaml: str = "defaults: {engine: zh}") -> LiveRuntime:
+    """What the daemon hands the server: its live runtime (here: these engines, no speakers)."""
+    cfg = parse_config(yaml)
+    return LiveRuntime(Runtime(cfg, synth, {}, ChimeLibrary()))
 
 
 def run(coro: Any) -> Any:
@@ -169,7 +177,7 @@ def test_emotion_voice_and_emotion_speaker_change_the_delivery(server: WyomingSe
 
 def test_language_only_and_no_voice_pick_a_matching_engine(server: WyomingServer) -> None:
     _, rate = speak(server.port, "Hello there.", SynthesizeVoice(language="en-us"))
-    assert rate == server.synth.engine("en").sample_rate
+    assert rate == server.live.current.synth.engine("en").sample_rate
     _, rate = speak(server.port, SENTENCE)  # the default engine
     assert rate == 24000
 
@@ -317,7 +325,7 @@ def test_engine_resamples_a_voice_at_another_rate(server: WyomingServer, synth: 
 
 def test_engine_over_a_unix_socket(synth: Synthesizer, tmp_path: Path) -> None:
     uri = f"unix://{tmp_path / 'tts.sock'}"
-    srv = WyomingServer(synth, uri)
+    srv = WyomingServer(live_of(synth), uri)
     srv.start()
     try:
         eng = wyoming_engine(uri)
@@ -397,7 +405,7 @@ def test_daemon_serves_wyoming_when_enabled(shared_broker: Any, tmp_path: Path) 
     daemon.start()
     try:
         assert daemon.wait_ready(20)
-        assert daemon.wyoming is not None and daemon.wyoming.synth is daemon.synth  # one Synthesizer
+        assert daemon.wyoming is not None and daemon.wyoming.live is daemon.live  # one live runtime
         port = daemon.wyoming.port
         samples, rate = speak(port, "你好。", SynthesizeVoice(name="baker-happy"))
         assert rate == 24000 and len(samples) > 0
@@ -405,3 +413,47 @@ def test_daemon_serves_wyoming_when_enabled(shared_broker: Any, tmp_path: Path) 
         daemon.stop()
     with pytest.raises(OSError):
         run(ask(port, Describe().event(), "info"))
+
+
+def test_server_speaks_with_the_engines_of_a_reload(tmp_path: Path, shared_broker: Any) -> None:
+    """A reload that replaces the engines reaches the Wyoming server: it lists and speaks with the
+    new ones. Before, the server kept the synthesizer it was started with, whose engines the
+    reload had just closed."""
+    import json
+
+    from announcer.config import load_config
+    from announcer.service.daemon import Daemon
+
+    base = {
+        "mqtt": shared_broker.mqtt_config(client_id="wyoming-reload", topic_prefix="wyoming-reload"),
+        "speakers": {"a": {"type": "file", "directory": str(tmp_path / "wav")}},
+        "spool": {"path": str(tmp_path / "spool.sqlite3")},
+        "cache": {"directory": str(tmp_path / "cache")},
+        "homeassistant": {"enabled": False},
+        "wyoming": {"enabled": True, "uri": "tcp://127.0.0.1:0"},
+    }
+    path = tmp_path / "announcer.yaml"
+    path.write_text(json.dumps({**base, "engines": {"zh": {"type": "embedded-zh"}}}), encoding="utf-8")
+    daemon = Daemon(load_config(path), config_path=path)
+    daemon.start()
+    try:
+        assert daemon.wait_ready(20)
+        port = daemon.wyoming.port
+        voices = {v.name for v in Info.from_event(run(ask(port, Describe().event(), "info"))[-1]).tts[0].voices}
+        assert "baker" in voices and "en-us" not in voices
+        old_engine = daemon.live.current.synth.engines["zh"]
+
+        path.write_text(json.dumps({**base, "engines": {"en": {"type": "espeak", "voice": "en-us"}}}),
+                        encoding="utf-8")
+        assert daemon.reload()
+        assert "zh" not in daemon.live.current.synth.engines and old_engine not in \
+            daemon.live.current.synth.engines.values()
+        voices = {v.name for v in Info.from_event(run(ask(port, Describe().event(), "info"))[-1]).tts[0].voices}
+        assert "en-us" in voices and "baker" not in voices
+        samples, rate = speak(port, "Hello there.")  # no voice: the new default engine
+        assert rate == 22050 and len(samples) > 0.3 * rate
+        with pytest.raises(AssertionError):
+            speak(port, "你好。", SynthesizeVoice(name="baker"))  # the old voice is gone: an error event
+    finally:
+        daemon.stop()
+

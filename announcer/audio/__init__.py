@@ -1,7 +1,9 @@
-"""Audio: the sample type, WAV files, resampling, loudness, the limiter and chimes.
+"""Audio: the sample type, WAV files, resampling, fades, the peak limiter, loudness and chimes.
 
-Owns the signal processing every engine, sink and speaker chain shares.
-May import: ``core`` only.
+Owns: the signal processing that engines, sinks and the speaker chain share (``samples``,
+``wav``, ``dsp``, ``loudness``: the BS.1770 meter and the streaming normaliser's state,
+``chimes``: built-in and configured chimes per priority).
+May import: ``core``.
 """
 
 from .samples import Audio, db_to_gain, to_pcm16

@@ -6,12 +6,11 @@ May import: ``core``, ``audio`` (chime names) and the config models that ``engin
 ``sinks`` declare in their modules. Nothing else in announcer is imported here.
 """
 
+from ..core.paths import DEFAULT_CACHE_DIR, DEFAULT_STATE_DIR
 from .errors import CROSS_MARK, ConfigError
 from .loader import find_config_path, load_config, parse_config
 from .models import Config, EngineConfig, SpeakerConfig
 from .sections import (
-    DEFAULT_CACHE_DIR,
-    DEFAULT_STATE_DIR,
     AudioConfig,
     CacheConfig,
     DefaultsConfig,

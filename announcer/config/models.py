@@ -17,10 +17,10 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from ..audio.chimes import BUILTIN_CHIMES
 from ..core.schema import Slug
 from ..engines.base import ENGINE_MODULES
 from ..sinks.base import SINK_MODULES
+from .checks import CROSS_CHECKS
 from .errors import CROSS_MARK
 from .sections import (
     AudioConfig,
@@ -114,54 +114,7 @@ class Config(Strict):
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:
-        errors: list[str] = []
-        if self.mqtt.password_file is not None:
-            if self.mqtt.password is not None:
-                errors.append("mqtt.password_file: set either mqtt.password or mqtt.password_file, not both")
-            try:
-                if not self.mqtt.read_password():
-                    errors.append(f"mqtt.password_file: {self.mqtt.password_file} is empty")
-            except (OSError, UnicodeDecodeError) as exc:
-                why = getattr(exc, "strerror", None) or type(exc).__name__
-                errors.append(f"mqtt.password_file: cannot read {self.mqtt.password_file}: {why}")
-        if not self.engines:
-            errors.append("engines: at least one engine is needed")
-        if self.defaults.engine is not None and self.defaults.engine not in self.engines:
-            errors.append(f"defaults.engine: {self.defaults.engine!r} is not an engine (have: {', '.join(self.engines)})")
-        for name, ecfg in self.engines.items():  # managed engines (sambert): who speaks while they are down
-            fallback = getattr(ecfg, "fallback", None)
-            if fallback is not None and (fallback == name or fallback not in self.engines):
-                errors.append(f"engines.{name}.fallback: {fallback!r} is not another engine "
-                              f"(have: {', '.join(n for n in self.engines if n != name) or 'none'})")
-        clash = set(self.speakers) & set(self.zones)
-        for name in sorted(clash):
-            errors.append(f"zones.{name}: a speaker already has this name")
-        for zone, members in self.zones.items():
-            if not members:
-                errors.append(f"zones.{zone}: a zone needs at least one speaker")
-            for i, m in enumerate(members):
-                if m not in self.speakers:
-                    errors.append(f"zones.{zone}.{i}: {m!r} is not a speaker (have: {', '.join(self.speakers)})")
-        for zone in self.zone_names:
-            if zone not in self.zones:
-                errors.append(f"zone_names.{zone}: not a zone (have: {', '.join(self.zones) or 'none'})")
-        targets = set(self.speakers) | set(self.zones)
-        for i, t in enumerate(self.defaults.targets):
-            if t not in targets:
-                errors.append(f"defaults.targets.{i}: {t!r} is not a speaker or zone")
-        for site, t in self.hermes.sites.items():
-            if t not in targets:
-                errors.append(f"hermes.sites.{site}: {t!r} is not a speaker or zone")
-        for qi, q in enumerate(self.quiet_hours):
-            for si, s in enumerate(q.speakers):
-                if s not in self.speakers:
-                    errors.append(f"quiet_hours.{qi}.speakers.{si}: {s!r} is not a speaker")
-        chime_names = set(self.chimes) | set(BUILTIN_CHIMES)
-        named = [("defaults.chime", self.defaults.chime), ("audio.end_chime", self.audio.end_chime)]
-        named += [(f"audio.priority_chimes.{k}", v) for k, v in self.audio.priority_chimes.items()]
-        for key, name in named:
-            if isinstance(name, str) and name not in chime_names:
-                errors.append(f"{key}: {name!r} is not a chime (have: {', '.join(sorted(chime_names))})")
+        errors = [line for check in CROSS_CHECKS for line in check(self)]
         if errors:
             raise ValueError(CROSS_MARK + "\n".join(errors))
         return self

@@ -7,7 +7,6 @@ their own models in their modules; ``announcer.config.models`` collects them.
 from __future__ import annotations
 
 import ipaddress
-import os
 from datetime import time as dtime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -15,14 +14,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..core.emotions import EMOTIONS, resolve_emotion
-from ..core.schema import Priority, Slug
+from ..core.paths import DEFAULT_CACHE_DIR, DEFAULT_STATE_DIR
+from ..core.schema import Intensity, Priority, RepeatGap, Slug, Speed, Ttl, Volume
 from ..engines.wyoming_protocol import parse_uri
 from .errors import CROSS_MARK
-
-DEFAULT_STATE_DIR = Path(os.environ.get("STATE_DIRECTORY", "/var/lib/announcer")).expanduser()
-DEFAULT_CACHE_DIR = Path(
-    os.environ.get("CACHE_DIRECTORY") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "announcer")
-).expanduser()
 
 
 class Strict(BaseModel):
@@ -64,17 +59,19 @@ class MqttConfig(Strict):
 
 
 class DefaultsConfig(Strict):
+    """``defaults.*``: typed with the announcement schema's own types (``announcer.core.schema``)."""
+
     engine: str | None = None
     voice: str | None = None
     emotion: str = "neutral"
-    intensity: float = Field(1.0, ge=0, le=2)
-    speed: float = Field(1.0, ge=0.5, le=2.0)
-    volume: float = Field(1.0, ge=0, le=1)
+    intensity: Intensity = 1.0
+    speed: Speed = 1.0
+    volume: Volume = 1.0
     priority: Priority = "normal"
     targets: tuple[Slug, ...] = ()
     chime: bool | str = True
-    ttl: float = Field(600.0, gt=0)
-    repeat_gap: float = Field(1.0, ge=0, le=60)
+    ttl: Ttl = 600.0
+    repeat_gap: RepeatGap = 1.0
 
     @field_validator("emotion")
     @classmethod

@@ -1,1 +1,8 @@
-"""TODO"""
+"""The vocabulary every other package speaks: announcements, their schema, events, errors.
+
+Owns: the ``Announcement`` value (``announcement``), the one payload schema and its types
+(``schema``), the typed events and the event bus (``events``), the error types
+(``errors``), emotion names and aliases (``emotions``), atomic file writes (``files``) and
+the default state and cache directories (``paths``).
+May import: nothing else of announcer (only the standard library and pydantic).
+"""

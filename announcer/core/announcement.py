@@ -13,9 +13,6 @@ from typing import Any
 
 from .schema import PRIORITY_RANK
 
-FIELDS = ("text", "id", "emotion", "intensity", "speed", "volume", "priority", "targets", "chime",
-          "repeat", "repeat_gap", "ttl", "engine", "voice", "lang")
-
 
 @dataclass(frozen=True)
 class Announcement:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,10 +33,31 @@ class Style:
     speed: float = 1.0
 
 
+StateCallback = Callable[[str, str], None]  # (engine name, new state)
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """The engine that speaks a render for the one asked for: itself, or a fallback (with a warning)."""
+
+    name: str
+    engine: Engine
+    warning: str | None = None  # "engine x is not ready; spoken by y" when another engine speaks
+
+
 class Engine(ABC):
-    """One configured engine instance."""
+    """One configured engine instance.
+
+    Lifecycle: the daemon calls ``start`` once (a plain engine loads there; a supervised
+    one starts its process in the background, see ``announcer.engines.supervised``) and
+    ``close`` at the end; one-shot commands just call ``load``. ``state`` says whether it
+    can speak now: always ``ready`` for an engine that renders in this process.
+    """
 
     type_name: ClassVar[str]
+    # its server runs as a process of its own (started in the background when the config gives a
+    # command): its state goes into P/status, and a fallback speaks while it is down
+    supervised: ClassVar[bool] = False
 
     def __init__(self, name: str, config: Any, cache_dir: Path | None = None) -> None:
         self.name = name
@@ -83,7 +104,41 @@ class Engine(ABC):
     def _load(self) -> None:  # engines with heavy state override this
         return None
 
+    def start(self, on_change: StateCallback | None = None) -> None:
+        """In the daemon: make the engine ready. Loads it here (EngineUnavailable when it cannot);
+        a supervised engine starts its process in the background and reports to ``on_change``."""
+        self.load()
+
+    @property
+    def state(self) -> str:
+        """``ready``, or for a supervised engine ``starting`` / ``down`` / ``stopped``."""
+        return "ready"
+
+    @property
+    def ready(self) -> bool:
+        """Whether a render may go to this engine now (a one-shot ``load`` starts what it needs)."""
+        return True
+
+    @property
+    def fallback(self) -> str | None:
+        """The engine that speaks while this one is not ready (None: the built-in choice)."""
+        return None
+
+    @property
+    def may_fall_back(self) -> bool:
+        """Whether another engine may speak for this one while it is down (supervised engines)."""
+        return False
+
     def close(self) -> None:
+        return None
+
+    def speaker(self) -> Speaker:
+        """Who speaks a render of this engine: itself, loaded (a ``FallbackEngine`` may hand over)."""
+        self.load()
+        return Speaker(self.name, self)
+
+    def after_failure(self, speaker: Speaker, exc: BaseException) -> Speaker | None:
+        """Who takes over when ``speaker`` failed before a clause's audio went out (None: nobody)."""
         return None
 
     # --- text and audio -----------------------------------------------------------

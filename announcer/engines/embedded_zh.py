@@ -36,9 +36,10 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..audio import db_to_gain
+from ..audio.samples import db_to_gain
 from ..core.emotions import EMOTIONS
 from ..core.errors import EngineUnavailable, InputError
+from ..core.paths import DEFAULT_CACHE_DIR
 from . import tflite_patch
 from .base import Engine, Style
 from .prosody import PRESETS, prosody_for
@@ -257,8 +258,6 @@ class EmbeddedZhEngine(Engine):
 
     def _acoustic_model(self, assets: Path) -> dict[str, Any]:
         """Interpreter arguments for the patched acoustic model (cached; in memory if the cache is read-only)."""
-        from ..config import DEFAULT_CACHE_DIR
-
         source = assets / ACOUSTIC
         cache_dir = (self.cache_dir or DEFAULT_CACHE_DIR) / "models"
         try:

@@ -25,19 +25,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..core.emotions import EMOTIONS
+from ..core.schema import bounds
 
 # measured slope of mean F0 per unit of normalised F0 offset (fraction of F0)
 F0_UP_PER_UNIT = 0.113
 F0_DOWN_PER_UNIT = 0.125
+
+
+
+def _limits(field: str) -> tuple[float, float]:
+    lo, hi = bounds(field)
+    assert lo is not None and hi is not None
+    return float(lo), float(hi)
+
 
 F0_OFFSET_LIMITS = (-1.5, 1.5)
 F0_RANGE_LIMITS = (0.5, 1.6)
 ENERGY_OFFSET_LIMITS = (-0.4, 1.0)
 GAIN_DB_LIMITS = (-12.0, 9.0)
 DURATION_LIMITS = (0.6, 1.6)  # the emotion's own tempo change, before speed
-SPEED_LIMITS = (0.5, 2.0)
+SPEED_LIMITS = _limits("speed")  # the announcement schema's bounds
 PAUSE_LIMITS = (0.5, 2.0)
-INTENSITY_LIMITS = (0.0, 2.0)
+INTENSITY_LIMITS = _limits("intensity")
 
 
 def f0_offset_for(percent: float) -> float:

@@ -23,7 +23,7 @@ States go to ``on_change`` (the daemon republishes ``P/status`` with
 
 The engine side (config keys ``ManagedKeys``: ``command``, ``fallback`` and the timings)
 is ``ManagedEngine``, shared by ``SambertEngine`` and ``ManagedWyomingEngine``.
-In the daemon the process is started by ``start_managed`` (never blocking start-up);
+In the daemon the process is started by ``start`` (never blocking start-up);
 in one-shot commands (``announcer say``, ``announcer engines``) ``load`` starts it,
 waits until it is ready and stops it when the program exits.
 """
@@ -44,7 +44,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..core.errors import EngineUnavailable
-from .base import Engine
+from .base import Engine, StateCallback
 from .wyoming_protocol import fetch_info
 
 _LOGGER = logging.getLogger(__name__)
@@ -54,7 +54,6 @@ PROBE_TIMEOUT = 2.0
 POLL_SECONDS = 0.2
 STABLE_SECONDS = 60.0  # ready this long: the next crash restarts after restart_delay again
 
-StateCallback = Callable[[str, str], None]  # (engine name, new state)
 
 
 class ManagedKeys(BaseModel):
@@ -262,10 +261,14 @@ class ManagedProcess:
 class SupervisedEngine(Engine):
     """An engine served by a Wyoming server at ``config.uri`` that a ``ManagedProcess`` runs when
     ``config.command`` is given (config keys: ``ManagedKeys``): the lifecycle shared by the
-    ``sambert`` type and ``type: wyoming`` with a ``command``.
+    ``sambert`` type and ``type: wyoming`` with a ``command``. Its ``state`` is the process's
+    (``starting``, ``ready``, ``down``, ``stopped``); while it is not ``ready`` the synthesizer
+    lets its ``fallback`` speak (``may_fall_back``).
 
     ``_answers`` is the readiness probe (by default: the server answers ``describe``).
     """
+
+    supervised = True
 
     def __init__(self, name: str, config: Any, cache_dir: Any = None) -> None:
         super().__init__(name, config, cache_dir)
@@ -277,7 +280,11 @@ class SupervisedEngine(Engine):
 
     @property
     def fallback(self) -> str | None:
-        return self.config.fallback
+        return self.config.fallback  # type: ignore[no-any-return]
+
+    @property
+    def may_fall_back(self) -> bool:
+        return True
 
     @property
     def state(self) -> str:
@@ -296,8 +303,8 @@ class SupervisedEngine(Engine):
         return self.supervisor is None or not self.supervisor.running or self.supervisor.ready
 
     @property
-    def supervised(self) -> bool:
-        """The daemon runs the process (``start_managed``): readiness is the supervisor's."""
+    def supervising(self) -> bool:
+        """The daemon runs the process (``start``): readiness is the supervisor's."""
         return self.supervisor is not None and self.supervisor.running
 
     @property
@@ -313,15 +320,16 @@ class SupervisedEngine(Engine):
         fetch_info(self.config.uri, PROBE_TIMEOUT)
         return True
 
-    def start_managed(self, on_change: StateCallback | None = None) -> None:
-        """Daemon: start (and supervise) the process in the background."""
+    def start(self, on_change: StateCallback | None = None) -> None:
+        """Daemon: start (and supervise) the process in the background; never blocks or raises.
+        Without a ``command`` nothing happens here: the server is reached at each request."""
         if self.supervisor is not None:
             self.supervisor.on_change = on_change
             self.supervisor.start()
 
     def load(self) -> None:
         """Supervised (daemon): nothing to do, readiness is the supervisor's. Else see ``_load``."""
-        if self.supervised:
+        if self.supervising:
             return
         super().load()
 

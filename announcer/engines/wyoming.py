@@ -223,7 +223,7 @@ class ManagedWyomingEngine(SupervisedEngine, WyomingEngine):
         return True
 
     def _ensure_described(self) -> None:
-        if not self.supervised:  # one-shot: start it (once) to learn the declarations
+        if not self.supervising:  # one-shot: start it (once) to learn the declarations
             super()._ensure_described()
 
     def _load(self) -> None:

@@ -8,7 +8,9 @@
 * ``service``  — ``HttpService``: uvicorn in a background thread beside the MQTT side;
 * ``static/``  — the console (no CDN: every asset is served from here).
 
-FastAPI and uvicorn are imported only when the HTTP side starts.
+FastAPI and uvicorn are imported only when the HTTP side starts. Announcements and stops go
+through the intake like any other front door; the endpoints read the live runtime per request.
+May import: ``core``, ``audio``, ``engines``, ``config``, ``spool``, ``intake``, ``playback``.
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 Nothing here synthesizes or touches the spool on the event loop: ``/tts`` renders in a
 small dedicated thread pool (busy → 429), the other endpoints that read the spool or
 accept an announcement are plain ``def`` handlers, which FastAPI runs in its thread pool.
-``POST /announce`` goes through the same ``Intake.accept`` as an MQTT message (validate,
-spool, schedule, events); a rejection's ``rejected`` event is picked up on the calling
-thread and turned into the HTTP error.
+``POST /announce`` and ``POST /stop`` go through the same intake as an MQTT message
+(validate, spool, schedule, events); its ``Rejected`` result names the field for the
+HTTP error.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..core.emotions import EMOTIONS
 from ..core.errors import EngineUnavailable, InputError
 from ..core.schema import ID_RE, PRIORITIES
+from ..intake.intake import Origin, Rejected
 from ..intake.parse import build
 from ..playback.offline import render_announcement
 from ..playback.synthesizer import SynthStats
@@ -59,10 +60,6 @@ def error_json(status: int, field: str, error: str, headers: dict[str, str] | No
     return JSONResponse({"status": "error", "field": field, "error": error}, status_code=status, headers=headers)
 
 
-class _RejectionCapture(threading.local):
-    events: list[dict[str, Any]] | None = None
-
-
 def create_app(ctx: Any) -> FastAPI:
     """The ASGI app for ``ctx`` (an ``HttpContext``), wrapped in the access guard."""
     cfg = ctx.cfg  # for the OpenAPI document only: handlers read ctx.cfg, which follows a reload
@@ -70,13 +67,6 @@ def create_app(ctx: Any) -> FastAPI:
                   openapi_url="/openapi.json",
                   description="Voice announcements over HTTP: synthesize (/tts) or announce on speakers "
                               "(/announce). Bearer auth unless bound to localhost.")
-    capture = _RejectionCapture()
-
-    def on_event(event: dict[str, Any], _ann: Any) -> None:
-        if event.get("state") == "rejected" and capture.events is not None:
-            capture.events.append(event)
-
-    ctx.events.subscribe(on_event)
     pending = {"tts": 0}
     pending_lock = threading.Lock()
 
@@ -143,7 +133,8 @@ def create_app(ctx: Any) -> FastAPI:
     async def tts(request: Request) -> dict[str, Any]:
         raw = await json_body(request)
         raw.setdefault("chime", False)
-        live = ctx.cfg
+        runtime = ctx.live.current  # one runtime for the whole request, even across a reload
+        live = runtime.config
         ann = build(raw, live, source="http", ignore_unknown=False)  # the voice is checked by the worker:
         # a remote engine may need the network to list its voices, never on the event loop
         ctx.tts_limiter.per_minute = live.limits.per_minute
@@ -157,9 +148,8 @@ def create_app(ctx: Any) -> FastAPI:
         try:
             stats = SynthStats()
             loop = asyncio.get_running_loop()
-            synth, chimes = ctx.synth, ctx.chimes
             audio = await loop.run_in_executor(
-                ctx.tts_pool, lambda: render_announcement(live, synth, ann, chimes, stats))
+                ctx.tts_pool, lambda: render_announcement(live, runtime.synth, ann, runtime.chimes, stats))
             audio_id = await loop.run_in_executor(ctx.tts_pool, ctx.audio.put, audio)
         finally:
             with pending_lock:
@@ -186,22 +176,13 @@ def create_app(ctx: Any) -> FastAPI:
               responses=m.error_responses(400, 401, 403, 409, 413, 415, 429))
     async def announce(request: Request) -> dict[str, Any]:
         raw = await json_body(request)
-        ann, rejected = await asyncio.get_running_loop().run_in_executor(None, _accept, raw)
-        if ann is None:
-            event = rejected[-1] if rejected else {"error": "announcement: rejected", "reason": "invalid"}
-            field, _, message = str(event.get("error", "")).partition(": ")
-            raise ApiError(REASON_STATUS.get(str(event.get("reason")), 400), field or "announcement",
-                           message or "rejected")
+        result = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: ctx.intake.accept(raw, Origin(source="http")))
+        if isinstance(result, Rejected):
+            raise ApiError.from_input(result.error)
+        ann = result.ann
         return {"status": "accepted", "id": ann.id, "url": f"/announcements/{ann.id}",
                 "targets": list(ann.targets), "speakers": list(ann.speakers), "warnings": list(ann.warnings)}
-
-    def _accept(raw: dict[str, Any]) -> tuple[Any, list[dict[str, Any]]]:
-        capture.events = []
-        try:
-            ann = ctx.intake.accept(b"", None, source="http", raw=raw)
-            return ann, capture.events
-        finally:
-            capture.events = None
 
     @app.get("/announcements", response_model=m.AnnouncementList, summary="Recent announcements, newest first",
              responses=m.error_responses(400, 401, 403))
@@ -227,9 +208,12 @@ def create_app(ctx: Any) -> FastAPI:
     @app.post("/stop", response_model=m.StopResponse, summary="Stop and cancel (all speakers or one target)",
               responses=m.error_responses(400, 401, 403, 413, 415))
     async def stop(body: m.StopRequest) -> dict[str, Any]:
-        stopped = await asyncio.get_running_loop().run_in_executor(
-            None, ctx.scheduler.stop, body.target, body.priority_below)
-        return {"status": "success", "stopped": stopped}
+        fields = {"priority_below": body.priority_below} if body.priority_below is not None else {}
+        result = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: ctx.intake.stop(fields, body.target, Origin(source="http"), target_field="target"))
+        if isinstance(result, Rejected):
+            raise ApiError.from_input(result.error)
+        return {"status": "success", "stopped": result}
 
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics (text format 0.0.4)",
              responses={200: {"content": {"text/plain": {}}, "description": "metrics"},
@@ -267,8 +251,8 @@ def _info(ctx: Any) -> dict[str, Any]:
     for name, eng in ctx.synth.engines.items():
         error = None
         try:
-            if hasattr(eng, "start_managed"):  # a managed worker process: the daemon starts it, we only look
-                if getattr(eng, "state", "ready") != "ready":
+            if eng.supervised:  # served by a process or server of its own: we only look
+                if eng.state != "ready":
                     error = f"engine {name} is {eng.state}"
             else:
                 eng.load()  # once loaded, cheap; a remote engine that is down says why

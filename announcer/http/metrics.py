@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core.announcement import Announcement
-from ..core.events import STATES, TERMINAL
+from ..core.events import STATES, TERMINAL, Event
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _SPEAKER_DONE = TERMINAL | {"started"}
@@ -55,8 +55,9 @@ class Metrics:
         self._tts_rtf: float | None = None
 
     # ---- inputs ------------------------------------------------------------------------
-    def on_event(self, event: dict[str, Any], ann: Announcement | None) -> None:
-        state = event.get("state")
+    def on_event(self, ev: Event, ann: Announcement | None) -> None:
+        event = ev.to_wire()
+        state = ev.state
         speaker = event.get("speaker")
         with self._lock:
             if state in self._states:

@@ -1,18 +1,20 @@
 """Schemas of the HTTP API, for the OpenAPI document.
 
-Request bodies are *documented* with these models but *validated* by the one parser
-every front door shares (``announcement.build``), so HTTP, MQTT and the CLI accept and
-refuse exactly the same things with the same messages. The limits in the schemas
-mirror that parser (``text`` length comes from the config at app creation).
+Request bodies are *documented* with models made from the announcement schema
+(``announcer.core.schema.AnnouncementFields``) and *validated* by the one parser every
+front door shares (``announcer.intake.parse``), so HTTP, MQTT and the CLI accept and
+refuse exactly the same things with the same messages (``text``'s length limit comes
+from the config at app creation).
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ..config import Config
+from ..core.schema import AnnouncementFields, Priority
 
 
 class ErrorResponse(BaseModel):
@@ -21,37 +23,22 @@ class ErrorResponse(BaseModel):
     error: str = Field(description="what is wrong and, where it helps, what is allowed")
 
 
-class _Speech(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    text: str = Field(min_length=1, description="what to say (markup and control characters are removed)")
-    emotion: str | None = Field(None, description="neutral happy sad angry fearful surprised, or an alias "
-                                                  "(中性 开心 悲伤 生气 害怕 惊讶 ...); unknown plays as neutral")
-    intensity: float | None = Field(None, ge=0, le=2, description="how strongly the emotion is expressed")
-    speed: float | None = Field(None, ge=0.5, le=2.0, description="speaking rate, 2.0 = twice as fast")
-    volume: float | None = Field(None, ge=0, le=1)
-    engine: str | None = Field(None, description="a configured engine (GET /api/info)")
-    voice: str | None = Field(None, description="a voice of that engine")
-    lang: str | None = None
-    chime: bool | str | None = Field(None, description="true/false or a chime name")
-    repeat: int | None = Field(None, ge=1, le=10)
-    repeat_gap: float | None = Field(None, ge=0, le=60)
+def _request_model(name: str, doc: str, exclude: tuple[str, ...] = ()) -> type[BaseModel]:
+    """A request body documented from the announcement schema (every field but ``exclude``)."""
+    fields: dict[str, Any] = {n: (f.annotation, f) for n, f in AnnouncementFields.model_fields.items()
+                              if n not in exclude}
+    return create_model(name, __doc__=doc, __config__=ConfigDict(extra="allow"), **fields)
 
 
-class TtsRequest(_Speech):
-    """``chime`` defaults to false here: /tts returns the speech alone unless asked."""
-
-
-class AnnounceRequest(_Speech):
-    id: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,64}$", description="correlation id (played once)")
-    priority: Literal["low", "normal", "high", "emergency"] | None = None
-    targets: str | list[str] | None = Field(None, description="speaker or zone name(s); default: defaults.targets")
-    ttl: float | None = Field(None, gt=0, description="seconds; not started by then: expired, never played")
+TtsRequest = _request_model("TtsRequest", "The fields of an announcement that shape its sound. ``chime`` defaults "
+                                          "to false here: /tts returns the speech alone unless asked.",
+                            exclude=("id", "priority", "targets", "ttl"))
+AnnounceRequest = _request_model("AnnounceRequest", "An announcement: the fields of an MQTT announcement payload.")
 
 
 class StopRequest(BaseModel):
     target: str | None = Field(None, description="a speaker or zone; all speakers when left out")
-    priority_below: Literal["low", "normal", "high", "emergency"] | None = None
+    priority_below: Priority | None = None
 
 
 class TtsResponse(BaseModel):

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..audio import Audio, write_wav_atomic
 from ..core.announcement import Announcement
-from ..core.events import TERMINAL
+from ..core.events import TERMINAL, Event
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -37,10 +37,9 @@ class RecentAnnouncements:
         self._lock = threading.Lock()
         self._items: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
-    def on_event(self, event: dict[str, Any], ann: Announcement | None) -> None:
-        ann_id = event.get("id")
-        if not isinstance(ann_id, str):
-            return
+    def on_event(self, ev: Event, ann: Announcement | None) -> None:
+        event = ev.to_wire()  # kept as published on P/events
+        ann_id = ev.id
         with self._lock:
             item = self._items.get(ann_id)
             if item is None:
@@ -53,7 +52,7 @@ class RecentAnnouncements:
                 item.update(text=ann.text, targets=list(ann.targets), speakers=list(ann.speakers),
                             priority=ann.priority, emotion=ann.emotion, source=ann.source, received=ann.received)
             events = item["events"]
-            events.append(dict(event))
+            events.append(event)
             if len(events) > self.max_events:
                 del events[1:len(events) - self.max_events + 1]  # keep the first (queued) and the latest
 

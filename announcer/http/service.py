@@ -1,6 +1,6 @@
 """Running the HTTP API beside the MQTT side: uvicorn in a background thread with its own loop.
 
-``HttpContext`` gathers what the endpoints use (the daemon's synthesizer, intake, spool,
+``HttpContext`` gathers what the endpoints use (the daemon's live runtime, intake, spool,
 scheduler and event bus, plus the HTTP side's own records) and subscribes its listeners.
 ``HttpServer`` runs uvicorn in a thread and stops it with ``should_exit``. ``HttpService``
 is what the daemon starts and stops: context + app + server + the audio sweeper.
@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..audio.chimes import ChimeLibrary
 from ..config import Config
 from ..core.events import EventBus
 from ..intake.intake import Intake
 from ..intake.rate_limit import RateLimiter
+from ..playback.runtime import LiveRuntime
 from ..playback.scheduler import Scheduler
 from ..playback.synthesizer import Synthesizer
 from ..spool.store import Spool
@@ -34,21 +34,14 @@ SWEEP_SECONDS = 60.0
 TTS_WORKERS = 2
 
 
-class _Fixed:
-    """``cfg`` and ``synth`` that never change (tests, tools); the daemon itself is the live source."""
-
-    def __init__(self, cfg: Config, synth: Synthesizer) -> None:
-        self.cfg = cfg
-        self.synth = synth
-
-
 class HttpContext:
-    """What the endpoints use. ``cfg``, ``synth`` and ``chimes`` are read from ``live`` (the daemon)
-    at each use, so a SIGHUP reload reaches the HTTP side too (``http:`` itself needs a restart)."""
+    """What the endpoints use. The config, synthesizer and chimes are read from ``live`` at each
+    request, so a SIGHUP reload reaches the HTTP side too (``http:`` itself needs a restart)."""
 
-    def __init__(self, live: Any, intake: Intake, spool: Spool, scheduler: Scheduler, events: EventBus) -> None:
-        self._live = live
-        cfg = live.cfg
+    def __init__(self, live: LiveRuntime, intake: Intake, spool: Spool, scheduler: Scheduler,
+                 events: EventBus) -> None:
+        self.live = live
+        cfg = live.config
         h = cfg.http
         audio_dir = h.audio_dir or Path(cfg.spool.path).parent / "http-audio"
         self.intake = intake
@@ -62,29 +55,16 @@ class HttpContext:
         self.policy = AccessPolicy(h.tokens, h.jwt_secret, h.allow_ips)
         self.tts_limiter = RateLimiter(cfg.limits.per_minute)
         self.tts_pool = ThreadPoolExecutor(TTS_WORKERS, thread_name_prefix="http-tts")
-        self._chimes: tuple[Config, ChimeLibrary] | None = None
         events.subscribe(self.recent.on_event)
         events.subscribe(self.metrics.on_event)
 
-    @classmethod
-    def create(cls, cfg: Config, synth: Synthesizer, intake: Intake, spool: Spool, scheduler: Scheduler,
-               events: EventBus, live: Any = None) -> HttpContext:
-        return cls(live if live is not None else _Fixed(cfg, synth), intake, spool, scheduler, events)
-
     @property
     def cfg(self) -> Config:
-        return self._live.cfg
+        return self.live.config
 
     @property
     def synth(self) -> Synthesizer:
-        return self._live.synth
-
-    @property
-    def chimes(self) -> ChimeLibrary:
-        cfg = self.cfg
-        if self._chimes is None or self._chimes[0] is not cfg:
-            self._chimes = (cfg, ChimeLibrary.from_config(cfg))
-        return self._chimes[1]
+        return self.live.current.synth
 
     def close(self) -> None:
         self.tts_pool.shutdown(wait=False, cancel_futures=True)
@@ -154,10 +134,6 @@ class HttpService:
         self._stopping = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep, name="http-audio-sweep", daemon=True)
 
-    @classmethod
-    def from_daemon(cls, daemon: Any) -> HttpService:
-        return cls(HttpContext.create(daemon.cfg, daemon.synth, daemon.intake, daemon.spool, daemon.scheduler,
-                                      daemon.events, live=daemon))
 
     def start(self) -> None:
         self.ctx.audio.sweep()

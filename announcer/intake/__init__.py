@@ -1,1 +1,8 @@
-"""TODO"""
+"""Intake: from a front door's raw fields to a committed, scheduled announcement, or a rejection.
+
+Owns: wire decoding (``wire``: bytes, JSON, stop payloads), the one parser (``parse``:
+fields validated with the schema and the config, errors worded the contract's way), the
+rate limit (``rate_limit``) and ``Intake`` itself (``intake``: validate, spool, schedule;
+returns ``Accepted`` or ``Rejected`` to every front door, the ``rejected`` event emitted).
+May import: ``core``, ``audio`` (chime names), ``config``, ``spool``.
+"""

@@ -1,30 +1,46 @@
-"""The one parser: wire payloads (plain text, JSON, stop payloads) to validated ``Announcement``s.
+"""The one parser: raw fields to a validated ``Announcement``, for every front door.
 
-Plain UTF-8 text or a JSON object (a payload whose first non-blank character is ``{``
-is JSON; if it does not parse it is rejected, never spoken). Every problem raises
-``InputError`` naming the field and what is allowed.
+The fields' types and bounds come from the schema (``announcer.core.schema.AnnouncementFields``,
+validated strictly); this module words each error the way the contract does (the field
+named, the allowed values listed) and adds what only the config knows: the text limit,
+known targets, chimes and engines, and the defaults. Fields are checked in the schema's
+order and the first problem is reported. Wire decoding (bytes, JSON, stop payloads) is in
+``announcer.intake.wire``.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 import time
+from collections.abc import Callable
 from typing import Any
+
+from pydantic import ValidationError
 
 from ..audio.chimes import BUILTIN_CHIMES
 from ..config import Config
-from ..core.announcement import FIELDS, Announcement, new_id
+from ..core.announcement import Announcement, new_id
 from ..core.emotions import resolve_emotion
 from ..core.errors import InputError, shown
-from ..core.schema import ID_RE, PRIORITIES
+from ..core.schema import FIELDS, ID_RULE, NUMBER_FIELDS, PRIORITIES, AnnouncementFields, allowed_range
+from .wire import decode_payload
 
 _MARKUP = re.compile(r"<[^<>]{0,200}>")  # SSML/HTML-like tags: never spoken, never passed to an engine
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
-
-
 _CJK_GAP = re.compile(r"(?<=[\u3000-\u9fff\uff00-\uffef]) (?=[\u3000-\u9fff\uff00-\uffef])")
+
+# how a schema error reads, per field, when the value has the wrong type (numbers: below)
+_TYPE_RULES = {
+    "text": "must be a string",
+    "id": ID_RULE,
+    "emotion": "must be a string",
+    "targets": "must be a speaker/zone name or a non-empty list of names",
+    "chime": "must be true, false or a chime name",
+    "repeat": f"must be an integer {allowed_range('repeat')}",
+    "voice": "must be a string",
+    "lang": "must be a string",
+}
 
 
 def clean_text(text: str) -> str:
@@ -34,113 +50,119 @@ def clean_text(text: str) -> str:
     return _CJK_GAP.sub("", text)
 
 
-def decode_payload(payload: bytes | str, cfg: Config) -> dict[str, Any]:
-    """Bytes from the wire to a dict of raw fields (plain text becomes ``{"text": ...}``)."""
-    text = payload_text(payload, cfg)
-    if text.lstrip().startswith("{"):
-        return json_object(text, "a payload starting with '{' must be a JSON object",
-                           "a JSON payload must be an object with at least \"text\"")
-    return {"text": text}
+def known_targets(cfg: Config) -> list[str]:
+    return list(cfg.speakers) + list(cfg.zones)
 
 
-def payload_text(payload: bytes | str, cfg: Config) -> str:
-    """A wire payload as text: at most ``limits.max_payload_bytes``, valid UTF-8."""
-    if isinstance(payload, bytes):
-        if len(payload) > cfg.limits.max_payload_bytes:
-            raise InputError("payload", f"{len(payload)} bytes is over the limit of "
-                                        f"{cfg.limits.max_payload_bytes} bytes", "oversize")
-        try:
-            return payload.decode("utf-8")
-        except UnicodeDecodeError:
-            raise InputError("payload", "not valid UTF-8 (send UTF-8 text or a JSON object)") from None
-    return payload
+def check_target(cfg: Config, name: str, field: str = "targets", where: str = "") -> None:
+    """InputError unless ``name`` is a speaker or zone (``where``: e.g. " in the topic")."""
+    if name not in cfg.speakers and name not in cfg.zones:
+        raise InputError(field, f"unknown target {name[:60]!r}{where} (allowed: {', '.join(known_targets(cfg))})")
 
 
-def json_object(text: str, hint: str, not_object: str) -> dict[str, Any]:
-    """``text`` parsed as a JSON object whose every string is valid Unicode; InputError otherwise.
-
-    ``hint`` follows a syntax error, ``not_object`` is the message for JSON of another type.
-    """
+def _schema_errors(raw: dict[str, Any]) -> dict[str, str]:
+    """The schema's complaints about ``raw``, one per field: the pydantic error type."""
     try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError("payload", f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-                                    f"{hint}") from None
-    except RecursionError:
+        AnnouncementFields.model_validate({k: v for k, v in raw.items() if k in FIELDS})
+    except ValidationError as exc:
+        out: dict[str, str] = {}
+        for err in exc.errors():
+            out.setdefault(str(err["loc"][0]), str(err["type"]))
+        return out
+    except RecursionError:  # a value nested past Python's limit
         raise InputError("payload", "JSON nested too deeply") from None
-    except ValueError:  # an integer of more than 4300 digits (sys.get_int_max_str_digits)
-        raise InputError("payload", "a number in the JSON has too many digits") from None
-    if not isinstance(obj, dict):
-        raise InputError("payload", not_object)
-    for key, value in obj.items():
-        # "\ud800" escapes decode to lone surrogates, which cannot be stored, logged as UTF-8 or published
+    return {}
+
+
+def _worded(name: str, kind: str, value: Any) -> InputError:
+    """The contract's wording of a schema error on field ``name``."""
+    if name == "text" and value is None:
+        return InputError("text", "required (a non-empty string)")
+    if name == "text" and kind == "string_too_short":
+        return InputError("text", "must not be empty (after removing markup and control characters)")
+    if name == "priority":
+        return InputError("priority", f"{shown(value)} is not allowed (allowed: {', '.join(PRIORITIES)})")
+    if name in NUMBER_FIELDS:
+        rng = allowed_range(name)
+        if isinstance(value, int) and not isinstance(value, bool):  # an integer beyond any float
+            return InputError(name, f"{shown(value)} is out of range (allowed: {rng})")
+        if isinstance(value, bool) or not isinstance(value, float) or kind == "finite_number":
+            return InputError(name, f"must be a number, got {shown(value)}")
+        return InputError(name, f"{shown(value)} is out of range (allowed: {rng})")
+    if name == "engine":
+        return InputError("engine", f"unknown engine {shown(value)}")  # completed with the engines by the caller
+    return InputError(name, _TYPE_RULES.get(name, "invalid value"))
+
+
+def _text(value: str, cfg: Config) -> str:
+    text = clean_text(value)
+    if not text:
+        raise InputError("text", "must not be empty (after removing markup and control characters)")
+    if len(text) > cfg.limits.max_text_chars:
+        raise InputError("text", f"{len(text)} characters is over the limit of {cfg.limits.max_text_chars}",
+                         "oversize")
+    return text
+
+
+def _targets(value: str | list[str] | None, cfg: Config) -> tuple[str, ...]:
+    targets = cfg.default_targets if value is None else (value,) if isinstance(value, str) else tuple(value)
+    for name in targets:
+        check_target(cfg, name)
+    return tuple(targets)
+
+
+def _chime(value: bool | str, cfg: Config) -> bool | str:
+    if isinstance(value, str) and value not in BUILTIN_CHIMES and value not in cfg.chimes:
+        names = ", ".join(sorted({*BUILTIN_CHIMES, *cfg.chimes}))
+        raise InputError("chime", f"unknown chime {shown(value)} (allowed: true, false, {names})")
+    return value
+
+
+def _engine(value: Any, cfg: Config) -> str:
+    if value is None:
+        return cfg.default_engine
+    if not isinstance(value, str) or value not in cfg.engines:
+        label = repr(value[:60]) if isinstance(value, str) else shown(value)
+        raise InputError("engine", f"unknown engine {label} (allowed: {', '.join(cfg.engines)})")
+    return value
+
+
+def _unicode(name: str, value: Any) -> None:
+    """A lone surrogate (a ``\\ud800`` escape) can be neither stored nor published."""
+    if isinstance(value, (str, list)):
         try:
-            json.dumps([key, value], ensure_ascii=False).encode("utf-8")
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
-            name = key if _encodable(key) else "payload"
             raise InputError(name, "contains an unpaired UTF-16 surrogate (a \\ud800-\\udfff escape); "
                                    "send valid Unicode") from None
-        except RecursionError:
-            raise InputError("payload", "JSON nested too deeply") from None
-    return obj
 
 
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
-
-
-STOP_FIELDS = ("priority_below", "id")
-_STOP_SHAPE = ('a stop is an empty payload or a JSON object {"priority_below": "<priority>"} '
-               f"(allowed fields: {', '.join(STOP_FIELDS)}; priorities: {', '.join(PRIORITIES)})")
-
-
-def decode_stop(payload: bytes | str, cfg: Config) -> dict[str, Any]:
-    """A ``P/stop`` payload to its fields: empty (or blank) is ``{}``, anything else a JSON object."""
-    text = payload_text(payload, cfg)
-    if not text.strip():
-        return {}
-    if not text.lstrip().startswith("{"):
-        raise InputError("payload", _STOP_SHAPE)
-    return json_object(text, _STOP_SHAPE, _STOP_SHAPE)
-
-
-def stop_priority(fields: dict[str, Any]) -> str | None:
-    """Validate decoded stop fields; returns ``priority_below`` (None: stop every priority)."""
-    unknown = [k for k in fields if k not in STOP_FIELDS]
-    if unknown:
-        names = ", ".join(shown(k) for k in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
-        raise InputError("payload", f"unknown field(s) {names} in a stop; {_STOP_SHAPE}")
-    ann_id = fields.get("id")
-    if ann_id is not None and (not isinstance(ann_id, str) or not ID_RE.fullmatch(ann_id)):
-        raise InputError("id", "must match [A-Za-z0-9._-]{1,64}")
-    below = fields.get("priority_below")
-    if below is not None and below not in PRIORITIES:
-        raise InputError("priority_below", f"{shown(below)} is not allowed (allowed: {', '.join(PRIORITIES)})")
-    return below
-
-
-def _number(raw: dict[str, Any], name: str, lo: float, hi: float | None, default: float,
-            lo_open: bool = False) -> float:
-    v = raw.get(name)
-    if v is None:
-        return default
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise InputError(name, f"must be a number, got {shown(v)}")
-    hi_s = "" if hi is None else f" {hi}"
-    rng = f"{'>' if lo_open else ''}{lo}{' ..' + hi_s if hi is not None else ''}"
-    try:
-        f = float(v)
-    except OverflowError:  # an integer beyond any float
-        raise InputError(name, f"{shown(v)} is out of range (allowed: {rng})") from None
-    if not math.isfinite(f):
-        raise InputError(name, f"must be a number, got {shown(v)}")
-    if (f <= lo if lo_open else f < lo) or (hi is not None and f > hi):
-        raise InputError(name, f"{shown(v)} is out of range (allowed: {rng})")
-    return f
+def checked_fields(raw: dict[str, Any], cfg: Config,
+                   forced_targets: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Every announcement field of ``raw`` validated and resolved against ``cfg`` (defaults filled
+    in), in the schema's order; the first problem raises its InputError."""
+    errors = _schema_errors(raw)
+    config_checks: dict[str, Callable[[Any], Any]] = {
+        "text": lambda v: _text(v, cfg),
+        "targets": lambda v: forced_targets if forced_targets is not None else _targets(v, cfg),
+        "chime": lambda v: _chime(cfg.defaults.chime if v is None else v, cfg),
+        "engine": lambda v: _engine(v, cfg),
+    }
+    out: dict[str, Any] = {}
+    for name in FIELDS:
+        value = raw.get(name)
+        if name == "targets" and forced_targets is not None:
+            out[name] = forced_targets
+            continue
+        _unicode(name, value)
+        if name in errors:
+            err = _worded(name, errors[name], value)
+            if name == "engine":
+                err = InputError("engine", f"{err.message} (allowed: {', '.join(cfg.engines)})")
+            raise err
+        check = config_checks.get(name)
+        out[name] = check(value) if check is not None else value
+    return out
 
 
 def build(raw: dict[str, Any], cfg: Config, *, now: float | None = None, source: str = "mqtt",
@@ -153,97 +175,31 @@ def build(raw: dict[str, Any], cfg: Config, *, now: float | None = None, source:
     unknown = sorted(set(raw) - set(FIELDS))
     if unknown and not ignore_unknown:
         warnings.append(f"ignored unknown field(s): {', '.join(unknown)}")
-
-    text = raw.get("text")
-    if text is None:
-        raise InputError("text", "required (a non-empty string)")
-    if not isinstance(text, str):
-        raise InputError("text", "must be a string")
-    text = clean_text(text)
-    if not text:
-        raise InputError("text", "must not be empty (after removing markup and control characters)")
-    if len(text) > cfg.limits.max_text_chars:
-        raise InputError("text", f"{len(text)} characters is over the limit of {cfg.limits.max_text_chars}",
-                         "oversize")
-
-    ann_id = raw.get("id")
-    if ann_id is None:
-        ann_id = new_id()
-    elif not isinstance(ann_id, str) or not ID_RE.fullmatch(ann_id):
-        raise InputError("id", "must match [A-Za-z0-9._-]{1,64}")
-
-    emo_raw = raw.get("emotion")
-    if emo_raw is not None and not isinstance(emo_raw, str):
-        raise InputError("emotion", "must be a string")
-    emotion, warn = resolve_emotion(emo_raw, cfg.defaults.emotion)
+    f = checked_fields(raw, cfg, forced_targets)
+    emotion, warn = resolve_emotion(f["emotion"], cfg.defaults.emotion)
     if warn:
         warnings.append(warn)
-
-    priority = raw.get("priority", cfg.defaults.priority)
-    if priority not in PRIORITIES:
-        raise InputError("priority", f"{shown(priority)} is not allowed "
-                                     f"(allowed: {', '.join(PRIORITIES)})")
-
-    if forced_targets is not None:
-        targets = forced_targets
-    else:
-        t = raw.get("targets")
-        if t is None:
-            targets = cfg.default_targets
-        elif isinstance(t, str):
-            targets = (t,)
-        elif isinstance(t, list) and t and all(isinstance(x, str) for x in t):
-            targets = tuple(t)
-        else:
-            raise InputError("targets", "must be a speaker/zone name or a non-empty list of names")
-    known = list(cfg.speakers) + list(cfg.zones)
-    for name in targets:
-        if name not in known:
-            raise InputError("targets", f"unknown target {name[:60]!r} (allowed: {', '.join(known)})")
-
-    chime = raw.get("chime", cfg.defaults.chime)
-    if not isinstance(chime, (bool, str)):
-        raise InputError("chime", "must be true, false or a chime name")
-    if isinstance(chime, str) and chime not in BUILTIN_CHIMES and chime not in cfg.chimes:
-        names = ", ".join(sorted({*BUILTIN_CHIMES, *cfg.chimes}))
-        raise InputError("chime", f"unknown chime {shown(chime)} (allowed: true, false, {names})")
-
-    repeat = raw.get("repeat", 1)
-    if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= 10:
-        raise InputError("repeat", "must be an integer 1 .. 10")
-
-    engine = raw.get("engine")
-    if engine is None:
-        engine = cfg.default_engine
-    elif not isinstance(engine, str) or engine not in cfg.engines:
-        shown_engine = repr(engine[:60]) if isinstance(engine, str) else shown(engine)
-        raise InputError("engine", f"unknown engine {shown_engine} (allowed: {', '.join(cfg.engines)})")
-    for name in ("voice", "lang"):
-        if raw.get(name) is not None and not isinstance(raw[name], str):
-            raise InputError(name, "must be a string")
-
-    ttl = _number(raw, "ttl", 0, None, cfg.defaults.ttl, lo_open=True)
-    expires = now + ttl
-    if message_expiry is not None:
-        expires = min(expires, now + message_expiry)
-
+    d = cfg.defaults
+    ttl = d.ttl if f["ttl"] is None else float(f["ttl"])
+    expires = now + ttl if message_expiry is None else min(now + ttl, now + message_expiry)
+    engine = f["engine"]
     return Announcement(
-        id=ann_id,
-        text=text,
-        targets=tuple(targets),
-        speakers=cfg.expand_targets(targets),
+        id=new_id() if f["id"] is None else f["id"],
+        text=f["text"],
+        targets=tuple(f["targets"]),
+        speakers=cfg.expand_targets(f["targets"]),
         emotion=emotion,
-        intensity=_number(raw, "intensity", 0, 2, cfg.defaults.intensity),
-        speed=_number(raw, "speed", 0.5, 2.0, cfg.defaults.speed),
-        volume=None if raw.get("volume") is None else _number(raw, "volume", 0, 1, 1.0),
-        priority=priority,
-        chime=chime,
-        repeat=repeat,
-        repeat_gap=_number(raw, "repeat_gap", 0, 60, cfg.defaults.repeat_gap),
+        intensity=d.intensity if f["intensity"] is None else float(f["intensity"]),
+        speed=d.speed if f["speed"] is None else float(f["speed"]),
+        volume=None if f["volume"] is None else float(f["volume"]),
+        priority=d.priority if f["priority"] is None else f["priority"],
+        chime=f["chime"],
+        repeat=1 if f["repeat"] is None else f["repeat"],
+        repeat_gap=d.repeat_gap if f["repeat_gap"] is None else float(f["repeat_gap"]),
         ttl=ttl,
         engine=engine,
-        voice=raw.get("voice") or (cfg.defaults.voice if engine == cfg.default_engine else None),
-        lang=raw.get("lang"),
+        voice=f["voice"] or (d.voice if engine == cfg.default_engine else None),
+        lang=f["lang"],
         received=now,
         expires=expires,
         warnings=tuple(warnings),

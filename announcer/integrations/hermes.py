@@ -33,27 +33,21 @@ from typing import Any
 from ..config import Config
 from ..core.announcement import Announcement, new_id
 from ..core.errors import InputError, shown
-from ..core.events import EventBus
+from ..core.events import SPEAKER_TERMINAL, Event, EventBus, Queued
 from ..core.schema import ID_RE
-from ..intake.parse import json_object, payload_text
-from ..mqtt.link import IncomingMessage, json_bytes
+from ..intake.intake import Intake, Rejected
+from ..intake.wire import json_object, payload_text
+from ..mqtt.client import IncomingMessage, json_bytes
+from ..mqtt.router import origin_of
+from ..mqtt.topics import HERMES_SAY, HERMES_SAY_FINISHED
 from .base import Integration
 
 _LOGGER = logging.getLogger(__name__)
 
-SAY = "hermes/tts/say"
-SAY_FINISHED = "hermes/tts/sayFinished"
-SPEAKER_TERMINAL = frozenset({"finished", "failed", "cancelled", "expired"})
+SAY = HERMES_SAY
+SAY_FINISHED = HERMES_SAY_FINISHED
 
 Publish = Callable[[str, bytes, int, bool], Any]
-
-
-class Accepting:  # the part of Intake this module uses
-    def accept(self, payload: bytes | str, target: str | None, msg: IncomingMessage | None = None,
-               source: str = "mqtt", raw: dict[str, Any] | None = None) -> Announcement | None: ...
-
-    def reject(self, exc: InputError, fields: dict[str, Any] | None, msg: IncomingMessage | None = None
-               ) -> None: ...
 
 
 def announcement_id(hermes_id: Any) -> str:
@@ -76,13 +70,16 @@ class _Pending:
 class HermesBridge(Integration):
     name = "hermes"
 
-    def __init__(self, cfg: Config, intake: Accepting, events: EventBus, publish: Publish) -> None:
-        self.cfg = cfg
+    def __init__(self, intake: Intake, events: EventBus, publish: Publish) -> None:
         self.intake = intake
         self.events = events
         self._publish = publish
         self._lock = threading.Lock()
         self._pending: dict[str, _Pending] = {}
+
+    @property
+    def cfg(self) -> Config:
+        return self.intake.cfg  # the live config
 
     def subscriptions(self) -> list[str]:
         return [SAY]
@@ -99,7 +96,7 @@ class HermesBridge(Integration):
             obj = json_object(payload_text(msg.payload, self.cfg), f"{SAY} needs a JSON object",
                               f"{SAY} needs a JSON object with \"text\"")
         except InputError as exc:  # no id, siteId or sessionId to answer with: no sayFinished
-            self.intake.reject(exc, None, msg)
+            self.intake.reject(exc, None, origin_of(msg, "hermes"))
             return
         site = obj.get("siteId") or "default"
         reply = {"id": obj.get("id"), "siteId": site, "sessionId": obj.get("sessionId")}
@@ -112,7 +109,7 @@ class HermesBridge(Integration):
             bad_site = InputError("siteId", f"unknown siteId {site[:60]!r} (allowed: {', '.join(sites)}; "
                                             "map it in hermes.sites)")
         if bad_site is not None:
-            self.intake.reject(bad_site, {"id": ann_id}, msg)
+            self.intake.reject(bad_site, {"id": ann_id}, origin_of(msg, "hermes"))
             self._finished(reply)
             return
         target = sites.get(site) if sites else None
@@ -125,33 +122,34 @@ class HermesBridge(Integration):
             if fresh:
                 self._pending[ann_id] = _Pending(reply)
         try:
-            ann = self.intake.accept(msg.payload, target, msg, source="hermes", raw=fields)
+            result = self.intake.accept(fields, origin_of(msg, "hermes"), target)
         except BaseException:  # the spool cannot commit: not acked, the broker redelivers
             if fresh:
                 with self._lock:
                     self._pending.pop(ann_id, None)
             raise
-        if ann is None:  # rejected (invalid, duplicate, rate limited): the event is out already
+        if isinstance(result, Rejected):  # invalid, duplicate, rate limited: the event is out already
             if fresh:
                 with self._lock:
                     self._pending.pop(ann_id, None)
             self._finished(reply)
 
     # ---- events --------------------------------------------------------------------------
-    def on_event(self, event: dict[str, Any], ann: Announcement | None) -> None:
+    def on_event(self, event: Event, ann: Announcement | None) -> None:
         if ann is None:
             return
-        state = event["state"]
+        state = event.state
         with self._lock:
             p = self._pending.get(ann.id)
             if p is None:
                 return
-            if state == "queued":
-                p.remaining = set(event.get("speakers") or ann.speakers) - p.done
-            elif state in SPEAKER_TERMINAL and event.get("speaker"):
-                p.done.add(event["speaker"])
+            speaker = event.speaker_name
+            if isinstance(event, Queued):
+                p.remaining = set(event.speakers or ann.speakers) - p.done
+            elif state in SPEAKER_TERMINAL and speaker:
+                p.done.add(speaker)
                 if p.remaining is not None:
-                    p.remaining.discard(event["speaker"])
+                    p.remaining.discard(speaker)
             else:
                 return
             if p.remaining is None or p.remaining:

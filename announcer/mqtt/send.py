@@ -38,7 +38,9 @@ from typing import Any, TextIO
 from ..config import Config
 from ..core.announcement import new_id
 from ..core.events import TERMINAL
-from .link import IncomingMessage, MqttLink, json_bytes, publish_properties
+from .client import IncomingMessage, json_bytes, publish_properties
+from .link import MqttLink
+from .topics import Topics
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -115,26 +117,26 @@ def send(cfg: Config, payload: dict[str, Any], target: list[str] | None, wait: b
     it is not modified. Problems are written as one line to ``err`` (default stderr).
     """
     err = err or sys.stderr
-    prefix = cfg.mqtt.topic_prefix.rstrip("/")
+    topics = Topics.under(cfg.mqtt.topic_prefix)
     body = dict(payload)
     body.setdefault("id", new_id())
     ann_id = str(body["id"])
-    topic = f"{prefix}/say"
+    topic = topics.say
     if target and len(target) == 1:
-        topic = f"{prefix}/say/{target[0]}"
+        topic = topics.say_to(target[0])
         body.pop("targets", None)
     elif target:
         body["targets"] = list(target)
 
     v5 = cfg.mqtt.protocol == "5"
     token = secrets.token_hex(8)
-    reply_topic = f"{prefix}/reply/{token}" if v5 else None
+    reply_topic = topics.reply(token) if v5 else None
     correlation = secrets.token_bytes(16)
     requested = body.get("targets")
     requested = [requested] if isinstance(requested, str) else requested
     waiter = _Waiter(cfg, ann_id, list(target) if target else (requested if isinstance(requested, list) else None),
                      reply_topic, correlation)
-    subs = [f"{prefix}/events"] + ([reply_topic] if reply_topic else []) if wait else []
+    subs = [topics.events] + ([reply_topic] if reply_topic else []) if wait else []
 
     link = MqttLink(cfg.mqtt, waiter, subs, client_id=f"announcer-send-{token}", persistent=False,
                     availability=False)
@@ -147,7 +149,7 @@ def send(cfg: Config, payload: dict[str, Any], target: list[str] | None, wait: b
             print(f"announcer send: cannot connect to {link.broker}: {why}", file=err)
             return 2, None
         if wait and not link.wait_subscribed(max(0.1, deadline - time.monotonic())):
-            print(f"announcer send: {link.broker} did not confirm the subscription to {prefix}/events", file=err)
+            print(f"announcer send: {link.broker} did not confirm the subscription to {topics.events}", file=err)
             return 2, None
         props = publish_properties(response_topic=reply_topic, correlation_data=correlation,
                                    content_type="application/json") if v5 else None

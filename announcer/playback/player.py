@@ -51,8 +51,9 @@ from ..audio.dsp import fade, resample
 from ..audio.loudness import LoudnessState
 from ..core.announcement import Announcement
 from ..core.errors import EngineUnavailable, InputError
-from ..core.events import EventBus
+from ..core.events import EventBus, Started
 from ..sinks.base import Sink, SinkError, Stream
+from .queues import Aborted, Job
 from .render_pool import RenderPool
 from .sink_guard import GuardedStream, SinkGuard
 from .speaker_chain import SpeakerChain, emotion_level_db
@@ -65,41 +66,6 @@ KEEP_SECONDS = 0.5  # an interrupted stream waits this long for the next job to 
 IDLE_GRACE_SECONDS = 5.0  # idle loops beat every second; this much slack before "hung"
 SINK_MARGIN_SECONDS = 5.0  # a sink call may take its audio's duration plus this
 EXPECTED_ERRORS = (SinkError, EngineUnavailable, InputError, OSError)
-
-# why a job was aborted, strongest last: a stop beats an interruption, a shutdown beats both
-ABORT_REASONS = ("interrupted", "stopped", "shutdown")
-
-
-class Aborted(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-@dataclass
-class Job:
-    """One announcement queued on (or playing on) one speaker."""
-
-    ann: Announcement
-    seq: int  # arrival order; kept when an interrupted job is requeued
-    replay: bool = False  # requeued after an interruption: plays again from its start
-    abort_reason: str | None = None
-    volume_cap: float | None = None  # quiet hours: set by the scheduler when it hands the job out
-    held: str | None = None  # quiet hours: why it waits, as last logged (scheduler bookkeeping)
-
-    @property
-    def key(self) -> tuple[int, int]:
-        return (-self.ann.rank, self.seq)
-
-    def abort(self, reason: str) -> None:
-        """Ask the player to stop this job (called under the scheduler lock)."""
-        if self.abort_reason is None or ABORT_REASONS.index(reason) > ABORT_REASONS.index(self.abort_reason):
-            self.abort_reason = reason
-
-    def check(self) -> None:
-        if self.abort_reason is not None:
-            raise Aborted(self.abort_reason)
-
 
 @dataclass
 class Outcome:
@@ -275,9 +241,9 @@ class Player:
 
             def started(handed_at: float) -> None:
                 latency = max(0.0, (handed_at - ann.received) * 1000.0)
-                self.events.emit("started", ann, speaker=self.name, latency_ms=round(latency),
-                                 replay=True if job.replay else None,
-                                 **render.stats.event_fields())  # engine/fallback/warnings when a fallback spoke
+                self.events.emit(Started(id=ann.id, speaker=self.name, latency_ms=round(latency),
+                                         replay=True if job.replay else None,
+                                         **render.stats.event_fields()), ann)  # engine/fallback when a fallback spoke
 
             writer = _Writer(stream, rate, job, self.clock, started, self.expect)
             write = writer.write

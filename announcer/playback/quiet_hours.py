@@ -4,10 +4,13 @@ scheduler's queues (``QuietGate``: which waiting job may start now, and at what 
 ``QuietHours.at(now, speaker, priority)`` answers three questions for one job:
 may it play now, at most how loud, and when does the quiet end for it. ``QuietGate``
 applies them with the scheduler's clock and config (the rules are rebuilt when the config
-object changes, i.e. after a reload); its decisions are in the scheduler's module doc
-("Quiet hours"): a player takes the first job of its queue that quiet hours allow now; a
-held job stays where it is and never blocks the allowed ones behind it; the job handed out
-carries the window's volume cap; a held job is logged once (again only when the reason changes).
+object changes, i.e. after a reload). A player takes the first job of its queue, in queue
+order, that quiet hours allow now; a job below the window's ``min_priority`` stays where it
+is (held) until the window ends or it expires, and never blocks the allowed ones behind it.
+The job handed out carries the window's volume cap. A held job is named in the ``queued``
+event (``held: {speaker: "quiet hours until 07:00"}``) and logged once by the player that
+skips it (again only when the reason changes); a player with only held jobs re-checks at
+least once a second. What already plays when a window starts plays on.
 
 Rules (the decisions, in one place):
 

@@ -1,17 +1,16 @@
-"""Per-speaker priority queues, preemption, expiry and the bookkeeping of who still owes what.
+"""The scheduler: who plays what, when, on which speaker; preemption, expiry and the bookkeeping.
 
-Flow: a front door (MQTT, HTTP, CLI) builds an ``Announcement``, commits it to the
-spool, then calls ``submit``. ``submit`` emits ``queued`` (fields ``targets``,
-``priority``, ``warnings``, ``speakers``) and puts one ``Job`` on each speaker's queue.
+The queues themselves are ``announcer.playback.queues`` (plain data), the bookkeeping of
+who still owes what ``announcer.playback.ledger``; this module owns the lock, the players
+(one thread each, ``announcer.playback.player``), the synthesis pool and the events.
+
+Flow: the intake commits an ``Announcement`` to the spool and calls ``submit``, which
+emits ``queued`` and puts one ``Job`` on each of its speakers' queues.
 
 Rules (the decisions, in one place):
 
-* Order: priority (emergency > high > normal > low), then arrival: a sequence number
-  from a counter, never a timestamp, so equal priorities are strictly FIFO. An
-  interrupted job goes back with its original number (ahead of later arrivals).
-* Queue full (more than ``limits.max_queue`` waiting on one speaker, the playing one
-  not counted): the lowest-priority, newest entry of that speaker is dropped with a
-  ``cancelled`` event (``speaker``, ``reason: "queue full"``). That may be the new one.
+* Order and queue limits (``announcer.playback.queues``): priority, then arrival; a full
+  queue sheds its lowest, newest job (``cancelled``, ``reason: "queue full"``).
 * Expiry: checked when a player takes a job (``clock() > ann.expires`` → ``expired``
   for that speaker, never played) and swept from waiting queues about once a second.
 * Emergency: interrupts a lower-priority job playing on its speakers; its synthesis
@@ -38,21 +37,15 @@ Rules (the decisions, in one place):
   With ``drain`` (SIGTERM: ``shutdown.drain_timeout``) a ``high`` or ``emergency``
   announcement that is playing may finish first (``finished``, closed in the spool),
   for at most ``drain`` seconds; then it is aborted like the rest. Nothing new starts.
-* Reload (``reconfigure``): queued jobs stay where they are for speakers that still
+* Reload (``reconfigure(runtime)``): queued jobs stay where they are for speakers that still
   exist (the new ``limits.max_queue`` may shed the lowest, ``reason: "queue full"``);
   those of removed speakers are ``cancelled`` (``reason: "speaker removed"``). What
   plays finishes on the sink and chain it started with; the player takes the new ones
   before its next job. A removed speaker's player ends after what it plays.
 * Heartbeat: a player waiting for work wakes at least every ``SWEEP_SECONDS`` and
   beats (``Player.beat``), so a deadlocked scheduler shows up in the watchdog.
-* Quiet hours (rules: ``announcer.playback.quiet_hours``: ``QuietHours``; applied here by its ``QuietGate``): a
-  player takes the first job of its queue, in the order above, that quiet hours allow
-  now; a job below the window's ``min_priority`` stays where it is (held) until the
-  window ends or it expires, and never blocks the allowed ones behind it. The job handed
-  out carries the window's volume cap. A held job is named in the ``queued`` event
-  (``held: {speaker: "quiet hours until 07:00"}``) and logged once by the player that
-  skips it; a player with only held jobs re-checks at least once a second. What already
-  plays when a window starts plays on.
+* Quiet hours (``announcer.playback.quiet_hours``): a player takes the first job of its
+  queue that quiet hours allow now; held jobs never block the allowed ones behind them.
 * ``status()``: ``queue`` counts waiting jobs over all speakers (one announcement on
   two speakers counts twice), ``speaking`` lists the speakers that have taken a job
   (synthesizing or playing it). ``on_status_change`` gets every change.
@@ -60,7 +53,6 @@ Rules (the decisions, in one place):
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import logging
 import threading
@@ -68,19 +60,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..audio.chimes import ChimeLibrary
 from ..config import Config
 from ..core.announcement import Announcement
-from ..core.errors import InputError
-from ..core.events import EventBus
+from ..core.events import EventBus, Interrupted, Queued, speaker_event
 from ..core.schema import PRIORITIES, PRIORITY_RANK
 from ..sinks.base import Sink
 from ..spool.store import Spool
-from .player import Job, Outcome, Player
+from .ledger import Ledger
+from .player import Outcome, Player
+from .queues import Job, SpeakerQueues
 from .quiet_hours import QuietGate
 from .render_pool import RenderPool
+from .runtime import Runtime
 from .speaker_chain import SpeakerChain
-from .synthesizer import Synthesizer
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -91,36 +83,33 @@ StatusCallback = Callable[[dict[str, Any]], None]
 
 
 class Scheduler:
-    def __init__(self, cfg: Config, synth: Synthesizer, sinks: dict[str, Sink], spool: Spool, events: EventBus,
-                 chimes: ChimeLibrary, clock: Callable[[], float] = time.time, synth_workers: int = 2,
-                 on_status_change: StatusCallback | None = None, max_renders: int = 16,
+    def __init__(self, runtime: Runtime, spool: Spool, events: EventBus, clock: Callable[[], float] = time.time,
+                 synth_workers: int = 2, on_status_change: StatusCallback | None = None, max_renders: int = 16,
                  master_volume: Callable[[], float] | None = None) -> None:
-        self.cfg = cfg
-        self.synth = synth
-        self.sinks = sinks
+        self.runtime = runtime
         self.spool = spool
         self.events = events
         self.clock = clock
         self.on_status_change = on_status_change
-        self.renders = RenderPool(synth, cfg.default_engine, synth_workers, max_renders)
+        self.renders = RenderPool(runtime.synth, runtime.config.default_engine, synth_workers, max_renders)
         self._cv = threading.Condition()
-        self._queues: dict[str, list[tuple[tuple[int, int], Job]]] = {name: [] for name in sinks}
-        self._chimes = chimes
+        self._queues = SpeakerQueues(runtime.sinks)
+        self._ledger = Ledger()
         self._master_volume = master_volume
         self._retired: list[Player] = []  # players of speakers removed by a reload, finishing their job
         self._current: dict[str, Job] = {}
-        self._owed: dict[str, dict[str, str | None]] = {}  # ann id -> speaker -> terminal state
         self._seq = itertools.count()
         self._stopping = False
         self._started = False
         self._status_lock = threading.Lock()
         self._last_status: dict[str, Any] | None = None
         self._quiet = QuietGate(lambda: self.cfg, clock)  # rules follow the config a reload swaps in
-        for name in sinks:
-            if name not in cfg.speakers:
-                raise ValueError(f"sink {name!r} has no speaker config")
-        self.players = {name: self._make_player(name, sink) for name, sink in sinks.items()}
+        self.players = {name: self._make_player(name, sink) for name, sink in runtime.sinks.items()}
         self._sweeper = threading.Thread(target=self._sweep_loop, name="announcer-expiry", daemon=True)
+
+    @property
+    def cfg(self) -> Config:
+        return self.runtime.config
 
     def _make_player(self, name: str, sink: Sink) -> Player:
         player = Player(name, sink, self._chain(name), self.renders, self.events, self.clock,
@@ -130,7 +119,7 @@ class Scheduler:
         return player
 
     def _chain(self, name: str) -> SpeakerChain:
-        return SpeakerChain(self.cfg.speakers[name], self._chimes, self.cfg.audio.target_lufs)
+        return SpeakerChain(self.cfg.speakers[name], self.runtime.chimes, self.cfg.audio.target_lufs)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -144,9 +133,8 @@ class Scheduler:
                 for s in speakers:
                     self._terminal(ann, s, "expired")
                 continue
-            self.events.emit("queued", ann, targets=list(ann.targets), priority=ann.priority,
-                             warnings=list(ann.warnings), speakers=list(speakers), resumed=True,
-                             held=self._quiet.held(ann, speakers))
+            self.events.emit(Queued(id=ann.id, targets=ann.targets, priority=ann.priority, warnings=ann.warnings,
+                                    speakers=speakers, resumed=True, held=self._quiet.held(ann, speakers)), ann)
             self._enqueue(ann, speakers)
         for p in self.players.values():
             p.thread.start()
@@ -199,38 +187,33 @@ class Scheduler:
             if self._stopping:
                 _LOGGER.info("%s: not queued, shutting down (it stays in the spool)", ann.id)
                 return
-            if ann.id in self._owed:
+            if ann.id in self._ledger:
                 _LOGGER.warning("%s: already queued; ignoring the second submit", ann.id)
                 return
-        self.events.emit("queued", ann, targets=list(ann.targets), priority=ann.priority,
-                         warnings=list(ann.warnings), speakers=list(ann.speakers),
-                         held=self._quiet.held(ann, ann.speakers))
+        self.events.emit(Queued(id=ann.id, targets=ann.targets, priority=ann.priority, warnings=ann.warnings,
+                                speakers=ann.speakers, held=self._quiet.held(ann, ann.speakers)), ann)
         self._enqueue(ann, ann.speakers)
 
     def stop(self, target: str | None = None, priority_below: str | None = None) -> int:
         """Stop what plays and cancel what waits on ``target``'s speakers (all when None).
 
         With ``priority_below``, only announcements of a lower priority. Returns how many
-        jobs (speaker × announcement) were stopped or cancelled.
+        jobs (speaker × announcement) were stopped or cancelled. The caller has checked
+        ``target`` and ``priority_below`` (``announcer.intake``); others are a ValueError.
         """
         if target is None:
-            speakers = tuple(self._queues)
+            speakers = tuple(self._queues.speakers())
         elif target in self.cfg.speakers or target in self.cfg.zones:
             speakers = tuple(s for s in self.cfg.expand_targets([target]) if s in self._queues)
         else:
-            known = list(self.cfg.speakers) + list(self.cfg.zones)
-            raise InputError("target", f"unknown target {target!r} (allowed: {', '.join(known)})")
+            raise ValueError(f"unknown target {target!r}")
         if priority_below is not None and priority_below not in PRIORITY_RANK:
-            raise InputError("priority_below", f"{priority_below!r} is not allowed (allowed: {', '.join(PRIORITIES)})")
+            raise ValueError(f"unknown priority {priority_below!r}")
         below = PRIORITY_RANK[priority_below] if priority_below is not None else len(PRIORITIES)
-        cancelled: list[tuple[str, Job]] = []
         aborted = 0
         with self._cv:
+            cancelled = self._queues.remove_below(speakers, below)
             for s in speakers:
-                q = self._queues[s]
-                keep = [e for e in q if e[1].ann.rank >= below]
-                cancelled += [(s, e[1]) for e in q if e[1].ann.rank < below]
-                q[:] = keep
                 job = self._current.get(s)
                 if job is not None and job.ann.rank < below:
                     job.abort("stopped")
@@ -242,14 +225,14 @@ class Scheduler:
 
     def status(self) -> dict[str, Any]:
         with self._cv:
-            return {"queue": sum(len(q) for q in self._queues.values()),
-                    "speaking": [s for s in self._queues if s in self._current]}
+            return {"queue": self._queues.waiting(),
+                    "speaking": [s for s in self._queues.speakers() if s in self._current]}
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until nothing waits, plays or is owed (for ``say`` and tests); False on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cv:
-            while self._owed or self._current:
+            while self._ledger or self._current:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
@@ -264,7 +247,7 @@ class Scheduler:
             return
         with self._cv:
             seq = next(self._seq)
-            self._owed[ann.id] = {s: None for s in speakers}
+            self._ledger.owe(ann.id, speakers)
             for s in speakers:
                 if s not in self._queues:
                     unknown.append(s)
@@ -282,16 +265,12 @@ class Scheduler:
 
     def _insert(self, speaker: str, job: Job) -> list[tuple[str, Job]]:
         """Queue ``job`` (under the lock); interrupt a lower job for an emergency; return what was shed."""
-        q = self._queues[speaker]
-        bisect.insort(q, (job.key, job), key=lambda e: e[0])
+        shed = self._queues.insert(speaker, job, self.cfg.limits.max_queue)
         if job.ann.priority == "emergency":
             playing = self._current.get(speaker)
             if playing is not None and playing.ann.rank < job.ann.rank:
                 playing.abort("interrupted")
-        shed = []
-        while len(q) > self.cfg.limits.max_queue:
-            shed.append((speaker, q.pop()[1]))  # last = lowest priority, newest
-        return shed
+        return [(speaker, j) for j in shed]
 
     def _next_job(self, speaker: str) -> Job | None:
         """Block until ``speaker`` has a live job (None when shutting down). Runs on the player thread."""
@@ -300,29 +279,28 @@ class Scheduler:
             job: Job | None = None
             with self._cv:
                 self._current.pop(speaker, None)
-                q = self._queues.get(speaker)
-                if q is None:  # removed by a reload
+                if speaker not in self._queues:  # removed by a reload
                     return None
                 while (not self._stopping and speaker in self._queues
-                       and (index := self._quiet.playable(speaker, q)) is None):
+                       and (index := self._quiet.playable(speaker, self._queues.entries(speaker))) is None):
                     self._cv.wait(SWEEP_SECONDS)  # held jobs: look again when the clock moved; heartbeat
                     self._beat(speaker)
                 if self._stopping or speaker not in self._queues:
                     self._cv.notify_all()
                     return None
-                _, candidate = q.pop(index)
+                candidate = self._queues.pop(speaker, index)
                 if self.clock() > candidate.ann.expires:
                     expired.append(candidate)
                 else:
                     job = candidate
                     self._current[speaker] = job
-                upcoming = q[0][1].ann if q else None
+                upcoming = self._queues.head(speaker)
             for e in expired:
                 self._terminal(e.ann, speaker, "expired")
             self._status_changed()
             if job is not None:
                 if upcoming is not None:
-                    self.renders.prefetch(upcoming)
+                    self.renders.prefetch(upcoming.ann)
                 return job
 
     # ------------------------------------------------------------------ heartbeat
@@ -332,38 +310,29 @@ class Scheduler:
             player.beat()
 
     # ------------------------------------------------------------------ reload
-    def reconfigure(self, cfg: Config, synth: Synthesizer, sinks: dict[str, Sink], chimes: ChimeLibrary) -> None:
-        """Apply a reloaded config (see the module doc). ``sinks``: one per speaker of ``cfg``;
-        an unchanged speaker keeps its sink object (the daemon passes the same one)."""
-        for name in sinks:
-            if name not in cfg.speakers:
-                raise ValueError(f"sink {name!r} has no speaker config")
+    def reconfigure(self, runtime: Runtime) -> None:
+        """Apply a reloaded runtime (see the module doc): one sink per speaker of its config; an
+        unchanged speaker keeps its sink object (the reload passes the same one)."""
         removed: list[tuple[str, Job]] = []
-        shed: list[tuple[str, Job]] = []
         with self._cv:
-            self.cfg = cfg
-            self.synth = synth
-            self._chimes = chimes
-            self.renders.synth = synth  # renders already running finish with the engine they started on
-            self.renders.default_engine = cfg.default_engine
-            for name in [n for n in self._queues if n not in sinks]:
-                removed += [(name, e[1]) for e in self._queues.pop(name)]
+            self.runtime = runtime
+            self.renders.synth = runtime.synth  # renders already running finish with the engine they started on
+            self.renders.default_engine = runtime.config.default_engine
+            for name in [n for n in self._queues.speakers() if n not in runtime.sinks]:
+                removed += [(name, job) for job in self._queues.remove_speaker(name)]
                 player = self.players.pop(name)
                 player.retired = True
                 self._retired.append(player)
-            for name, sink in sinks.items():
+            for name, sink in runtime.sinks.items():
                 player = self.players.get(name)
                 if player is None:
-                    self._queues[name] = []
+                    self._queues.add_speaker(name)
                     self.players[name] = player = self._make_player(name, sink)
                     if self._started and not self._stopping:
                         player.thread.start()
                 else:
                     player.reconfigure(sink if sink is not player.sink else None, self._chain(name))
-            self.sinks = dict(sinks)
-            for name, q in self._queues.items():
-                while len(q) > cfg.limits.max_queue:
-                    shed.append((name, q.pop()[1]))
+            shed = self._queues.trim(runtime.config.limits.max_queue)
             self._retired = [p for p in self._retired if p.thread.is_alive()]
             self._cv.notify_all()
         for s, job in removed:
@@ -381,14 +350,10 @@ class Scheduler:
     def _sweep_loop(self) -> None:
         """Expire waiting jobs about once a second, so ``expired`` comes on time and frees queue room."""
         while True:
-            gone: list[tuple[str, Job]] = []
             with self._cv:
                 if self._stopping:
                     return
-                now = self.clock()
-                for s, q in self._queues.items():
-                    gone += [(s, e[1]) for e in q if now > e[1].ann.expires]
-                    q[:] = [e for e in q if now <= e[1].ann.expires]
+                gone = self._queues.expire(self.clock())
             for s, job in gone:
                 self._terminal(job.ann, s, "expired")
             if gone:
@@ -406,7 +371,7 @@ class Scheduler:
         if outcome.state != "aborted":
             self._terminal(ann, speaker, outcome.state, **outcome.fields)
         elif outcome.reason == "interrupted":
-            self.events.emit("interrupted", ann, speaker=speaker)
+            self.events.emit(Interrupted(id=ann.id, speaker=speaker), ann)
             if self.clock() > ann.expires:
                 self._terminal(ann, speaker, "expired")
             elif speaker not in self._queues:  # removed by a reload while it played
@@ -419,7 +384,7 @@ class Scheduler:
         elif outcome.reason == "stopped":
             self._terminal(ann, speaker, "cancelled", reason="stopped")
         else:  # shutdown: stays pending in the spool, replayed from its start on the next start()
-            self.events.emit("interrupted", ann, speaker=speaker, reason=outcome.reason)
+            self.events.emit(Interrupted(id=ann.id, speaker=speaker, reason=outcome.reason), ann)
         with self._cv:
             self._cv.notify_all()
         self._status_changed()
@@ -433,27 +398,22 @@ class Scheduler:
         client sees a second ``finished``), whereas the other order could lose the event for
         good and leave a ``send --wait`` hanging.
         """
-        self.events.emit(state, ann, speaker=speaker, **fields)
+        self.events.emit(speaker_event(state, ann.id, speaker, **fields), ann)
         try:
             self.spool.speaker_done(ann.id, speaker, state)
         except Exception:
             _LOGGER.exception("%s: cannot record %s for speaker %s in the spool", ann.id, state, speaker)
         with self._cv:
-            owed = self._owed.get(ann.id)
-            if owed is None:
-                return
-            owed[speaker] = state
-            if any(v is None for v in owed.values()):
-                return
-            states = set(owed.values())
-        final = states.pop() if len(states) == 1 else "mixed"
+            final = self._ledger.settle(ann.id, speaker, state)
+        if final is None:
+            return
         try:
             self.spool.ann_done(ann.id, final)
         except Exception:
             _LOGGER.exception("%s: cannot close the announcement in the spool", ann.id)
         self.renders.release(ann.id)
         with self._cv:  # last: wait_idle() returns only once the spool and the audio are settled
-            del self._owed[ann.id]
+            self._ledger.forget(ann.id)
             self._cv.notify_all()
 
     def _status_changed(self) -> None:

@@ -11,27 +11,31 @@ loudness normalisation measures chunk by chunk.
 Calls into one engine are serialised with a lock (engines are safe for one caller at a
 time; a stream is serialised piece by piece); different engines run in parallel.
 
-Fallback (engines that declare ``ready``, e.g. ``announcer.engines.supervised``): while such
-an engine is not ready, or when it fails, the text is spoken by its ``fallback`` engine
-(else the first ``embedded-zh`` engine, else a built-in one), resampled to the rate of
-the engine asked for; ``SynthStats`` records which engine spoke and a warning, and the
-``started`` event carries them (``engine``, ``fallback: true``, ``warnings``).
+Fallback (engines that ``may_fall_back``: supervised ones): each is wrapped once in a
+``FallbackEngine`` (``announcer.engines.fallback``) that names who speaks a render; a
+fallback's audio is resampled to the rate of the engine asked for, and ``SynthStats``
+records which engine spoke and the warning, which the ``started`` event carries
+(``engine``, ``fallback: true``, ``warnings``).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from ..audio.dsp import resample
 from ..audio.samples import Audio
 from ..config import Config
-from ..core.errors import EngineUnavailable, InputError
-from ..engines.base import Engine, Style, create_engine, engine_module
+from ..core.errors import InputError
+from ..engines.base import Engine, Speaker, Style, create_engine
+from ..engines.fallback import FALLBACK_ERRORS, BuiltinFallback, FallbackEngine, choose_fallback
 from .clause_cache import ClauseCache
 
 _LOGGER = logging.getLogger(__name__)
@@ -49,7 +53,14 @@ class SynthStats:
     engine: str | None = None  # set when a fallback engine spoke instead of the one asked for
     warnings: list[str] = field(default_factory=list)
 
-    def event_fields(self) -> dict[str, object]:
+    def counted(self, chunk: Audio, start: float) -> Audio:
+        """Count ``chunk`` in (audio seconds, time to the first chunk since ``start``); returns it."""
+        self.audio_seconds += chunk.duration
+        if self.first_chunk_seconds is None:
+            self.first_chunk_seconds = time.perf_counter() - start
+        return chunk
+
+    def event_fields(self) -> dict[str, Any]:
         """Extra ``started`` event fields: empty unless a fallback engine spoke."""
         if self.engine is None:
             return {}
@@ -71,29 +82,27 @@ def streams_clauses(eng: Engine) -> bool:
         owner("synthesize_clause_stream") <= owner("synthesize_clause")
 
 
-# ---- fallback for engines that declare ``ready`` (managed engine processes) ----------------
-FALLBACK_ERRORS = (EngineUnavailable, OSError)
-BUILTIN_FALLBACK = "embedded-zh"
-
-
 class Synthesizer:
-    def __init__(self, engines: dict[str, Engine], cache: ClauseCache | None = None) -> None:
+    def __init__(self, engines: dict[str, Engine], cache: ClauseCache | None = None,
+                 builtin_fallback: BuiltinFallback | None = None) -> None:
         self.engines = engines
         self.cache = cache
         self._locks = {name: threading.Lock() for name in engines}
-        self._builtin_fallback: Engine | None = None
-        self._fallback_lock = threading.Lock()
+        self._builtin = builtin_fallback or BuiltinFallback()
+        # what renders for each engine name: the engine itself, or (may_fall_back) its FallbackEngine
+        self._speaking: dict[str, Engine] = {
+            name: FallbackEngine(eng, functools.partial(choose_fallback, name, engines, self._builtin))
+            if eng.may_fall_back else eng for name, eng in engines.items()}
         self._reference: dict[str, float] = {}
 
     def with_engines(self, engines: dict[str, Engine], cache: ClauseCache | None) -> Synthesizer:
         """A Synthesizer for a reloaded config: an engine object kept from this one keeps its lock,
         so old and new renders never call into it at the same time."""
-        new = Synthesizer(engines, cache)
+        new = Synthesizer(engines, cache, self._builtin)
         for name, eng in engines.items():
             old = next((n for n, e in self.engines.items() if e is eng), None)
             if old is not None:
                 new._locks[name] = self._locks.setdefault(old, threading.Lock())
-        new._builtin_fallback = self._builtin_fallback
         return new
 
     def engine(self, name: str) -> Engine:
@@ -111,107 +120,64 @@ class Synthesizer:
                                       f"(allowed: {', '.join(eng.voices)})")
         return voice
 
-    def fallback_for(self, engine_name: str) -> tuple[str, Engine] | None:
-        """Who speaks for ``engine_name`` while it cannot: its ``fallback``, the first embedded-zh, a built-in one."""
-        eng = self.engine(engine_name)
-        wanted = getattr(eng, "fallback", None)
-        if wanted and wanted != engine_name and wanted in self.engines:
-            return wanted, self.engines[wanted]
-        for name, other in self.engines.items():
-            if name != engine_name and other.type_name == BUILTIN_FALLBACK and not hasattr(other, "ready"):
-                return name, other
-        with self._fallback_lock:
-            if self._builtin_fallback is None:
-                try:
-                    config = engine_module(BUILTIN_FALLBACK).Config(type=BUILTIN_FALLBACK)
-                    self._builtin_fallback = create_engine(BUILTIN_FALLBACK, config, eng.cache_dir)
-                except Exception:  # noqa: BLE001 - no fallback then; the caller reports the original problem
-                    _LOGGER.exception("cannot create the built-in fallback engine")
-                    return None
-            return BUILTIN_FALLBACK, self._builtin_fallback
-
-    def _fall_back(self, engine_name: str, why: str, stats: SynthStats | None) -> tuple[str, Engine] | None:
-        found = self.fallback_for(engine_name)
-        if found is None:
-            return None
-        warning = f"engine {engine_name} {why}; spoken by {found[0]}"
-        _LOGGER.warning("%s", warning)
-        if stats is not None:
-            stats.engine = found[0]
-            stats.warnings.append(warning)
-        return found
-
     def render(self, text: str, engine_name: str, style: Style, voice: str | None = None,
                stats: SynthStats | None = None) -> Iterator[Audio]:
-        eng = self.engine(engine_name)
+        """``text`` as audio chunks at ``engine_name``'s rate: each clause's speech, then its pause."""
+        asked = self.engine(engine_name)
+        wrapped = self._speaking[engine_name]
         voice = self.check_voice(engine_name, voice)
-        speaker_name, speaker = engine_name, eng
-        can_fall_back = hasattr(eng, "ready")  # engines that may be down for a while opt in
-        if can_fall_back and not eng.ready:  # type: ignore[attr-defined]
-            found = self._fall_back(engine_name, "is not ready", stats)
-            if found is not None:
-                speaker_name, speaker = found
-                voice = speaker.default_voice
-        try:
-            speaker.load()
-        except FALLBACK_ERRORS as exc:
-            found = self._fall_back(engine_name, f"failed ({exc})", stats) if can_fall_back and speaker is eng else None
-            if found is None:
-                raise
-            speaker_name, speaker = found
-            voice = speaker.default_voice
-            speaker.load()
+        stats = stats if stats is not None else SynthStats()
+        speaker = self._noted(wrapped.speaker(), stats)
         start = time.perf_counter()
-        clauses = speaker.clauses(text)
+        clauses = speaker.engine.clauses(text)
         i = 0
         while i < len(clauses):
-            clause = clauses[i]
-            resample_to = eng.sample_rate if speaker is not eng and speaker.sample_rate != eng.sample_rate else None
-            pieces = self._clause(speaker_name, speaker, clause, style, voice, whole=resample_to is not None)
-            yielded = hit = False
+            said = [False]  # a piece of this clause went out: no other engine may take over now
             try:
-                for samples, hit, seconds in pieces:
-                    if stats is not None:
-                        stats.synth_seconds += seconds
-                    if len(samples) == 0:
-                        continue  # nothing to say: the pause alone follows
-                    if resample_to is not None:
-                        # a fallback's audio at the rate callers expect of ``eng``
-                        from ..audio.dsp import resample
-
-                        samples = resample(np.asarray(samples, np.float32), speaker.sample_rate, resample_to)
-                    chunk = Audio(np.asarray(samples, np.float32), eng.sample_rate)
-                    if stats is not None:
-                        stats.audio_seconds += chunk.duration
-                        if stats.first_chunk_seconds is None:
-                            stats.first_chunk_seconds = time.perf_counter() - start
-                    yielded = True
-                    yield chunk
+                yield from self._say(clauses[i], speaker, asked, style, voice, stats, start, said)
             except FALLBACK_ERRORS as exc:
-                # a clause already partly played cannot be spoken again by another engine
-                found = self._fall_back(engine_name, f"failed ({exc})", stats) \
-                    if can_fall_back and speaker is eng and not yielded else None
-                if found is None:
+                handed = None if said[0] else wrapped.after_failure(speaker, exc)
+                if handed is None:
                     raise
-                speaker_name, speaker = found
-                voice = speaker.default_voice
-                speaker.load()
-                clauses = clauses[:i] + [c for rest in clauses[i:] for c in speaker.clauses(rest)]
+                speaker = self._noted(handed, stats)
+                clauses = clauses[:i] + [c for rest in clauses[i:] for c in speaker.engine.clauses(rest)]
                 continue
-            finally:
-                pieces.close()
-            if stats is not None:
-                stats.clauses += 1
-                stats.cached += int(hit)
-            pause = speaker.pause_after(clause, style)
-            if pause > 0:
-                chunk = Audio(np.zeros(int(pause * eng.sample_rate), np.float32), eng.sample_rate)
-                if stats is not None:
-                    stats.audio_seconds += chunk.duration
-                    if stats.first_chunk_seconds is None:
-                        stats.first_chunk_seconds = time.perf_counter() - start
-                yield chunk
             i += 1
+
+    def _say(self, clause: str, speaker: Speaker, asked: Engine, style: Style, voice: str | None,
+             stats: SynthStats, start: float, said: list[bool]) -> Iterator[Audio]:
+        """One clause's speech (resampled to ``asked``'s rate when a fallback speaks), then its pause."""
+        eng = speaker.engine
+        rate = asked.sample_rate
+        if eng is not asked:  # a fallback speaks with its own voice
+            voice = eng.default_voice
+        resample_from = eng.sample_rate if eng.sample_rate != rate else None
+        pieces = self._clause(speaker.name, eng, clause, style, voice, whole=resample_from is not None)
+        hit = False
+        try:
+            for samples, hit, seconds in pieces:
+                stats.synth_seconds += seconds
+                if len(samples) == 0:
+                    continue  # nothing to say: the pause alone follows
+                if resample_from is not None:
+                    samples = resample(np.asarray(samples, np.float32), resample_from, rate)
+                said[0] = True
+                yield stats.counted(Audio(np.asarray(samples, np.float32), rate), start)
+        finally:
+            pieces.close()
+        stats.clauses += 1
+        stats.cached += int(hit)
+        pause = eng.pause_after(clause, style)
+        if pause > 0:
+            yield stats.counted(Audio(np.zeros(int(pause * rate), np.float32), rate), start)
+
+    @staticmethod
+    def _noted(speaker: Speaker, stats: SynthStats) -> Speaker:
+        if speaker.warning is not None:
+            _LOGGER.warning("%s", speaker.warning)
+            stats.engine = speaker.name
+            stats.warnings.append(speaker.warning)
+        return speaker
 
     def _clause(self, name: str, eng: Engine, clause: str, style: Style, voice: str | None,
                 whole: bool = False) -> Iterator[tuple[np.ndarray, bool, float]]:

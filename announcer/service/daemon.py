@@ -1,8 +1,15 @@
 """The daemon: wiring and lifecycle only (start, ready, reload, drain, stop).
 
-MQTT messages are parsed and spooled on paho's thread (``Intake``), played by the
-``Scheduler``'s threads, and every state change goes out on ``P/events`` (and the
-MQTT 5 response topic for the terminal one). ``P/status`` is kept current.
+MQTT messages are routed (``MqttRouter``) to the intake on paho's thread (parsed and
+spooled), played by the ``Scheduler``'s threads, and every state change goes out on
+``P/events`` (``EventPublisher``; the MQTT 5 response topic gets the terminal one).
+``P/status`` is kept current (``StatusReporter``).
+
+The parts are ``Component`` s with start, stop and reconfigure: started in the order of
+``self.components``, stopped in ``STOP_ORDER`` (front doors first, then the scheduler
+drains while the broker link still carries its events, then the rest), each one only if
+it started. A reload builds a new ``Runtime`` (``announcer.service.reload``), swaps it into
+the one ``LiveRuntime`` every part reads from, and hands it to every component.
 
 Under systemd (``Type=notify``, see systemd/README.md):
 
@@ -28,96 +35,213 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..audio.chimes import ChimeLibrary
 from ..config import Config
-from ..core.announcement import Announcement
 from ..core.errors import EngineUnavailable
-from ..core.events import TERMINAL, EventBus
+from ..core.events import EventBus
 from ..engines.base import Engine
 from ..intake.intake import Intake
 from ..integrations.base import Integration
 from ..integrations.hermes import HermesBridge
 from ..integrations.homeassistant.bridge import HomeAssistantBridge
-from ..mqtt.link import MqttLink, publish_properties
+from ..mqtt.link import MqttLink
+from ..mqtt.publisher import EventPublisher
+from ..mqtt.router import MqttRouter
+from ..mqtt.topics import Topics
+from ..playback.runtime import LiveRuntime, Runtime
 from ..playback.scheduler import Scheduler
-from ..playback.synthesizer import Synthesizer, make_synthesizer
-from ..sinks.base import SinkContext, create_sink
+from ..sinks.base import SinkContext
 from ..spool.settings import RuntimeSettings, settings_path
 from ..spool.store import Spool
-from .memory import IdleTrim
 from .reload import close_engines, keep_restart_sections, log_applied, read_config, rebuild
 from .sd_notify import monotonic_usec, notify
+from .status import StatusReporter
 from .watchdog import health, start_watchdog
 
 _LOGGER = logging.getLogger(__name__)
 
 PRUNE_EVERY = 3600.0
+STOP_ORDER = ("wyoming", "http", "intake", "scheduler", "engines", "mqtt", "maintenance", "sinks", "spool")
+
+
+def _nothing(_runtime: Runtime) -> None:
+    return None
+
+
+@dataclass
+class Component:
+    """One part of the daemon as its lifecycle sees it."""
+
+    name: str
+    start: Callable[[], None]
+    stop: Callable[[], None]
+    reconfigure: Callable[[Runtime], None] = _nothing
 
 
 class Daemon:
     def __init__(self, cfg: Config, config_path: Path | None = None) -> None:
-        self.cfg = cfg
+        self.cfg = cfg  # as started; the live config is ``self.live.config``
         self.config_path = config_path  # what a reload re-reads
-        self.prefix = cfg.mqtt.topic_prefix.rstrip("/")
+        self.topics = Topics.under(cfg.mqtt.topic_prefix)
+        self.prefix = self.topics.prefix
         self.events = EventBus()
         self._stopping = threading.Event()
-        self._status_lock = threading.Lock()
-        self._last_status: dict[str, Any] | None = None
         self.link: MqttLink | None = None
+        self.wyoming: Any = None
+        self.http: Any = None
         self.integrations: list[Integration] = []
-        self._idle_trim = IdleTrim()
+        self.components: list[Component] = []
+        self._started: list[Component] = []
+        self._drain = 0.0
+        self._stop_timeout = 10.0
 
-    # ---- start ---------------------------------------------------------------------
+    # ---- start -----------------------------------------------------------------------
     def start(self) -> None:
+        """Build every part, then start them in order (engines first: READY means they are loaded)."""
         cfg = self.cfg
-        self._warn_unimplemented()
-        self.synth = make_synthesizer(cfg)
-        self._load_engines(self.synth, self.synth.engines)
         self.spool = Spool(cfg.spool.path, cfg.spool.keep_days, cfg.spool.max_records)
-        self._sink_context = SinkContext(publish=self._publish_raw)
-        self.sinks = {name: create_sink(name, scfg, self._sink_context) for name, scfg in cfg.speakers.items()}
         self.settings = RuntimeSettings(settings_path(cfg.spool.path))  # what Home Assistant sets, persisted
-        self.scheduler = Scheduler(cfg, self.synth, self.sinks, self.spool, self.events,
-                                   ChimeLibrary.from_config(cfg), on_status_change=self._status_changed,
+        self.sink_context = SinkContext(publish=self._publish_raw)
+        self.live = LiveRuntime(Runtime.build(cfg, self.sink_context))
+        self.status = StatusReporter(self.live, lambda: self.scheduler.status(), self.topics)
+        self.scheduler = Scheduler(self.live.current, self.spool, self.events,
+                                   on_status_change=self.status.scheduler_changed,
                                    master_volume=lambda: self.settings.volume)
-        self.intake = Intake(cfg, self.spool, self.scheduler, self.events, reply=self._reply,
+        self.intake = Intake(lambda: self.live.config, self.spool, self.scheduler, self.events,
                              field_defaults=self.settings.field_defaults)
-        self.events.subscribe(self._publish_event)
-        self._start_integrations()
-        self.link = MqttLink(cfg.mqtt, self.intake.handle, self.intake.subscriptions(),
-                             on_connect_change=self._connection_changed)
-        self.scheduler.start()
-        self.link.start()
-        self._maintenance = threading.Thread(target=self._maintain, name="maintenance", daemon=True)
-        self._maintenance.start()
-        self._start_wyoming()
-        self._start_http()
+        self.integrations = self._integrations()
+        self.status.integrations = list(self.integrations)
+        router = MqttRouter(self.intake, self.topics, self.integrations)
+        self.link = MqttLink(cfg.mqtt, router.handle, router.subscriptions(),
+                             on_connect_change=self.status.connection_changed)
+        self.status.link = self.link
+        self.events.subscribe(EventPublisher(self.link, self.topics))
+        for integration in self.integrations:
+            self.events.subscribe(integration.on_event)
+        self.components = self._components()
+        for component in self.components:
+            component.start()
+            self._started.append(component)
 
-    def _load_engines(self, synth: Synthesizer, engines: dict[str, Engine]) -> None:
+    def _components(self) -> list[Component]:
+        link, scheduler = self.link, self.scheduler
+        assert link is not None
+        return [
+            Component("spool", lambda: None, self.spool.close),
+            Component("engines", lambda: self._start_engines(self.live.current.synth.engines), self._close_engines),
+            Component("scheduler", scheduler.start,
+                      lambda: scheduler.shutdown(self._stop_timeout, drain=self._drain), scheduler.reconfigure),
+            Component("intake", lambda: None, self.intake.close),
+            Component("mqtt", link.start, self._close_link),
+            Component("maintenance", self._start_maintenance, lambda: None),
+            Component("sinks", lambda: None, self._close_sinks),
+            Component("integrations", lambda: None, lambda: None, self._reconfigure_integrations),
+            Component("wyoming", self._start_wyoming, lambda: self.wyoming and self.wyoming.stop()),
+            Component("http", self._start_http, lambda: self.http and self.http.stop()),
+        ]
+
+    def _integrations(self) -> list[Integration]:
+        """Home Assistant and Hermes: the router hands them their topics; they see every event."""
+        cfg = self.cfg
+        out: list[Integration] = []
+        if cfg.homeassistant.enabled:
+            out.append(HomeAssistantBridge(cfg, self.settings, self._publish_raw, __version__,
+                                           refresh_status=lambda: self.status.publish(force=True)))
+        if cfg.hermes.enabled:
+            out.append(HermesBridge(self.intake, self.events, self._publish_raw))
+        for integration in out:
+            _LOGGER.info("%s: enabled", integration.name)
+        return out
+
+    def _start_engines(self, engines: dict[str, Engine]) -> None:
+        """Start each engine: a plain one loads now (timed), a supervised one starts its process in the
+        background (its states republish ``P/status``)."""
         for name, eng in engines.items():
-            if hasattr(eng, "start_managed"):  # managed engine process: started in the background, never blocks
-                eng.start_managed(on_change=lambda _name, _state: self._publish_status())
-                continue
             t0 = time.perf_counter()
             try:
-                eng.load()
-                _LOGGER.info("engine %s (%s) ready in %.2f s", name, eng.type_name, time.perf_counter() - t0)
+                eng.start(on_change=lambda _name, _state: self.status.publish())
             except EngineUnavailable as exc:
                 _LOGGER.error("engine %s unavailable: %s (announcements for it will fail)", name, exc)
+                continue
+            if not eng.supervised:
+                _LOGGER.info("engine %s (%s) ready in %.2f s", name, eng.type_name, time.perf_counter() - t0)
         # The loudness normaliser's starting point, measured in the background so it does not delay
         # READY (usually from the clause cache; a player that needs it first measures it itself).
-        names = [n for n, e in engines.items() if not hasattr(e, "start_managed")]
+        synth = self.live.current.synth
+        names = [n for n, e in engines.items() if not e.supervised]
         threading.Thread(target=lambda: [synth.reference_lufs(n) for n in names],
                          name="reference-loudness", daemon=True).start()
+
+    def _close_engines(self) -> None:
+        close_engines(list(self.live.current.synth.engines.values()))
+
+    def _close_sinks(self) -> None:
+        for sink in self.live.current.sinks.values():
+            sink.close()
+
+    def _close_link(self) -> None:
+        assert self.link is not None
+        self.status.publish_offline(len(self.spool.pending()))
+        self.link.close()
+
+    def _start_maintenance(self) -> None:
+        threading.Thread(target=self._maintain, name="maintenance", daemon=True).start()
+
+    def _maintain(self) -> None:
+        while not self._stopping.wait(PRUNE_EVERY):
+            try:
+                removed = self.spool.prune()
+                if removed:
+                    _LOGGER.info("spool: pruned %d finished records", removed)
+            except Exception as exc:  # keep the daemon alive; the next round retries
+                _LOGGER.warning("spool prune failed: %s", exc)
+
+    def _start_wyoming(self) -> None:
+        """Wyoming TTS server (Home Assistant Assist) on the live runtime; a taken port is logged."""
+        if not self.cfg.wyoming.enabled:
+            return
+        from ..integrations.wyoming.server import WyomingServer
+
+        server = WyomingServer(self.live, self.cfg.wyoming.uri)
+        try:
+            server.start()
+        except OSError as exc:
+            _LOGGER.error("wyoming: cannot listen on %s: %s (the rest of the daemon runs)", self.cfg.wyoming.uri,
+                          exc.strerror or exc)
+            return
+        self.wyoming = server
+
+    def _start_http(self) -> None:
+        """The HTTP API and web console (uvicorn in a thread); a taken port is logged, the rest runs."""
+        if not self.cfg.http.enabled:
+            return
+        from ..http.service import HttpContext, HttpService
+
+        service = HttpService(HttpContext(self.live, self.intake, self.spool, self.scheduler, self.events))
+        try:
+            service.start()
+        except OSError as exc:
+            _LOGGER.error("http: %s (the rest of the daemon runs)", exc)
+            service.ctx.close()
+            return
+        self.http = service
+
+    def _reconfigure_integrations(self, runtime: Runtime) -> None:
+        for integration in self.integrations:
+            try:
+                integration.reconfigure(runtime.config)
+            except Exception:
+                _LOGGER.exception("%s: reconfigure failed", integration.name)
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         return self.link is not None and self.link.wait_subscribed(timeout)
 
-    # ---- watchdog (announcer/watchdog.py) ------------------------------------------------
+    # ---- watchdog (announcer/service/watchdog.py) ------------------------------------------
     def health(self) -> list[str]:
         """Why the daemon is not making progress (empty: it is): the MQTT loop and every player."""
         return health(self.link, getattr(self, "scheduler", None))
@@ -126,7 +250,7 @@ class Daemon:
         """Ping ``WATCHDOG=1`` every ``interval`` s (default: half of $WATCHDOG_USEC) while ``health()`` is clean."""
         self._watchdog = start_watchdog(self.health, self._stopping, interval)
 
-    # ---- reload (announcer/reload.py) ------------------------------------------------------
+    # ---- reload (announcer/service/reload.py) ------------------------------------------------
     def reload(self) -> bool:
         """Re-read ``config_path`` and apply it; an invalid file is logged (every error) and changes nothing."""
         if self.config_path is None:
@@ -146,72 +270,21 @@ class Daemon:
             return True
         finally:
             notify("READY=1")
-            self._publish_status(force=True)
+            self.status.publish(force=True)
 
     def _apply(self, new: Config) -> None:
-        old = self.cfg
-        new = keep_restart_sections(old, new)
+        old = self.live.current
+        new = keep_restart_sections(old.config, new)
         # build everything first (may fail: nothing swapped yet), then swap
-        parts = rebuild(old, new, self.synth, self.sinks, self._sink_context)
-        self._load_engines(parts.synth, parts.fresh)
-        self.scheduler.reconfigure(new, parts.synth, parts.sinks, parts.chimes)
-        self.intake.reconfigure(new)
-        self.synth, self.sinks, self.cfg = parts.synth, parts.sinks, new
-        close_engines(parts.dropped)
-        if new.logging.level != old.logging.level:
+        rebuilt = rebuild(old, new, self.sink_context)
+        self._start_engines(rebuilt.fresh)
+        self.live.swap(rebuilt.runtime)
+        for component in self._started:
+            component.reconfigure(rebuilt.runtime)
+        close_engines(rebuilt.dropped)
+        if new.logging.level != old.config.logging.level:
             logging.getLogger().setLevel(new.logging.level)
-        log_applied(old, new, parts)
-
-    def _warn_unimplemented(self) -> None:
-        """Every config section is implemented (http was the last); kept for sections still to come."""
-
-    def _start_wyoming(self) -> None:
-        """Wyoming TTS server (Home Assistant Assist) on the daemon's Synthesizer; a taken port is logged."""
-        self.wyoming: Any = None
-        if not self.cfg.wyoming.enabled:
-            return
-        from ..integrations.wyoming.server import WyomingServer
-
-        server = WyomingServer(self.synth, self.cfg.wyoming.uri, default_engine=self.cfg.default_engine,
-                               max_text_chars=self.cfg.limits.max_text_chars)
-        try:
-            server.start()
-        except OSError as exc:
-            _LOGGER.error("wyoming: cannot listen on %s: %s (the rest of the daemon runs)", self.cfg.wyoming.uri,
-                          exc.strerror or exc)
-            return
-        self.wyoming = server
-
-    # ---- http (HTTP API and web console: announcer/http/) ----
-    def _start_http(self) -> None:
-        """uvicorn in a background thread on the daemon's parts; a taken port is logged, the rest runs."""
-        self.http: Any = None
-        if not self.cfg.http.enabled:
-            return
-        from ..http.service import HttpService
-
-        service = HttpService.from_daemon(self)
-        try:
-            service.start()
-        except OSError as exc:
-            _LOGGER.error("http: %s (the rest of the daemon runs)", exc)
-            service.ctx.close()
-            return
-        self.http = service
-    # ---- end http ----
-
-    def _start_integrations(self) -> None:
-        """Home Assistant and Hermes: Intake routes their topics to them; they see every event."""
-        cfg = self.cfg
-        if cfg.homeassistant.enabled:
-            self.integrations.append(HomeAssistantBridge(cfg, self.settings, self._publish_raw, __version__,
-                                                         refresh_status=lambda: self._publish_status(force=True)))
-        if cfg.hermes.enabled:
-            self.integrations.append(HermesBridge(cfg, self.intake, self.events, self._publish_raw))
-        for integration in self.integrations:
-            self.intake.add_integration(integration)
-            self.events.subscribe(integration.on_event)
-            _LOGGER.info("%s: enabled", integration.name)
+        log_applied(old.config, new, rebuilt)
 
     # ---- MQTT output -----------------------------------------------------------------
     def _publish_raw(self, topic: str, payload: bytes, qos: int, retain: bool) -> Any:
@@ -219,70 +292,7 @@ class Daemon:
             raise RuntimeError("not connected")
         return self.link.publish(topic, payload, qos, retain)
 
-    def _publish_event(self, event: dict[str, Any], ann: Announcement | None) -> None:
-        if self.link is None:
-            return
-        self.link.publish_json(f"{self.prefix}/events", event, qos=1)
-        if ann is not None and ann.response_topic and event["state"] in TERMINAL:
-            self._reply(ann.response_topic, ann.correlation_data, event)
-
-    def _reply(self, topic: str, correlation: bytes | None, event: dict[str, Any]) -> None:
-        if self.link is None:
-            return
-        props = publish_properties(correlation_data=correlation) if correlation is not None else None
-        self.link.publish_json(topic, event, qos=1, properties=props)
-
-    def status(self) -> dict[str, Any]:
-        st = self.scheduler.status()
-        status = {"state": "online", "version": __version__, "queue": st["queue"], "speaking": st["speaking"]}
-        managed = {name: eng.state for name, eng in self.synth.engines.items() if hasattr(eng, "start_managed")}
-        if managed:  # managed engine processes: starting | ready | down
-            status["engines"] = managed
-        return status
-
-    def _status_changed(self, status: dict[str, Any] | None = None) -> None:
-        self._publish_status()
-        if status is not None:  # malloc keeps what a busy spell freed: give it back once idle
-            self._idle_trim.update(status.get("queue") == 0 and not status.get("speaking"))
-
-    def _publish_status(self, force: bool = False) -> None:
-        if self.link is None or not hasattr(self, "scheduler"):
-            return
-        status = self.status()
-        with self._status_lock:
-            if status == self._last_status and not force:
-                return
-            self._last_status = status
-        self.link.publish_json(f"{self.prefix}/status", status, qos=1, retain=True)
-        for integration in self.integrations:
-            try:
-                integration.on_status(status)
-            except Exception:
-                _LOGGER.exception("%s: status hook failed", integration.name)
-        notify(f"STATUS=queue {status['queue']}, speaking {','.join(status['speaking']) or 'none'}, "
-               f"broker {'connected' if self.link.connected else 'disconnected'}")
-
-    def _connection_changed(self, connected: bool) -> None:
-        if connected:
-            for integration in self.integrations:  # discovery configs and states before the status
-                try:
-                    integration.on_connect()
-                except Exception:
-                    _LOGGER.exception("%s: connect hook failed", integration.name)
-            self._publish_status(force=True)
-        else:
-            notify("STATUS=broker disconnected; reconnecting")
-
-    # ---- maintenance and stop ----------------------------------------------------------
-    def _maintain(self) -> None:
-        while not self._stopping.wait(PRUNE_EVERY):
-            try:
-                removed = self.spool.prune()
-                if removed:
-                    _LOGGER.info("spool: pruned %d finished records", removed)
-            except Exception as exc:  # keep the daemon alive; the next round retries
-                _LOGGER.warning("spool prune failed: %s", exc)
-
+    # ---- stop ----------------------------------------------------------------------------
     def request_stop(self) -> None:
         self._stopping.set()
 
@@ -291,32 +301,24 @@ class Daemon:
             pass
 
     def stop(self, timeout: float = 10.0, drain: bool = False) -> None:
-        """Stop everything. With ``drain``, a high/emergency announcement that is playing may
-        finish first (at most ``shutdown.drain_timeout`` s); the rest stays in the spool."""
+        """Stop every part that started, in ``STOP_ORDER``. With ``drain``, a high/emergency announcement
+        that is playing may finish first (at most ``shutdown.drain_timeout`` s); the rest stays in the spool."""
         self._stopping.set()
         notify("STOPPING=1")
-        if getattr(self, "wyoming", None) is not None:
-            self.wyoming.stop()
-        if getattr(self, "http", None) is not None:
-            self.http.stop()  # http: no new requests before the intake closes
-        if hasattr(self, "intake"):
-            self.intake.close()  # from now on messages are not acked: the broker keeps them for next time
-        if hasattr(self, "scheduler"):
-            self.scheduler.shutdown(timeout, drain=self.cfg.shutdown.drain_timeout if drain else 0.0)
-        for eng in (self.synth.engines.values() if hasattr(self, "synth") else ()):
-            if hasattr(eng, "start_managed"):
-                eng.close()  # managed engine process: SIGTERM, then SIGKILL
-        if self.link is not None:
-            offline = dict(self._last_status or {}, state="offline", queue=len(self.spool.pending()), speaking=[])
+        self._stop_timeout = timeout
+        self._drain = self.cfg.shutdown.drain_timeout if drain else 0.0
+        started = {c.name: c for c in self._started}
+        for name in STOP_ORDER:
+            component = started.pop(name, None)
+            if component is None:
+                continue
             try:
-                self.link.publish_json(f"{self.prefix}/status", offline, qos=1, retain=True)
+                component.stop()
             except Exception:
-                pass
-            self.link.close()
-        for sink in getattr(self, "sinks", {}).values():
-            sink.close()
-        if hasattr(self, "spool"):
-            self.spool.close()
+                _LOGGER.exception("stopping %s failed", name)
+        for component in started.values():  # anything not named in STOP_ORDER
+            component.stop()
+        self._started.clear()
         _LOGGER.info("stopped")
 
 

@@ -6,7 +6,7 @@ holds the steps:
 * ``read_config``: an invalid file is logged, every error on its own line, and changes nothing.
 * ``keep_restart_sections``: sections a running daemon cannot apply (``RESTART_SECTIONS``)
   keep their running values, with a warning that names them (for ``mqtt``: which settings).
-* ``rebuild``: everything the new config needs is built before anything is swapped, so a
+* ``rebuild``: the new ``Runtime`` is built before anything is swapped, so a
   failure (e.g. a chime file that cannot be read) leaves the running daemon untouched. An
   unchanged engine (same config, same cache directory) or speaker keeps its object; the
   cache is kept when its section is unchanged.
@@ -23,7 +23,7 @@ from ..audio.chimes import ChimeLibrary
 from ..config import Config, ConfigError, load_config
 from ..engines.base import Engine, create_engine
 from ..playback.clause_cache import ClauseCache
-from ..playback.synthesizer import Synthesizer
+from ..playback.runtime import Runtime
 from ..sinks.base import Sink, SinkContext, create_sink
 
 # logged under the daemon's name, as before this module was split out of it (log filters and
@@ -64,35 +64,33 @@ def keep_restart_sections(old: Config, new: Config) -> Config:
 
 @dataclass
 class Rebuilt:
-    """The pieces of a reloaded config, built but not yet in use."""
+    """A reloaded config's runtime, built but not yet in use, and what it means for the engines."""
 
-    synth: Synthesizer
-    sinks: dict[str, Sink]
-    chimes: ChimeLibrary
-    fresh: dict[str, Engine]  # engines created for the new config: still to be loaded
+    runtime: Runtime
+    fresh: dict[str, Engine]  # engines created for the new config: still to be started
     dropped: list[Engine]  # running engines the new config no longer uses: closed after the swap
 
 
-def rebuild(old: Config, new: Config, synth: Synthesizer, sinks: dict[str, Sink],
-            sink_context: SinkContext) -> Rebuilt:
-    """Build what ``new`` needs, reusing the running ``synth``'s engines and cache and the running
-    ``sinks`` where their config did not change. May raise; nothing running is touched."""
-    cache = synth.cache if new.cache == old.cache else ClauseCache.from_config(new.cache)
+def rebuild(old: Runtime, new: Config, sink_context: SinkContext | None) -> Rebuilt:
+    """Build the runtime ``new`` needs, reusing the running engines, cache and sinks where their
+    config did not change. May raise; nothing running is touched."""
+    cfg, synth, sinks = old.config, old.synth, old.sinks
+    cache = synth.cache if new.cache == cfg.cache else ClauseCache.from_config(new.cache)
     engines: dict[str, Engine] = {}
     fresh: dict[str, Engine] = {}
     for name, ecfg in new.engines.items():
         current = synth.engines.get(name)
-        if current is not None and old.engines.get(name) == ecfg and new.cache.directory == old.cache.directory:
+        if current is not None and cfg.engines.get(name) == ecfg and new.cache.directory == cfg.cache.directory:
             engines[name] = current  # unchanged: reused, not loaded again
         else:
             engines[name] = fresh[name] = create_engine(name, ecfg, new.cache.directory)
-    chimes = ChimeLibrary.from_config(new)
     new_sinks: dict[str, Sink] = {}
     for name, scfg in new.speakers.items():
-        same = name in sinks and old.speakers.get(name) == scfg
+        same = name in sinks and cfg.speakers.get(name) == scfg
         new_sinks[name] = sinks[name] if same else create_sink(name, scfg, sink_context)
     dropped = [eng for name, eng in synth.engines.items() if engines.get(name) is not eng]
-    return Rebuilt(synth.with_engines(engines, cache), new_sinks, chimes, fresh, dropped)
+    runtime = Runtime(new, synth.with_engines(engines, cache), new_sinks, ChimeLibrary.from_config(new))
+    return Rebuilt(runtime, fresh, dropped)
 
 
 def close_engines(engines: list[Engine]) -> None:
@@ -110,4 +108,4 @@ def log_applied(old: Config, new: Config, rebuilt: Rebuilt) -> None:
     _LOGGER.info("reload: applied (speakers added: %s; removed: %s; changed: %s; engines loaded: %s; "
                  "kept: %s)", ", ".join(added) or "none", ", ".join(removed) or "none",
                  ", ".join(changed) or "none", ", ".join(rebuilt.fresh) or "none",
-                 ", ".join(n for n in rebuilt.synth.engines if n not in rebuilt.fresh) or "none")
+                 ", ".join(n for n in rebuilt.runtime.synth.engines if n not in rebuilt.fresh) or "none")

@@ -15,15 +15,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..audio.chimes import ChimeLibrary
 from ..audio.wav import write_wav_atomic
 from ..config import Config
-from ..core.events import EventBus
+from ..core.events import SPEAKER_TERMINAL, Event, EventBus
 from ..intake.parse import build
 from ..playback.offline import render_announcement
+from ..playback.runtime import Runtime
 from ..playback.scheduler import Scheduler
 from ..playback.synthesizer import make_synthesizer
-from ..sinks.base import create_sink
 from ..spool.store import Spool
 
 
@@ -33,15 +32,13 @@ def play_now(cfg: Config, raw: dict[str, Any], timeout: float = 600.0) -> int:
     ann = build(raw, cfg, source="cli", ignore_unknown=True)
     for w in ann.warnings:
         print(f"warning: {w}", file=sys.stderr)
-    synth = make_synthesizer(cfg, only=ann.engine)
-    sinks = {name: create_sink(name, cfg.speakers[name]) for name in ann.speakers}
+    runtime = Runtime.build(cfg, speakers=ann.speakers, engine=ann.engine)
     events = EventBus()
-    outcomes: list[dict[str, Any]] = []
-    events.subscribe(lambda ev, _ann: outcomes.append(ev) if ev["state"] in ("finished", "failed", "expired",
-                                                                               "cancelled") else None)
+    outcomes: list[Event] = []
+    events.subscribe(lambda ev, _ann: outcomes.append(ev) if ev.state in SPEAKER_TERMINAL else None)
     with tempfile.TemporaryDirectory(prefix="announcer-say-") as tmp:
         spool = Spool(Path(tmp) / "spool.sqlite3")
-        scheduler = Scheduler(cfg, synth, sinks, spool, events, ChimeLibrary.from_config(cfg))
+        scheduler = Scheduler(runtime, spool, events)
         scheduler.start()
         try:
             spool.add(ann)
@@ -52,9 +49,9 @@ def play_now(cfg: Config, raw: dict[str, Any], timeout: float = 600.0) -> int:
         finally:
             scheduler.shutdown(5.0)
             spool.close()
-            for sink in sinks.values():
+            for sink in runtime.sinks.values():
                 sink.close()
-    failed = [ev for ev in outcomes if ev["state"] != "finished"]
+    failed = [ev.to_wire() for ev in outcomes if ev.state != "finished"]
     for ev in failed:
         print(f"{ev.get('speaker', '?')}: {ev['state']}: {ev.get('error') or ev.get('reason') or ''}",
               file=sys.stderr)

@@ -1,6 +1,9 @@
-"""Chinese text front end: normalisation, clause splitting and Baker phonemes.
+"""Text front end: Chinese normalisation (numbers, times, units, letters), clause and sentence
+splitting, tone sandhi and Baker phonemes.
 
-``frontend(text)`` runs the whole chain; engines call the pieces they need.
+Owns: what a text becomes before an engine speaks it. ``frontend(text)`` runs the whole
+chain (``announcer normalize``); engines call the pieces they need.
+May import: ``core``.
 """
 
 from __future__ import annotations

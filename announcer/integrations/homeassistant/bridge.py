@@ -24,7 +24,9 @@ from typing import Any
 
 from ...config import Config
 from ...core.announcement import Announcement
-from ...mqtt.link import IncomingMessage, json_bytes
+from ...core.events import Event
+from ...mqtt.client import IncomingMessage, json_bytes
+from ...mqtt.topics import discovery_status
 from ...spool.settings import RuntimeSettings
 from ..base import Integration
 from . import discovery as ha
@@ -60,15 +62,15 @@ class HomeAssistantBridge(Integration):
         self._publish = publish
         self.version = version
         self._refresh_status = refresh_status
-        self.prefix = ha.prefix_of(cfg)
-        self.birth_topic = f"{cfg.homeassistant.discovery_prefix.rstrip('/')}/status"
+        self.topics = ha.topics_of(cfg)
+        self.birth_topic = discovery_status(cfg.homeassistant.discovery_prefix)
         self._url = project_url()
         self._lock = threading.Lock()
         self._last: dict[str, Any] | None = None
 
     # ---- Integration -------------------------------------------------------------------
     def subscriptions(self) -> list[str]:
-        return [self.birth_topic, f"{self.prefix}/{ha.SET_EMOTION}", f"{self.prefix}/{ha.SET_VOLUME}"]
+        return [self.birth_topic, self.topics.set_emotion, self.topics.set_volume]
 
     def handle(self, msg: IncomingMessage) -> bool:
         topic = msg.topic
@@ -78,10 +80,10 @@ class HomeAssistantBridge(Integration):
                 _LOGGER.info("homeassistant: %s is online; publishing discovery again", self.birth_topic)
                 self.publish_all(refresh_status=True)
             return True
-        if topic == f"{self.prefix}/{ha.SET_EMOTION}":
+        if topic == self.topics.set_emotion:
             self._set_emotion(msg.payload)
             return True
-        if topic == f"{self.prefix}/{ha.SET_VOLUME}":
+        if topic == self.topics.set_volume:
             self._set_volume(msg.payload)
             return True
         return False
@@ -89,15 +91,20 @@ class HomeAssistantBridge(Integration):
     def on_connect(self) -> None:
         self.publish_all()  # the daemon publishes P/status right after
 
-    def on_event(self, event: dict[str, Any], ann: Announcement | None) -> None:
+    def on_event(self, event: Event, ann: Announcement | None) -> None:
         if ann is None:  # a rejection: no announcement became "the last one"
             return
         with self._lock:
-            if event["state"] != "queued" and (self._last is None or self._last.get("id") != ann.id):
+            if event.state != "queued" and (self._last is None or self._last.get("id") != ann.id):
                 return  # news of an older announcement
             self._last = ha.last_state(event, ann)
             last = self._last
-        self._send(f"{self.prefix}/{ha.STATE_LAST}", json_bytes(last), retain=True)
+        self._send(self.topics.state_last, json_bytes(last), retain=True)
+
+    def reconfigure(self, config: Config) -> None:
+        """Zones may have come or gone: publish the discovery configs (and removals) again."""
+        self.cfg = config
+        self.publish_all()
 
     # ---- publishing ----------------------------------------------------------------------
     def publish_all(self, refresh_status: bool = False) -> None:
@@ -117,13 +124,13 @@ class HomeAssistantBridge(Integration):
         self.publish_states(refresh_status)
 
     def publish_states(self, refresh_status: bool = False) -> None:
-        self._send(f"{self.prefix}/{ha.STATE_EMOTION}", self.emotion().encode(), retain=True)
-        self._send(f"{self.prefix}/{ha.STATE_VOLUME}", str(ha.volume_percent(self.settings.volume)).encode(),
+        self._send(self.topics.state_emotion, self.emotion().encode(), retain=True)
+        self._send(self.topics.state_volume, str(ha.volume_percent(self.settings.volume)).encode(),
                    retain=True)
         with self._lock:
             last = self._last
         if last is not None:
-            self._send(f"{self.prefix}/{ha.STATE_LAST}", json_bytes(last), retain=True)
+            self._send(self.topics.state_last, json_bytes(last), retain=True)
         if refresh_status and self._refresh_status is not None:
             self._refresh_status()
 
@@ -142,21 +149,21 @@ class HomeAssistantBridge(Integration):
         try:
             emotion = self.settings.set_emotion(text)
         except ValueError as exc:
-            _LOGGER.warning("homeassistant: %s/%s: %s; ignored", self.prefix, ha.SET_EMOTION, exc)
+            _LOGGER.warning("homeassistant: %s: %s; ignored", self.topics.set_emotion, exc)
         except OSError as exc:
             _LOGGER.error("homeassistant: cannot save the default emotion to %s: %s", self.settings.path, exc)
         else:
             _LOGGER.info("default emotion is now %s", emotion)
-        self._send(f"{self.prefix}/{ha.STATE_EMOTION}", self.emotion().encode(), retain=True)
+        self._send(self.topics.state_emotion, self.emotion().encode(), retain=True)
 
     def _set_volume(self, payload: bytes) -> None:
         try:
             volume = self.settings.set_volume(ha.parse_volume_command(payload))
         except ValueError as exc:
-            _LOGGER.warning("homeassistant: %s/%s: %s; ignored", self.prefix, ha.SET_VOLUME, exc)
+            _LOGGER.warning("homeassistant: %s: %s; ignored", self.topics.set_volume, exc)
         except OSError as exc:
             _LOGGER.error("homeassistant: cannot save the master volume to %s: %s", self.settings.path, exc)
         else:
             _LOGGER.info("master volume is now %s%%", ha.volume_percent(volume))
-        self._send(f"{self.prefix}/{ha.STATE_VOLUME}", str(ha.volume_percent(self.settings.volume)).encode(),
+        self._send(self.topics.state_volume, str(ha.volume_percent(self.settings.volume)).encode(),
                    retain=True)

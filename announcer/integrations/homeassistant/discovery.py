@@ -19,15 +19,10 @@ from typing import Any
 
 from ...config import Config
 from ...core.emotions import EMOTIONS
+from ...core.events import Event
+from ...mqtt.topics import Topics, discovery_config
 
 ID_OK = re.compile(r"^[a-zA-Z0-9_-]+$")
-
-# announcer's own topics under the prefix P (the MQTT contract's extension for Home Assistant)
-SET_EMOTION = "set/emotion"  # in: an emotion name (or alias); becomes the default emotion
-SET_VOLUME = "set/volume"  # in: master volume in percent 0..100
-STATE_EMOTION = "state/emotion"  # out, retained: the default emotion
-STATE_VOLUME = "state/volume"  # out, retained: master volume in percent
-STATE_LAST = "state/last"  # out, retained: JSON of the most recent announcement
 
 VOLUME_STEP = 5  # percent
 
@@ -53,12 +48,8 @@ def entity_slug(name: str) -> str:
     return re.sub(r"[^a-z0-9_]", "_", name.lower())
 
 
-def prefix_of(cfg: Config) -> str:
-    return cfg.mqtt.topic_prefix.rstrip("/")
-
-
-def config_topic(discovery_prefix: str, component: str, node_id: str, object_id: str) -> str:
-    return f"{discovery_prefix.rstrip('/')}/{component}/{node_id}/{object_id}/config"
+def topics_of(cfg: Config) -> Topics:
+    return Topics.under(cfg.mqtt.topic_prefix)
 
 
 def device_block(cfg: Config, version: str) -> dict[str, Any]:
@@ -81,7 +72,7 @@ def origin_block(version: str, url: str | None = None) -> dict[str, Any]:
 
 
 def availability(cfg: Config) -> list[dict[str, str]]:
-    return [{"topic": f"{prefix_of(cfg)}/availability", "payload_available": "online",
+    return [{"topic": topics_of(cfg).availability, "payload_available": "online",
              "payload_not_available": "offline"}]
 
 
@@ -102,7 +93,7 @@ def _entity(cfg: Config, version: str, url: str | None, component: str, object_i
         "qos": 1,
     }
     payload.update(fields)
-    return Entity(component, oid, config_topic(ha.discovery_prefix, component, ha.node_id, oid), payload)
+    return Entity(component, oid, discovery_config(ha.discovery_prefix, component, ha.node_id, oid), payload)
 
 
 def zone_display_name(cfg: Config, zone: str) -> str:
@@ -111,36 +102,36 @@ def zone_display_name(cfg: Config, zone: str) -> str:
 
 def entities(cfg: Config, version: str, url: str | None = None) -> list[Entity]:
     """Every entity of this daemon, in publishing order."""
-    p = prefix_of(cfg)
+    t = topics_of(cfg)
     out = [
         _entity(cfg, version, url, "notify", "say", "Say", {
-            "command_topic": f"{p}/say", "retain": False, "icon": "mdi:bullhorn"}),
+            "command_topic": t.say, "retain": False, "icon": "mdi:bullhorn"}),
     ]
     for zone in cfg.zones:
         out.append(_entity(cfg, version, url, "notify", f"zone_{zone}", zone_display_name(cfg, zone), {
-            "command_topic": f"{p}/say/{zone}", "retain": False, "icon": "mdi:bullhorn-outline"}))
+            "command_topic": t.say_to(zone), "retain": False, "icon": "mdi:bullhorn-outline"}))
     out += [
         _entity(cfg, version, url, "select", "emotion", "Default emotion", {
-            "command_topic": f"{p}/{SET_EMOTION}", "state_topic": f"{p}/{STATE_EMOTION}",
+            "command_topic": t.set_emotion, "state_topic": t.state_emotion,
             "options": list(EMOTIONS), "retain": False, "entity_category": "config",
             "icon": "mdi:emoticon-outline"}),
         _entity(cfg, version, url, "number", "volume", "Master volume", {
-            "command_topic": f"{p}/{SET_VOLUME}", "state_topic": f"{p}/{STATE_VOLUME}",
+            "command_topic": t.set_volume, "state_topic": t.state_volume,
             "min": 0, "max": 100, "step": VOLUME_STEP, "unit_of_measurement": "%", "mode": "slider",
             "retain": False, "entity_category": "config", "icon": "mdi:volume-high"}),
         _entity(cfg, version, url, "sensor", "queue", "Queue", {
-            "state_topic": f"{p}/status", "value_template": "{{ value_json.queue }}",
+            "state_topic": t.status, "value_template": "{{ value_json.queue }}",
             "state_class": "measurement", "icon": "mdi:playlist-play"}),
         _entity(cfg, version, url, "sensor", "last", "Last announcement", {
-            "state_topic": f"{p}/{STATE_LAST}", "value_template": "{{ value_json.text[:255] }}",
-            "json_attributes_topic": f"{p}/{STATE_LAST}", "icon": "mdi:message-text-outline"}),
+            "state_topic": t.state_last, "value_template": "{{ value_json.text[:255] }}",
+            "json_attributes_topic": t.state_last, "icon": "mdi:message-text-outline"}),
         _entity(cfg, version, url, "binary_sensor", "speaking", "Speaking", {
-            "state_topic": f"{p}/status",
+            "state_topic": t.status,
             "value_template": "{{ 'ON' if value_json.speaking else 'OFF' }}",
             "payload_on": "ON", "payload_off": "OFF", "device_class": "sound"}),
         _entity(cfg, version, url, "button", "stop", "Stop", {
             # "{}" is a valid P/stop payload (stop everything); the button's default "PRESS" is not
-            "command_topic": f"{p}/stop", "payload_press": "{}", "retain": False, "icon": "mdi:stop"}),
+            "command_topic": t.stop, "payload_press": "{}", "retain": False, "icon": "mdi:stop"}),
     ]
     return out
 
@@ -169,12 +160,13 @@ def parse_volume_command(payload: bytes) -> float:
     return pct / 100.0
 
 
-def last_state(event: dict[str, Any], ann: Any) -> dict[str, Any]:
+def last_state(event: Event, ann: Any) -> dict[str, Any]:
     """The retained ``P/state/last`` JSON for the newest event of the most recent announcement."""
-    out = {"id": event.get("id"), "state": event.get("state"), "ts": event.get("ts"),
+    out = {"id": event.id, "state": event.state, "ts": event.ts,
            "text": getattr(ann, "text", ""), "targets": list(getattr(ann, "targets", ())),
            "emotion": getattr(ann, "emotion", None), "priority": getattr(ann, "priority", None)}
+    wire = event.to_wire()
     for key in ("speaker", "error", "reason"):
-        if event.get(key) is not None:
-            out[key] = event[key]
+        if wire.get(key) is not None:
+            out[key] = wire[key]
     return out

@@ -32,14 +32,13 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
 from wyoming.event import Event
-from wyoming.info import Attribution, Describe, Info, TtsProgram, TtsVoice
+from wyoming.info import Describe, Info
 from wyoming.server import AsyncEventHandler
 from wyoming.tts import (
     Synthesize,
@@ -50,92 +49,37 @@ from wyoming.tts import (
     SynthesizeVoice,
 )
 
-from ... import __version__
 from ...audio.samples import to_pcm16
-from ...core.emotions import EMOTIONS, resolve_emotion
 from ...core.errors import EngineUnavailable, InputError
-from ...engines.base import Style
-from ...engines.wyoming_protocol import ANNOUNCER_PROGRAM, STYLE_CONTEXT_KEY, parse_uri
+from ...engines.wyoming_protocol import parse_uri
 from ...intake.parse import clean_text
+from ...playback.runtime import LiveRuntime, Runtime
 from ...playback.synthesizer import Synthesizer
 from ...text.clauses import MAX_SENTENCE_CHARS, cut_long, split_complete
+from .voices import Request, VoiceEntry, build_info, resolve, voice_table
 
 _LOGGER = logging.getLogger(__name__)
 
 SAMPLES_PER_CHUNK = 1024
-ATTRIBUTION = Attribution(name="announcer", url="")  # no public home page yet
-
-
-@dataclass(frozen=True)
-class VoiceEntry:
-    """One Wyoming voice: which engine voice and emotion it stands for."""
-
-    name: str
-    engine: str
-    voice: str
-    emotion: str
-    languages: tuple[str, ...]
-
-
-def voice_table(synth: Synthesizer) -> dict[str, VoiceEntry]:
-    """Wyoming voice name → engine/voice/emotion, neutral voices first within each engine voice."""
-    table: dict[str, VoiceEntry] = {}
-    for engine_name, eng in synth.engines.items():
-        languages = tuple(eng.languages)
-        emotions = ["neutral"] + [e for e in EMOTIONS if e != "neutral" and e in eng.emotions]
-        for voice in eng.voices:
-            # a voice that is itself a language code (espeak) speaks that language
-            langs = (voice,) if voice in languages and len(languages) > 1 else languages
-            base = voice if voice not in table else f"{engine_name}:{voice}"
-            for emotion in emotions:
-                name = base if emotion == "neutral" else f"{base}-{emotion}"
-                if name not in table:
-                    table[name] = VoiceEntry(name, engine_name, voice, emotion, langs)
-    return table
-
-
-def build_info(table: dict[str, VoiceEntry]) -> Info:
-    voices = [
-        TtsVoice(name=v.name, description=f"{v.voice} ({v.engine}, {v.emotion})", attribution=ATTRIBUTION,
-                 installed=True, version=None, languages=list(v.languages), speakers=None)
-        for v in table.values()
-    ]
-    program = TtsProgram(name=ANNOUNCER_PROGRAM, description="announcer: local voice announcements with emotions",
-                         attribution=ATTRIBUTION, installed=True, version=__version__, voices=voices,
-                         supports_synthesize_streaming=True)
-    return Info(tts=[program])
-
-
-def _same_language(a: str, b: str) -> bool:
-    a, b = a.lower().replace("_", "-"), b.lower().replace("_", "-")
-    return a == b or a.split("-")[0] == b.split("-")[0]
-
-
-@dataclass(frozen=True)
-class Request:
-    """A resolved request: engine, engine voice and style."""
-
-    engine: str
-    voice: str
-    style: Style
 
 
 class WyomingServer:
-    """Serves ``synth``'s engines at ``uri`` (tcp://host:port, port 0 picks one; unix:///path)."""
+    """Serves the live runtime's engines at ``uri`` (tcp://host:port, port 0 picks one; unix:///path).
 
-    def __init__(self, synth: Synthesizer, uri: str, *, default_engine: str | None = None,
-                 max_text_chars: int | None = None, workers: int = 2) -> None:
+    Each request reads ``live.current`` once: after a reload it speaks with the new engines
+    (and the config's ``limits.max_text_chars`` and default engine), never a closed one.
+    """
+
+    def __init__(self, live: LiveRuntime, uri: str, *, workers: int = 2) -> None:
         parse_uri(uri)
-        self.synth = synth
+        self.live = live
         self.uri = uri
-        self.default_engine = default_engine or next(iter(synth.engines))
-        self.max_text_chars = max_text_chars
         self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="wyoming-synth")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.AbstractServer | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
-        self._table: dict[str, VoiceEntry] | None = None
+        self._table: tuple[Synthesizer, dict[str, VoiceEntry]] | None = None  # per synthesizer
         self.bound_uri = uri
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -228,51 +172,24 @@ class WyomingServer:
 
     # ---- voices ------------------------------------------------------------------------
     def voices(self, refresh: bool = False) -> dict[str, VoiceEntry]:
-        if self._table is None or refresh:
-            self._table = voice_table(self.synth)
-        return self._table
+        synth = self.live.current.synth
+        if self._table is None or self._table[0] is not synth or refresh:
+            self._table = (synth, voice_table(synth))
+        return self._table[1]
 
     def info(self) -> Info:
         return build_info(self.voices(refresh=True))
 
     def resolve(self, voice: SynthesizeVoice | None, context: dict[str, Any] | None = None) -> Request:
-        """Engine, voice and style for a request; InputError for an unknown voice name."""
-        table = self.voices()
-        entry: VoiceEntry | None = None
-        if voice is not None and voice.name:
-            entry = table.get(voice.name)
-            if entry is None:  # baker-开心: an emotion alias after the last dash
-                base, _, suffix = voice.name.rpartition("-")
-                emotion, warning = resolve_emotion(suffix)
-                if base in table and warning is None:
-                    entry = VoiceEntry(voice.name, table[base].engine, table[base].voice, emotion, ())
-            if entry is None:
-                raise InputError("voice", f"unknown voice {voice.name!r} (have: {', '.join(table)})")
-        elif voice is not None and voice.language:
-            entry = next((v for v in table.values() if v.emotion == "neutral"
-                          and any(_same_language(voice.language, lang) for lang in v.languages)), None)
-        if entry is None:
-            eng = self.synth.engine(self.default_engine)
-            entry = VoiceEntry("", self.default_engine, eng.default_voice, "neutral", ())
-        emotion = entry.emotion
-        if voice is not None and voice.speaker:
-            spoken, warning = resolve_emotion(voice.speaker)
-            if warning is None:
-                emotion = spoken
-        intensity, speed = 1.0, 1.0
-        style = (context or {}).get(STYLE_CONTEXT_KEY)
-        if isinstance(style, dict):
-            try:
-                intensity = min(2.0, max(0.0, float(style.get("intensity", 1.0))))
-                speed = min(2.0, max(0.5, float(style.get("speed", 1.0))))
-            except (TypeError, ValueError):
-                intensity, speed = 1.0, 1.0
-        return Request(entry.engine, entry.voice, Style(emotion, intensity, speed))
+        """Engine, voice and style for a request, on the current runtime; InputError for an unknown voice."""
+        runtime = self.live.current
+        return resolve(runtime.synth, runtime.config.default_engine, self.voices(), voice, context)
 
     def clean(self, text: str) -> str:
         text = clean_text(text)
-        if self.max_text_chars is not None and len(text) > self.max_text_chars:
-            raise InputError("text", f"{len(text)} characters; at most {self.max_text_chars}", "oversize")
+        limit = self.live.config.limits.max_text_chars
+        if len(text) > limit:
+            raise InputError("text", f"{len(text)} characters; at most {limit}", "oversize")
         return text
 
     # ---- synthesis (blocking parts run in the pool) ------------------------------------
@@ -281,13 +198,13 @@ class WyomingServer:
 
     async def audio_events(self, text: str, req: Request) -> Any:
         """Async iterator of (audio-start, audio-chunk…) events for ``text``; the caller sends audio-stop."""
-        eng = self.synth.engine(req.engine)
+        eng = req.synth.engine(req.engine)
         await self.run_blocking(eng.load)
         rate = eng.sample_rate
         yield AudioStart(rate=rate, width=2, channels=1).event()
         if not text:
             return
-        clauses: Iterator[Any] = self.synth.render(text, req.engine, req.style, req.voice)
+        clauses: Iterator[Any] = req.synth.render(text, req.engine, req.style, req.voice)
         try:
             while True:
                 chunk = await self.run_blocking(next, clauses, None)
@@ -369,7 +286,6 @@ class _Handler(AsyncEventHandler):
 
 def main(argv: list[str] | None = None) -> int:
     from ...config import ConfigError, find_config_path, load_config
-    from ...playback.synthesizer import make_synthesizer
 
     parser = argparse.ArgumentParser(prog="python -m announcer.wyoming_server",
                                      description="Serve announcer's engines as a Wyoming TTS server.")
@@ -392,14 +308,13 @@ def main(argv: list[str] | None = None) -> int:
         uri = f"tcp://{args.host or '127.0.0.1'}:{args.port if args.port is not None else 10200}"
     else:
         uri = cfg.wyoming.uri
-    synth = make_synthesizer(cfg)
-    for name, eng in synth.engines.items():
+    runtime = Runtime.build(cfg, speakers=())  # engines only: this server plays on no speaker
+    for name, eng in runtime.synth.engines.items():
         try:
             eng.load()
         except EngineUnavailable as exc:
             _LOGGER.error("engine %s unavailable: %s", name, exc)
-    server = WyomingServer(synth, uri, default_engine=cfg.default_engine,
-                           max_text_chars=cfg.limits.max_text_chars)
+    server = WyomingServer(LiveRuntime(runtime), uri)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -1,0 +1,92 @@
+"""The daemon's status: ``P/status`` (retained), the integrations' view of it, systemd's ``STATUS=``.
+
+``status()`` is ``{"state": "online", "version", "queue", "speaking"}`` plus ``engines``
+(``starting | ready | down`` per engine that runs a server of its own). It is published
+whenever it changes (the scheduler reports every change) and after every (re)connect;
+the integrations (Home Assistant) see each change. When the daemon turns idle (nothing
+waits or plays) the C heap's free memory is given back (``announcer.service.memory``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .. import __version__
+from ..integrations.base import Integration
+from ..mqtt.link import MqttLink
+from ..mqtt.publisher import publish_status
+from ..mqtt.topics import Topics
+from ..playback.runtime import LiveRuntime
+from .memory import IdleTrim
+from .sd_notify import notify
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class StatusReporter:
+    def __init__(self, live: LiveRuntime, queue_status: Callable[[], dict[str, Any]], topics: Topics,
+                 integrations: Sequence[Integration] = ()) -> None:
+        self.live = live
+        self._queue_status = queue_status  # the scheduler's {"queue", "speaking"}
+        self.topics = topics
+        self.integrations = list(integrations)
+        self.link: MqttLink | None = None  # set once the link exists
+        self._lock = threading.Lock()
+        self.last: dict[str, Any] | None = None
+        self._idle_trim = IdleTrim()
+
+    def status(self) -> dict[str, Any]:
+        st = self._queue_status()
+        status = {"state": "online", "version": __version__, "queue": st["queue"], "speaking": st["speaking"]}
+        engines = {name: eng.state for name, eng in self.live.current.synth.engines.items() if eng.supervised}
+        if engines:  # engines served by a process or server of their own: starting | ready | down
+            status["engines"] = engines
+        return status
+
+    def scheduler_changed(self, status: dict[str, Any] | None = None) -> None:
+        """The scheduler's callback: publish, and trim the heap once idle."""
+        self.publish()
+        if status is not None:  # malloc keeps what a busy spell freed: give it back once idle
+            self._idle_trim.update(status.get("queue") == 0 and not status.get("speaking"))
+
+    def publish(self, force: bool = False) -> None:
+        link = self.link
+        if link is None:
+            return
+        status = self.status()
+        with self._lock:
+            if status == self.last and not force:
+                return
+            self.last = status
+        publish_status(link, self.topics, status)
+        for integration in self.integrations:
+            try:
+                integration.on_status(status)
+            except Exception:
+                _LOGGER.exception("%s: status hook failed", integration.name)
+        notify(f"STATUS=queue {status['queue']}, speaking {','.join(status['speaking']) or 'none'}, "
+               f"broker {'connected' if link.connected else 'disconnected'}")
+
+    def connection_changed(self, connected: bool) -> None:
+        if connected:
+            for integration in self.integrations:  # discovery configs and states before the status
+                try:
+                    integration.on_connect()
+                except Exception:
+                    _LOGGER.exception("%s: connect hook failed", integration.name)
+            self.publish(force=True)
+        else:
+            notify("STATUS=broker disconnected; reconnecting")
+
+    def publish_offline(self, queue: int) -> None:
+        """The last ``P/status`` before a clean stop: offline, with what stays in the spool."""
+        if self.link is None:
+            return
+        offline = dict(self.last or {}, state="offline", queue=queue, speaking=[])
+        try:
+            publish_status(self.link, self.topics, offline)
+        except Exception:  # not connected: the last will says offline anyway
+            _LOGGER.debug("cannot publish the offline status", exc_info=True)
