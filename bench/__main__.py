@@ -54,11 +54,16 @@ def discover() -> dict[str, ModuleType]:
 
 def build_parser(benchmarks: dict[str, ModuleType]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m bench", description="Benchmarks for announcer: a table and one JSON line per figure.")
-    parser.add_argument("names", nargs="*", metavar="name",
-                        help=f"benchmarks to run (default: all of {', '.join(benchmarks)})")
-    parser.add_argument("--corpus", metavar="PATH",
-                        help="tab-separated corpus: emotion, priority, text (default: the shared public corpus)")
+        prog="python -m bench", description="Benchmarks for announcer: a table and one JSON line per figure."
+    )
+    parser.add_argument(
+        "names", nargs="*", metavar="name", help=f"benchmarks to run (default: all of {', '.join(benchmarks)})"
+    )
+    parser.add_argument(
+        "--corpus",
+        metavar="PATH",
+        help="tab-separated corpus: emotion, priority, text (default: the shared public corpus)",
+    )
     parser.add_argument("--json", action="store_true", help="print only the JSON lines")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="show the engines' log messages")
@@ -81,8 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in args.names if n not in benchmarks]
     if unknown:
         parser.error(f"unknown benchmark {', '.join(unknown)} (have: {', '.join(benchmarks)})")
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
 
     if not args.json:
         print(f"machine: {machine_summary()}")

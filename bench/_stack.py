@@ -181,8 +181,9 @@ class Daemon(DaemonProc):
         self.body = body
         self.notify = NotifySocket()
         prefix = f"bench-{uuid.uuid4().hex[:6]}"
-        super().__init__(broker, workdir, workdir / "cache", prefix=prefix, client_id=prefix,
-                         env={**(env or {}), **self.notify.env})
+        super().__init__(
+            broker, workdir, workdir / "cache", prefix=prefix, client_id=prefix, env={**(env or {}), **self.notify.env}
+        )
 
     def _write_config(self) -> None:
         self.config_path.write_text(
@@ -191,7 +192,9 @@ class Daemon(DaemonProc):
             f"spool: {{path: {json.dumps(str(self.spool_path))}}}\n"
             f"homeassistant: {{enabled: false}}\n"
             f"limits: {{per_minute: 10000, max_queue: 1000}}\n"
-            f"logging: {{level: INFO}}\n" + self.body, encoding="utf-8")
+            f"logging: {{level: INFO}}\n" + self.body,
+            encoding="utf-8",
+        )
 
     def wait_ready(self, timeout: float = 60.0) -> float:
         """Monotonic time of the first ``READY=1``."""
@@ -258,19 +261,26 @@ class EventLog:
         for listener in self.listeners:
             listener(item)
 
-    def wait(self, ann_id: str, state: str | tuple[str, ...], speaker: str | None = None,
-             timeout: float = 60.0) -> Stamped:
+    def wait(
+        self, ann_id: str, state: str | tuple[str, ...], speaker: str | None = None, timeout: float = 60.0
+    ) -> Stamped:
         states = (state,) if isinstance(state, str) else state
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
                 for it in self.items:
                     e = it.event
-                    if e.get("id") == ann_id and e.get("state") in states and \
-                            (speaker is None or e.get("speaker") == speaker):
+                    if (
+                        e.get("id") == ann_id
+                        and e.get("state") in states
+                        and (speaker is None or e.get("speaker") == speaker)
+                    ):
                         return it
-                failed = [it.event for it in self.items
-                          if it.event.get("id") == ann_id and it.event.get("state") in ("failed", "rejected")]
+                failed = [
+                    it.event
+                    for it in self.items
+                    if it.event.get("id") == ann_id and it.event.get("state") in ("failed", "rejected")
+                ]
                 if failed and not set(states) & {"failed", "rejected"}:
                     raise BenchError(f"{ann_id}: {failed[0]}")
                 left = deadline - time.monotonic()

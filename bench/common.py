@@ -25,8 +25,20 @@ CORPUS_CANDIDATES: tuple[Path, ...] = (
 )
 
 # key order of a figure, as printed in JSON lines
-FIGURE_KEYS: tuple[str, ...] = ("bench", "name", "value", "unit", "n", "p50", "p95", "peer", "ratio",
-                                "target", "met", "note")
+FIGURE_KEYS: tuple[str, ...] = (
+    "bench",
+    "name",
+    "value",
+    "unit",
+    "n",
+    "p50",
+    "p95",
+    "peer",
+    "ratio",
+    "target",
+    "met",
+    "note",
+)
 
 
 class BenchError(Exception):
@@ -53,8 +65,9 @@ def mean(values: Sequence[float]) -> float:
 # --- figures ------------------------------------------------------------------------------
 
 
-def figure(bench: str, name: str, value: float, unit: str, samples: Sequence[float] | None = None,
-           **extra: Any) -> dict[str, Any]:
+def figure(
+    bench: str, name: str, value: float, unit: str, samples: Sequence[float] | None = None, **extra: Any
+) -> dict[str, Any]:
     """One result. With ``samples``: ``n``, ``p50`` and ``p95`` over them (``value`` is chosen by the caller).
 
     ``extra`` may hold ``peer``/``ratio`` (see ``add_peer_ratios``), ``target``/``met`` and ``note``.
@@ -127,8 +140,7 @@ def print_table(figures: Iterable[dict[str, Any]], out: TextIO = sys.stdout) -> 
     print(line, file=out)
     print("-" * len(line), file=out)
     for r in rows:
-        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))),
-              file=out)
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))), file=out)
     for i, note in enumerate(notes, 1):
         print(f"  [{i}] {note}", file=out)
 
@@ -155,8 +167,9 @@ def find_corpus(explicit: str | os.PathLike[str] | None = None) -> Path:
         if path.is_file():
             return path
     tried = ", ".join(str(p) for p in candidates)
-    raise BenchError(f"corpus not found (tried {tried}); pass --corpus PATH to the tab-separated "
-                     f"file of emotion, priority, text")
+    raise BenchError(
+        f"corpus not found (tried {tried}); pass --corpus PATH to the tab-separated file of emotion, priority, text"
+    )
 
 
 def load_corpus(path: Path) -> list[CorpusLine]:
@@ -218,10 +231,12 @@ def load_average() -> float | None:
 
 def machine_summary() -> str:
     load = load_average()
-    return (f"{usable_cpus()} CPUs ({cpu_model()}), Python {platform.python_version()}, "
-            f"ai-edge-litert {package_version('ai-edge-litert')}, "
-            f"espeakng-loader {package_version('espeakng-loader')}, {platform.system()} {platform.machine()}, "
-            f"load average {'?' if load is None else f'{load:.2f}'}")
+    return (
+        f"{usable_cpus()} CPUs ({cpu_model()}), Python {platform.python_version()}, "
+        f"ai-edge-litert {package_version('ai-edge-litert')}, "
+        f"espeakng-loader {package_version('espeakng-loader')}, {platform.system()} {platform.machine()}, "
+        f"load average {'?' if load is None else f'{load:.2f}'}"
+    )
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -271,5 +286,7 @@ def warn_if_busy() -> None:
     """Other processes on the CPUs skew every timing: say so on stderr."""
     load = load_average()
     if load is not None and load > 0.5:
-        progress(f"warning: load average {load:.2f} on {usable_cpus()} CPUs before starting; "
-                 f"timings will be pessimistic (run on an idle machine)")
+        progress(
+            f"warning: load average {load:.2f} on {usable_cpus()} CPUs before starting; "
+            f"timings will be pessimistic (run on an idle machine)"
+        )

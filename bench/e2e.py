@@ -67,11 +67,19 @@ OVERHEAD_FACTOR, OVERHEAD_MS = 1.5, 30.0
 
 
 def add_arguments(group: argparse._ArgumentGroup) -> None:
-    group.add_argument("--e2e-emergencies", type=int, default=6, metavar="N",
-                       help="emergency preemptions to measure (default: 6; each takes ~6 s of real time)")
-    group.add_argument("--e2e-broker-defaults", action="store_true",
-                       help="run mosquitto with its defaults (Nagle on) instead of the recommended "
-                            "set_tcp_nodelay true (config/mosquitto.conf.example)")
+    group.add_argument(
+        "--e2e-emergencies",
+        type=int,
+        default=6,
+        metavar="N",
+        help="emergency preemptions to measure (default: 6; each takes ~6 s of real time)",
+    )
+    group.add_argument(
+        "--e2e-broker-defaults",
+        action="store_true",
+        help="run mosquitto with its defaults (Nagle on) instead of the recommended "
+        "set_tcp_nodelay true (config/mosquitto.conf.example)",
+    )
     group.add_argument("--e2e-keep", action="store_true", help="keep the work directory (daemon log, captures)")
 
 
@@ -82,8 +90,15 @@ def _ms(a: float, b: float) -> float:
 class Stack:
     """Broker, devices, daemon, event log: started together, closed together."""
 
-    def __init__(self, workdir: Path, body: str, captures: dict[str, int | None],
-                 paced: dict[str, int | None], nodelay: bool = False, with_speakers: bool = True) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        body: str,
+        captures: dict[str, int | None],
+        paced: dict[str, int | None],
+        nodelay: bool = False,
+        with_speakers: bool = True,
+    ) -> None:
         from ._stack import CaptureWatch, Daemon, Devices, EventLog, start_broker
 
         self.workdir = workdir
@@ -147,8 +162,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     rng = random.Random(9)
     progress(f"e2e: work directory {workdir}")
 
-    engine = create_engine("bench-e2e-zh", engine_module("embedded-zh").Config(type="embedded-zh", threads=2),
-                           None)
+    engine = create_engine("bench-e2e-zh", engine_module("embedded-zh").Config(type="embedded-zh", threads=2), None)
     try:
         engine.load()
     except EngineUnavailable as exc:
@@ -156,10 +170,14 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     for job in jobs:  # warm-up, as the daemon's own warm-up at load
         render(engine, job)
 
-    body = (f"engines:\n  zh: {{type: embedded-zh, threads: 2}}\n  espeak: {{type: espeak, voice: cmn}}\n"
-            f"defaults: {{engine: zh, targets: [bare]}}\n"
-            f"cache: {{directory: {json.dumps(str(cache))}}}\n")
-    stack = Stack(workdir, body, captures={"bare": 0, "chimed": None}, paced={"live": 0}, nodelay=not args.e2e_broker_defaults)
+    body = (
+        f"engines:\n  zh: {{type: embedded-zh, threads: 2}}\n  espeak: {{type: espeak, voice: cmn}}\n"
+        f"defaults: {{engine: zh, targets: [bare]}}\n"
+        f"cache: {{directory: {json.dumps(str(cache))}}}\n"
+    )
+    stack = Stack(
+        workdir, body, captures={"bare": 0, "chimed": None}, paced={"live": 0}, nodelay=not args.e2e_broker_defaults
+    )
     other = OtherLoad(pids=[stack.daemon.pid, stack.broker._proc.pid])
     try:
         ev, watch = stack.events, stack.watch
@@ -182,9 +200,22 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
         other.start()
         progress(f"e2e: {len(texts)} texts uncached (zh), the in-process engine interleaved")
-        r: dict[str, list[float]] = {k: [] for k in (
-            "engine", "uncached", "uncached sound", "uncached internal", "overhead", "cached", "cached sound",
-            "chimed", "chimed sound", "espeak", "espeak sound")}
+        r: dict[str, list[float]] = {
+            k: []
+            for k in (
+                "engine",
+                "uncached",
+                "uncached sound",
+                "uncached internal",
+                "overhead",
+                "cached",
+                "cached sound",
+                "chimed",
+                "chimed sound",
+                "espeak",
+                "espeak sound",
+            )
+        }
         for job, text in zip(jobs, texts):
             r["engine"].append(render(engine, job)[0] * 1000.0)
             started, sound, event = one({"text": text, "chime": False}, bare)
@@ -227,8 +258,14 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             stack.say({"id": long_id, "text": long_text, "targets": ["live"], "chime": False})
             ev.wait(long_id, "started")
             time.sleep(1.0 + rng.random() * 0.1)
-            t0 = stack.say({"id": em_id, "text": unique_text_of(rng, emergency_texts[n % len(emergency_texts)]),
-                            "targets": ["live"], "priority": "emergency"})
+            t0 = stack.say(
+                {
+                    "id": em_id,
+                    "text": unique_text_of(rng, emergency_texts[n % len(emergency_texts)]),
+                    "targets": ["live"],
+                    "priority": "emergency",
+                }
+            )
             inter = ev.wait(long_id, ("interrupted", "finished"))
             started = ev.wait(em_id, "started")
             if inter.event["state"] != "interrupted":
@@ -259,8 +296,16 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    return _figures(r, pre_started, pre_sound, pre_interrupted, pre_fade, match_lsb, other_share,
-                    nodelay=not args.e2e_broker_defaults)
+    return _figures(
+        r,
+        pre_started,
+        pre_sound,
+        pre_interrupted,
+        pre_fade,
+        match_lsb,
+        other_share,
+        nodelay=not args.e2e_broker_defaults,
+    )
 
 
 MATCH_SECONDS = 0.1  # the part of the chime matched: its first 100 ms
@@ -291,16 +336,16 @@ def find_chime(device: Any, chime: Any, t0: float) -> tuple[float, float | None,
     if len(x) < m or not np.any(template):
         return None
     n_fft = 1 << (len(x) + m).bit_length()
-    dot = np.fft.irfft(np.fft.rfft(x, n_fft) * np.conj(np.fft.rfft(template, n_fft)), n_fft)[:len(x) - m + 1]
+    dot = np.fft.irfft(np.fft.rfft(x, n_fft) * np.conj(np.fft.rfft(template, n_fft)), n_fft)[: len(x) - m + 1]
     energy = np.convolve(x * x, np.ones(m), "valid")
     corr = dot / np.sqrt(np.maximum(energy, 1e-12) * float(template @ template))
     hits = np.flatnonzero(corr >= MATCH_CORRELATION)
     if not hits.size:
         return None
     first = int(hits[0])
-    near = corr[first:first + int(0.01 * device.rate)]
+    near = corr[first : first + int(0.01 * device.rate)]
     k = first + int(np.argmax(near))
-    window = x[k:k + m]
+    window = x[k : k + m]
     gain = float(window @ template) / float(template @ template)
     error = float(np.max(np.abs(window - gain * template))) * 32768.0
     frame = start + k
@@ -324,14 +369,22 @@ def _p50(values: list[float]) -> float:
     return percentile(values, 50)
 
 
-def _figures(r: dict[str, list[float]], pre_started: list[float], pre_sound: list[float],
-             pre_interrupted: list[float], pre_fade: list[float], match_lsb: list[float],
-             other_share: float | None, nodelay: bool = True) -> list[dict[str, Any]]:
+def _figures(
+    r: dict[str, list[float]],
+    pre_started: list[float],
+    pre_sound: list[float],
+    pre_interrupted: list[float],
+    pre_fade: list[float],
+    match_lsb: list[float],
+    other_share: float | None,
+    nodelay: bool = True,
+) -> list[dict[str, Any]]:
     figs: list[dict[str, Any]] = []
     broker = "mosquitto set_tcp_nodelay true" if nodelay else "mosquitto defaults (Nagle on)"
 
-    def add(name: str, samples: list[float], note: str, target: float | None = None,
-            peer: str | None = None) -> dict[str, Any] | None:
+    def add(
+        name: str, samples: list[float], note: str, target: float | None = None, peer: str | None = None
+    ) -> dict[str, Any] | None:
         if not samples:
             return None
         f = figure(BENCH, name, _p50(samples), "ms", samples, note=f"value = p50; {note}; {broker}")
@@ -340,54 +393,101 @@ def _figures(r: dict[str, list[float]], pre_started: list[float], pre_sound: lis
         figs.append(f)
         return f
 
-    add("zh uncached: publish → started", r["uncached"],
+    add(
+        "zh uncached: publish → started",
+        r["uncached"],
         "speaker without lead-in or chime: started = first speech sample handed to the device",
-        TARGET_UNCACHED_MS)
-    add("zh uncached: publish → first sound", r["uncached sound"],
-        "first sample above -60 dBFS in the ALSA capture (polled every 2 ms; not real time)")
-    add("zh uncached: started latency_ms (daemon)", r["uncached internal"],
-        "the event's own figure: MQTT message received → first samples handed to the sink")
-    eng = add("engine first audio (in process)", r["engine"],
-              "embedded-zh 2 threads, same texts, interleaved with the publishes; no cache")
+        TARGET_UNCACHED_MS,
+    )
+    add(
+        "zh uncached: publish → first sound",
+        r["uncached sound"],
+        "first sample above -60 dBFS in the ALSA capture (polled every 2 ms; not real time)",
+    )
+    add(
+        "zh uncached: started latency_ms (daemon)",
+        r["uncached internal"],
+        "the event's own figure: MQTT message received → first samples handed to the sink",
+    )
+    eng = add(
+        "engine first audio (in process)",
+        r["engine"],
+        "embedded-zh 2 threads, same texts, interleaved with the publishes; no cache",
+    )
     if eng is not None and r["uncached"]:
         e2e, engine_p50 = _p50(r["uncached"]), eng["p50"]
         limit = OVERHEAD_FACTOR * engine_p50 + OVERHEAD_MS
-        figs.append(figure(BENCH, "zh uncached started / engine first audio", e2e / engine_p50, "x",
-                           note=f"p50 / p50; target: started p50 ≤ {OVERHEAD_FACTOR} × engine p50 + "
-                                f"{OVERHEAD_MS:.0f} ms = {limit:.0f} ms: {'met' if e2e <= limit else 'NOT met'} "
-                                f"({e2e:.0f} ms)"))
+        figs.append(
+            figure(
+                BENCH,
+                "zh uncached started / engine first audio",
+                e2e / engine_p50,
+                "x",
+                note=f"p50 / p50; target: started p50 ≤ {OVERHEAD_FACTOR} × engine p50 + "
+                f"{OVERHEAD_MS:.0f} ms = {limit:.0f} ms: {'met' if e2e <= limit else 'NOT met'} "
+                f"({e2e:.0f} ms)",
+            )
+        )
         figs[-1].update(met=e2e <= limit)
-    add("daemon overhead: started − engine first audio", r["overhead"],
+    add(
+        "daemon overhead: started − engine first audio",
+        r["overhead"],
         "per text: the daemon path (MQTT, parse, spool, queue, render hand-over, sink open) plus "
-        "synthesis in another process")
-    add("zh cached: publish → started", r["cached"], "same texts again: every clause from the cache",
-        TARGET_CACHED_MS)
+        "synthesis in another process",
+    )
+    add("zh cached: publish → started", r["cached"], "same texts again: every clause from the cache", TARGET_CACHED_MS)
     add("zh cached: publish → first sound", r["cached sound"], "capture, as above")
-    add("chimed (defaults): publish → started", r["chimed"],
-        "150 ms lead-in + chime: started fires when the lead-in silence is handed over, before synthesis")
-    add("chimed (defaults): publish → first sound (chime)", r["chimed sound"],
-        "the chime's first sample; the ALSA null device writes the lead-in at once (not real time)")
+    add(
+        "chimed (defaults): publish → started",
+        r["chimed"],
+        "150 ms lead-in + chime: started fires when the lead-in silence is handed over, before synthesis",
+    )
+    add(
+        "chimed (defaults): publish → first sound (chime)",
+        r["chimed sound"],
+        "the chime's first sample; the ALSA null device writes the lead-in at once (not real time)",
+    )
     add("espeak uncached: publish → started", r["espeak"], "the same daemon path with espeak (cmn): a floor")
     add("espeak uncached: publish → first sound", r["espeak sound"], "capture, as above")
-    add("emergency preemption: publish → started", pre_started,
+    add(
+        "emergency preemption: publish → started",
+        pre_started,
         "paced (real-time) device; an uncached emergency interrupting a playing announcement",
-        TARGET_EMERGENCY_MS)
-    add("emergency preemption: publish → fade-out begins playing", pre_fade,
+        TARGET_EMERGENCY_MS,
+    )
+    add(
+        "emergency preemption: publish → fade-out begins playing",
+        pre_fade,
         "the interrupted announcement's 50 ms fade-out, its first sample consumed by the paced device "
-        "(the alarm's start − 50 ms, same stream)")
-    add("emergency preemption: publish → first sound played", pre_sound,
+        "(the alarm's start − 50 ms, same stream)",
+    )
+    add(
+        "emergency preemption: publish → first sound played",
+        pre_sound,
         "the alarm chime's first sample consumed by the paced device, found by its shape inside the "
         "continuing stream (includes ≤ 85 ms of pipe)"
-        + (f"; match ≤ {max(match_lsb):.1f} LSB from the gain-scaled chime" if match_lsb else ""))
-    add("emergency preemption: publish → interrupted event", pre_interrupted,
-        "the interrupted announcement's event (after its fade-out is written; the stream goes on)")
+        + (f"; match ≤ {max(match_lsb):.1f} LSB from the gain-scaled chime" if match_lsb else ""),
+    )
+    add(
+        "emergency preemption: publish → interrupted event",
+        pre_interrupted,
+        "the interrupted announcement's event (after its fade-out is written; the stream goes on)",
+    )
     if other_share is not None:
-        figs.append(figure(BENCH, "CPU used by other processes", 100.0 * other_share, "%",
-                           note="during the measurements, share of all CPUs (this process, the daemon and "
-                                "mosquitto excluded)"))
+        figs.append(
+            figure(
+                BENCH,
+                "CPU used by other processes",
+                100.0 * other_share,
+                "%",
+                note="during the measurements, share of all CPUs (this process, the daemon and mosquitto excluded)",
+            )
+        )
     by = {f["name"]: f for f in figs}
-    for a, b in (("espeak uncached: publish → started", "zh uncached: publish → started"),
-                 ("zh cached: publish → started", "zh uncached: publish → started")):
+    for a, b in (
+        ("espeak uncached: publish → started", "zh uncached: publish → started"),
+        ("zh cached: publish → started", "zh uncached: publish → started"),
+    ):
         if a in by and b in by and by[b]["value"]:
             by[a].update(peer=b, ratio=by[a]["value"] / by[b]["value"])
     from .common import _ordered

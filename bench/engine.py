@@ -59,13 +59,22 @@ ESPEAK_VOICE = "cmn"
 
 
 def add_arguments(group: argparse._ArgumentGroup) -> None:
-    group.add_argument("--engine-threads", default="1,2", metavar="N,N",
-                       help="embedded-zh thread counts to measure (default: 1,2)")
-    group.add_argument("--engine-repeat", type=int, default=2, metavar="N",
-                       help="measured passes over the corpus per engine, after the warm-up pass (default: 2)")
+    group.add_argument(
+        "--engine-threads", default="1,2", metavar="N,N", help="embedded-zh thread counts to measure (default: 1,2)"
+    )
+    group.add_argument(
+        "--engine-repeat",
+        type=int,
+        default=2,
+        metavar="N",
+        help="measured passes over the corpus per engine, after the warm-up pass (default: 2)",
+    )
     group.add_argument("--engine-no-espeak", action="store_true", help="skip the espeak peer")
-    group.add_argument("--engine-cache-dir", metavar="DIR",
-                       help="cache directory for the patched acoustic model (default: announcer's)")
+    group.add_argument(
+        "--engine-cache-dir",
+        metavar="DIR",
+        help="cache directory for the patched acoustic model (default: announcer's)",
+    )
 
 
 @dataclass
@@ -136,7 +145,7 @@ def measure(runs: list[tuple[Run, Engine]], jobs: list[Job], repeat: int) -> Non
     the machine is doing meanwhile weighs on every engine alike."""
     for _ in range(repeat):
         for i, job in enumerate(jobs):
-            for run, engine in runs[i % len(runs):] + runs[:i % len(runs)]:
+            for run, engine in runs[i % len(runs) :] + runs[: i % len(runs)]:
                 first, synth, audio, first_audio = render(engine, job)
                 run.first_audio.append(first)
                 run.synth.append(synth)
@@ -172,12 +181,14 @@ def split_time(engine: Engine, jobs: list[Job]) -> dict[str, float] | None:
     if acoustic is None or vocoder is None or not hasattr(vocoder, "invoke"):
         return None
     buckets: dict[str, float] = {}
-    with _timing(acoustic, "invoke", buckets, "acoustic model"), \
-            _timing(vocoder, "invoke", buckets, "vocoder"), \
-            _timing(acoustic, "allocate_tensors", buckets, "tensor allocation"), \
-            _timing(vocoder, "allocate_tensors", buckets, "tensor allocation"), \
-            _timing(acoustic, "resize_tensor_input", buckets, "tensor allocation"), \
-            _timing(vocoder, "resize_tensor_input", buckets, "tensor allocation"):
+    with (
+        _timing(acoustic, "invoke", buckets, "acoustic model"),
+        _timing(vocoder, "invoke", buckets, "vocoder"),
+        _timing(acoustic, "allocate_tensors", buckets, "tensor allocation"),
+        _timing(vocoder, "allocate_tensors", buckets, "tensor allocation"),
+        _timing(acoustic, "resize_tensor_input", buckets, "tensor allocation"),
+        _timing(vocoder, "resize_tensor_input", buckets, "tensor allocation"),
+    ):
         total = sum(render(engine, job)[1] for job in jobs)
     buckets["front end + python"] = total - sum(buckets.values())
     buckets["total"] = total
@@ -208,8 +219,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     reference = f"embedded-zh {ref_threads}t"
     progress(f"engine: {len(jobs)} texts from {corpus_path}")
 
-    figures: list[dict[str, Any]] = [figure(BENCH, "peak RSS before engines", peak_rss_mb(), "MiB",
-                                            note="imports only (numpy, pydantic, announcer)")]
+    figures: list[dict[str, Any]] = [
+        figure(BENCH, "peak RSS before engines", peak_rss_mb(), "MiB", note="imports only (numpy, pydantic, announcer)")
+    ]
     loaded: list[tuple[Run, Engine]] = []
     for n in threads:
         label = f"embedded-zh {n}t"
@@ -220,15 +232,30 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         except EngineUnavailable as exc:
             raise BenchError(str(exc)) from None
         warm_up(engine, jobs)
-        figures.append(figure(BENCH, f"{label} peak RSS after load", loaded[-1][0].rss_after_load, "MiB",
-                              note="cumulative: includes every engine loaded before in this process"))
-        figures.append(figure(BENCH, f"{label} peak RSS after warm-up pass", peak_rss_mb(), "MiB",
-                              note="cumulative; after rendering the corpus once (the acoustic model's "
-                                   "arena grows with the longest clause; the vocoder's is sized once)"))
+        figures.append(
+            figure(
+                BENCH,
+                f"{label} peak RSS after load",
+                loaded[-1][0].rss_after_load,
+                "MiB",
+                note="cumulative: includes every engine loaded before in this process",
+            )
+        )
+        figures.append(
+            figure(
+                BENCH,
+                f"{label} peak RSS after warm-up pass",
+                peak_rss_mb(),
+                "MiB",
+                note="cumulative; after rendering the corpus once (the acoustic model's "
+                "arena grows with the longest clause; the vocoder's is sized once)",
+            )
+        )
     if not args.engine_no_espeak:
         label = f"espeak {ESPEAK_VOICE}"
-        engine = create_engine("bench-espeak", engine_module("espeak").Config(type="espeak", voice=ESPEAK_VOICE),
-                               cache_dir)
+        engine = create_engine(
+            "bench-espeak", engine_module("espeak").Config(type="espeak", voice=ESPEAK_VOICE), cache_dir
+        )
         progress(f"engine: loading and warming up {label}")
         try:
             loaded.append((load(label, engine), engine))
@@ -241,9 +268,15 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     measure(loaded, jobs, repeat)
     other_share = other.stop()
     if other_share is not None:
-        figures.append(figure(BENCH, "CPU used by other processes", 100.0 * other_share, "%",
-                              note="during the measured passes, share of all CPUs; above a few % "
-                                   "the timings are pessimistic"))
+        figures.append(
+            figure(
+                BENCH,
+                "CPU used by other processes",
+                100.0 * other_share,
+                "%",
+                note="during the measured passes, share of all CPUs; above a few % the timings are pessimistic",
+            )
+        )
     runs = [r for r, _ in loaded]
     engines = {r.label: e for r, e in loaded}
 
@@ -259,11 +292,22 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             if r is runs[0]:
                 load_note += " and importing LiteRT (first engine loaded)"
         f_load = figure(BENCH, f"{r.label} load", r.load_seconds, "s", note=load_note)
-        f_first = figure(BENCH, f"{r.label} first audio", mean(first_ms), "ms", first_ms,
-                         note="value = mean; first streamed piece of the first clause, clause splitting "
-                              "included")
-        f_rtf = figure(BENCH, f"{r.label} RTF", rtf_total, "x", rtfs,
-                       note="value = corpus total synth s / speech s; p50/p95 per text")
+        f_first = figure(
+            BENCH,
+            f"{r.label} first audio",
+            mean(first_ms),
+            "ms",
+            first_ms,
+            note="value = mean; first streamed piece of the first clause, clause splitting included",
+        )
+        f_rtf = figure(
+            BENCH,
+            f"{r.label} RTF",
+            rtf_total,
+            "x",
+            rtfs,
+            note="value = corpus total synth s / speech s; p50/p95 per text",
+        )
         if is_ref:
             f_first.update(target=TARGET_FIRST_AUDIO_MS, met=f_first["p95"] <= TARGET_FIRST_AUDIO_MS)
             f_first["note"] += f"; target checked on p95 (p50 {f_first['p50']:.1f} ms)"
@@ -271,9 +315,16 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             f_rtf["note"] += f"; target checked on p95 (p50 {f_rtf['p50']:.4f})"
         figures += [f_load, f_first, f_rtf]
         if is_ref:
-            figures.append(figure(BENCH, f"{r.label} first clause speech", mean(r.first_clause_audio), "s",
-                                  r.first_clause_audio,
-                                  note="value = mean; length of the first clause, which first audio scales with"))
+            figures.append(
+                figure(
+                    BENCH,
+                    f"{r.label} first clause speech",
+                    mean(r.first_clause_audio),
+                    "s",
+                    r.first_clause_audio,
+                    note="value = mean; length of the first clause, which first audio scales with",
+                )
+            )
         for metric in ("load", "first audio", "RTF"):
             peer_of[f"{r.label} {metric}"] = f"{reference} {metric}"
         if r.label == "espeak " + ESPEAK_VOICE:
@@ -287,9 +338,15 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         else:
             total = split.pop("total")
             for stage, seconds in split.items():
-                figures.append(figure(BENCH, f"{reference} share: {stage}", 100.0 * seconds / total, "%",
-                                      note=f"{seconds:.2f} s of {total:.2f} s, one pass" if stage == "vocoder"
-                                      else None))
+                figures.append(
+                    figure(
+                        BENCH,
+                        f"{reference} share: {stage}",
+                        100.0 * seconds / total,
+                        "%",
+                        note=f"{seconds:.2f} s of {total:.2f} s, one pass" if stage == "vocoder" else None,
+                    )
+                )
     figures.append(figure(BENCH, "peak RSS at the end", peak_rss_mb(), "MiB", note="every engine loaded"))
     add_peer_ratios(figures, peer_of)
     for engine in engines.values():

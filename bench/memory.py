@@ -32,8 +32,7 @@ FILES = ("f1", "f2", "f3", "f4")
 
 
 def add_arguments(group: argparse._ArgumentGroup) -> None:
-    group.add_argument("--memory-starts", type=int, default=3, metavar="N",
-                       help="daemon starts to time (default: 3)")
+    group.add_argument("--memory-starts", type=int, default=3, metavar="N", help="daemon starts to time (default: 3)")
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -48,10 +47,12 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         for k in range(args.memory_starts):
             wd = workdir / f"start{k}"
             speakers = "\n".join(f"  {s}: {{type: file, directory: {json.dumps(str(wd / s))}}}" for s in FILES)
-            body = (f"engines:\n  zh: {{type: embedded-zh, threads: 2}}\n"
-                    f"defaults: {{engine: zh, targets: [f1]}}\n"
-                    f"cache: {{directory: {json.dumps(str(workdir / 'cache'))}}}\n"
-                    f"zones: {{all: [{', '.join(FILES)}]}}\nspeakers:\n{speakers}\n")
+            body = (
+                f"engines:\n  zh: {{type: embedded-zh, threads: 2}}\n"
+                f"defaults: {{engine: zh, targets: [f1]}}\n"
+                f"cache: {{directory: {json.dumps(str(workdir / 'cache'))}}}\n"
+                f"zones: {{all: [{', '.join(FILES)}]}}\nspeakers:\n{speakers}\n"
+            )
             daemon = Daemon(wd, broker, body)
             try:
                 events = EventLog(client, daemon.topic("events"))
@@ -68,9 +69,19 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 if k == 0:
                     progress(f"memory: load: {len(corpus)} uncached texts to 4 file speakers")
                     for n, line in enumerate(corpus):
-                        client.publish(daemon.topic("say"), json.dumps(
-                            {"id": f"load-{n}", "text": unique_text(line.text, 5000 + n), "targets": ["all"],
-                             "emotion": line.emotion}, ensure_ascii=False).encode(), qos=1)
+                        client.publish(
+                            daemon.topic("say"),
+                            json.dumps(
+                                {
+                                    "id": f"load-{n}",
+                                    "text": unique_text(line.text, 5000 + n),
+                                    "targets": ["all"],
+                                    "emotion": line.emotion,
+                                },
+                                ensure_ascii=False,
+                            ).encode(),
+                            qos=1,
+                        )
                     for n in range(len(corpus)):
                         for s in FILES:
                             events.wait(f"load-{n}", "finished", s, timeout=300.0)
@@ -87,18 +98,56 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     ready_ms = [t * 1000 for t in ready]
     first_ms = [t * 1000 for t in first]
     figs = [
-        figure(BENCH, "start → READY=1", percentile(ready_ms, 50), "ms", ready_ms, target=2000.0,
-               met=max(ready_ms) <= 2000.0, note="value = p50; met if every start was within the target; "
-                                                  "spawn of the process to the sd_notify datagram"),
-        figure(BENCH, "start → first announcement started", percentile(first_ms, 50), "ms", first_ms,
-               note="value = p50; published right after READY, uncached, no lead-in or chime"),
-        figure(BENCH, "peak RSS idle (after READY)", max(idle), "MiB", idle, target=350.0,
-               met=max(idle) <= 350.0, note="VmHWM; value = max over the starts"),
-        figure(BENCH, "peak RSS after the first announcement", max(after_first), "MiB", after_first,
-               target=350.0, met=max(after_first) <= 350.0, note="VmHWM; value = max"),
+        figure(
+            BENCH,
+            "start → READY=1",
+            percentile(ready_ms, 50),
+            "ms",
+            ready_ms,
+            target=2000.0,
+            met=max(ready_ms) <= 2000.0,
+            note="value = p50; met if every start was within the target; "
+            "spawn of the process to the sd_notify datagram",
+        ),
+        figure(
+            BENCH,
+            "start → first announcement started",
+            percentile(first_ms, 50),
+            "ms",
+            first_ms,
+            note="value = p50; published right after READY, uncached, no lead-in or chime",
+        ),
+        figure(
+            BENCH,
+            "peak RSS idle (after READY)",
+            max(idle),
+            "MiB",
+            idle,
+            target=350.0,
+            met=max(idle) <= 350.0,
+            note="VmHWM; value = max over the starts",
+        ),
+        figure(
+            BENCH,
+            "peak RSS after the first announcement",
+            max(after_first),
+            "MiB",
+            after_first,
+            target=350.0,
+            met=max(after_first) <= 350.0,
+            note="VmHWM; value = max",
+        ),
     ]
     if loaded:
-        figs.append(figure(BENCH, "peak RSS under load (4 speakers, whole corpus)", loaded[0], "MiB",
-                           target=350.0, met=loaded[0] <= 350.0,
-                           note="VmHWM after every corpus text, uncached, played on four file speakers"))
+        figs.append(
+            figure(
+                BENCH,
+                "peak RSS under load (4 speakers, whole corpus)",
+                loaded[0],
+                "MiB",
+                target=350.0,
+                met=loaded[0] <= 350.0,
+                note="VmHWM after every corpus text, uncached, played on four file speakers",
+            )
+        )
     return figs

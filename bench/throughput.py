@@ -36,10 +36,16 @@ SPEAKERS = ("s1", "s2", "s3", "s4")
 
 
 def add_arguments(group: argparse._ArgumentGroup) -> None:
-    group.add_argument("--throughput-per-speaker", type=int, default=10, metavar="N",
-                       help="announcements per speaker (default: 10)")
-    group.add_argument("--throughput-rate", type=float, default=20.0, metavar="PER_S",
-                       help="arrivals per second over all speakers (default: 20: a burst)")
+    group.add_argument(
+        "--throughput-per-speaker", type=int, default=10, metavar="N", help="announcements per speaker (default: 10)"
+    )
+    group.add_argument(
+        "--throughput-rate",
+        type=float,
+        default=20.0,
+        metavar="PER_S",
+        help="arrivals per second over all speakers (default: 20: a burst)",
+    )
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -48,11 +54,12 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     corpus = load_corpus(find_corpus(args.corpus))
     workdir = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
-    body = (f"engines:\n  zh: {{type: embedded-zh, threads: 2}}\n"
-            f"defaults: {{engine: zh, targets: [s1]}}\n"
-            f"cache: {{directory: {json.dumps(str(workdir / 'cache'))}}}\n"
-            "speakers:\n" + "".join(f"  {s}: {{type: file, directory: {json.dumps(str(workdir / s))}}}\n"
-                                    for s in SPEAKERS))
+    body = (
+        f"engines:\n  zh: {{type: embedded-zh, threads: 2}}\n"
+        f"defaults: {{engine: zh, targets: [s1]}}\n"
+        f"cache: {{directory: {json.dumps(str(workdir / 'cache'))}}}\n"
+        "speakers:\n" + "".join(f"  {s}: {{type: file, directory: {json.dumps(str(workdir / s))}}}\n" for s in SPEAKERS)
+    )
     stack = Stack(workdir, body, captures={}, paced={}, with_speakers=False)
     try:
         status = EventLog(stack.client, stack.daemon.topic("status"))
@@ -69,16 +76,19 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         t_start = time.monotonic()
         ids: list[tuple[str, str]] = []
         n = 0
-        progress(f"throughput: {args.throughput_per_speaker * len(SPEAKERS)} announcements at "
-                 f"{args.throughput_rate}/s onto {len(SPEAKERS)} file speakers")
+        progress(
+            f"throughput: {args.throughput_per_speaker * len(SPEAKERS)} announcements at "
+            f"{args.throughput_rate}/s onto {len(SPEAKERS)} file speakers"
+        )
         for k in range(args.throughput_per_speaker):
             for s in SPEAKERS:
                 line = corpus[n % len(corpus)]
                 ann_id = f"tp-{n}"
                 due = t_start + n / args.throughput_rate
                 time.sleep(max(0.0, due - time.monotonic()))
-                stack.say({"id": ann_id, "text": unique_text(line.text, 1000 + n), "targets": [s],
-                           "emotion": line.emotion})
+                stack.say(
+                    {"id": ann_id, "text": unique_text(line.text, 1000 + n), "targets": [s], "emotion": line.emotion}
+                )
                 ids.append((ann_id, s))
                 n += 1
         finished = [stack.events.wait(i, "finished", s, timeout=300.0) for i, s in ids]
@@ -101,23 +111,60 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         raise BenchError("throughput: no audio finished")
     course = _course(depth, wall)
     figs = [
-        figure(BENCH, "daemon CPU per second of audio", cpu / audio, "s/s", target=0.5, met=cpu / audio <= 0.5,
-               note=f"{cpu:.1f} CPU s for {audio:.1f} s of audio on {len(SPEAKERS)} speakers (upper bound for "
-                    f"synthesis); target 'well below 1' taken as 0.5"),
-        figure(BENCH, "announcements finished", float(len(finished)), "", note=f"of {len(ids)} published; "
-               f"lost: {lost}", target=None),
+        figure(
+            BENCH,
+            "daemon CPU per second of audio",
+            cpu / audio,
+            "s/s",
+            target=0.5,
+            met=cpu / audio <= 0.5,
+            note=f"{cpu:.1f} CPU s for {audio:.1f} s of audio on {len(SPEAKERS)} speakers (upper bound for "
+            f"synthesis); target 'well below 1' taken as 0.5",
+        ),
+        figure(
+            BENCH,
+            "announcements finished",
+            float(len(finished)),
+            "",
+            note=f"of {len(ids)} published; lost: {lost}",
+            target=None,
+        ),
         figure(BENCH, "lost announcements", float(lost), "", target=0.0, met=lost == 0),
-        figure(BENCH, "queue depth, maximum", float(max((d for _, d in depth), default=0)), "",
-               note=f"P/status queue over time (s: depth): {course}"),
-        figure(BENCH, "wall time / audio per speaker", wall / (audio / len(SPEAKERS)), "x",
-               note=f"{wall:.1f} s from the first publish to the last finished for {audio / len(SPEAKERS):.1f} s "
-                    f"of audio per speaker (< 1: synthesis keeps ahead of four real-time speakers)"),
-        figure(BENCH, "daemon peak RSS under load", hwm, "MiB", target=350.0, met=hwm <= 350.0,
-               note="VmHWM at the end of the run"),
+        figure(
+            BENCH,
+            "queue depth, maximum",
+            float(max((d for _, d in depth), default=0)),
+            "",
+            note=f"P/status queue over time (s: depth): {course}",
+        ),
+        figure(
+            BENCH,
+            "wall time / audio per speaker",
+            wall / (audio / len(SPEAKERS)),
+            "x",
+            note=f"{wall:.1f} s from the first publish to the last finished for {audio / len(SPEAKERS):.1f} s "
+            f"of audio per speaker (< 1: synthesis keeps ahead of four real-time speakers)",
+        ),
+        figure(
+            BENCH,
+            "daemon peak RSS under load",
+            hwm,
+            "MiB",
+            target=350.0,
+            met=hwm <= 350.0,
+            note="VmHWM at the end of the run",
+        ),
     ]
     if other_share is not None:
-        figs.append(figure(BENCH, "CPU used by other processes", 100.0 * other_share, "%",
-                           note="during the run, share of all CPUs (this process, the daemon, mosquitto excluded)"))
+        figs.append(
+            figure(
+                BENCH,
+                "CPU used by other processes",
+                100.0 * other_share,
+                "%",
+                note="during the run, share of all CPUs (this process, the daemon, mosquitto excluded)",
+            )
+        )
     return figs
 
 

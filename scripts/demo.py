@@ -61,11 +61,28 @@ def main() -> int:
     config_path.write_text(config_text, encoding="utf-8")
     env = dict(os.environ, DEMO_MQTT_PORT=str(broker.port), DEMO_DIR=str(out))
 
-    announcer = [str(ROOT / ".venv" / "bin" / "announcer")] if (ROOT / ".venv" / "bin" / "announcer").exists() \
+    announcer = (
+        [str(ROOT / ".venv" / "bin" / "announcer")]
+        if (ROOT / ".venv" / "bin" / "announcer").exists()
         else [sys.executable, "-m", "announcer"]
-    sub = subprocess.Popen(["mosquitto_sub", "-p", str(broker.port), "-v", "-t", "announcer/events",
-                            "-t", "announcer/status", "-t", "announcer/availability"],
-                           stdout=subprocess.PIPE, text=True, env=env)
+    )
+    sub = subprocess.Popen(
+        [
+            "mosquitto_sub",
+            "-p",
+            str(broker.port),
+            "-v",
+            "-t",
+            "announcer/events",
+            "-t",
+            "announcer/status",
+            "-t",
+            "announcer/availability",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     lines = Lines(sub)
     daemon = subprocess.Popen(announcer + ["run", "-c", str(config_path)], env=env)
     code = 0
@@ -78,9 +95,15 @@ def main() -> int:
         for i, (emotion, priority, text) in enumerate(items):
             ann_id = f"demo-{int(time.time())}-{i}"
             ids.append(ann_id)
-            payload = json.dumps({"id": ann_id, "text": text, "emotion": emotion,
-                                  "priority": "high" if priority == "emergency" else priority},
-                                 ensure_ascii=False)
+            payload = json.dumps(
+                {
+                    "id": ann_id,
+                    "text": text,
+                    "emotion": emotion,
+                    "priority": "high" if priority == "emergency" else priority,
+                },
+                ensure_ascii=False,
+            )
             cmd = ["mosquitto_pub", "-p", str(broker.port), "-q", "1", "-t", "announcer/say", "-m", payload]
             print("$ mosquitto_pub -q 1 -t announcer/say -m '" + payload + "'")
             subprocess.run(cmd, check=True, env=env)

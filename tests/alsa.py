@@ -155,9 +155,13 @@ class PacedDevice:
     def pcm_config(self) -> list[str]:
         i = self.index
         fmt = "wav" if self.marks_streams else "raw"
-        return [f'pcm.annfifo{i} {{ type file slave.pcm "null" file "{self.fifo}" format "{fmt}" }}',
-                (f'pcm.annpaced{i} {{ type plug slave {{ pcm "annfifo{i}" format S16_LE rate {self.rate} '
-                 f'channels {self.channels} }} hint {{ show on description "announcer paced speaker {i}" }} }}')]
+        return [
+            f'pcm.annfifo{i} {{ type file slave.pcm "null" file "{self.fifo}" format "{fmt}" }}',
+            (
+                f'pcm.annpaced{i} {{ type plug slave {{ pcm "annfifo{i}" format S16_LE rate {self.rate} '
+                f'channels {self.channels} }} hint {{ show on description "announcer paced speaker {i}" }} }}'
+            ),
+        ]
 
     def start(self) -> None:
         """Create the FIFO and start consuming it (before PortAudio probes the device)."""
@@ -211,7 +215,7 @@ class PacedDevice:
                 if stop > pos:
                     self._data += data[pos:stop]
                     self._marks.append((len(self._data), now - (end - stop) / bytes_per_second))
-                    audio = np.frombuffer(data[pos:stop - (stop - pos) % 2], "<i2")
+                    audio = np.frombuffer(data[pos : stop - (stop - pos) % 2], "<i2")
                     if self.streams:
                         s = self.streams[-1]
                         if s.first_sound is None:
@@ -286,16 +290,18 @@ class AlsaDevices:
         self.count = count
         lines = []
         for i in range(1, count + 1):
-            lines.append(f'pcm.annfile{i} {{ type file slave.pcm "null" file "{self.capture_path(i)}" '
-                         f'format "wav" }}')
-            lines.append(f'pcm.annspeaker{i} {{ type plug slave {{ pcm "annfile{i}" format S16_LE }} '
-                         f'hint {{ show on description "announcer test speaker {i}" }} }}')
+            lines.append(f'pcm.annfile{i} {{ type file slave.pcm "null" file "{self.capture_path(i)}" format "wav" }}')
+            lines.append(
+                f'pcm.annspeaker{i} {{ type plug slave {{ pcm "annfile{i}" format S16_LE }} '
+                f'hint {{ show on description "announcer test speaker {i}" }} }}'
+            )
         for dev in self.paced:
             lines += dev.pcm_config()
         self.config_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-    def add_paced(self, rate: int = 24000, channels: int = 1, streams: bool = False,
-                  portaudio: bool = True) -> PacedDevice:
+    def add_paced(
+        self, rate: int = 24000, channels: int = 1, streams: bool = False, portaudio: bool = True
+    ) -> PacedDevice:
         """A real-time device ``annpacedN`` (its reader running), visible to PortAudio in this process
         (``portaudio=False``: only to subprocesses started afterwards, with ``env``).
         ``streams``: mark and time each stream (see the module doc)."""
@@ -398,8 +404,10 @@ class FifoSpeakers:
             fifo = self.fifo(i)
             os.mkfifo(fifo)
             lines.append(f'pcm.annfiforaw{i} {{ type file slave.pcm "null" file "{fifo}" format "raw" }}')
-            lines.append(f'pcm.annfifo{i} {{ type plug slave {{ pcm "annfiforaw{i}" format S16_LE rate {FIFO_RATE} '
-                         f'channels 1 }} hint {{ show on description "announcer FIFO speaker {i}" }} }}')
+            lines.append(
+                f'pcm.annfifo{i} {{ type plug slave {{ pcm "annfiforaw{i}" format S16_LE rate {FIFO_RATE} '
+                f'channels 1 }} hint {{ show on description "announcer FIFO speaker {i}" }} }}'
+            )
             self.readers[i] = FifoReader(fifo)
         self.config_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -411,8 +419,10 @@ class FifoSpeakers:
         return self.dir / f"speaker{i}.fifo"
 
     def speaker_yaml(self, i: int, stall_timeout: float = 60.0) -> str:
-        return (f"{{type: sounddevice, device: {self.device(i)}, latency: low, lead_in_ms: 0, "
-                f"stall_timeout: {stall_timeout}}}")
+        return (
+            f"{{type: sounddevice, device: {self.device(i)}, latency: low, lead_in_ms: 0, "
+            f"stall_timeout: {stall_timeout}}}"
+        )
 
     def unplug(self, i: int) -> None:
         """Device ``i`` goes away (see the module doc)."""

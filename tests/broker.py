@@ -72,8 +72,9 @@ class Broker:
 
     host = "127.0.0.1"
 
-    def __init__(self, workdir: Path, binary: str, port: int | None = None, extra_conf: str = "",
-                 head_conf: str = "") -> None:
+    def __init__(
+        self, workdir: Path, binary: str, port: int | None = None, extra_conf: str = "", head_conf: str = ""
+    ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.binary = binary
@@ -118,7 +119,9 @@ log_timestamp true
         self._write_conf()
         self._proc = subprocess.Popen(
             [self.binary, "-c", str(self.conf_path)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + timeout
         while True:
@@ -132,8 +135,9 @@ log_timestamp true
             except OSError:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise BrokerError(f"mosquitto did not listen on {self.host}:{self.port} "
-                                      f"within {timeout}s\n{self.log_tail()}") from None
+                    raise BrokerError(
+                        f"mosquitto did not listen on {self.host}:{self.port} within {timeout}s\n{self.log_tail()}"
+                    ) from None
                 time.sleep(0.05)
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -198,8 +202,13 @@ log_timestamp true
 
     def mqtt_config(self, **overrides: Any) -> dict[str, Any]:
         """An ``mqtt:`` config section pointing at this broker (a dict, for MqttConfig(**...))."""
-        base: dict[str, Any] = {"host": self.host, "port": self.port, "reconnect_min_delay": 0.1,
-                                "reconnect_max_delay": 1.0, "keepalive": 10}
+        base: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "reconnect_min_delay": 0.1,
+            "reconnect_max_delay": 1.0,
+            "keepalive": 10,
+        }
         base.update(overrides)
         return base
 
@@ -268,8 +277,9 @@ class Collected:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     got = "\n  ".join(f"{m.topic}: {m.payload[:200]!r}" for m in self._items) or "(nothing)"
-                    raise AssertionError(f"no matching message on {self.topic_filter!r} within {timeout}s; "
-                                         f"received:\n  {got}")
+                    raise AssertionError(
+                        f"no matching message on {self.topic_filter!r} within {timeout}s; received:\n  {got}"
+                    )
                 self._cond.wait(left)
 
     def wait_count(self, n: int, timeout: float = 5.0) -> list[Received]:
@@ -278,8 +288,9 @@ class Collected:
             while len(self._items) < n:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise AssertionError(f"{len(self._items)} of {n} messages on {self.topic_filter!r} "
-                                         f"within {timeout}s")
+                    raise AssertionError(
+                        f"{len(self._items)} of {n} messages on {self.topic_filter!r} within {timeout}s"
+                    )
                 self._cond.wait(left)
             return list(self._items)
 
@@ -317,8 +328,7 @@ class TestClient:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, host: str, port: int, client_id: str, protocol: int = mqtt.MQTTv5,
-                 timeout: float = 5.0) -> None:
+    def __init__(self, host: str, port: int, client_id: str, protocol: int = mqtt.MQTTv5, timeout: float = 5.0) -> None:
         self.client_id = client_id
         self.timeout = timeout
         self._collections: list[Collected] = []
@@ -394,12 +404,25 @@ class TestClient:
         coll = _Callback(topic_filter, callback)
         self._subscribe(coll, qos)
 
-    def publish_nowait(self, topic: str, payload: bytes | str = b"", qos: int = 1, retain: bool = False,
-                       properties: Properties | None = None) -> mqtt.MQTTMessageInfo:
+    def publish_nowait(
+        self,
+        topic: str,
+        payload: bytes | str = b"",
+        qos: int = 1,
+        retain: bool = False,
+        properties: Properties | None = None,
+    ) -> mqtt.MQTTMessageInfo:
         return self._c.publish(topic, payload, qos=qos, retain=retain, properties=properties)
 
-    def publish(self, topic: str, payload: bytes | str = b"", qos: int = 1, retain: bool = False,
-                properties: Properties | None = None, timeout: float | None = None) -> mqtt.MQTTMessageInfo:
+    def publish(
+        self,
+        topic: str,
+        payload: bytes | str = b"",
+        qos: int = 1,
+        retain: bool = False,
+        properties: Properties | None = None,
+        timeout: float | None = None,
+    ) -> mqtt.MQTTMessageInfo:
         """Publish and (for QoS > 0) wait until the broker acknowledged it."""
         info = self._c.publish(topic, payload, qos=qos, retain=retain, properties=properties)
         if qos > 0:

@@ -69,8 +69,9 @@ class Stack:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30.0, **kwargs)
 
-    def wait_state(self, client: httpx.Client, ann_id: str, states: tuple[str, ...] = ("finished",),
-                   timeout: float = 30.0) -> dict[str, Any]:
+    def wait_state(
+        self, client: httpx.Client, ann_id: str, states: tuple[str, ...] = ("finished",), timeout: float = 30.0
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         record: dict[str, Any] = {}
         while time.monotonic() < deadline:
@@ -88,8 +89,9 @@ class Stack:
         self.spool.close()
 
 
-def start_stack(root: Path, http: str = "", limits: str = "", synth: Synthesizer | None = None,
-                engines: str = "") -> Stack:
+def start_stack(
+    root: Path, http: str = "", limits: str = "", synth: Synthesizer | None = None, engines: str = ""
+) -> Stack:
     root.mkdir(parents=True, exist_ok=True)
     cfg = stack_config(root, http, limits, engines)
     events = EventBus()

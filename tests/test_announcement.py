@@ -26,10 +26,28 @@ def test_plain_text_and_json() -> None:
     a = parse("  前门有人按门铃。 ".encode(), CFG, now=1000.0)
     assert a.text == "前门有人按门铃。" and a.targets == ("lobby",) and a.emotion == "neutral"
     assert a.expires == 1000.0 + 600 and len(a.id) == 12
-    b = parse(json.dumps({"text": "请到护士站", "emotion": "生气", "priority": "high", "targets": "ward-3",
-                          "id": "call-1", "repeat": 2, "speed": 1.5}).encode(), CFG)
-    assert (b.emotion, b.priority, b.speakers, b.id, b.repeat, b.speed) == \
-        ("angry", "high", ("lobby", "desk"), "call-1", 2, 1.5)
+    b = parse(
+        json.dumps(
+            {
+                "text": "请到护士站",
+                "emotion": "生气",
+                "priority": "high",
+                "targets": "ward-3",
+                "id": "call-1",
+                "repeat": 2,
+                "speed": 1.5,
+            }
+        ).encode(),
+        CFG,
+    )
+    assert (b.emotion, b.priority, b.speakers, b.id, b.repeat, b.speed) == (
+        "angry",
+        "high",
+        ("lobby", "desk"),
+        "call-1",
+        2,
+        1.5,
+    )
     assert Announcement.from_json(b.to_json()) == b
 
 
@@ -43,38 +61,41 @@ def test_message_expiry_shortens_ttl() -> None:
     assert a.expires == 5.0
 
 
-@pytest.mark.parametrize("payload, field, reason", [
-    (b"\xff\xfe", "payload", "invalid"),
-    (b'{"text": ', "payload", "invalid"),
-    (b"[1, 2]", None, None),  # not JSON by the contract's rule: spoken as text
-    (b'{"text": 5}', "text", "invalid"),
-    (b'{"emotion": "happy"}', "text", "invalid"),
-    (b'{"text": "   "}', "text", "invalid"),
-    (b'{"text": "' + "长" .encode() * 51 + b'"}', "text", "oversize"),
-    (b"x" * 1025, "payload", "oversize"),
-    (b'{"text": "a", "speed": "fast"}', "speed", "invalid"),
-    (b'{"text": "a", "speed": 3}', "speed", "invalid"),
-    (b'{"text": "a", "intensity": -1}', "intensity", "invalid"),
-    (b'{"text": "a", "volume": 2}', "volume", "invalid"),
-    (b'{"text": "a", "repeat": 11}', "repeat", "invalid"),
-    (b'{"text": "a", "ttl": 0}', "ttl", "invalid"),
-    (b'{"text": "a", "priority": "urgent"}', "priority", "invalid"),
-    (b'{"text": "a", "targets": "nowhere"}', "targets", "invalid"),
-    (b'{"text": "a", "targets": 3}', "targets", "invalid"),
-    (b'{"text": "a", "id": "has space"}', "id", "invalid"),
-    (b'{"text": "a", "engine": "nope"}', "engine", "invalid"),
-    (b'{"text": "a", "chime": 3}', "chime", "invalid"),
-    # found by the garbage-in reliability test (tests/reliability/test_garbage.py): each once crashed
-    # the MQTT handler (no event, message never acknowledged) or was accepted and failed later
-    (b'{"text": "a", "speed": ' + b"9" * 400 + b"}", "speed", "invalid"),  # int beyond float: OverflowError
-    (b'{"text": "\\ud800 a"}', "text", "invalid"),  # lone surrogate: could not be spooled or published
-    (b'{"text": "a", "emotion": "\\udfff"}', "emotion", "invalid"),
-    (b'{"text": "a", "\\ud800": 1}', "payload", "invalid"),
-    (b'{"text": "a", "id": "a1\\n"}', "id", "invalid"),  # "$" matched before the newline
-    (b'{"text": "a", "chime": "nope"}', "chime", "invalid"),  # failed with a KeyError at play time
-    (b'{"text": "a", "engine": 1.5}', "engine", "invalid"),
-    (b'{"text": "a", "engine": {"x": []}}', "engine", "invalid"),
-])
+@pytest.mark.parametrize(
+    "payload, field, reason",
+    [
+        (b"\xff\xfe", "payload", "invalid"),
+        (b'{"text": ', "payload", "invalid"),
+        (b"[1, 2]", None, None),  # not JSON by the contract's rule: spoken as text
+        (b'{"text": 5}', "text", "invalid"),
+        (b'{"emotion": "happy"}', "text", "invalid"),
+        (b'{"text": "   "}', "text", "invalid"),
+        (b'{"text": "' + "长".encode() * 51 + b'"}', "text", "oversize"),
+        (b"x" * 1025, "payload", "oversize"),
+        (b'{"text": "a", "speed": "fast"}', "speed", "invalid"),
+        (b'{"text": "a", "speed": 3}', "speed", "invalid"),
+        (b'{"text": "a", "intensity": -1}', "intensity", "invalid"),
+        (b'{"text": "a", "volume": 2}', "volume", "invalid"),
+        (b'{"text": "a", "repeat": 11}', "repeat", "invalid"),
+        (b'{"text": "a", "ttl": 0}', "ttl", "invalid"),
+        (b'{"text": "a", "priority": "urgent"}', "priority", "invalid"),
+        (b'{"text": "a", "targets": "nowhere"}', "targets", "invalid"),
+        (b'{"text": "a", "targets": 3}', "targets", "invalid"),
+        (b'{"text": "a", "id": "has space"}', "id", "invalid"),
+        (b'{"text": "a", "engine": "nope"}', "engine", "invalid"),
+        (b'{"text": "a", "chime": 3}', "chime", "invalid"),
+        # found by the garbage-in reliability test (tests/reliability/test_garbage.py): each once crashed
+        # the MQTT handler (no event, message never acknowledged) or was accepted and failed later
+        (b'{"text": "a", "speed": ' + b"9" * 400 + b"}", "speed", "invalid"),  # int beyond float: OverflowError
+        (b'{"text": "\\ud800 a"}', "text", "invalid"),  # lone surrogate: could not be spooled or published
+        (b'{"text": "a", "emotion": "\\udfff"}', "emotion", "invalid"),
+        (b'{"text": "a", "\\ud800": 1}', "payload", "invalid"),
+        (b'{"text": "a", "id": "a1\\n"}', "id", "invalid"),  # "$" matched before the newline
+        (b'{"text": "a", "chime": "nope"}', "chime", "invalid"),  # failed with a KeyError at play time
+        (b'{"text": "a", "engine": 1.5}', "engine", "invalid"),
+        (b'{"text": "a", "engine": {"x": []}}', "engine", "invalid"),
+    ],
+)
 def test_rejections_name_the_field(payload: bytes, field: str | None, reason: str | None) -> None:
     if field is None:
         assert parse(payload, CFG).text == payload.decode()
@@ -99,11 +120,14 @@ def test_markup_and_control_characters_are_stripped() -> None:
         parse(json.dumps({"text": "<b>\u0007\u200b</b>"}).encode(), CFG)
 
 
-@pytest.mark.parametrize("payload, message", [
-    (b'{"text": "a", "speed": ' + b"9" * 5000 + b"}", "payload: a number in the JSON has too many digits"),
-    (b'{"text": "a", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}", "payload: JSON nested too deeply"),
-    (b'{"text": "a", "x": ' + b'{"x": ' * 5000 + b"1" + b"}" * 5000 + b"}", "payload: JSON nested too deeply"),
-])
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        (b'{"text": "a", "speed": ' + b"9" * 5000 + b"}", "payload: a number in the JSON has too many digits"),
+        (b'{"text": "a", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}", "payload: JSON nested too deeply"),
+        (b'{"text": "a", "x": ' + b'{"x": ' * 5000 + b"1" + b"}" * 5000 + b"}", "payload: JSON nested too deeply"),
+    ],
+)
 def test_json_python_cannot_hold_is_rejected(payload: bytes, message: str) -> None:
     """An int over 4300 digits raised ValueError, deep nesting RecursionError: neither was an InputError."""
     big = CFG.model_copy(update={"limits": CFG.limits.model_copy(update={"max_payload_bytes": 65536})})
@@ -127,29 +151,39 @@ def test_named_chimes_are_accepted() -> None:
         parse(b'{"text": "a", "chime": "bell"}', CFG)
 
 
-@pytest.mark.parametrize("payload, below", [
-    (b"", None), (b"  \n", None), (b"{}", None), (b'{"priority_below": "emergency"}', "emergency"),
-    (b'{"priority_below": null}', None), (b'{"priority_below": "high", "id": "s-1"}', "high"),
-])
+@pytest.mark.parametrize(
+    "payload, below",
+    [
+        (b"", None),
+        (b"  \n", None),
+        (b"{}", None),
+        (b'{"priority_below": "emergency"}', "emergency"),
+        (b'{"priority_below": null}', None),
+        (b'{"priority_below": "high", "id": "s-1"}', "high"),
+    ],
+)
 def test_valid_stops(payload: bytes, below: str | None) -> None:
     assert stop_priority(decode_stop(payload, CFG)) == below
 
 
-@pytest.mark.parametrize("payload, field", [
-    (b"please stop", "payload"),
-    (b"[1]", "payload"),
-    (b"5", "payload"),
-    (b"null", "payload"),
-    (b'{"priority_below": ', "payload"),
-    (b"\xff\xfe", "payload"),
-    (b"{" + b" " * 1100 + b"}", "payload"),  # over max_payload_bytes
-    (b'{"foo": 1}', "payload"),  # unknown fields: rejected, not "stop everything"
-    (b'{"priority_below": "urgent"}', "priority_below"),
-    (b'{"priority_below": 3}', "priority_below"),
-    (b'{"priority_below": ["low"]}', "priority_below"),
-    (b'{"id": "bad id"}', "id"),
-    (b'{"id": "\\ud800"}', "id"),
-])
+@pytest.mark.parametrize(
+    "payload, field",
+    [
+        (b"please stop", "payload"),
+        (b"[1]", "payload"),
+        (b"5", "payload"),
+        (b"null", "payload"),
+        (b'{"priority_below": ', "payload"),
+        (b"\xff\xfe", "payload"),
+        (b"{" + b" " * 1100 + b"}", "payload"),  # over max_payload_bytes
+        (b'{"foo": 1}', "payload"),  # unknown fields: rejected, not "stop everything"
+        (b'{"priority_below": "urgent"}', "priority_below"),
+        (b'{"priority_below": 3}', "priority_below"),
+        (b'{"priority_below": ["low"]}', "priority_below"),
+        (b'{"id": "bad id"}', "id"),
+        (b'{"id": "\\ud800"}', "id"),
+    ],
+)
 def test_invalid_stops_name_the_field(payload: bytes, field: str) -> None:
     with pytest.raises(InputError) as info:
         stop_priority(decode_stop(payload, CFG))

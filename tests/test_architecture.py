@@ -28,8 +28,20 @@ ALLOWED: dict[str, set[str]] = {
     "mqtt": {"core", "config", "intake"},
     "integrations": {"core", "audio", "text", "engines", "config", "spool", "intake", "playback", "mqtt"},
     "http": {"core", "audio", "engines", "config", "spool", "intake", "playback"},
-    "service": {"core", "audio", "text", "engines", "sinks", "config", "spool", "intake", "playback", "mqtt",
-                "integrations", "http"},
+    "service": {
+        "core",
+        "audio",
+        "text",
+        "engines",
+        "sinks",
+        "config",
+        "spool",
+        "intake",
+        "playback",
+        "mqtt",
+        "integrations",
+        "http",
+    },
     "workers": set(),  # a standalone file that runs in its own Python environment
 }
 TOP_LEVEL = {"__init__", "__main__", "wyoming_server"}  # the version, and two command entry points
@@ -49,8 +61,12 @@ def imports(name: str, path: Path) -> set[str]:
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    type_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If) and _is_type_checking(block.test)
-                 for n in ast.walk(block)}
+    type_only = {
+        id(n)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and _is_type_checking(block.test)
+        for n in ast.walk(block)
+    }
     for node in ast.walk(tree):
         if id(node) in type_only:  # ``if TYPE_CHECKING:`` imports are for the type checker, never run
             continue
@@ -72,8 +88,9 @@ def imports(name: str, path: Path) -> set[str]:
 
 
 def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or \
-        (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def package_of(module: str) -> str:
@@ -104,8 +121,9 @@ def test_no_import_cycles() -> None:
     mods = modules()
     graph = defaultdict(set)
     for name, path in mods.items():
-        graph[name] = {t for t in imports(name, path) if t in mods and t != name
-                       and not (t == name.rpartition(".")[0])}  # a module may read its own package's __init__
+        graph[name] = {
+            t for t in imports(name, path) if t in mods and t != name and not (t == name.rpartition(".")[0])
+        }  # a module may read its own package's __init__
     seen: dict[str, int] = {}
     cycles = []
 
@@ -114,7 +132,7 @@ def test_no_import_cycles() -> None:
         stack.append(node)
         for nxt in graph[node]:
             if seen.get(nxt) == 1:
-                cycles.append(" -> ".join(stack[stack.index(nxt):] + [nxt]))
+                cycles.append(" -> ".join(stack[stack.index(nxt) :] + [nxt]))
             elif nxt not in seen:
                 visit(nxt, stack)
         stack.pop()

@@ -150,8 +150,7 @@ def test_from_config(tmp_path: Path) -> None:
     cache = ClauseCache.from_config(CacheConfig(directory=tmp_path, max_mb=2))
     assert isinstance(cache, ClauseCache)
     assert cache.directory == tmp_path and cache.max_bytes == 2 * 1024 * 1024
-    assert cache.stats() == {"entries": 0, "bytes": 0, "max_bytes": 2 * 1024 * 1024,
-                              "directory": str(tmp_path)}
+    assert cache.stats() == {"entries": 0, "bytes": 0, "max_bytes": 2 * 1024 * 1024, "directory": str(tmp_path)}
 
 
 def _hammer(directory: str, max_bytes: int, worker: int, rounds: int) -> None:

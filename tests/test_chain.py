@@ -142,8 +142,9 @@ def test_limiter_turns_down_only_the_peaks() -> None:
 
 def test_loud_angry_speech_is_limited_not_clipped(clauses: dict[str, list[np.ndarray]]) -> None:
     out = play(chain(), clauses["angry"], "angry")
-    boosted = np.concatenate([chain().process(c, 1.0, rate=SR, level_db=12.0, state=LoudnessState())
-                              for c in clauses["angry"]])
+    boosted = np.concatenate(
+        [chain().process(c, 1.0, rate=SR, level_db=12.0, state=LoudnessState()) for c in clauses["angry"]]
+    )
     assert np.max(np.abs(out)) <= PEAK_CEILING and np.max(np.abs(boosted)) <= PEAK_CEILING
     assert integrated_loudness(boosted, SR) > integrated_loudness(out, SR) + 4.0  # limiting, not scaling down
 
@@ -161,7 +162,7 @@ def test_prelude_is_lead_in_then_chime() -> None:
     ch = chain()
     pre = ch.prelude(True, "normal", SR, 0.5)
     lead = int(0.150 * SR)
-    assert not pre[:lead].any() and np.abs(pre[lead:lead + 100]).max() > 0
+    assert not pre[:lead].any() and np.abs(pre[lead : lead + 100]).max() > 0
     np.testing.assert_allclose(pre[lead:], ChimeLibrary().get("ding-dong", SR) * 0.5)
     assert len(ch.prelude(False, "normal", SR, 1.0)) == lead
 

@@ -18,8 +18,9 @@ TEXT = "请3号病房的李医生到护士站"
 def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if k != "ANNOUNCER_CONFIG"}
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "announcer", *args], capture_output=True, text=True,
-                          cwd=cwd, env=full_env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "announcer", *args], capture_output=True, text=True, cwd=cwd, env=full_env, timeout=120
+    )
 
 
 @pytest.fixture
@@ -43,8 +44,8 @@ def test_say_out_writes_24k_mono_pcm16_speech_deterministically(workdir: Path) -
     data, rate, subtype = wav(a)
     assert rate == 24000 and data.ndim == 1 and subtype == "PCM_16"
     assert 2.0 < len(data) / rate < 8.0
-    speech = data[int(1.5 * rate):].astype(np.float64) / 32768  # after the chime
-    assert np.sqrt(np.mean(speech ** 2)) > 0.02
+    speech = data[int(1.5 * rate) :].astype(np.float64) / 32768  # after the chime
+    assert np.sqrt(np.mean(speech**2)) > 0.02
     # a second run in a fresh process (cache disabled) gives the very same samples
     (workdir / "nocache.yaml").write_text("cache: {enabled: false}\n")
     r2 = run("say", TEXT, "--emotion", "happy", "-c", str(workdir / "nocache.yaml"), "--out", str(b), cwd=workdir)
@@ -64,14 +65,17 @@ def test_speed_and_emotion_change_duration(workdir: Path) -> None:
     assert durations["sad"] > durations["neutral"] * 1.1
 
 
-@pytest.mark.parametrize("args, field", [
-    (["", "--out", "x.wav"], "text"),
-    (["hi", "--engine", "nope", "--out", "x.wav"], "engine"),
-    (["hi", "--speed", "3", "--out", "x.wav"], "speed"),
-    (["hi", "--intensity", "-1", "--out", "x.wav"], "intensity"),
-    (["hi", "--to", "nowhere", "--out", "x.wav"], "targets"),
-    (["hi", "--voice", "nobody", "--out", "x.wav"], "voice"),
-])
+@pytest.mark.parametrize(
+    "args, field",
+    [
+        (["", "--out", "x.wav"], "text"),
+        (["hi", "--engine", "nope", "--out", "x.wav"], "engine"),
+        (["hi", "--speed", "3", "--out", "x.wav"], "speed"),
+        (["hi", "--intensity", "-1", "--out", "x.wav"], "intensity"),
+        (["hi", "--to", "nowhere", "--out", "x.wav"], "targets"),
+        (["hi", "--voice", "nobody", "--out", "x.wav"], "voice"),
+    ],
+)
 def test_bad_input_exits_2_naming_the_field(workdir: Path, args: list[str], field: str) -> None:
     r = run("say", *args, cwd=workdir)
     assert r.returncode == 2
@@ -136,15 +140,19 @@ def test_chimes_by_priority_and_end_chime(workdir: Path) -> None:
     ending = workdir / "end.yaml"
     ending.write_text(f"cache: {{directory: {workdir / 'cache'}}}\naudio: {{end_chime: ding-dong}}\n")
     lengths = {}
-    for label, cfg, extra in [("none", plain, ["--no-chime"]), ("normal", plain, []),
-                              ("emergency", plain, ["--priority", "emergency"]), ("end", ending, [])]:
+    for label, cfg, extra in [
+        ("none", plain, ["--no-chime"]),
+        ("normal", plain, []),
+        ("emergency", plain, ["--priority", "emergency"]),
+        ("end", ending, []),
+    ]:
         out = workdir / f"{label}.wav"
         r = run("say", "请注意", "-c", str(cfg), *extra, "--out", str(out), cwd=workdir)
         assert r.returncode == 0, r.stderr
         lengths[label] = len(wav(out)[0]) / 24000
-    assert lengths["normal"] > lengths["none"] + 1.0          # the ding-dong comes first
+    assert lengths["normal"] > lengths["none"] + 1.0  # the ding-dong comes first
     assert abs(lengths["emergency"] - lengths["normal"]) > 0.1  # emergency gets the alarm tone instead
-    assert lengths["end"] > lengths["normal"] + 1.0            # and an end chime after the speech
+    assert lengths["end"] > lengths["normal"] + 1.0  # and an end chime after the speech
     bad = workdir / "bad.yaml"
     bad.write_text("audio: {end_chime: trumpet}\n")
     r = run("check-config", "-c", str(bad), cwd=workdir)

@@ -18,8 +18,10 @@ def errors_of(text: str, env: dict[str, str] | None = None) -> list[str]:
 
 
 def test_example_and_demo_configs_are_valid() -> None:
-    cfg = parse_config((ROOT / "config" / "announcer.example.yaml").read_text(), env={"MQTT_PASSWORD": "s3cret",
-                                                                                  "ANNOUNCER_HTTP_TOKEN": "t" * 20})
+    cfg = parse_config(
+        (ROOT / "config" / "announcer.example.yaml").read_text(),
+        env={"MQTT_PASSWORD": "s3cret", "ANNOUNCER_HTTP_TOKEN": "t" * 20},
+    )
     assert cfg.mqtt.password == "s3cret"
     assert set(cfg.engines) == {"zh", "en"} and cfg.default_engine == "zh"
     assert cfg.expand_targets(["ward-3", "lobby", "bus"]) == ("lobby", "archive", "bus")
@@ -68,9 +70,13 @@ defaults: {engine: nope, targets: [nowhere]}
 hermes: {sites: {kitchen: ghost}}
 """)
     joined = "\n".join(errs)
-    for expected in ("zones.z.1: 'ghost' is not a speaker", "zones.a: a speaker already has this name",
-                     "defaults.engine: 'nope' is not an engine", "defaults.targets.0: 'nowhere'",
-                     "hermes.sites.kitchen: 'ghost'"):
+    for expected in (
+        "zones.z.1: 'ghost' is not a speaker",
+        "zones.a: a speaker already has this name",
+        "defaults.engine: 'nope' is not an engine",
+        "defaults.targets.0: 'nowhere'",
+        "hermes.sites.kitchen: 'ghost'",
+    ):
         assert expected in joined
 
 

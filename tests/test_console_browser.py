@@ -45,10 +45,18 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
         pytest.fail(INSTALL_HINT, pytrace=False)
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--autoplay-policy=no-user-gesture-required", "--window-size=1000,1300",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--autoplay-policy=no-user-gesture-required",
+        "--window-size=1000,1300",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_script_timeout(30)
@@ -73,8 +81,9 @@ def test_console_listen_and_announce(stack: Stack, browser: webdriver.Chrome, tm
     # the pickers come from /api/info
     emotions = [o.get_attribute("value") for o in Select(browser.find_element(By.ID, "emotion")).options]
     assert emotions == ["neutral", "happy", "sad", "angry", "fearful", "surprised"]
-    targets = {b.get_attribute("value"): b.is_selected()
-               for b in browser.find_elements(By.CSS_SELECTOR, "#target-list input")}
+    targets = {
+        b.get_attribute("value"): b.is_selected() for b in browser.find_elements(By.CSS_SELECTOR, "#target-list input")
+    }
     assert targets == {"lobby": True, "archive": False, "ward-3": False}
     assert Select(browser.find_element(By.ID, "voice")).first_selected_option.get_attribute("value") == "baker"
 
@@ -87,8 +96,9 @@ def test_console_listen_and_announce(stack: Stack, browser: webdriver.Chrome, tm
     browser.find_element(By.ID, "text").send_keys(TEXT)
     assert browser.find_element(By.ID, "text").get_attribute("value") == TEXT
     Select(browser.find_element(By.ID, "emotion")).select_by_value("happy")
-    browser.execute_script("const s = document.getElementById('speed'); s.value = '1.1';"
-                           "s.dispatchEvent(new Event('input'));")
+    browser.execute_script(
+        "const s = document.getElementById('speed'); s.value = '1.1';s.dispatchEvent(new Event('input'));"
+    )
     browser.find_element(By.ID, "listen").click()
     duration = browser.execute_async_script("""
         const done = arguments[arguments.length - 1];

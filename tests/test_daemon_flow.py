@@ -43,8 +43,9 @@ SHORT = "请注意，三号病房请安静。"
 
 
 @pytest.fixture(scope="module")
-def daemon(shared_broker: Broker, tmp_path_factory: pytest.TempPathFactory, announcer_cache: Path
-           ) -> Iterator[DaemonProc]:
+def daemon(
+    shared_broker: Broker, tmp_path_factory: pytest.TempPathFactory, announcer_cache: Path
+) -> Iterator[DaemonProc]:
     yield from module_daemon(shared_broker, tmp_path_factory.mktemp("daemon-flow"), announcer_cache)
 
 
@@ -62,7 +63,7 @@ def assert_speech_wav(path: Path, min_s: float, max_s: float) -> float:
     assert data.ndim == 1
     duration = len(data) / rate
     assert min_s <= duration <= max_s, f"{path.name}: {duration:.2f} s not in {min_s}..{max_s}"
-    rms = float(np.sqrt(np.mean(data ** 2)))
+    rms = float(np.sqrt(np.mean(data**2)))
     assert rms > 0.01 and float(np.max(np.abs(data))) > 0.1, f"{path.name} is (nearly) silent: rms {rms:.4f}"
     return duration
 
@@ -92,8 +93,19 @@ def test_plain_text_to_wav_with_event_sequence(client: TestClient, daemon: Daemo
 
 def test_json_payload_to_wav_on_a_zone(client: TestClient, daemon: DaemonProc, events: Events) -> None:
     ann_id = new_id("json")
-    client.publish_json(daemon.topic("say"), {"id": ann_id, "text": SHORT, "targets": "files", "chime": False,
-                                             "emotion": "开心", "speed": 1.5, "volume": 0.5, "priority": "high"})
+    client.publish_json(
+        daemon.topic("say"),
+        {
+            "id": ann_id,
+            "text": SHORT,
+            "targets": "files",
+            "chime": False,
+            "emotion": "开心",
+            "speed": 1.5,
+            "volume": 0.5,
+            "priority": "high",
+        },
+    )
     done = events.wait_done([ann_id], ("a", "b"))
     assert {k: v["state"] for k, v in done.items()} == {(ann_id, "a"): "finished", (ann_id, "b"): "finished"}
     queued = events.all(ann_id, "queued")[0]
@@ -116,8 +128,9 @@ def test_speed_and_repeat_change_the_duration(client: TestClient, daemon: Daemon
     assert d["twice"] == pytest.approx(2 * d["plain"] + 2.0, abs=0.3), d
 
 
-def test_status_is_retained_with_version_and_returns_to_idle(client: TestClient, daemon: DaemonProc,
-                                                              events: Events, shared_broker: Broker) -> None:
+def test_status_is_retained_with_version_and_returns_to_idle(
+    client: TestClient, daemon: DaemonProc, events: Events, shared_broker: Broker
+) -> None:
     status = client.collect(daemon.topic("status"))
     first = status.wait_for(timeout=5)
     assert first.retain, "P/status must be retained"
@@ -146,21 +159,28 @@ def test_mqtt_speaker_publishes_the_wav(client: TestClient, daemon: DaemonProc, 
     data, rate = sf.read(io.BytesIO(msg.payload), dtype="float32")
     info = sf.info(io.BytesIO(msg.payload))
     assert (rate, info.channels, info.subtype) == (24000, 1, "PCM_16")
-    assert float(np.sqrt(np.mean(data ** 2))) > 0.01
+    assert float(np.sqrt(np.mean(data**2))) > 0.01
     assert finished["duration_s"] == pytest.approx(len(data) / rate, abs=0.01)
     assert finished["topic"] == msg.topic and finished["bytes"] == len(msg.payload)
     assert not daemon.wav("a", ann_id).exists()
 
 
-def test_response_topic_gets_the_terminal_event_with_correlation(client: TestClient, daemon: DaemonProc,
-                                                                 events: Events) -> None:
+def test_response_topic_gets_the_terminal_event_with_correlation(
+    client: TestClient, daemon: DaemonProc, events: Events
+) -> None:
     reply_topic = daemon.topic("reply", new_id("r"))
     replies = client.collect(reply_topic)
     ok_id, bad_id = new_id("ok"), new_id("bad")
-    client.publish_json(daemon.topic("say", "a"), {"id": ok_id, "text": SHORT},
-                        properties=properties(ResponseTopic=reply_topic, CorrelationData=b"corr-ok"))
-    client.publish_json(daemon.topic("say"), {"id": bad_id, "text": SHORT, "speed": 9},
-                        properties=properties(ResponseTopic=reply_topic, CorrelationData=b"corr-bad"))
+    client.publish_json(
+        daemon.topic("say", "a"),
+        {"id": ok_id, "text": SHORT},
+        properties=properties(ResponseTopic=reply_topic, CorrelationData=b"corr-ok"),
+    )
+    client.publish_json(
+        daemon.topic("say"),
+        {"id": bad_id, "text": SHORT, "speed": 9},
+        properties=properties(ResponseTopic=reply_topic, CorrelationData=b"corr-bad"),
+    )
     ok = replies.wait_for(lambda m: m.json()["id"] == ok_id, 30)
     bad = replies.wait_for(lambda m: m.json()["id"] == bad_id, 10)
     assert ok.json()["state"] == "finished" and ok.json()["speaker"] == "a"
@@ -172,8 +192,12 @@ def test_response_topic_gets_the_terminal_event_with_correlation(client: TestCli
 
 # ---------------------------------------------------------------------------- announcer send
 def run_send(daemon: DaemonProc, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "announcer", "send", "-c", str(daemon.config_path), *args],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "announcer", "send", "-c", str(daemon.config_path), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_cli_send_wait_finished_then_rejected_duplicate(daemon: DaemonProc, events: Events) -> None:

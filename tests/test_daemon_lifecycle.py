@@ -56,8 +56,9 @@ def assert_clean_log(daemon: DaemonProc) -> None:
     assert "Traceback" not in text, daemon.log_tail(80)
 
 
-def test_availability_status_and_clean_stop(broker: Broker, tmp_path: Path, announcer_cache: Path,
-                                            event_logs: list[EventLog]) -> None:
+def test_availability_status_and_clean_stop(
+    broker: Broker, tmp_path: Path, announcer_cache: Path, event_logs: list[EventLog]
+) -> None:
     d = DaemonProc(broker, tmp_path / "d", announcer_cache)
     events = event_log(broker, d, event_logs)
     d.start()
@@ -93,8 +94,9 @@ def test_availability_status_and_clean_stop(broker: Broker, tmp_path: Path, anno
     assert_clean_log(d)
 
 
-def test_broker_restart_during_a_queue(broker: Broker, tmp_path: Path, announcer_cache: Path,
-                                       event_logs: list[EventLog]) -> None:
+def test_broker_restart_during_a_queue(
+    broker: Broker, tmp_path: Path, announcer_cache: Path, event_logs: list[EventLog]
+) -> None:
     d = DaemonProc(broker, tmp_path / "d", announcer_cache)
     events = event_log(broker, d, event_logs)
     d.start()
@@ -126,15 +128,15 @@ def test_broker_restart_during_a_queue(broker: Broker, tmp_path: Path, announcer
 
 
 def test_sigkill_mid_queue_then_restart_loses_nothing_and_replays_at_most_the_cut_one(
-        broker: Broker, tmp_path: Path, announcer_cache: Path, event_logs: list[EventLog]) -> None:
+    broker: Broker, tmp_path: Path, announcer_cache: Path, event_logs: list[EventLog]
+) -> None:
     d = DaemonProc(broker, tmp_path / "d", announcer_cache)
     events = event_log(broker, d, event_logs)
     d.start()
     pub = broker.client()
     batch = [new_id(f"k{i}") for i in range(8)]
     for ann_id in batch:
-        pub.publish_json(d.topic("say"), {"id": ann_id, "text": unique_text(2), "targets": "files",
-                                          "chime": False})
+        pub.publish_json(d.topic("say"), {"id": ann_id, "text": unique_text(2), "targets": "files", "chime": False})
     # kill -9 once two are done everywhere: the rest are queued or being synthesized
     deadline = time.monotonic() + 30
     while len({e["id"] for e in events.all(state="finished", speaker="b")}) < 2:
@@ -172,8 +174,11 @@ def test_sigkill_mid_queue_then_restart_loses_nothing_and_replays_at_most_the_cu
             assert len(finished) <= 2, events.dump()
     assert len(replayed) <= 1, f"played twice: {replayed}\n{events.dump()}"
     # what was reported finished in run 1 was not played again (but the one cut off)
-    again = {(i, s) for i, s in run1 if any(e["id"] == i and e.get("speaker") == s and e["state"] == "started"
-                                           for e in run2_events)}
+    again = {
+        (i, s)
+        for i, s in run1
+        if any(e["id"] == i and e.get("speaker") == s and e["state"] == "started" for e in run2_events)
+    }
     assert len({i for i, _ in again}) <= 1, f"{again}\n{events.dump()}"
     assert resumed, "the second run resumed nothing from the spool"
     assert not resumed & {i for i, _ in run1} - {i for i, _ in again}
@@ -188,9 +193,9 @@ def test_sigkill_mid_queue_then_restart_loses_nothing_and_replays_at_most_the_cu
     assert_clean_log(d)
 
 
-def test_rate_limit_refuses_the_fourth_but_never_an_emergency(shared_broker: Broker, tmp_path: Path,
-                                                              announcer_cache: Path,
-                                                              event_logs: list[EventLog]) -> None:
+def test_rate_limit_refuses_the_fourth_but_never_an_emergency(
+    shared_broker: Broker, tmp_path: Path, announcer_cache: Path, event_logs: list[EventLog]
+) -> None:
     d = DaemonProc(shared_broker, tmp_path / "d", announcer_cache, limits={"per_minute": 3})
     events = event_log(shared_broker, d, event_logs)
     d.start()
@@ -209,16 +214,17 @@ def test_rate_limit_refuses_the_fourth_but_never_an_emergency(shared_broker: Bro
         assert all(done[(i, "a")]["state"] == "finished" for i in ids[:3] + [alarm]), events.dump()
         # an invalid payload is not counted (nor refused as rate limited)
         pub.publish(d.topic("say"), b'{"text": ""}')
-        bad = events.messages.wait_for(lambda m: m.json()["state"] == "rejected"
-                                       and m.json()["error"].startswith("text:"), 10).json()
+        bad = events.messages.wait_for(
+            lambda m: m.json()["state"] == "rejected" and m.json()["error"].startswith("text:"), 10
+        ).json()
         assert bad["reason"] == "invalid"
     finally:
         assert d.stop() == 0, d.log_tail()
 
 
-def test_retained_say_and_stop_are_not_replayed_on_every_reconnect(broker: Broker, tmp_path: Path,
-                                                                   announcer_cache: Path,
-                                                                   event_logs: list[EventLog]) -> None:
+def test_retained_say_and_stop_are_not_replayed_on_every_reconnect(
+    broker: Broker, tmp_path: Path, announcer_cache: Path, event_logs: list[EventLog]
+) -> None:
     """A retained ``P/say`` (a common automation mistake) is delivered again on every subscribe.
 
     Played at each reconnect it would repeat forever; a retained ``P/stop`` would cancel
@@ -250,9 +256,9 @@ def test_retained_say_and_stop_are_not_replayed_on_every_reconnect(broker: Broke
     assert d.stop() == 0
 
 
-def test_redelivery_of_a_spooled_message_is_not_a_duplicate(broker: Broker, tmp_path: Path,
-                                                            announcer_cache: Path,
-                                                            event_logs: list[EventLog]) -> None:
+def test_redelivery_of_a_spooled_message_is_not_a_duplicate(
+    broker: Broker, tmp_path: Path, announcer_cache: Path, event_logs: list[EventLog]
+) -> None:
     """Crash after the spool commit, before the PUBACK: the broker redelivers (DUP) what is spooled.
 
     Simulated exactly: the message waits in the daemon's session; a stand-in with the
@@ -278,8 +284,7 @@ def test_redelivery_of_a_spooled_message_is_not_a_duplicate(broker: Broker, tmp_
     broker.client().publish(d.topic("say"), payload)
 
     got: list[mqtt.MQTTMessage] = []
-    stand_in = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=d.client_id, protocol=mqtt.MQTTv5,
-                           manual_ack=True)
+    stand_in = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=d.client_id, protocol=mqtt.MQTTv5, manual_ack=True)
     stand_in.on_message = lambda _c, _u, msg: got.append(msg)
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = 86400

@@ -41,17 +41,26 @@ BLOCKER_UNITS = 10
 
 
 @pytest.fixture(scope="module")
-def daemon(shared_broker: Broker, tmp_path_factory: pytest.TempPathFactory, announcer_cache: Path
-           ) -> Iterator[DaemonProc]:
+def daemon(
+    shared_broker: Broker, tmp_path_factory: pytest.TempPathFactory, announcer_cache: Path
+) -> Iterator[DaemonProc]:
     yield from module_daemon(shared_broker, tmp_path_factory.mktemp("daemon-queue"), announcer_cache)
 
 
-def blocker(client: TestClient, daemon: DaemonProc, events: Events, target: str = "a", speaker: str = "a",
-            priority: str = "normal") -> str:
+def blocker(
+    client: TestClient,
+    daemon: DaemonProc,
+    events: Events,
+    target: str = "a",
+    speaker: str = "a",
+    priority: str = "normal",
+) -> str:
     """Publish a long uncached announcement and wait until ``speaker`` has taken it."""
     ann_id = new_id("blocker")
-    client.publish_json(daemon.topic("say"), {"id": ann_id, "text": unique_text(BLOCKER_UNITS), "targets": target,
-                                             "priority": priority, "chime": False})
+    client.publish_json(
+        daemon.topic("say"),
+        {"id": ann_id, "text": unique_text(BLOCKER_UNITS), "targets": target, "priority": priority, "chime": False},
+    )
     events.wait(ann_id, "started", speaker, timeout=20)
     return ann_id
 
@@ -59,12 +68,22 @@ def blocker(client: TestClient, daemon: DaemonProc, events: Events, target: str 
 def assert_queued_behind(events: Events, blocker_id: str, ids: list[str], speaker: str = "a") -> None:
     """Every id was queued before the blocker ended on ``speaker`` (else the test proves nothing)."""
     msgs = [m.json() for m in events.messages]
-    end = next((i for i, e in enumerate(msgs) if e["id"] == blocker_id and e.get("speaker") == speaker
-                and e["state"] in ("finished", "interrupted", "cancelled")), len(msgs))
+    end = next(
+        (
+            i
+            for i, e in enumerate(msgs)
+            if e["id"] == blocker_id
+            and e.get("speaker") == speaker
+            and e["state"] in ("finished", "interrupted", "cancelled")
+        ),
+        len(msgs),
+    )
     queued_at = {e["id"]: i for i, e in enumerate(msgs) if e["state"] in ("queued", "rejected")}
     late = [i for i in ids if queued_at.get(i, len(msgs)) > end]
-    assert not late, (f"{late} were queued after the blocker ended on {speaker}: synthesis too fast for this "
-                      f"test (raise BLOCKER_UNITS)\n  {events.dump()}")
+    assert not late, (
+        f"{late} were queued after the blocker ended on {speaker}: synthesis too fast for this "
+        f"test (raise BLOCKER_UNITS)\n  {events.dump()}"
+    )
 
 
 # ---------------------------------------------------------------------------- rejections
@@ -99,8 +118,9 @@ REJECTIONS: list[tuple[str, str, bytes, str, str]] = [
 ]
 
 
-def test_every_invalid_payload_is_rejected_naming_the_field(client: TestClient, daemon: DaemonProc,
-                                                            events: Events) -> None:
+def test_every_invalid_payload_is_rejected_naming_the_field(
+    client: TestClient, daemon: DaemonProc, events: Events
+) -> None:
     before = daemon.all_wavs()
     for n, (case, suffix, payload, field, reason) in enumerate(REJECTIONS, 1):
         client.publish(daemon.topic(*suffix.split("/")), payload)
@@ -115,7 +135,10 @@ def test_every_invalid_payload_is_rejected_naming_the_field(client: TestClient, 
     # the "allowed" part of the message, for a few
     by_case = {c: e for (c, *_), e in zip(REJECTIONS, events.all(state="rejected"))}
     assert "allowed" in by_case["unknown priority"]["error"] and "emergency" in by_case["unknown priority"]["error"]
-    assert "'nope'" in by_case["unknown target in topic"]["error"] and "files" in by_case["unknown target in topic"]["error"]
+    assert (
+        "'nope'" in by_case["unknown target in topic"]["error"]
+        and "files" in by_case["unknown target in topic"]["error"]
+    )
     assert "0.5" in by_case["speed 3"]["error"] and "2.0" in by_case["speed 3"]["error"]
     assert "4096" in by_case["oversize payload"]["error"]
     # nothing was queued, played or written, and the daemon still works
@@ -127,8 +150,9 @@ def test_every_invalid_payload_is_rejected_naming_the_field(client: TestClient, 
     assert daemon.wav("a", good).is_file()
 
 
-def test_unknown_emotion_plays_as_neutral_with_a_warning(client: TestClient, daemon: DaemonProc,
-                                                         events: Events) -> None:
+def test_unknown_emotion_plays_as_neutral_with_a_warning(
+    client: TestClient, daemon: DaemonProc, events: Events
+) -> None:
     ann_id = new_id("emo")
     client.publish_json(daemon.topic("say"), {"id": ann_id, "text": SHORT, "emotion": "bored", "chime": False})
     queued = events.wait(ann_id, "queued")
@@ -140,12 +164,18 @@ def test_unknown_emotion_plays_as_neutral_with_a_warning(client: TestClient, dae
 # ---------------------------------------------------------------------------- order
 def test_priority_order_and_fifo_within_a_priority(client: TestClient, daemon: DaemonProc, events: Events) -> None:
     first = blocker(client, daemon, events)
-    batch = [("low", "low-1"), ("normal", "normal-1"), ("high", "high-1"), ("normal", "normal-2"),
-             ("low", "low-2"), ("high", "high-2"), ("normal", "normal-3")]
+    batch = [
+        ("low", "low-1"),
+        ("normal", "normal-1"),
+        ("high", "high-1"),
+        ("normal", "normal-2"),
+        ("low", "low-2"),
+        ("high", "high-2"),
+        ("normal", "normal-3"),
+    ]
     ids = {name: new_id(name) for _, name in batch}
     for priority, name in batch:
-        client.publish_json(daemon.topic("say"), {"id": ids[name], "text": SHORT, "priority": priority,
-                                                 "chime": False})
+        client.publish_json(daemon.topic("say"), {"id": ids[name], "text": SHORT, "priority": priority, "chime": False})
     events.wait_done([first, *ids.values()], ("a",))
     assert_queued_behind(events, first, list(ids.values()))
     expected = [first] + [ids[n] for n in ("high-1", "high-2", "normal-1", "normal-2", "normal-3", "low-1", "low-2")]
@@ -153,8 +183,9 @@ def test_priority_order_and_fifo_within_a_priority(client: TestClient, daemon: D
     assert events.order("finished", "a", [first, *ids.values()]) == expected
 
 
-def test_emergency_interrupts_and_the_interrupted_one_replays(client: TestClient, daemon: DaemonProc,
-                                                             events: Events) -> None:
+def test_emergency_interrupts_and_the_interrupted_one_replays(
+    client: TestClient, daemon: DaemonProc, events: Events
+) -> None:
     first = blocker(client, daemon, events)
     queued = new_id("normal")
     client.publish_json(daemon.topic("say"), {"id": queued, "text": SHORT, "chime": False})
@@ -162,10 +193,16 @@ def test_emergency_interrupts_and_the_interrupted_one_replays(client: TestClient
     client.publish_json(daemon.topic("say"), {"id": alarm, "text": "火警，请撤离。", "priority": "emergency"})
     events.wait_done([first, queued, alarm], ("a",))
     on_a = [(e["id"], e["state"], e.get("replay")) for e in events.all(speaker="a")]
-    assert on_a == [(first, "started", None), (first, "interrupted", None),
-                    (alarm, "started", None), (alarm, "finished", None),
-                    (first, "started", True), (first, "finished", None),  # back first: it keeps its place
-                    (queued, "started", None), (queued, "finished", None)], events.dump()
+    assert on_a == [
+        (first, "started", None),
+        (first, "interrupted", None),
+        (alarm, "started", None),
+        (alarm, "finished", None),
+        (first, "started", True),
+        (first, "finished", None),  # back first: it keeps its place
+        (queued, "started", None),
+        (queued, "finished", None),
+    ], events.dump()
     # the replay is complete: the whole text, not the part after the interruption
     duration = events.all(first, "finished", "a")[0]["duration_s"]
     assert duration > BLOCKER_UNITS * 3.0
@@ -173,15 +210,18 @@ def test_emergency_interrupts_and_the_interrupted_one_replays(client: TestClient
 
 
 # ---------------------------------------------------------------------------- expiry
-def test_ttl_and_message_expiry_expire_queued_announcements(client: TestClient, daemon: DaemonProc,
-                                                            events: Events) -> None:
+def test_ttl_and_message_expiry_expire_queued_announcements(
+    client: TestClient, daemon: DaemonProc, events: Events
+) -> None:
     first = blocker(client, daemon, events)
     by_ttl, by_expiry, fine = new_id("ttl"), new_id("expiry"), new_id("fine")
     client.publish_json(daemon.topic("say"), {"id": by_ttl, "text": SHORT, "ttl": 0.5})
-    client.publish_json(daemon.topic("say"), {"id": by_expiry, "text": SHORT},
-                        properties=properties(MessageExpiryInterval=1))
-    client.publish_json(daemon.topic("say"), {"id": fine, "text": SHORT, "ttl": 120},
-                        properties=properties(MessageExpiryInterval=120))
+    client.publish_json(
+        daemon.topic("say"), {"id": by_expiry, "text": SHORT}, properties=properties(MessageExpiryInterval=1)
+    )
+    client.publish_json(
+        daemon.topic("say"), {"id": fine, "text": SHORT, "ttl": 120}, properties=properties(MessageExpiryInterval=120)
+    )
     done = events.wait_done([first, by_ttl, by_expiry, fine], ("a",))
     assert_queued_behind(events, first, [by_ttl, by_expiry, fine])
     states = {i: done[(i, "a")]["state"] for i in (first, by_ttl, by_expiry, fine)}
@@ -190,8 +230,9 @@ def test_ttl_and_message_expiry_expire_queued_announcements(client: TestClient, 
         assert not events.all(gone, "started"), events.dump()
         assert not daemon.wav("a", gone).exists()
     # expired on time (the sweep), not only when the speaker got to it
-    t_expired = [m.json()["ts"] for m in events.messages if m.json()["id"] == by_ttl
-                 and m.json()["state"] == "expired"][0]
+    t_expired = [
+        m.json()["ts"] for m in events.messages if m.json()["id"] == by_ttl and m.json()["state"] == "expired"
+    ][0]
     t_done = events.all(first, "finished", "a")[0]["ts"]
     assert t_expired < t_done, events.dump()
 
@@ -205,8 +246,12 @@ def test_duplicate_id_is_rejected_and_played_once(client: TestClient, daemon: Da
     events.wait(ann_id, "finished", "a")
     mtime = daemon.wav("a", ann_id).stat().st_mtime_ns
     client.publish_json(daemon.topic("say", "b"), body)  # after it finished, other target: still a duplicate
-    dup = events.messages.wait_for(lambda m: m.json()["id"] == ann_id and m.json()["state"] == "rejected"
-                                   and len(events.all(ann_id, "rejected")) == 2, 10)
+    dup = events.messages.wait_for(
+        lambda m: (
+            m.json()["id"] == ann_id and m.json()["state"] == "rejected" and len(events.all(ann_id, "rejected")) == 2
+        ),
+        10,
+    )
     rejected = events.all(ann_id, "rejected")
     assert len(rejected) == 2 and all(e["reason"] == "duplicate" and e["error"].startswith("id:") for e in rejected)
     assert dup is not None
@@ -246,14 +291,21 @@ def test_stop_target_only_touches_that_target(client: TestClient, daemon: Daemon
     done = events.wait_done([first, on_a, on_both], ("a",)) | events.wait_done([first, on_b, on_both], ("b",))
     assert_queued_behind(events, first, [on_a, on_b, on_both], "b")
     states = {k: v["state"] for k, v in done.items()}
-    assert states == {(first, "a"): "finished", (on_a, "a"): "finished", (on_both, "a"): "finished",
-                      (first, "b"): "cancelled", (on_b, "b"): "cancelled", (on_both, "b"): "cancelled"}, events.dump()
+    assert states == {
+        (first, "a"): "finished",
+        (on_a, "a"): "finished",
+        (on_both, "a"): "finished",
+        (first, "b"): "cancelled",
+        (on_b, "b"): "cancelled",
+        (on_both, "b"): "cancelled",
+    }, events.dump()
     assert daemon.wav("a", first).is_file() and not daemon.wav("b", first).exists()
     assert not daemon.wav("b", on_b).exists() and not daemon.wav("b", on_both).exists()
 
 
-def test_stop_priority_below_emergency_spares_emergencies(client: TestClient, daemon: DaemonProc,
-                                                          events: Events) -> None:
+def test_stop_priority_below_emergency_spares_emergencies(
+    client: TestClient, daemon: DaemonProc, events: Events
+) -> None:
     alarm = blocker(client, daemon, events, priority="emergency")
     low, high, alarm2 = new_id("low"), new_id("high"), new_id("alarm2")
     client.publish_json(daemon.topic("say"), {"id": low, "text": SHORT, "priority": "low"})
@@ -268,8 +320,7 @@ def test_stop_priority_below_emergency_spares_emergencies(client: TestClient, da
     assert events.all(alarm, "interrupted") == []
 
 
-def test_malformed_stop_is_rejected_and_stops_nothing(client: TestClient, daemon: DaemonProc,
-                                                      events: Events) -> None:
+def test_malformed_stop_is_rejected_and_stops_nothing(client: TestClient, daemon: DaemonProc, events: Events) -> None:
     first = blocker(client, daemon, events)
     client.publish(daemon.topic("stop"), b'{"priority_below": "urgent", "id": "stop-urgent"}')
     client.publish(daemon.topic("stop"), b"please stop")
@@ -279,11 +330,18 @@ def test_malformed_stop_is_rejected_and_stops_nothing(client: TestClient, daemon
     done = events.wait_done([first], ("a",))
     assert done[(first, "a")]["state"] == "finished", events.dump()
     states = [(e["id"], e["state"]) for e in events.all()]
-    assert states.index((first, "finished")) > max(i for i, (_, s) in enumerate(states) if s == "rejected") \
-        and len(events.all(state="rejected")) == 5, f"the stops came after the blocker ended\n  {events.dump()}"
+    assert (
+        states.index((first, "finished")) > max(i for i, (_, s) in enumerate(states) if s == "rejected")
+        and len(events.all(state="rejected")) == 5
+    ), f"the stops came after the blocker ended\n  {events.dump()}"
     rejected = events.all(state="rejected")
-    assert [e["error"].split(":")[0] for e in rejected] == \
-        ["priority_below", "payload", "payload", "payload", "targets"], events.dump()
+    assert [e["error"].split(":")[0] for e in rejected] == [
+        "priority_below",
+        "payload",
+        "payload",
+        "payload",
+        "targets",
+    ], events.dump()
     assert rejected[0]["id"] == "stop-urgent" and "low, normal, high, emergency" in rejected[0]["error"]
     assert "'nope'" in rejected[4]["error"] and "files" in rejected[4]["error"]
     assert all(e["reason"] == "invalid" for e in rejected)

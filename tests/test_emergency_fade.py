@@ -47,13 +47,17 @@ def find(x: np.ndarray, ref: np.ndarray, start: int, stop: int, atol: float) -> 
     """First index in [start, stop) where ``x`` continues as ``ref`` (within ``atol``)."""
     head = ref[: int(0.1 * RATE)]
     for k in range(start, min(stop, len(x) - len(head))):
-        if abs(x[k + len(head) // 2] - head[len(head) // 2]) <= atol and np.max(np.abs(x[k:k + len(head)] - head)) <= atol:
+        if (
+            abs(x[k + len(head) // 2] - head[len(head) // 2]) <= atol
+            and np.max(np.abs(x[k : k + len(head)] - head)) <= atol
+        ):
             return k
     raise AssertionError(f"reference not found in [{start}, {stop})")
 
 
 def test_emergency_fades_the_playing_announcement_out_on_a_real_device(
-        alsa_devices: AlsaDevices, tmp_path: Path) -> None:  # noqa: F811
+    alsa_devices: AlsaDevices, tmp_path: Path
+) -> None:  # noqa: F811
     device = alsa_devices.add_paced(rate=RATE, channels=1)
     write_tone(tmp_path / "tone.wav", 8.0)
     cfg = parse_config(f"""
@@ -74,6 +78,7 @@ cache: {{directory: {tmp_path}/cache}}
     sched = Scheduler(Runtime(cfg, make_synthesizer(cfg), sinks, ChimeLibrary.from_config(cfg)), spool, events)
     sched.start()
     try:
+
         def say(**raw: object) -> None:
             ann = build(raw, cfg)
             assert spool.add(ann)
@@ -117,25 +122,27 @@ cache: {{directory: {tmp_path}/cache}}
     fade_ms = (int(audible[-1]) + 1) / RATE * 1000 if len(audible) else 0.0
     assert FADE_OUT_SECONDS * 1000 * 0.6 <= fade_ms <= 60, f"fade-out lasted {fade_ms:.1f} ms"
     assert cut_ms <= fade_ms + 40, f"{cut_ms - fade_ms:.1f} ms of silence between the fade and the emergency"
-    seg = x[fade_start - RATE // 100:onset]
-    ref = tone[fade_start - RATE // 100:onset]
+    seg = x[fade_start - RATE // 100 : onset]
+    ref = tone[fade_start - RATE // 100 : onset]
     strong = np.abs(ref) > 0.6 * TONE_AMP
     gain = seg[strong] / ref[strong]  # the fade's gain curve, where the tone is strong enough to read it
     assert gain[0] > 0.95
     assert np.all(np.diff(gain) <= 0.02), "the level went up during the fade"
-    assert np.max(np.abs(x[onset - RATE // 500:onset])) <= 0.05 * TONE_AMP, "not ~0 when the emergency starts"
+    assert np.max(np.abs(x[onset - RATE // 500 : onset])) <= 0.05 * TONE_AMP, "not ~0 when the emergency starts"
     assert abs(x[onset - 1]) <= 2 * LSB
     # no hard cut: no step anywhere around the cut larger than the tone's own steepest step
     natural = TONE_AMP * 2 * np.pi * TONE_HZ / RATE
-    jumps = np.abs(np.diff(x[fade_start - RATE // 20:onset + 1]))  # up to the first sample of the alarm
+    jumps = np.abs(np.diff(x[fade_start - RATE // 20 : onset + 1]))  # up to the first sample of the alarm
     assert np.max(jumps) <= natural + 3 * LSB, f"max step {np.max(jumps):.4f} vs the tone's {natural:.4f}"
     assert abs(x[onset] - x[onset - 1]) < 0.01
-    print(f"fade {fade_ms:.1f} ms, emergency after {cut_ms:.1f} ms, heard {(fade_start - at_alarm) / RATE * 1000:.0f} ms after the emergency came, "
-          f"max step {np.max(jumps):.4f} (tone's own {natural:.4f}), step at the cut {abs(x[onset] - x[onset - 1]):.5f}")
+    print(
+        f"fade {fade_ms:.1f} ms, emergency after {cut_ms:.1f} ms, heard {(fade_start - at_alarm) / RATE * 1000:.0f} ms after the emergency came, "
+        f"max step {np.max(jumps):.4f} (tone's own {natural:.4f}), step at the cut {abs(x[onset] - x[onset - 1]):.5f}"
+    )
 
     # then the emergency: its alarm chime sample for sample, then speech
-    np.testing.assert_allclose(x[onset:onset + len(alarm)], alarm, atol=3 * LSB)
-    speech = x[onset + len(alarm):onset + fire_frames]
-    assert len(speech) > RATE // 2 and float(np.sqrt(np.mean(speech ** 2))) > 0.02
+    np.testing.assert_allclose(x[onset : onset + len(alarm)], alarm, atol=3 * LSB)
+    speech = x[onset + len(alarm) : onset + fire_frames]
+    assert len(speech) > RATE // 2 and float(np.sqrt(np.mean(speech**2))) > 0.02
     states = [(e["state"], e["id"]) for e in log.events if e.get("speaker") == "hall"]
     assert states[:4] == [("started", "long"), ("interrupted", "long"), ("started", "fire"), ("finished", "fire")]

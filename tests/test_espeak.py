@@ -151,7 +151,14 @@ def test_unknown_configured_voice_is_unavailable() -> None:
 def test_clauses_split_on_western_and_chinese_punctuation() -> None:
     text = "Attention please. Pi is 3.14, ok?!  各位乘客，列车即将到站。请准备下车！ Time 10:30"
     assert split_clauses(text) == [
-        "Attention please.", "Pi is 3.14,", "ok?!", "各位乘客，", "列车即将到站。", "请准备下车！", "Time 10:30"]
+        "Attention please.",
+        "Pi is 3.14,",
+        "ok?!",
+        "各位乘客，",
+        "列车即将到站。",
+        "请准备下车！",
+        "Time 10:30",
+    ]
     long = " ".join(["word"] * 100)
     parts = split_clauses(long)
     assert all(len(p) <= 200 for p in parts) and " ".join(parts) == long
@@ -181,8 +188,10 @@ def test_missing_library_names_the_extra() -> None:
 
 
 def test_import_is_cheap() -> None:
-    code = ("import sys, announcer.engines.espeak as m\n"
-            "assert m._LIBRARY is None\n"
-            "assert 'espeakng_loader' not in sys.modules\n")
+    code = (
+        "import sys, announcer.engines.espeak as m\n"
+        "assert m._LIBRARY is None\n"
+        "assert 'espeakng_loader' not in sys.modules\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

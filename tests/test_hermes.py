@@ -43,10 +43,15 @@ def test_hermes_ids_map_to_valid_announcement_ids() -> None:
 
 
 @pytest.fixture(scope="module")
-def daemon(shared_broker: Broker, tmp_path_factory: pytest.TempPathFactory, announcer_cache: Path
-           ) -> Iterator[DaemonProc]:
-    yield from module_daemon(shared_broker, tmp_path_factory.mktemp("daemon-hermes"), announcer_cache,
-                             config={"hermes": {"enabled": True, "sites": {"default": "a", "kitchen": "files"}}})
+def daemon(
+    shared_broker: Broker, tmp_path_factory: pytest.TempPathFactory, announcer_cache: Path
+) -> Iterator[DaemonProc]:
+    yield from module_daemon(
+        shared_broker,
+        tmp_path_factory.mktemp("daemon-hermes"),
+        announcer_cache,
+        config={"hermes": {"enabled": True, "sites": {"default": "a", "kitchen": "files"}}},
+    )
 
 
 @pytest.fixture
@@ -55,8 +60,15 @@ def finished(client: TestClient) -> Collected:
 
 
 def say(client: TestClient, **fields: Any) -> dict[str, Any]:
-    payload = {"text": "请注意，三号病房请安静。", "siteId": "default", "lang": None, "id": str(uuid.uuid4()),
-               "sessionId": f"s-{uuid.uuid4().hex[:8]}", "volume": 1.0, **fields}
+    payload = {
+        "text": "请注意，三号病房请安静。",
+        "siteId": "default",
+        "lang": None,
+        "id": str(uuid.uuid4()),
+        "sessionId": f"s-{uuid.uuid4().hex[:8]}",
+        "volume": 1.0,
+        **fields,
+    }
     client.publish_json(SAY, payload)
     return payload
 
@@ -66,8 +78,9 @@ def wait_finished(finished: Collected, req: dict[str, Any], timeout: float = 60.
     return m.json()
 
 
-def test_round_trip_on_a_file_speaker(client: TestClient, daemon: DaemonProc, events: Events,
-                                      finished: Collected) -> None:
+def test_round_trip_on_a_file_speaker(
+    client: TestClient, daemon: DaemonProc, events: Events, finished: Collected
+) -> None:
     req = say(client)
     reply = wait_finished(finished, req)
     assert reply == {"id": req["id"], "siteId": "default", "sessionId": req["sessionId"]}
@@ -77,8 +90,9 @@ def test_round_trip_on_a_file_speaker(client: TestClient, daemon: DaemonProc, ev
     assert ev["path"] == str(wav)
 
 
-def test_site_mapped_to_a_zone_finishes_after_every_speaker(client: TestClient, daemon: DaemonProc,
-                                                            events: Events, finished: Collected) -> None:
+def test_site_mapped_to_a_zone_finishes_after_every_speaker(
+    client: TestClient, daemon: DaemonProc, events: Events, finished: Collected
+) -> None:
     req = say(client, siteId="kitchen", volume=0.5)
     reply = wait_finished(finished, req)
     assert reply["siteId"] == "kitchen" and reply["id"] == req["id"]
@@ -87,8 +101,9 @@ def test_site_mapped_to_a_zone_finishes_after_every_speaker(client: TestClient, 
     assert queued["targets"] == ["files"]
 
 
-def test_odd_hermes_id_is_mapped_and_given_back(client: TestClient, daemon: DaemonProc, events: Events,
-                                                finished: Collected) -> None:
+def test_odd_hermes_id_is_mapped_and_given_back(
+    client: TestClient, daemon: DaemonProc, events: Events, finished: Collected
+) -> None:
     req = say(client, id="rhasspy say #1/with spaces")
     reply = wait_finished(finished, req)
     assert reply["id"] == "rhasspy say #1/with spaces"
@@ -97,8 +112,9 @@ def test_odd_hermes_id_is_mapped_and_given_back(client: TestClient, daemon: Daem
     events.wait(mapped, "finished", "a")
 
 
-def test_unknown_site_is_rejected_and_still_finished(client: TestClient, daemon: DaemonProc, events: Events,
-                                                     finished: Collected) -> None:
+def test_unknown_site_is_rejected_and_still_finished(
+    client: TestClient, daemon: DaemonProc, events: Events, finished: Collected
+) -> None:
     req = say(client, siteId="garage")
     reply = wait_finished(finished, req, timeout=10)
     assert reply == {"id": req["id"], "siteId": "garage", "sessionId": req["sessionId"]}
@@ -107,8 +123,9 @@ def test_unknown_site_is_rejected_and_still_finished(client: TestClient, daemon:
     assert not daemon.wav("a", req["id"]).exists()
 
 
-def test_invalid_request_and_duplicate_still_finish(client: TestClient, daemon: DaemonProc, events: Events,
-                                                    finished: Collected) -> None:
+def test_invalid_request_and_duplicate_still_finish(
+    client: TestClient, daemon: DaemonProc, events: Events, finished: Collected
+) -> None:
     bad = say(client, text="", volume=3)
     assert wait_finished(finished, bad, timeout=10)["id"] == bad["id"]
     assert events.wait(bad["id"], "rejected", timeout=10)["error"].startswith("text")
@@ -182,9 +199,16 @@ limits: {max_payload_bytes: 1024}
 
     sent: list[bytes] = []
     bridge = HermesBridge(FakeIntake(), EventBus(), lambda t, p, q, r: sent.append(p))  # type: ignore[arg-type]
-    bodies = [b"\xff", b"[1]", b"not json", b'{"text": "\\ud800"}', b"{" + b" " * 1100 + b"}",
-              b'{"text": "hi", "siteId": ["a"], "id": "h1"}', b'{"text": "hi", "siteId": {"x": 1}, "id": "h2"}',
-              b'{"text": "hi", "siteId": "garage", "id": "h3"}']
+    bodies = [
+        b"\xff",
+        b"[1]",
+        b"not json",
+        b'{"text": "\\ud800"}',
+        b"{" + b" " * 1100 + b"}",
+        b'{"text": "hi", "siteId": ["a"], "id": "h1"}',
+        b'{"text": "hi", "siteId": {"x": 1}, "id": "h2"}',
+        b'{"text": "hi", "siteId": "garage", "id": "h3"}',
+    ]
     for body in bodies:
         assert bridge.handle(IncomingMessage(SAY, body, 1, False, 1))
     fields = [e.split(":")[0] for e, _ in rejected]

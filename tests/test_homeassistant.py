@@ -104,8 +104,9 @@ def test_discovery_payloads_have_what_home_assistant_requires() -> None:
     cfg = parse_config(config_text())
     ents = ha.entities(cfg, __version__, "https://example.org/announcer")
     components = [check_discovery(e.topic, e.payload, "hass", "floor-2") for e in ents]
-    assert sorted(components) == sorted(["notify", "notify", "notify", "select", "number", "sensor", "sensor",
-                                         "binary_sensor", "button"])
+    assert sorted(components) == sorted(
+        ["notify", "notify", "notify", "select", "number", "sensor", "sensor", "binary_sensor", "button"]
+    )
     assert len({e.payload["unique_id"] for e in ents}) == len(ents)
     assert len({e.topic for e in ents}) == len(ents)
     assert len({json.dumps(e.payload["device"], sort_keys=True) for e in ents}) == 1  # one device
@@ -117,8 +118,10 @@ def test_discovery_payloads_have_what_home_assistant_requires() -> None:
     assert by_id["zone_lobby-all"]["name"] == "lobby-all"
     assert by_id["zone_ward-3"]["default_entity_id"] == "notify.floor_2_zone_ward_3"
     assert by_id["emotion"]["options"] == list(EMOTIONS)
-    assert (by_id["emotion"]["command_topic"], by_id["emotion"]["state_topic"]) == ("hosp/set/emotion",
-                                                                                     "hosp/state/emotion")
+    assert (by_id["emotion"]["command_topic"], by_id["emotion"]["state_topic"]) == (
+        "hosp/set/emotion",
+        "hosp/state/emotion",
+    )
     assert (by_id["volume"]["min"], by_id["volume"]["max"], by_id["volume"]["step"]) == (0, 100, 5)
     assert by_id["queue"]["state_topic"] == "hosp/status"
     assert by_id["queue"]["value_template"] == "{{ value_json.queue }}"
@@ -193,16 +196,23 @@ DISCOVERY_PREFIX = f"hass-{uuid.uuid4().hex[:6]}"  # of this module's daemon
 
 
 @pytest.fixture(scope="module")
-def daemon(shared_broker: Broker, tmp_path_factory: pytest.TempPathFactory, announcer_cache: Path
-           ) -> Iterator[DaemonProc]:
-    yield from module_daemon(shared_broker, tmp_path_factory.mktemp("daemon-ha"), announcer_cache,
-                             config={"zones": ZONES,
-                                     "homeassistant": {"enabled": True, "discovery_prefix": DISCOVERY_PREFIX,
-                                                       "node_id": "test-node"}})
+def daemon(
+    shared_broker: Broker, tmp_path_factory: pytest.TempPathFactory, announcer_cache: Path
+) -> Iterator[DaemonProc]:
+    yield from module_daemon(
+        shared_broker,
+        tmp_path_factory.mktemp("daemon-ha"),
+        announcer_cache,
+        config={
+            "zones": ZONES,
+            "homeassistant": {"enabled": True, "discovery_prefix": DISCOVERY_PREFIX, "node_id": "test-node"},
+        },
+    )
 
 
-def say_and_wait(client: TestClient, daemon: DaemonProc, events: Events, payload: dict[str, Any],
-                 topic: str = "say") -> np.ndarray:
+def say_and_wait(
+    client: TestClient, daemon: DaemonProc, events: Events, payload: dict[str, Any], topic: str = "say"
+) -> np.ndarray:
     client.publish_json(daemon.topic(topic), payload)
     ev = events.wait(payload["id"], "finished", "a", timeout=60)
     assert ev["speaker"] == "a"
@@ -221,12 +231,16 @@ def test_discovery_after_home_assistant_comes_online(shared_broker: Broker, daem
     shared_broker.client().publish(f"{DISCOVERY_PREFIX}/status", "online")
     config_topic = re.compile(rf"^{re.escape(DISCOVERY_PREFIX)}/[a-z_]+/test-node/[^/]+/config$")
     everything.wait_for(lambda m: m.topic == daemon.topic("status") and not m.retain, timeout=10)
-    msgs = [m for m in everything.snapshot()
-            if not m.retain and (config_topic.match(m.topic) or m.topic.startswith(daemon.prefix + "/"))]
+    msgs = [
+        m
+        for m in everything.snapshot()
+        if not m.retain and (config_topic.match(m.topic) or m.topic.startswith(daemon.prefix + "/"))
+    ]
     configs = [m for m in msgs if config_topic.match(m.topic)]
     components = [check_discovery(m.topic, json.loads(m.payload), DISCOVERY_PREFIX, "test-node") for m in configs]
-    assert sorted(components) == sorted(["notify"] * 3 + ["select", "number", "sensor", "sensor",
-                                                           "binary_sensor", "button"])
+    assert sorted(components) == sorted(
+        ["notify"] * 3 + ["select", "number", "sensor", "sensor", "binary_sensor", "button"]
+    )
     assert all(m.qos == 1 for m in configs)
     by_topic = {m.topic: json.loads(m.payload) for m in configs}
     zone = by_topic[f"{DISCOVERY_PREFIX}/notify/test-node/zone_files/config"]
@@ -241,8 +255,7 @@ def test_discovery_after_home_assistant_comes_online(shared_broker: Broker, daem
     assert len(late.wait_count(9, timeout=5)) == 9 and all(m.retain for m in late)
 
 
-def test_notify_entity_plain_text_is_spoken_on_its_zone(client: TestClient, daemon: DaemonProc,
-                                                        events: Events) -> None:
+def test_notify_entity_plain_text_is_spoken_on_its_zone(client: TestClient, daemon: DaemonProc, events: Events) -> None:
     # what HA's notify.send_message publishes: the bare message text at QoS 1
     last = client.collect(daemon.topic("state", "last"))
     client.publish(daemon.topic("say", "files"), "前门有人按门铃。")
@@ -259,20 +272,23 @@ def test_stop_button_payload_is_accepted(client: TestClient, daemon: DaemonProc,
     client.publish_json(daemon.topic("say"), {"id": ann, "text": TEXT * 4, "chime": False})
     events.wait(ann, "queued")
     client.publish(daemon.topic("stop"), "{}")  # the button's payload_press
-    ev = events.messages.wait_for(lambda m: m.json().get("id") == ann and m.json()["state"] in
-                                  ("cancelled", "finished"), timeout=60).json()
+    ev = events.messages.wait_for(
+        lambda m: m.json().get("id") == ann and m.json()["state"] in ("cancelled", "finished"), timeout=60
+    ).json()
     assert ev["state"] == "cancelled", events.dump()
 
 
-def test_emotion_select_changes_the_default_and_survives_a_restart(client: TestClient, daemon: DaemonProc,
-                                                                    events: Events) -> None:
+def test_emotion_select_changes_the_default_and_survives_a_restart(
+    client: TestClient, daemon: DaemonProc, events: Events
+) -> None:
     set_and_confirm(client, daemon, "emotion", "neutral")
     neutral = say_and_wait(client, daemon, events, {"id": new_id("neu"), "text": TEXT, "chime": False})
     set_and_confirm(client, daemon, "emotion", "sad")
     sad = say_and_wait(client, daemon, events, {"id": new_id("sad"), "text": TEXT, "chime": False})
     assert len(sad) > 1.12 * len(neutral), (len(sad), len(neutral))  # sad speaks ~1.25x slower
-    explicit = say_and_wait(client, daemon, events, {"id": new_id("exp"), "text": TEXT, "chime": False,
-                                                     "emotion": "neutral"})
+    explicit = say_and_wait(
+        client, daemon, events, {"id": new_id("exp"), "text": TEXT, "chime": False, "emotion": "neutral"}
+    )
     assert abs(len(explicit) - len(neutral)) < 0.02 * len(neutral)  # an explicit emotion still wins
     settings = json.loads((daemon.spool_path.parent / "settings.json").read_text(encoding="utf-8"))
     assert settings["emotion"] == "sad"
@@ -314,8 +330,7 @@ def test_master_volume_scales_the_wav(client: TestClient, daemon: DaemonProc, ev
     set_and_confirm(client, daemon, "volume", "100")
 
 
-def test_removing_a_zone_removes_its_entity(shared_broker: Broker, client: TestClient,
-                                            daemon: DaemonProc) -> None:
+def test_removing_a_zone_removes_its_entity(shared_broker: Broker, client: TestClient, daemon: DaemonProc) -> None:
     gone = f"{DISCOVERY_PREFIX}/notify/test-node/zone_files/config"
     watch = client.collect(gone)
     assert watch.wait_for(timeout=5).payload != b""  # retained config today
@@ -335,4 +350,3 @@ def test_removing_a_zone_removes_its_entity(shared_broker: Broker, client: TestC
     assert daemon.stop() == 0
     daemon.patch_config({"zones": ZONES})
     daemon.start()
-

@@ -60,8 +60,9 @@ def open_stack(tmp_path_factory: pytest.TempPathFactory, synth: Synthesizer) -> 
 
 @pytest.fixture(scope="module")
 def auth_stack(tmp_path_factory: pytest.TempPathFactory, synth: Synthesizer) -> Iterator[Stack]:
-    stack = start_stack(tmp_path_factory.mktemp("auth"), http=f"tokens: [{TOKEN}], jwt_secret: {JWT_SECRET}",
-                        synth=synth)
+    stack = start_stack(
+        tmp_path_factory.mktemp("auth"), http=f"tokens: [{TOKEN}], jwt_secret: {JWT_SECRET}", synth=synth
+    )
     yield stack
     stack.close()
 
@@ -87,8 +88,12 @@ def test_healthz_openapi_and_console_are_served(client: httpx.Client) -> None:
     for path in ("/tts", "/announce", "/announcements/{ann_id}", "/audio/{audio_id}.wav", "/metrics", "/api/info"):
         assert path in doc["paths"], path
     assert '"422"' not in json.dumps(doc)  # validation errors are 400 here
-    assert doc["paths"]["/tts"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"][
-        "text"]["maxLength"] == 2000
+    assert (
+        doc["paths"]["/tts"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]["text"][
+            "maxLength"
+        ]
+        == 2000
+    )
     page = client.get("/")
     assert page.status_code == 200 and "朗读" in page.text and "Listen" in page.text
     assert "http://" not in page.text and "https://" not in page.text  # no CDN: every asset is ours
@@ -113,8 +118,9 @@ def test_info_lists_engines_emotions_speakers_zones(client: httpx.Client) -> Non
 
 # ------------------------------------------------------------------------------ /tts
 def test_tts_returns_the_say_out_wav(client: httpx.Client, open_stack: Stack, tmp_path: Path) -> None:
-    r = client.post("/tts", json={"text": TEXT, "emotion": "开心", "speed": 1.2, "intensity": 1.5,
-                                  "engine": "zh", "voice": "baker"})
+    r = client.post(
+        "/tts", json={"text": TEXT, "emotion": "开心", "speed": 1.2, "intensity": 1.5, "engine": "zh", "voice": "baker"}
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert set(body) >= {"status", "audio_url", "duration", "sample_rate", "id"}
@@ -126,8 +132,11 @@ def test_tts_returns_the_say_out_wav(client: httpx.Client, open_stack: Stack, tm
     assert info.subtype == "PCM_16" and rate == body["sample_rate"]
     assert abs(len(data) / rate - body["duration"]) < 0.01 and body["duration"] > 1.0
     # the same renderer as `announcer say --out` (chime off, as /tts defaults to)
-    out = render_to_file(open_stack.cfg, {"text": TEXT, "emotion": "开心", "speed": 1.2, "intensity": 1.5,
-                                          "chime": False}, tmp_path / "say.wav")
+    out = render_to_file(
+        open_stack.cfg,
+        {"text": TEXT, "emotion": "开心", "speed": 1.2, "intensity": 1.5, "chime": False},
+        tmp_path / "say.wav",
+    )
     assert out.read_bytes() == wav.content
 
 
@@ -140,8 +149,7 @@ def test_tts_bad_input_names_the_field(client: httpx.Client) -> None:
     assert_error(client.post("/tts", json={"text": "<b></b>  "}), 400, "text")
     assert_error(client.post("/tts", content=b"{not json", headers={"content-type": "application/json"}), 400, "body")
     assert_error(client.post("/tts", json=["text"]), 400, "body")
-    assert_error(client.post("/tts", content=b"text=hi", headers={"content-type": "text/plain"}), 415,
-                 "content-type")
+    assert_error(client.post("/tts", content=b"text=hi", headers={"content-type": "text/plain"}), 415, "content-type")
     assert_error(client.post("/tts", json={"text": "好" * 2001}), 413, "body")  # over max_body_bytes first
     assert_error(client.get("/audio/" + "0" * 32 + ".wav"), 404, "id")
     assert_error(client.get("/audio/ZZZ.wav"), 400, "audio_id")
@@ -180,8 +188,10 @@ def test_text_over_max_text_chars_is_413(tmp_path: Path, synth: Synthesizer) -> 
 def test_body_limit_refuses_before_reading_the_body(open_stack: Stack) -> None:
     host, port = open_stack.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=5) as s:
-        s.sendall(b"POST /tts HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                  b"Content-Length: 50000000\r\n\r\n{\"text\": ")  # the rest never comes
+        s.sendall(
+            b"POST /tts HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 50000000\r\n\r\n{"text": '
+        )  # the rest never comes
         reply = b""
         while chunk := s.recv(4096):  # the server answers and closes without waiting for the body
             reply += chunk
@@ -205,15 +215,25 @@ def test_announce_plays_on_the_zone_and_reports_events(client: httpx.Client, ope
     r = client.post("/announce", json={"text": TEXT, "targets": "ward-3", "emotion": "sad", "id": "http-ann-1"})
     assert r.status_code == 202, r.text
     body = r.json()
-    assert body == {"status": "accepted", "id": "http-ann-1", "url": "/announcements/http-ann-1",
-                    "targets": ["ward-3"], "speakers": ["lobby", "archive"], "warnings": []}
+    assert body == {
+        "status": "accepted",
+        "id": "http-ann-1",
+        "url": "/announcements/http-ann-1",
+        "targets": ["ward-3"],
+        "speakers": ["lobby", "archive"],
+        "warnings": [],
+    }
     record = open_stack.wait_state(client, "http-ann-1")
     assert record["speaker_states"] == {"lobby": "finished", "archive": "finished"}
     assert record["text"] == TEXT and record["source"] == "http"
     states = [(e["state"], e.get("speaker")) for e in record["events"]]
     assert states[0] == ("queued", None)
-    assert sorted(states[1:]) == [("finished", "archive"), ("finished", "lobby"),
-                                  ("started", "archive"), ("started", "lobby")]
+    assert sorted(states[1:]) == [
+        ("finished", "archive"),
+        ("finished", "lobby"),
+        ("started", "archive"),
+        ("started", "lobby"),
+    ]
     assert all(e["latency_ms"] >= 0 for e in record["events"] if e["state"] == "started")
     for speaker in ("lobby", "archive"):
         wav = open_stack.root / speaker / "http-ann-1.wav"
@@ -278,8 +298,9 @@ def test_metrics_prometheus_text(client: httpx.Client, open_stack: Stack) -> Non
     assert values['announcer_events_total{state="finished"}'] >= 1
     assert values['announcer_events_total{state="queued"}'] >= 1
     assert values["announcer_start_latency_seconds_count"] >= 1
-    assert values['announcer_start_latency_seconds_bucket{le="+Inf"}'] == values[
-        "announcer_start_latency_seconds_count"]
+    assert (
+        values['announcer_start_latency_seconds_bucket{le="+Inf"}'] == values["announcer_start_latency_seconds_count"]
+    )
     assert values['announcer_queue_depth{speaker="lobby"}'] == 0
     assert values['announcer_speaking{speaker="lobby"}'] in (0, 1)
     assert values["announcer_tts_requests_total"] >= 1 and 0 < values["announcer_tts_rtf"] < 5
@@ -296,6 +317,7 @@ def test_audio_store_removes_old_and_over_cap(tmp_path: Path) -> None:
         audio_id = store.put(one_second)
         p = tmp_path / f"{audio_id}.wav"
         import os
+
         os.utime(p, (t, t))
         return audio_id
 
@@ -334,8 +356,7 @@ def test_bearer_tokens_and_jwts(auth_stack: Stack) -> None:
         for path in ("/", "/healthz", "/openapi.json", "/static/app.js"):  # the console must load to ask
             assert anon.get(path).status_code == 200, path
         assert_error(anon.get("/api/info", headers={"Authorization": "Basic " + TOKEN}), 401, "authorization")
-        assert_error(anon.get("/api/info", headers={"Authorization": "Bearer " + TOKEN + "x"}), 401,
-                     "authorization")
+        assert_error(anon.get("/api/info", headers={"Authorization": "Bearer " + TOKEN + "x"}), 401, "authorization")
 
     with auth_stack.client(TOKEN) as c:
         assert c.get("/api/info").json()["auth_required"] is True
@@ -353,6 +374,7 @@ def test_bearer_tokens_and_jwts(auth_stack: Stack) -> None:
     tampered = f"{head}.{sign_jwt_hs256({'sub': 'admin', 'exp': now + 60}, 'x').split('.')[1]}.{sig}"
     alg_none = sign_jwt_hs256({"exp": now + 60}, JWT_SECRET).split(".")
     import base64
+
     alg_none[0] = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode()
     with auth_stack.client(good) as c:
         assert c.get("/api/info").status_code == 200
@@ -398,8 +420,9 @@ def test_without_tokens_only_a_loopback_host_header_is_served(client: httpx.Clie
 def test_config_requires_auth_off_loopback() -> None:
     with pytest.raises(ConfigError) as err:
         parse_config("http:\n  enabled: true\n  bind: 0.0.0.0\n")
-    assert err.value.errors == [("http.tokens: required when http.bind is not a loopback address "
-                                 "(or set http.jwt_secret) (line 1)")]
+    assert err.value.errors == [
+        ("http.tokens: required when http.bind is not a loopback address (or set http.jwt_secret) (line 1)")
+    ]
     with pytest.raises(ConfigError) as err:
         parse_config("http: {enabled: true, allow_ips: [10.0.0.0/33], tokens: [short]}\n")
     text = "\n".join(err.value.errors)
@@ -439,7 +462,8 @@ def test_daemon_serves_http_beside_mqtt_and_follows_a_reload(tmp_path: Path, sha
 
             # a reload (SIGHUP) reaches the HTTP side: the new speaker is offered and used
             text = path.read_text(encoding="utf-8").replace(
-                "speakers:\n", f"speakers:\n  desk: {{type: file, directory: {tmp_path}/desk, name: 前台}}\n")
+                "speakers:\n", f"speakers:\n  desk: {{type: file, directory: {tmp_path}/desk, name: 前台}}\n"
+            )
             path.write_text(text, encoding="utf-8")
             assert daemon.reload()
             info = c.get("/api/info").json()
@@ -469,14 +493,22 @@ def test_taken_port_is_an_oserror(open_stack: Stack) -> None:
 # ------------------------------------------------------------------------------ schemathesis
 @pytest.fixture(scope="module")
 def fuzz_stack(tmp_path_factory: pytest.TempPathFactory, synth: Synthesizer) -> Iterator[Stack]:
-    stack = start_stack(tmp_path_factory.mktemp("fuzz"), limits="max_text_chars: 40, per_minute: 1000",
-                        synth=synth)
+    stack = start_stack(tmp_path_factory.mktemp("fuzz"), limits="max_text_chars: 40, per_minute: 1000", synth=synth)
     yield stack
     stack.close()
 
 
-OPERATIONS = ["GET /healthz", "GET /api/info", "POST /tts", "GET /audio/{audio_id}.wav", "POST /announce",
-              "GET /announcements", "GET /announcements/{ann_id}", "POST /stop", "GET /metrics"]
+OPERATIONS = [
+    "GET /healthz",
+    "GET /api/info",
+    "POST /tts",
+    "GET /audio/{audio_id}.wav",
+    "POST /announce",
+    "GET /announcements",
+    "GET /announcements/{ann_id}",
+    "POST /stop",
+    "GET /metrics",
+]
 
 
 @pytest.fixture(scope="module")
@@ -508,8 +540,7 @@ def test_openapi_conformance(api_schema, label: str) -> None:  # type: ignore[no
     checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
     @given(case=strategy)
-    @settings(max_examples=15, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(max_examples=15, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
     def run(case) -> None:  # type: ignore[no-untyped-def]
         case.call_and_validate(checks=checks, timeout=30)
 

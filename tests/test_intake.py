@@ -61,34 +61,41 @@ def message(topic: str, payload: bytes) -> IncomingMessage:
     return IncomingMessage(topic, payload, 1, False, 1)
 
 
-@pytest.mark.parametrize("topic, payload, stop", [
-    ("announcer/stop", b"", (None, None)),
-    ("announcer/stop", b"{}", (None, None)),  # Home Assistant's stop button
-    ("announcer/stop", b" \n", (None, None)),
-    ("announcer/stop", b'{"priority_below": "emergency"}', (None, "emergency")),
-    ("announcer/stop/b", b"", ("b", None)),
-    ("announcer/stop/files", b'{"priority_below": "high", "id": "s-1"}', ("files", "high")),
-])
+@pytest.mark.parametrize(
+    "topic, payload, stop",
+    [
+        ("announcer/stop", b"", (None, None)),
+        ("announcer/stop", b"{}", (None, None)),  # Home Assistant's stop button
+        ("announcer/stop", b" \n", (None, None)),
+        ("announcer/stop", b'{"priority_below": "emergency"}', (None, "emergency")),
+        ("announcer/stop/b", b"", ("b", None)),
+        ("announcer/stop/files", b'{"priority_below": "high", "id": "s-1"}', ("files", "high")),
+    ],
+)
 def test_valid_stop_stops(parts: Any, topic: str, payload: bytes, stop: tuple[str | None, str | None]) -> None:
     intake, sched, seen = parts
     assert intake.handle(message(topic, payload)) is True
     assert sched.stops == [stop] and seen == []
 
 
-@pytest.mark.parametrize("topic, payload, field, allowed", [
-    ("announcer/stop", b"please stop", "payload", "priority_below"),
-    ("announcer/stop", b"[1]", "payload", "priority_below"),
-    ("announcer/stop", b"5", "payload", "priority_below"),
-    ("announcer/stop", b'{"foo": 1}', "payload", "priority_below"),
-    ("announcer/stop", b'{"priority_below": ', "payload", "priority_below"),
-    ("announcer/stop", b"\xff", "payload", "UTF-8"),
-    ("announcer/stop", b"{" + b" " * 1100 + b"}", "payload", "1024"),
-    ("announcer/stop", b'{"priority_below": "urgent"}', "priority_below", "low, normal, high, emergency"),
-    ("announcer/stop/nope", b"", "targets", "a, b, files"),
-    ("announcer/stop/nope", b'{"priority_below": "low"}', "targets", "a, b, files"),
-])
-def test_invalid_stop_is_rejected_and_stops_nothing(parts: Any, topic: str, payload: bytes, field: str,
-                                                    allowed: str) -> None:
+@pytest.mark.parametrize(
+    "topic, payload, field, allowed",
+    [
+        ("announcer/stop", b"please stop", "payload", "priority_below"),
+        ("announcer/stop", b"[1]", "payload", "priority_below"),
+        ("announcer/stop", b"5", "payload", "priority_below"),
+        ("announcer/stop", b'{"foo": 1}', "payload", "priority_below"),
+        ("announcer/stop", b'{"priority_below": ', "payload", "priority_below"),
+        ("announcer/stop", b"\xff", "payload", "UTF-8"),
+        ("announcer/stop", b"{" + b" " * 1100 + b"}", "payload", "1024"),
+        ("announcer/stop", b'{"priority_below": "urgent"}', "priority_below", "low, normal, high, emergency"),
+        ("announcer/stop/nope", b"", "targets", "a, b, files"),
+        ("announcer/stop/nope", b'{"priority_below": "low"}', "targets", "a, b, files"),
+    ],
+)
+def test_invalid_stop_is_rejected_and_stops_nothing(
+    parts: Any, topic: str, payload: bytes, field: str, allowed: str
+) -> None:
     intake, sched, seen = parts
     assert intake.handle(message(topic, payload)) is True  # acknowledged: redelivering cannot help
     assert sched.stops == []
@@ -112,8 +119,12 @@ def test_rejected_stop_carries_its_id(parts: Any) -> None:
 def test_say_with_json_python_cannot_hold_is_rejected(parts: Any) -> None:
     """These raised from the MQTT handler: no event, and the message was never acknowledged."""
     intake, sched, seen = parts
-    payloads = [b'{"text": "a", "speed": ' + b"9" * 400 + b"}", b'{"text": "\\ud800"}', b'{"id": "x1\\n", "text": "a"}',
-                b'{"text": "a", "chime": "bell"}']
+    payloads = [
+        b'{"text": "a", "speed": ' + b"9" * 400 + b"}",
+        b'{"text": "\\ud800"}',
+        b'{"id": "x1\\n", "text": "a"}',
+        b'{"text": "a", "chime": "bell"}',
+    ]
     for p in payloads:
         assert intake.handle(message("announcer/say", p)) is True
     assert [e["state"] for e in seen] == ["rejected"] * len(payloads) and sched.submitted == []

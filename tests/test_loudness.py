@@ -79,7 +79,9 @@ def test_absolute_gate_ignores_silence() -> None:
     with_silence = np.concatenate([tone, np.zeros(10 * rate), tone])
     # only the few 400 ms blocks that straddle an edge (part tone, part silence) lower it
     assert integrated_loudness(with_silence, rate) == pytest.approx(integrated_loudness(tone, rate), abs=0.25)
-    assert integrated_loudness(np.concatenate([tone, np.zeros(30 * rate)]), rate) > integrated_loudness(tone, rate) - 0.25
+    assert (
+        integrated_loudness(np.concatenate([tone, np.zeros(30 * rate)]), rate) > integrated_loudness(tone, rate) - 0.25
+    )
 
 
 def test_relative_gate_ignores_the_much_quieter_part() -> None:
@@ -103,8 +105,8 @@ def test_white_noise_reads_louder_than_pink_noise_of_the_same_rms() -> None:
     spec[1:] /= np.sqrt(f[1:])
     spec[0] = 0
     pink = np.fft.irfft(spec, 10 * rate)
-    white *= 0.1 / np.sqrt(np.mean(white ** 2))
-    pink *= 0.1 / np.sqrt(np.mean(pink ** 2))
+    white *= 0.1 / np.sqrt(np.mean(white**2))
+    pink *= 0.1 / np.sqrt(np.mean(pink**2))
     rms_db = 20 * math.log10(0.1)
     lw, lp = integrated_loudness(white, rate), integrated_loudness(pink, rate)
     # white: most of its power is above 2 kHz, where the shelf adds ~4 dB

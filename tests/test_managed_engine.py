@@ -49,11 +49,25 @@ def worker_cmd(py: str, tmp: Path, port: int, model: Path | None = None, **env: 
 def sambert_engine(py: str, tmp: Path, **config: Any) -> SambertEngine:
     port = h.free_port()
     env = config.pop("env", {})
-    cfg = parse_config(json.dumps({"engines": {
-        "zh": {"type": "embedded-zh"},
-        "sambert": {"type": "sambert", "uri": f"tcp://127.0.0.1:{port}", "fallback": "zh",
-                    "command": worker_cmd(py, tmp, port, **env), "restart_delay": 0.3, "restart_max_delay": 2.0,
-                    "start_timeout": 60, **config}}}))
+    cfg = parse_config(
+        json.dumps(
+            {
+                "engines": {
+                    "zh": {"type": "embedded-zh"},
+                    "sambert": {
+                        "type": "sambert",
+                        "uri": f"tcp://127.0.0.1:{port}",
+                        "fallback": "zh",
+                        "command": worker_cmd(py, tmp, port, **env),
+                        "restart_delay": 0.3,
+                        "restart_max_delay": 2.0,
+                        "start_timeout": 60,
+                        **config,
+                    },
+                }
+            }
+        )
+    )
     eng = create_engine("sambert", cfg.engines["sambert"])
     assert isinstance(eng, SambertEngine)
     return eng
@@ -132,8 +146,9 @@ def test_backoff_grows_up_to_the_maximum_and_keeps_the_last_line(worker_py: str,
     port = h.free_port()
     command = worker_cmd(worker_py, tmp_path, port, model=tmp_path / "no-model")
     states = States()
-    proc = ManagedProcess("broken", command, probe=lambda: False, restart_delay=0.2, restart_max_delay=0.8,
-                          on_change=states)
+    proc = ManagedProcess(
+        "broken", command, probe=lambda: False, restart_delay=0.2, restart_max_delay=0.8, on_change=states
+    )
     proc.start()
     try:
         states.wait("starting", 6, timeout=30)
@@ -148,8 +163,11 @@ def test_backoff_grows_up_to_the_maximum_and_keeps_the_last_line(worker_py: str,
 
 
 def test_stop_escalates_to_sigkill(tmp_path: Path) -> None:
-    stubborn = [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-                                      "print('up', flush=True); time.sleep(60)"]
+    stubborn = [
+        sys.executable,
+        "-c",
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)",
+    ]
     proc = ManagedProcess("stubborn", stubborn, probe=lambda: True, stop_timeout=0.5)
     proc.start()
     assert proc.wait_ready(10)
@@ -173,8 +191,11 @@ def test_fallback_while_not_ready_then_the_engine_itself(worker_py: str, tmp_pat
         stats = SynthStats()
         audio = synth.render_all("请注意，三号门。", "sambert", Style("happy", 1.0), "zhiyan_emo", stats)
         assert stats.engine == "zh" and stats.warnings == ["engine sambert is not ready; spoken by zh"]
-        assert stats.event_fields() == {"engine": "zh", "fallback": True,
-                                        "warnings": ["engine sambert is not ready; spoken by zh"]}
+        assert stats.event_fields() == {
+            "engine": "zh",
+            "fallback": True,
+            "warnings": ["engine sambert is not ready; spoken by zh"],
+        }
         assert audio.sample_rate == 16000 and audio.duration > 0.5  # resampled to the rate asked for
         assert abs(h.dominant_hz(audio.samples, 16000) - 200) > 20  # speech, not the stand-in's tone
 
@@ -189,9 +210,16 @@ def test_fallback_while_not_ready_then_the_engine_itself(worker_py: str, tmp_pat
 
 def test_fallback_when_the_engine_fails_mid_request(worker_py: str, tmp_path: Path) -> None:
     """Unmanaged, unreachable: the first clause fails, the whole text is spoken by the fallback."""
-    cfg = parse_config(json.dumps({"engines": {
-        "zh": {"type": "embedded-zh"},
-        "sambert": {"type": "sambert", "uri": f"tcp://127.0.0.1:{h.free_port()}", "timeout": 2}}}))
+    cfg = parse_config(
+        json.dumps(
+            {
+                "engines": {
+                    "zh": {"type": "embedded-zh"},
+                    "sambert": {"type": "sambert", "uri": f"tcp://127.0.0.1:{h.free_port()}", "timeout": 2},
+                }
+            }
+        )
+    )
     synth = Synthesizer({n: create_engine(n, c) for n, c in cfg.engines.items()})
     stats = SynthStats()
     with pytest.raises(Exception):
@@ -228,12 +256,26 @@ class ManagedDaemon(DaemonProc):
     """``DaemonProc`` plus one managed engine ``name`` (default: ``sambert`` running the worker with the
     stand-in model): ``engine`` gives its type, command and the rest of its keys."""
 
-    def __init__(self, *args: Any, command: list[str], port: int, name: str = "sambert",
-                 engine: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        command: list[str],
+        port: int,
+        name: str = "sambert",
+        engine: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.managed_name = name
-        self.managed = {"type": "sambert", "uri": f"tcp://127.0.0.1:{port}", "command": command,
-                        "fallback": "zh", "restart_delay": 0.5, "restart_max_delay": 2.0, "stop_timeout": 5,
-                        **(engine or {})}
+        self.managed = {
+            "type": "sambert",
+            "uri": f"tcp://127.0.0.1:{port}",
+            "command": command,
+            "fallback": "zh",
+            "restart_delay": 0.5,
+            "restart_max_delay": 2.0,
+            "stop_timeout": 5,
+            **(engine or {}),
+        }
         super().__init__(*args, **kwargs)
 
     def _write_config(self) -> None:
@@ -252,18 +294,26 @@ def children(pid: int) -> list[int]:
     return out
 
 
-def status_engines(client: Any, daemon: DaemonProc, state: str, timeout: float = 60.0,
-                   name: str = "sambert") -> dict[str, Any]:
+def status_engines(
+    client: Any, daemon: DaemonProc, state: str, timeout: float = 60.0, name: str = "sambert"
+) -> dict[str, Any]:
     status = client.collect(daemon.topic("status"))
     return status.wait_for(lambda m: m.json().get("engines", {}).get(name) == state, timeout).json()
 
 
-def test_daemon_manages_the_worker(worker_py: str, tmp_path: Path, shared_broker: Broker,
-                                   announcer_cache: Path) -> None:  # noqa: F811
+def test_daemon_manages_the_worker(
+    worker_py: str, tmp_path: Path, shared_broker: Broker, announcer_cache: Path
+) -> None:  # noqa: F811
     port = h.free_port()
     command = worker_cmd(worker_py, tmp_path, port, SAMBERT_STANDIN_LOAD_SECONDS="4")
-    d = ManagedDaemon(shared_broker, tmp_path / "daemon", announcer_cache, command=command, port=port,
-                      defaults={"targets": ["a"], "chime": False})
+    d = ManagedDaemon(
+        shared_broker,
+        tmp_path / "daemon",
+        announcer_cache,
+        command=command,
+        port=port,
+        defaults={"targets": ["a"], "chime": False},
+    )
     client = shared_broker.client()
     events = client.collect(d.topic("events"))
     d.start()
@@ -272,8 +322,16 @@ def test_daemon_manages_the_worker(worker_py: str, tmp_path: Path, shared_broker
         st = client.collect(d.topic("status")).wait_for(lambda m: "engines" in m.json(), 20).json()
         assert st["engines"]["sambert"] == "starting", st
         first = new_id("fb")
-        client.publish_json(d.topic("say"), {"id": first, "text": "火警，请立即撤离。", "engine": "sambert",
-                                             "emotion": "fearful", "priority": "emergency"})
+        client.publish_json(
+            d.topic("say"),
+            {
+                "id": first,
+                "text": "火警，请立即撤离。",
+                "engine": "sambert",
+                "emotion": "fearful",
+                "priority": "emergency",
+            },
+        )
         started = events.wait_for(lambda m: m.json()["id"] == first and m.json()["state"] == "started", 30).json()
         assert started["engine"] == "zh" and started["fallback"] is True
         assert started["warnings"] == ["engine sambert is not ready; spoken by zh"]
@@ -311,7 +369,6 @@ def test_daemon_manages_the_worker(worker_py: str, tmp_path: Path, shared_broker
     # 4. the daemon's shutdown stopped the worker
     assert code == 0, d.log_tail()
     assert wait_dead(new_pid), "the worker outlived the daemon"
-
 
 
 def test_fallback_must_name_another_engine() -> None:

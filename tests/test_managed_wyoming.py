@@ -40,18 +40,44 @@ START_DELAY = 1.5  # seconds the command waits before it execs the server
 def server_cmd(tmp: Path, port: int) -> list[str]:
     """announcer's Wyoming server with espeak, as a user would configure it (after a short sleep)."""
     config = tmp / "server.yaml"
-    config.write_text(f"engines: {{en: {{type: espeak}}}}\ncache: {{directory: {json.dumps(str(tmp / 'cache'))}}}\n",
-                      encoding="utf-8")
-    return ["sh", "-c", f'sleep {START_DELAY} && exec "$0" "$@"', sys.executable, "-m", "announcer.wyoming_server",
-            "-c", str(config), "--port", str(port)]
+    config.write_text(
+        f"engines: {{en: {{type: espeak}}}}\ncache: {{directory: {json.dumps(str(tmp / 'cache'))}}}\n", encoding="utf-8"
+    )
+    return [
+        "sh",
+        "-c",
+        f'sleep {START_DELAY} && exec "$0" "$@"',
+        sys.executable,
+        "-m",
+        "announcer.wyoming_server",
+        "-c",
+        str(config),
+        "--port",
+        str(port),
+    ]
 
 
 def engines(tmp: Path, **keys: Any) -> dict[str, Any]:
     port = h.free_port()
-    cfg = parse_config(json.dumps({"engines": {
-        "zh": {"type": "embedded-zh"},
-        "remote": {"type": "wyoming", "uri": f"tcp://127.0.0.1:{port}", "command": server_cmd(tmp, port),
-                   "fallback": "zh", "restart_delay": 0.3, "restart_max_delay": 2.0, "start_timeout": 60, **keys}}}))
+    cfg = parse_config(
+        json.dumps(
+            {
+                "engines": {
+                    "zh": {"type": "embedded-zh"},
+                    "remote": {
+                        "type": "wyoming",
+                        "uri": f"tcp://127.0.0.1:{port}",
+                        "command": server_cmd(tmp, port),
+                        "fallback": "zh",
+                        "restart_delay": 0.3,
+                        "restart_max_delay": 2.0,
+                        "start_timeout": 60,
+                        **keys,
+                    },
+                }
+            }
+        )
+    )
     return {name: create_engine(name, c, tmp / "engine-cache") for name, c in cfg.engines.items()}
 
 
@@ -76,8 +102,12 @@ def test_start_ready_synthesis_crash_fallback_restart_stop(tmp_path: Path) -> No
         # not ready: declarations at their defaults, at once; announcements spoken by the fallback
         t0 = time.monotonic()
         eng.load()
-        assert (eng.voices, eng.emotions, eng.sample_rate, eng.languages) == (("default",), ("neutral",), 22050,
-                                                                                ("und",))
+        assert (eng.voices, eng.emotions, eng.sample_rate, eng.languages) == (
+            ("default",),
+            ("neutral",),
+            22050,
+            ("und",),
+        )
         assert eng.describe()["managed"] is True
         assert time.monotonic() - t0 < 0.5 and not eng.ready
         stats = render(synth)
@@ -129,14 +159,16 @@ def test_without_command_it_is_the_plain_engine() -> None:
     eng = create_engine("remote", cfg.engines["remote"])
     assert type(eng) is WyomingEngine
     assert not eng.supervised and not eng.may_fall_back  # no fallback, no process: loaded by the daemon
-    assert repr(cfg.engines["remote"]) == ("Config(type='wyoming', uri='tcp://127.0.0.1:9', voice=None, "
-                                           "speaker=None, timeout=30.0, emotion_voices=None)")  # same cache keys
+    assert repr(cfg.engines["remote"]) == (
+        "Config(type='wyoming', uri='tcp://127.0.0.1:9', voice=None, speaker=None, timeout=30.0, emotion_voices=None)"
+    )  # same cache keys
 
 
 def test_config_errors() -> None:
     with pytest.raises(ConfigError) as err:
-        parse_config('engines: {zh: {type: embedded-zh}, '
-                     'r: {type: wyoming, uri: "tcp://h:1", fallback: zh, restart_delay: 2}}')
+        parse_config(
+            'engines: {zh: {type: embedded-zh}, r: {type: wyoming, uri: "tcp://h:1", fallback: zh, restart_delay: 2}}'
+        )
     why = "only with command: a wyoming engine without one is not supervised and does not fall back (line 1)"
     assert err.value.errors == [f"engines.r.fallback: {why}", f"engines.r.restart_delay: {why}"]
     with pytest.raises(ConfigError) as err:
@@ -144,17 +176,24 @@ def test_config_errors() -> None:
     empty = "an empty command: give the program and its arguments, or leave command out (line 1)"
     assert err.value.errors == [f"engines.r.command: {empty}"]  # and nothing about the keys that need one
     with pytest.raises(ConfigError) as err:
-        parse_config('engines: {zh: {type: embedded-zh}, r: {type: wyoming, uri: "tcp://h:1", command: [x], '
-                     'fallback: nope}}')
+        parse_config(
+            'engines: {zh: {type: embedded-zh}, r: {type: wyoming, uri: "tcp://h:1", command: [x], fallback: nope}}'
+        )
     assert err.value.errors == ["engines.r.fallback: 'nope' is not another engine (have: zh) (line 1)"]
 
 
-def test_daemon_manages_the_server(tmp_path: Path, shared_broker: Broker,
-                                   announcer_cache: Path) -> None:  # noqa: F811
+def test_daemon_manages_the_server(tmp_path: Path, shared_broker: Broker, announcer_cache: Path) -> None:  # noqa: F811
     port = h.free_port()
-    d = ManagedDaemon(shared_broker, tmp_path / "daemon", announcer_cache, command=server_cmd(tmp_path, port),
-                      port=port, name="remote", engine={"type": "wyoming"},
-                      defaults={"targets": ["a"], "chime": False})
+    d = ManagedDaemon(
+        shared_broker,
+        tmp_path / "daemon",
+        announcer_cache,
+        command=server_cmd(tmp_path, port),
+        port=port,
+        name="remote",
+        engine={"type": "wyoming"},
+        defaults={"targets": ["a"], "chime": False},
+    )
     client = shared_broker.client()
     events = client.collect(d.topic("events"))
     d.start()
@@ -163,8 +202,9 @@ def test_daemon_manages_the_server(tmp_path: Path, shared_broker: Broker,
         st = client.collect(d.topic("status")).wait_for(lambda m: "engines" in m.json(), 20).json()
         assert st["engines"]["remote"] == "starting", st
         first = new_id("fb")
-        client.publish_json(d.topic("say"), {"id": first, "text": "火警，请立即撤离。", "engine": "remote",
-                                             "priority": "emergency"})
+        client.publish_json(
+            d.topic("say"), {"id": first, "text": "火警，请立即撤离。", "engine": "remote", "priority": "emergency"}
+        )
         started = events.wait_for(lambda m: m.json()["id"] == first and m.json()["state"] == "started", 30).json()
         assert started["engine"] == "zh" and started["fallback"] is True and started["warnings"] == NOT_READY
 

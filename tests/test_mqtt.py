@@ -56,11 +56,13 @@ class Inbox:
             return [m.payload for m in self.items]
 
 
-def make_link(broker: Broker, inbox: Inbox | None = None, subs: list[str] | None = None,
-              **cfg: Any) -> MqttLink:
+def make_link(broker: Broker, inbox: Inbox | None = None, subs: list[str] | None = None, **cfg: Any) -> MqttLink:
     cfg.setdefault("client_id", "announcer-test")
-    link = MqttLink(MqttConfig(**broker.mqtt_config(**cfg)), inbox or Inbox(),
-                    ["announcer/say", "announcer/say/+"] if subs is None else subs)
+    link = MqttLink(
+        MqttConfig(**broker.mqtt_config(**cfg)),
+        inbox or Inbox(),
+        ["announcer/say", "announcer/say/+"] if subs is None else subs,
+    )
     link.start()
     assert link.wait_subscribed(5), "no SUBACK"
     return link
@@ -76,8 +78,7 @@ def links():
 
 def test_connects_and_publishes_online_retained(broker: Broker, links: list[MqttLink]) -> None:
     changes: list[bool] = []
-    link = MqttLink(MqttConfig(**broker.mqtt_config()), Inbox(), ["announcer/say"],
-                    on_connect_change=changes.append)
+    link = MqttLink(MqttConfig(**broker.mqtt_config()), Inbox(), ["announcer/say"], on_connect_change=changes.append)
     links.append(link)
     link.start()
     assert link.wait_connected(5) and link.wait_subscribed(5)
@@ -90,8 +91,7 @@ def test_connects_and_publishes_online_retained(broker: Broker, links: list[Mqtt
 def test_clean_close_publishes_offline(broker: Broker) -> None:
     avail = broker.client().collect("announcer/availability")
     changes: list[bool] = []
-    link = MqttLink(MqttConfig(**broker.mqtt_config()), Inbox(), ["announcer/say"],
-                    on_connect_change=changes.append)
+    link = MqttLink(MqttConfig(**broker.mqtt_config()), Inbox(), ["announcer/say"], on_connect_change=changes.append)
     link.start()
     assert link.wait_subscribed(5)
     avail.wait_for(lambda m: m.payload == b"online")
@@ -117,8 +117,12 @@ time.sleep(60)
 
 def test_last_will_offline_when_process_killed(broker: Broker) -> None:
     avail = broker.client().collect("announcer/availability")
-    proc = subprocess.Popen([sys.executable, "-c", LINK_SCRIPT, json.dumps(broker.mqtt_config(keepalive=5))],
-                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LINK_SCRIPT, json.dumps(broker.mqtt_config(keepalive=5))],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         avail.wait_for(lambda m: m.payload == b"online")
@@ -152,8 +156,9 @@ def test_resubscribes_after_broker_restart(broker: Broker, links: list[MqttLink]
     # session_expiry 0: the broker forgets the session, so only a fresh SUBSCRIBE gets messages
     inbox = Inbox()
     changes: list[bool] = []
-    link = MqttLink(MqttConfig(**broker.mqtt_config(session_expiry=0)), inbox, ["announcer/say"],
-                    on_connect_change=changes.append)
+    link = MqttLink(
+        MqttConfig(**broker.mqtt_config(session_expiry=0)), inbox, ["announcer/say"], on_connect_change=changes.append
+    )
     links.append(link)
     link.start()
     assert link.wait_subscribed(5)
@@ -171,8 +176,9 @@ def test_resubscribes_after_broker_restart(broker: Broker, links: list[MqttLink]
     assert broker.client().collect("announcer/availability").wait_for().payload == b"online"
 
 
-def test_handler_error_keeps_loop_and_message_is_redelivered(broker: Broker, links: list[MqttLink],
-                                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_handler_error_keeps_loop_and_message_is_redelivered(
+    broker: Broker, links: list[MqttLink], caplog: pytest.LogCaptureFixture
+) -> None:
     inbox = Inbox(fail_on={b"disk full"})
     links.append(make_link(broker, inbox))
     pub = broker.client()
@@ -270,8 +276,9 @@ def test_mqtt311_mode(broker: Broker, links: list[MqttLink]) -> None:
     inbox2.wait(b"v3 while away")
 
 
-def test_broker_down_at_start_then_up(broker_factory: Any, links: list[MqttLink],
-                                      caplog: pytest.LogCaptureFixture) -> None:
+def test_broker_down_at_start_then_up(
+    broker_factory: Any, links: list[MqttLink], caplog: pytest.LogCaptureFixture
+) -> None:
     b = broker_factory(start=False)  # nothing listens on b.port yet
     with caplog.at_level(logging.INFO, logger="announcer.mqtt.link"):
         link = MqttLink(MqttConfig(**b.mqtt_config()), Inbox(), ["announcer/say"])
@@ -291,13 +298,40 @@ def _make_certs(d: Path) -> tuple[Path, Path, Path]:
     def run(*args: str) -> None:
         subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
 
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
-        "-subj", "/CN=announcer-test-ca")
-    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-        "-subj", "/CN=localhost")
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=announcer-test-ca",
+    )
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
     (d / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-        "-out", "server.crt", "-days", "2", "-extfile", "ext.cnf")
+    run(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    )
     return d / "ca.crt", d / "server.crt", d / "server.key"
 
 
@@ -310,14 +344,17 @@ def test_tls_and_password(tmp_path: Path, broker_factory: Any, links: list[MqttL
     pwfile = tmp_path / "passwd"
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(pwfile), "ann", "s3cret"], check=True)
     tls_port = free_port()
-    extra = (f"listener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {crt}\nkeyfile {key}\n"
-             f"password_file {pwfile}\nallow_anonymous false\n")
+    extra = (
+        f"listener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {crt}\nkeyfile {key}\n"
+        f"password_file {pwfile}\nallow_anonymous false\n"
+    )
     b = broker_factory(head_conf="per_listener_settings true\n", extra_conf=extra)
 
     def link_with(**overrides: Any) -> tuple[MqttLink, Inbox]:
         inbox = Inbox()
-        cfg = b.mqtt_config(**{"port": tls_port, "username": "ann", "password": "s3cret",
-                               "tls": {"ca_certs": str(ca)}, **overrides})
+        cfg = b.mqtt_config(
+            **{"port": tls_port, "username": "ann", "password": "s3cret", "tls": {"ca_certs": str(ca)}, **overrides}
+        )
         link = MqttLink(MqttConfig(**cfg), inbox, ["announcer/say"])
         links.append(link)
         link.start()
@@ -344,8 +381,7 @@ def test_close_while_broker_unreachable_is_quick() -> None:
     assert time.monotonic() - t0 < 2.0 and not link.connected
 
 
-def test_session_takeover_is_explained(broker: Broker, links: list[MqttLink],
-                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_session_takeover_is_explained(broker: Broker, links: list[MqttLink], caplog: pytest.LogCaptureFixture) -> None:
     links.append(make_link(broker, client_id="twin"))
     with caplog.at_level(logging.WARNING, logger="announcer.mqtt.link"):
         broker.client(client_id="twin")  # same client id: the broker drops the link

@@ -36,8 +36,9 @@ pytestmark = pytest.mark.timeout(150)
 
 
 # ---------------------------------------------------------------------------- in process
-def test_notify_sends_one_datagram_and_reads_the_watchdog_period(sd_socket: NotifySocket,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_notify_sends_one_datagram_and_reads_the_watchdog_period(
+    sd_socket: NotifySocket, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
     assert notify("READY=1") is False  # not under systemd: nothing to do
     monkeypatch.setenv("NOTIFY_SOCKET", sd_socket.env["NOTIFY_SOCKET"])
@@ -56,11 +57,14 @@ def test_notify_sends_one_datagram_and_reads_the_watchdog_period(sd_socket: Noti
 
 # ---------------------------------------------------------------------------- end to end
 def test_ready_only_after_the_subscription_then_status_and_stopping(
-        broker_factory: Any, tmp_path: Path, announcer_cache: Path, sd_socket: NotifySocket,  # noqa: F811
-        closing: Callable[[Any], Any]) -> None:
+    broker_factory: Any,
+    tmp_path: Path,
+    announcer_cache: Path,
+    sd_socket: NotifySocket,  # noqa: F811
+    closing: Callable[[Any], Any],
+) -> None:
     broker: Broker = broker_factory(start=False)  # nothing listens yet
-    d = DaemonProc(broker, tmp_path / "d", announcer_cache,
-                      env={**sd_socket.env, "WATCHDOG_USEC": "1000000"})
+    d = DaemonProc(broker, tmp_path / "d", announcer_cache, env={**sd_socket.env, "WATCHDOG_USEC": "1000000"})
     closing(d)
     d.spawn()
     d.wait_log("engine zh (embedded-zh) ready", timeout=60)
@@ -89,14 +93,22 @@ def test_ready_only_after_the_subscription_then_status_and_stopping(
 
 
 def test_watchdog_pings_only_while_every_player_makes_progress(
-        shared_broker: Broker, tmp_path: Path, announcer_cache: Path, sd_socket: NotifySocket,  # noqa: F811
-        closing: Callable[[Any], Any]) -> None:
+    shared_broker: Broker,
+    tmp_path: Path,
+    announcer_cache: Path,
+    sd_socket: NotifySocket,  # noqa: F811
+    closing: Callable[[Any], Any],
+) -> None:
     fifo = FifoSpeakers(tmp_path / "alsa", count=1)
     reader = fifo.readers[1]
     reader.pace(None)
-    d = DaemonProc(shared_broker, tmp_path / "d", announcer_cache,
-                      env={**sd_socket.env, **fifo.env, "WATCHDOG_USEC": "1000000"},
-                      speakers={"slow": fifo.speaker_yaml(1)})
+    d = DaemonProc(
+        shared_broker,
+        tmp_path / "d",
+        announcer_cache,
+        env={**sd_socket.env, **fifo.env, "WATCHDOG_USEC": "1000000"},
+        speakers={"slow": fifo.speaker_yaml(1)},
+    )
     closing(d)
     client = shared_broker.client()
     events = Events(client.collect(d.topic("events")))

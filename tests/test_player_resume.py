@@ -116,7 +116,9 @@ def test_the_emergency_goes_on_in_the_interrupted_stream(tmp_path: Path) -> None
     long_parts = [s for a, s in stream.writes if a == "long"]
     fade = long_parts[-1]  # the fade-out: the next 50 ms of "long", ramped to silence
     assert len(fade) <= round(FADE_OUT_SECONDS * stream.rate) and abs(fade[-1]) < 1e-3
-    assert [a for a, _ in stream.writes] == ["long"] * len(long_parts) + ["fire"] * (len(stream.writes) - len(long_parts))
+    assert [a for a, _ in stream.writes] == ["long"] * len(long_parts) + ["fire"] * (
+        len(stream.writes) - len(long_parts)
+    )
 
 
 def test_a_stream_that_cannot_resume_is_aborted(tmp_path: Path) -> None:

@@ -57,10 +57,19 @@ def nightly(**kw: object) -> QuietHours:
 
 
 # ------------------------------------------------------------------ one window
-@pytest.mark.parametrize("hhmm,quiet", [
-    ("21:59", False), ("22:00", True), ("23:59", True), ("00:00", True), ("03:00", True),
-    ("06:59", True), ("07:00", False), ("12:00", False),
-])
+@pytest.mark.parametrize(
+    "hhmm,quiet",
+    [
+        ("21:59", False),
+        ("22:00", True),
+        ("23:59", True),
+        ("00:00", True),
+        ("03:00", True),
+        ("06:59", True),
+        ("07:00", False),
+        ("12:00", False),
+    ],
+)
 def test_window_crossing_midnight(hhmm: str, quiet: bool) -> None:
     rules = nightly()
     r = rules.at(at(MON + timedelta(days=1), hhmm), "lobby", "normal")
@@ -79,8 +88,7 @@ def test_held_until_the_window_ends_with_a_readable_reason() -> None:
     assert r.held_by == rules.windows[0]
 
 
-@pytest.mark.parametrize("priority,allowed", [("low", False), ("normal", False), ("high", True),
-                                              ("emergency", True)])
+@pytest.mark.parametrize("priority,allowed", [("low", False), ("normal", False), ("high", True), ("emergency", True)])
 def test_min_priority_and_cap(priority: str, allowed: bool) -> None:
     r = nightly(volume=0.3, min_priority="high").at(at(MON, "23:00"), "lobby", priority)
     assert r.allowed is allowed
@@ -143,8 +151,13 @@ def test_week_wraps_from_sunday_to_monday() -> None:
 
 # ------------------------------------------------------------------ several windows
 def test_overlapping_windows_strictest_wins() -> None:
-    rules = QuietHours([window("22:00", "07:00", volume=0.5, min_priority="normal"),
-                        window("00:00", "06:00", volume=0.2, min_priority="high")], SH)
+    rules = QuietHours(
+        [
+            window("22:00", "07:00", volume=0.5, min_priority="normal"),
+            window("00:00", "06:00", volume=0.2, min_priority="high"),
+        ],
+        SH,
+    )
     tue = MON + timedelta(days=1)
     late = rules.at(at(MON, "23:00"), "x", "normal")
     assert late.allowed and late.cap == 0.5 and late.until == at(tue, "07:00")
@@ -157,8 +170,7 @@ def test_overlapping_windows_strictest_wins() -> None:
 
 
 def test_back_to_back_windows_are_followed_through() -> None:
-    rules = QuietHours([window("22:00", "00:00"), window("00:00", "07:00"), window("07:00", "08:00", days=["tue"])],
-                       SH)
+    rules = QuietHours([window("22:00", "00:00"), window("00:00", "07:00"), window("07:00", "08:00", days=["tue"])], SH)
     r = rules.at(at(MON, "22:30"), "x", "normal")
     assert not r.allowed and r.until == at(MON + timedelta(days=1), "08:00")
     assert r.describe(rules.local(at(MON, "22:30"))) == "quiet hours until 08:00"
@@ -181,8 +193,13 @@ def test_an_end_more_than_a_day_away_names_the_date() -> None:
 
 # ------------------------------------------------------------------ speakers
 def test_speakers_filter() -> None:
-    rules = QuietHours([window("22:00", "07:00", speakers=["bedroom"], volume=0.1),
-                        window("23:00", "06:00", speakers=["lobby", "bedroom"], volume=0.3, min_priority="low")], SH)
+    rules = QuietHours(
+        [
+            window("22:00", "07:00", speakers=["bedroom"], volume=0.1),
+            window("23:00", "06:00", speakers=["lobby", "bedroom"], volume=0.3, min_priority="low"),
+        ],
+        SH,
+    )
     tue = MON + timedelta(days=1)
     assert rules.at(at(MON, "22:30"), "lobby", "low").allowed  # only bedroom at 22:30
     assert rules.at(at(MON, "22:30"), "lobby", "low").cap is None
@@ -317,15 +334,20 @@ quiet_hours:
 spool: {{path: {tmp}/spool.sqlite3}}
 cache: {{enabled: false}}
 """)
-        self.sinks: dict[str, Sink] = {n: GateSink(n, c) if n == "gate" else create_sink(n, c)
-                                       for n, c in self.cfg.speakers.items()}
+        self.sinks: dict[str, Sink] = {
+            n: GateSink(n, c) if n == "gate" else create_sink(n, c) for n, c in self.cfg.speakers.items()
+        }
         self.clock = OffsetClock()
         self.log = EventLog()
         events = EventBus()
         events.subscribe(self.log)
         self.spool = Spool(self.cfg.spool.path)
-        self.sched = Scheduler(Runtime(self.cfg, Synthesizer({"zh": engine}), self.sinks, ChimeLibrary()), self.spool,
-                               events, clock=self.clock)
+        self.sched = Scheduler(
+            Runtime(self.cfg, Synthesizer({"zh": engine}), self.sinks, ChimeLibrary()),
+            self.spool,
+            events,
+            clock=self.clock,
+        )
 
     def set_time(self, hhmm: str, day_offset: int = 0) -> datetime:
         """Move the scheduler's clock to the next ``hhmm`` UTC (plus whole days); never backwards."""
@@ -364,12 +386,14 @@ def q(tmp_path: Path, engine: CountingEngine) -> Iterator[QuietHarness]:  # noqa
 
 
 def held_logged(caplog: pytest.LogCaptureFixture, ann_id: str, speaker: str) -> bool:
-    return any(f"{ann_id}: waits on speaker {speaker}: quiet hours until 07:00" in r.getMessage()
-               for r in caplog.records)
+    return any(
+        f"{ann_id}: waits on speaker {speaker}: quiet hours until 07:00" in r.getMessage() for r in caplog.records
+    )
 
 
 def test_held_job_waits_for_the_window_end_while_high_ones_play_capped(
-        q: QuietHarness, caplog: pytest.LogCaptureFixture) -> None:
+    q: QuietHarness, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="announcer.playback.quiet_hours")
     night = 12 * 3600  # a ttl that outlives the night (the default 600 s would expire at 23:10)
     n1 = q.say(id="n1", targets="ab", ttl=night)  # normal: held on a, plays on b (no quiet hours there)
@@ -438,8 +462,9 @@ def test_resumed_jobs_report_their_hold(tmp_path: Path, engine: CountingEngine) 
     q.log.wait("queued", "night")
     q.close()
     q.spool = Spool(q.cfg.spool.path)
-    q.sched = Scheduler(Runtime(q.cfg, q.sched.runtime.synth, q.sinks, ChimeLibrary()), q.spool, q.sched.events,
-                       clock=q.clock)
+    q.sched = Scheduler(
+        Runtime(q.cfg, q.sched.runtime.synth, q.sinks, ChimeLibrary()), q.spool, q.sched.events, clock=q.clock
+    )
     try:
         q.sched.start()
         resumed = [e for e in q.log.of("queued", "night") if e.get("resumed")]
@@ -452,8 +477,10 @@ def test_resumed_jobs_report_their_hold(tmp_path: Path, engine: CountingEngine) 
 
 def test_the_example_config_and_the_readme_example() -> None:
     root = Path(__file__).resolve().parent.parent
-    cfg = parse_config((root / "config" / "announcer.example.yaml").read_text(),
-                       env={"MQTT_PASSWORD": "x", "ANNOUNCER_HTTP_TOKEN": "t" * 20})
+    cfg = parse_config(
+        (root / "config" / "announcer.example.yaml").read_text(),
+        env={"MQTT_PASSWORD": "x", "ANNOUNCER_HTTP_TOKEN": "t" * 20},
+    )
     rules = QuietHours.from_config(cfg)
     assert rules.tz is None and len(rules.windows) == 1
     w = rules.windows[0]

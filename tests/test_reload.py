@@ -48,11 +48,21 @@ def fifo(tmp_path: Path) -> Iterator[FifoSpeakers]:
 
 
 @pytest.fixture
-def daemon(shared_broker: Broker, tmp_path: Path, announcer_cache: Path, fifo: FifoSpeakers,  # noqa: F811
-           sd_socket: NotifySocket) -> Iterator[DaemonProc]:
-    d = DaemonProc(shared_broker, tmp_path / "d", announcer_cache, env={**fifo.env, **sd_socket.env},
-                      speakers={"slow": fifo.speaker_yaml(1), "gone": fifo.speaker_yaml(2)},
-                      defaults={"targets": ["a"], "chime": False})
+def daemon(
+    shared_broker: Broker,
+    tmp_path: Path,
+    announcer_cache: Path,
+    fifo: FifoSpeakers,  # noqa: F811
+    sd_socket: NotifySocket,
+) -> Iterator[DaemonProc]:
+    d = DaemonProc(
+        shared_broker,
+        tmp_path / "d",
+        announcer_cache,
+        env={**fifo.env, **sd_socket.env},
+        speakers={"slow": fifo.speaker_yaml(1), "gone": fifo.speaker_yaml(2)},
+        defaults={"targets": ["a"], "chime": False},
+    )
     yield d
     d.close()
 
@@ -73,9 +83,9 @@ def block(client: Any, d: DaemonProc, events: Events, speaker: str, waiting: int
     return blocker, ids
 
 
-def test_valid_reload_applies_without_losing_the_queue(shared_broker: Broker, daemon: DaemonProc,
-                                                       fifo: FifoSpeakers, sd_socket: NotifySocket,
-                                                       tmp_path: Path) -> None:
+def test_valid_reload_applies_without_losing_the_queue(
+    shared_broker: Broker, daemon: DaemonProc, fifo: FifoSpeakers, sd_socket: NotifySocket, tmp_path: Path
+) -> None:
     d = daemon
     client = shared_broker.client()
     events = Events(client.collect(d.topic("events")))
@@ -125,8 +135,9 @@ def test_valid_reload_applies_without_losing_the_queue(shared_broker: Broker, da
     assert "Traceback" not in d.log(), d.log_tail(80)
 
 
-def test_invalid_reload_logs_every_error_and_changes_nothing(shared_broker: Broker, daemon: DaemonProc,
-                                                             fifo: FifoSpeakers, sd_socket: NotifySocket) -> None:
+def test_invalid_reload_logs_every_error_and_changes_nothing(
+    shared_broker: Broker, daemon: DaemonProc, fifo: FifoSpeakers, sd_socket: NotifySocket
+) -> None:
     d = daemon
     client = shared_broker.client()
     events = Events(client.collect(d.topic("events")))

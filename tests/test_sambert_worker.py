@@ -21,8 +21,14 @@ from standins import harness as h
 from announcer.workers import sambert as worker
 
 VOICE = "zhiyan_emo"
-MAPPED = {"neutral": "neutral", "happy": "happy", "sad": "sad", "angry": "angry", "fearful": "fear",
-          "surprised": "surprise"}
+MAPPED = {
+    "neutral": "neutral",
+    "happy": "happy",
+    "sad": "sad",
+    "angry": "angry",
+    "fearful": "fear",
+    "surprised": "surprise",
+}
 
 
 class Worker:
@@ -30,8 +36,12 @@ class Worker:
         self.tmp = tmp
         self.model = h.make_model_dir(tmp / "model")
         self.port = h.free_port()
-        self.proc = subprocess.Popen(h.worker_command(py, self.model, f"tcp://127.0.0.1:{self.port}", *args),
-                                     env=h.worker_env(tmp, **env), stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            h.worker_command(py, self.model, f"tcp://127.0.0.1:{self.port}", *args),
+            env=h.worker_env(tmp, **env),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.info = h.wait_describe(self.port, self.proc)
 
     def say(self, text: str, voice: str | None = None, context: dict[str, Any] | None = None) -> h.Reply:
@@ -176,9 +186,17 @@ def test_check_loads_everything_and_exits_0(worker_py: str, tmp_path: Path) -> N
     assert (model / "resource" / "frontend.marker").exists()  # resource.zip was unzipped, as the real model does
 
 
-@pytest.mark.parametrize("missing", [
-    "configuration.json", "resource.zip", "voices/voices.json", "voices/zhizhe_emo/am/config.yaml",
-    "voices/zhibei_emo/voc/config.yaml", "voices/zhitian_emo/voc/ckpt"])
+@pytest.mark.parametrize(
+    "missing",
+    [
+        "configuration.json",
+        "resource.zip",
+        "voices/voices.json",
+        "voices/zhizhe_emo/am/config.yaml",
+        "voices/zhibei_emo/voc/config.yaml",
+        "voices/zhitian_emo/voc/ckpt",
+    ],
+)
 def test_missing_model_file_names_the_path(worker_py: str, tmp_path: Path, missing: str) -> None:
     model = h.make_model_dir(tmp_path / "model")
     target = model / missing
@@ -219,8 +237,13 @@ def test_placeholder_ttsfrd_is_recognised(worker_py: str, tmp_path: Path) -> Non
     (fake / "ttsfrd" / "__init__.py").write_text("")  # what an empty PyPI placeholder amounts to
     env = h.worker_env(tmp_path, ("modelscope", "kantts"))
     env["PYTHONPATH"] = f"{fake}:{env['PYTHONPATH']}"
-    result = subprocess.run(h.worker_command(worker_py, model, f"tcp://127.0.0.1:{h.free_port()}"), env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        h.worker_command(worker_py, model, f"tcp://127.0.0.1:{h.free_port()}"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     line = _one_error_line(result)
     assert "no TtsFrontendEngine" in line and "PyPI placeholder" in line and "pip uninstall ttsfrd" in line
 
@@ -234,8 +257,13 @@ def test_missing_kantts_and_placeholder_kantts(worker_py: str, tmp_path: Path) -
     (fake / "kantts" / "__init__.py").write_text("")
     env = h.worker_env(tmp_path / "b", ("modelscope", "ttsfrd"))
     env["PYTHONPATH"] = f"{fake}:{env['PYTHONPATH']}"
-    result = subprocess.run(h.worker_command(worker_py, model, f"tcp://127.0.0.1:{h.free_port()}"), env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        h.worker_command(worker_py, model, f"tcp://127.0.0.1:{h.free_port()}"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "kantts has no kantts.models: that is the PyPI placeholder" in _one_error_line(result)
 
 
@@ -261,8 +289,13 @@ def test_unknown_default_voice(worker_py: str, tmp_path: Path) -> None:
 
 def test_port_in_use(worker_py: str, tmp_path: Path, symbols_worker: Worker) -> None:
     model = h.make_model_dir(tmp_path / "model")
-    result = subprocess.run(h.worker_command(worker_py, model, f"tcp://127.0.0.1:{symbols_worker.port}"),
-                            env=h.worker_env(tmp_path), capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        h.worker_command(worker_py, model, f"tcp://127.0.0.1:{symbols_worker.port}"),
+        env=h.worker_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == worker.EXIT_SETUP
     assert f"cannot listen on tcp://127.0.0.1:{symbols_worker.port}" in result.stderr.strip().splitlines()[-1]
 
@@ -286,12 +319,16 @@ def test_read_only_model_dir_is_loaded_through_a_writable_mirror(worker_py: str,
 def test_emotion_mapping_rules() -> None:
     assert [worker.symbol_emotion(e, 1.0) for e in worker.EMOTIONS] == list(MAPPED.values())
     assert worker.symbol_emotion("happy", 0.49) == "neutral" and worker.symbol_emotion("happy", 0.5) == "happy"
-    assert worker.ssml_text("a<b", "surprised", 5) == \
-        '<speak><emotion category="surprise" intensity="2.00">a&lt;b</emotion></speak>'
+    assert (
+        worker.ssml_text("a<b", "surprised", 5)
+        == '<speak><emotion category="surprise" intensity="2.00">a&lt;b</emotion></speak>'
+    )
     assert worker.ssml_text("x", "sad", 0.001) == '<speak><emotion category="sad" intensity="0.01">x</emotion></speak>'
     assert worker.ssml_text("x", "neutral", 1) == "x" and worker.ssml_text("x", "sad", 0) == "x"
     assert worker.edit_symbols("{a$emotion_neutral$F7} {b$emotion_neutral$F7}", "fear") == (
-        "{a$emotion_fear$F7} {b$emotion_fear$F7}", 2)
+        "{a$emotion_fear$F7} {b$emotion_fear$F7}",
+        2,
+    )
     assert worker.parse_voice("zhitian_emo-fear", ["zhitian_emo"], "zhitian_emo") == ("zhitian_emo", "fearful")
     assert worker.parse_voice(None, ["zhitian_emo"], "zhitian_emo") == ("zhitian_emo", None)
     with pytest.raises(ValueError):
@@ -309,9 +346,16 @@ def test_worker_source_runs_on_python_3_8() -> None:
     if not candidates:
         pytest.skip("no Python 3.8 here")
     src = Path(worker.__file__)
-    result = subprocess.run([candidates[-1], "-c", f"import runpy,sys; sys.argv=['x','--help']; "
-                             f"runpy.run_path({str(src)!r}, run_name='__main__')"],
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [
+            candidates[-1],
+            "-c",
+            f"import runpy,sys; sys.argv=['x','--help']; runpy.run_path({str(src)!r}, run_name='__main__')",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0 and "--emotion-mode" in result.stdout, result.stderr
 
 

@@ -97,15 +97,23 @@ class EventLog:
 
     def of(self, state: str | None = None, ann_id: str | None = None, speaker: str | None = None) -> list[dict]:
         with self._cond:
-            return [e for e in self.events if (state is None or e["state"] == state)
-                    and (ann_id is None or e["id"] == ann_id) and (speaker is None or e.get("speaker") == speaker)]
+            return [
+                e
+                for e in self.events
+                if (state is None or e["state"] == state)
+                and (ann_id is None or e["id"] == ann_id)
+                and (speaker is None or e.get("speaker") == speaker)
+            ]
 
     def wait(self, state: str, ann_id: str, speaker: str | None = None, timeout: float = 20) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                found = [e for e in self.events if e["state"] == state and e["id"] == ann_id
-                         and (speaker is None or e.get("speaker") == speaker)]
+                found = [
+                    e
+                    for e in self.events
+                    if e["state"] == state and e["id"] == ann_id and (speaker is None or e.get("speaker") == speaker)
+                ]
                 if found:
                     return found[0]
                 remaining = deadline - time.monotonic()
@@ -143,8 +151,13 @@ def engine() -> CountingEngine:
 
 
 class Harness:
-    def __init__(self, tmp: Path, engine: CountingEngine, max_queue: int = 10,
-                 on_status: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        engine: CountingEngine,
+        max_queue: int = 10,
+        on_status: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.tmp = tmp
         (tmp / "notadir").write_text("a file where the bad speaker wants a directory")
         self.cfg: Config = parse_config(f"""
@@ -178,8 +191,13 @@ cache: {{enabled: false}}
 
     def open(self) -> Scheduler:
         self.spool = Spool(self.cfg.spool.path)
-        self.sched = Scheduler(Runtime(self.cfg, self.synth, self.sinks, ChimeLibrary()), self.spool, self.events,
-                               clock=self.clock, on_status_change=self.statuses.append)
+        self.sched = Scheduler(
+            Runtime(self.cfg, self.synth, self.sinks, ChimeLibrary()),
+            self.spool,
+            self.events,
+            clock=self.clock,
+            on_status_change=self.statuses.append,
+        )
         return self.sched
 
     def say(self, text: str = SHORT, **raw: Any) -> Announcement:
@@ -242,10 +260,14 @@ def test_emergency_interrupts_and_the_interrupted_one_replays(h: Harness) -> Non
     assert h.sched.wait_idle(30)
     gate_events = [(e["state"], e["id"]) for e in h.log.events if e.get("speaker") == "gate"]
     assert gate_events == [
-        ("started", "low"), ("interrupted", "low"),
-        ("started", "fire"), ("finished", "fire"),
-        ("started", "low"), ("finished", "low"),  # replayed from the start, ahead of later arrivals
-        ("started", "queued-later"), ("finished", "queued-later"),
+        ("started", "low"),
+        ("interrupted", "low"),
+        ("started", "fire"),
+        ("finished", "fire"),
+        ("started", "low"),
+        ("finished", "low"),  # replayed from the start, ahead of later arrivals
+        ("started", "queued-later"),
+        ("finished", "queued-later"),
     ]
     # the replay is whole: the file holds the full announcement, not the tail after the cut
     full = h.synth.render_all(LONGER, "zh", Style())
@@ -425,7 +447,11 @@ def test_resume_from_spool_after_restart(tmp_path: Path, engine: CountingEngine)
         h.clock.offset = 60  # a minute later: short-lived has expired
         sched = h.open()
         assert [(a.id, s) for a, s in h.spool.pending()] == [
-            ("cut-off", ("gate",)), ("waiting", ("gate",)), ("short-lived", ("gate",)), ("half", ("gate",))]
+            ("cut-off", ("gate",)),
+            ("waiting", ("gate",)),
+            ("short-lived", ("gate",)),
+            ("half", ("gate",)),
+        ]
         sched.start()
         assert sched.wait_idle(30)
         assert h.log.wait("expired", "short-lived", "gate")

@@ -55,16 +55,57 @@ def openssl(d: Path, *args: str) -> None:
 
 
 def make_ca(d: Path, name: str) -> None:
-    openssl(d, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.crt",
-            "-days", "2", "-subj", f"/CN={name}")
+    openssl(
+        d,
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        f"{name}.key",
+        "-out",
+        f"{name}.crt",
+        "-days",
+        "2",
+        "-subj",
+        f"/CN={name}",
+    )
 
 
 def make_cert(d: Path, ca: str, name: str, ext: str) -> None:
-    openssl(d, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-            "-subj", f"/CN={name}")
+    openssl(
+        d,
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        f"{name}.key",
+        "-out",
+        f"{name}.csr",
+        "-subj",
+        f"/CN={name}",
+    )
     (d / f"{name}.ext").write_text(ext + "\n")
-    openssl(d, "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key", "-CAcreateserial",
-            "-out", f"{name}.crt", "-days", "2", "-extfile", f"{name}.ext")
+    openssl(
+        d,
+        "x509",
+        "-req",
+        "-in",
+        f"{name}.csr",
+        "-CA",
+        f"{ca}.crt",
+        "-CAkey",
+        f"{ca}.key",
+        "-CAcreateserial",
+        "-out",
+        f"{name}.crt",
+        "-days",
+        "2",
+        "-extfile",
+        f"{name}.ext",
+    )
 
 
 class Secure:
@@ -86,16 +127,22 @@ def secure(tmp_path_factory: pytest.TempPathFactory, mosquitto_bin: str) -> Iter
     make_cert(certs, "ca", "client", "extendedKeyUsage=clientAuth")
     passwd = base / "passwd"
     for i, (user, password) in enumerate(PASSWORDS.items()):
-        subprocess.run(["mosquitto_passwd", "-b", *(["-c"] if i == 0 else []), str(passwd), user, password],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["mosquitto_passwd", "-b", *(["-c"] if i == 0 else []), str(passwd), user, password],
+            check=True,
+            capture_output=True,
+        )
     tls_port = free_port()
-    extra = (f"listener {tls_port} 127.0.0.1\n"
-             f"cafile {certs / 'ca.crt'}\ncertfile {certs / 'server.crt'}\nkeyfile {certs / 'server.key'}\n"
-             f"require_certificate true\n"
-             f"password_file {passwd}\nacl_file {ROOT / 'config' / 'mosquitto-acl.example'}\n"
-             f"allow_anonymous false\n")
-    broker = Broker(base / "mosquitto", mosquitto_bin, head_conf="per_listener_settings true\n",
-                    extra_conf=extra).start()
+    extra = (
+        f"listener {tls_port} 127.0.0.1\n"
+        f"cafile {certs / 'ca.crt'}\ncertfile {certs / 'server.crt'}\nkeyfile {certs / 'server.key'}\n"
+        f"require_certificate true\n"
+        f"password_file {passwd}\nacl_file {ROOT / 'config' / 'mosquitto-acl.example'}\n"
+        f"allow_anonymous false\n"
+    )
+    broker = Broker(
+        base / "mosquitto", mosquitto_bin, head_conf="per_listener_settings true\n", extra_conf=extra
+    ).start()
     yield Secure(broker, certs, tls_port, passwd)
     broker.close()
 
@@ -107,10 +154,12 @@ class TlsClient:
         self.connack: Any = None
         self.pubacks: dict[int, Any] = {}
         self._cond = threading.Condition()
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{user or 'anon'}-{uuid.uuid4().hex[:6]}",
-                        protocol=mqtt.MQTTv5)
-        c.tls_set(ca_certs=str(s.certs / "ca.crt"), certfile=str(s.certs / "client.crt"),
-                  keyfile=str(s.certs / "client.key"))
+        c = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"{user or 'anon'}-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5
+        )
+        c.tls_set(
+            ca_certs=str(s.certs / "ca.crt"), certfile=str(s.certs / "client.crt"), keyfile=str(s.certs / "client.key")
+        )
         if user is not None:
             c.username_pw_set(user, password if password is not None else PASSWORDS[user])
         c.on_connect = self._on_connect
@@ -145,17 +194,26 @@ class TlsClient:
         self.c.loop_stop()
 
 
-def secure_daemon(s: Secure, workdir: Path, cache: Path, password: str, ca: str = "ca",
-                  env: dict[str, str] | None = None) -> DaemonProc:
+def secure_daemon(
+    s: Secure, workdir: Path, cache: Path, password: str, ca: str = "ca", env: dict[str, str] | None = None
+) -> DaemonProc:
     pw_file = workdir.parent / f"{workdir.name}.password"
     workdir.parent.mkdir(parents=True, exist_ok=True)
     pw_file.write_text(password + "\n", encoding="utf-8")  # stripped when read
     pw_file.chmod(0o600)
-    tls = (f"{{ca_certs: {yaml_str(s.certs / f'{ca}.crt')}, certfile: {yaml_str(s.certs / 'client.crt')}, "
-           f"keyfile: {yaml_str(s.certs / 'client.key')}}}")
-    return DaemonProc(s.broker, workdir, cache, prefix="announcer", env=env, log_level="DEBUG",
-                         mqtt={"port": s.tls_port, "username": "announcer", "password_file": yaml_str(pw_file),
-                               "tls": tls})
+    tls = (
+        f"{{ca_certs: {yaml_str(s.certs / f'{ca}.crt')}, certfile: {yaml_str(s.certs / 'client.crt')}, "
+        f"keyfile: {yaml_str(s.certs / 'client.key')}}}"
+    )
+    return DaemonProc(
+        s.broker,
+        workdir,
+        cache,
+        prefix="announcer",
+        env=env,
+        log_level="DEBUG",
+        mqtt={"port": s.tls_port, "username": "announcer", "password_file": yaml_str(pw_file), "tls": tls},
+    )
 
 
 def assert_no_secret_and_no_traceback(d: DaemonProc) -> None:
@@ -185,8 +243,9 @@ def test_password_file_config_errors_and_no_password_in_repr(tmp_path: Path) -> 
 
 
 # ------------------------------------------------------------------------------ TLS + ACL
-def test_tls_client_cert_password_file_and_the_example_acl(secure: Secure, tmp_path: Path,
-                                                           announcer_cache: Path) -> None:  # noqa: F811
+def test_tls_client_cert_password_file_and_the_example_acl(
+    secure: Secure, tmp_path: Path, announcer_cache: Path
+) -> None:  # noqa: F811
     d = secure_daemon(secure, tmp_path / "d", announcer_cache, PASSWORDS["announcer"])
     harness = secure.broker.client()  # plain listener: sees everything
     events = Events(harness.collect(d.topic("events")))
@@ -211,8 +270,9 @@ def test_tls_client_cert_password_file_and_the_example_acl(secure: Secure, tmp_p
         rc_stop = intruder.publish_json("announcer/stop", {})
         forged = new_id("forged")
         rc_event = intruder.publish_json("announcer/events", {"id": forged, "state": "finished"})
-        assert all(r.is_failure and "authori" in str(r).lower() for r in (rc, rc_target, rc_stop, rc_event)), \
-            [str(r) for r in (rc, rc_target, rc_stop, rc_event)]
+        assert all(r.is_failure and "authori" in str(r).lower() for r in (rc, rc_target, rc_stop, rc_event)), [
+            str(r) for r in (rc, rc_target, rc_stop, rc_event)
+        ]
 
         anonymous = TlsClient(secure, None)
         clients.append(anonymous)
@@ -234,12 +294,14 @@ def test_tls_client_cert_password_file_and_the_example_acl(secure: Secure, tmp_p
 
 
 @pytest.mark.parametrize("case", ["wrong password", "wrong CA"])
-def test_wrong_credentials_fail_clearly_and_never_ready(case: str, secure: Secure, tmp_path: Path,
-                                                        announcer_cache: Path) -> None:  # noqa: F811
+def test_wrong_credentials_fail_clearly_and_never_ready(
+    case: str, secure: Secure, tmp_path: Path, announcer_cache: Path
+) -> None:  # noqa: F811
     sd = NotifySocket()
     password = "wrong-Secret-0000" if case == "wrong password" else PASSWORDS["announcer"]
-    d = secure_daemon(secure, tmp_path / "d", announcer_cache, password,
-                      ca="other-ca" if case == "wrong CA" else "ca", env=sd.env)
+    d = secure_daemon(
+        secure, tmp_path / "d", announcer_cache, password, ca="other-ca" if case == "wrong CA" else "ca", env=sd.env
+    )
     try:
         d.spawn()
         if case == "wrong password":
@@ -260,12 +322,19 @@ def test_wrong_credentials_fail_clearly_and_never_ready(case: str, secure: Secur
 
 
 # ------------------------------------------------------------------------------ limits
-def test_queue_limit_sheds_the_newest_with_an_event(shared_broker: Broker, tmp_path: Path,
-                                                    announcer_cache: Path) -> None:  # noqa: F811
+def test_queue_limit_sheds_the_newest_with_an_event(
+    shared_broker: Broker, tmp_path: Path, announcer_cache: Path
+) -> None:  # noqa: F811
     """``limits.max_queue`` per speaker: beyond it the lowest/newest is ``cancelled`` (``queue full``)."""
     fifo = FifoSpeakers(tmp_path / "alsa", count=1)  # paused: the speaker hangs while the queue fills
-    d = DaemonProc(shared_broker, tmp_path / "d", announcer_cache, env=fifo.env, limits={"max_queue": 2},
-                      speakers={"slow": fifo.speaker_yaml(1)})
+    d = DaemonProc(
+        shared_broker,
+        tmp_path / "d",
+        announcer_cache,
+        env=fifo.env,
+        limits={"max_queue": 2},
+        speakers={"slow": fifo.speaker_yaml(1)},
+    )
     client = shared_broker.client()
     events = Events(client.collect(d.topic("events")))
     try:

@@ -35,8 +35,9 @@ def finished_everywhere(ann: dict[str, Any], speakers: list[str]) -> list[tuple[
 class FakeDaemonResponder:
     """Stands in for the daemon on the broker: answers each announcement with a scripted event sequence."""
 
-    def __init__(self, broker: Broker, cfg: Config, script: Script = finished_everywhere,
-                 reply_summary: bool = True) -> None:
+    def __init__(
+        self, broker: Broker, cfg: Config, script: Script = finished_everywhere, reply_summary: bool = True
+    ) -> None:
         self.cfg = cfg
         self.script = script
         self.reply_summary = reply_summary
@@ -68,8 +69,7 @@ class FakeDaemonResponder:
             self.client.publish_json("announcer/events", last)
         response_topic = getattr(props, "ResponseTopic", None)
         if self.reply_summary and last is not None and response_topic:
-            self.client.publish_json(response_topic, last,
-                                     properties=properties(CorrelationData=props.CorrelationData))
+            self.client.publish_json(response_topic, last, properties=properties(CorrelationData=props.CorrelationData))
 
 
 @pytest.fixture
@@ -77,8 +77,9 @@ def responder(broker: Broker, cfg: Config) -> Iterator[Callable[..., FakeDaemonR
     """``responder(script=..., reply_summary=..., config=...)`` starts a FakeDaemonResponder."""
     made: list[FakeDaemonResponder] = []
 
-    def start(script: Script = finished_everywhere, reply_summary: bool = True,
-              config: Config | None = None) -> FakeDaemonResponder:
+    def start(
+        script: Script = finished_everywhere, reply_summary: bool = True, config: Config | None = None
+    ) -> FakeDaemonResponder:
         made.append(FakeDaemonResponder(broker, config or cfg, script, reply_summary))
         return made[-1]
 
@@ -89,13 +90,17 @@ def responder(broker: Broker, cfg: Config) -> Iterator[Callable[..., FakeDaemonR
 
 @pytest.fixture
 def cfg(broker: Broker, tmp_path: Path) -> Config:
-    return Config.model_validate({
-        "mqtt": broker.mqtt_config(),
-        "speakers": {"lobby": {"type": "file", "directory": str(tmp_path / "a")},
-                     "archive": {"type": "file", "directory": str(tmp_path / "b")}},
-        "zones": {"ward-3": ["lobby", "archive"]},
-        "defaults": {"targets": ["lobby"]},
-    })
+    return Config.model_validate(
+        {
+            "mqtt": broker.mqtt_config(),
+            "speakers": {
+                "lobby": {"type": "file", "directory": str(tmp_path / "a")},
+                "archive": {"type": "file", "directory": str(tmp_path / "b")},
+            },
+            "zones": {"ward-3": ["lobby", "archive"]},
+            "defaults": {"targets": ["lobby"]},
+        }
+    )
 
 
 def test_send_without_wait_publishes_to_target_topic(broker: Broker, cfg: Config) -> None:
@@ -138,9 +143,11 @@ def test_wait_for_every_speaker_of_a_zone(broker: Broker, cfg: Config, responder
 
 def test_one_speaker_failing_means_exit_1(broker: Broker, cfg: Config, responder: Any) -> None:
     def script(ann: dict[str, Any], speakers: list[str]) -> list[tuple[float, dict[str, Any]]]:
-        return [(0, {"state": "queued", "targets": ["ward-3"]}),  # no "speakers": expanded from the zone
-                (0.05, {"state": "finished", "speaker": "lobby", "duration_s": 1}),
-                (0.05, {"state": "failed", "speaker": "archive", "error": "disk full"})]
+        return [
+            (0, {"state": "queued", "targets": ["ward-3"]}),  # no "speakers": expanded from the zone
+            (0.05, {"state": "finished", "speaker": "lobby", "duration_s": 1}),
+            (0.05, {"state": "failed", "speaker": "archive", "error": "disk full"}),
+        ]
 
     responder(script, reply_summary=False)
     code, event = send(cfg, {"text": "x"}, ["ward-3"], wait=True, timeout=10)
@@ -164,12 +171,16 @@ def test_summary_on_response_topic_ends_the_wait(broker: Broker, cfg: Config) ->
 
     def on_say(msg: Received) -> None:
         ann = msg.json()
-        peer.publish_nowait(msg.properties.ResponseTopic,
-                            json.dumps({"id": ann["id"], "state": "finished"}),
-                            properties=properties(CorrelationData=b"someone else's"))
-        peer.publish_nowait(msg.properties.ResponseTopic,
-                            json.dumps({"id": ann["id"], "state": "expired"}),
-                            properties=properties(CorrelationData=msg.properties.CorrelationData))
+        peer.publish_nowait(
+            msg.properties.ResponseTopic,
+            json.dumps({"id": ann["id"], "state": "finished"}),
+            properties=properties(CorrelationData=b"someone else's"),
+        )
+        peer.publish_nowait(
+            msg.properties.ResponseTopic,
+            json.dumps({"id": ann["id"], "state": "expired"}),
+            properties=properties(CorrelationData=msg.properties.CorrelationData),
+        )
 
     peer.on("announcer/say/#", on_say)
     code, event = send(cfg, {"text": "x"}, ["lobby"], wait=True, timeout=10)
@@ -183,8 +194,9 @@ def test_events_of_other_announcements_are_ignored(broker: Broker, cfg: Config, 
     other = broker.client()
 
     def on_say(msg: Received) -> None:
-        other.publish_nowait("announcer/events", json.dumps({"id": "someone-else", "state": "failed",
-                                                             "speaker": "lobby"}))
+        other.publish_nowait(
+            "announcer/events", json.dumps({"id": "someone-else", "state": "failed", "speaker": "lobby"})
+        )
 
     other.on("announcer/say/#", on_say)
     responder(script)

@@ -175,13 +175,17 @@ defaults: {{targets: [pair], chime: false}}
 spool: {{path: {tmp}/spool.sqlite3}}
 cache: {{enabled: false}}
 """)
-        self.sinks: dict[str, Sink] = {name: HangSink(name, scfg) if name != "a" else create_sink(name, scfg)
-                                       for name, scfg in self.cfg.speakers.items()}
+        self.sinks: dict[str, Sink] = {
+            name: HangSink(name, scfg) if name != "a" else create_sink(name, scfg)
+            for name, scfg in self.cfg.speakers.items()
+        }
         self.log = Events()
         bus = EventBus()
         bus.subscribe(self.log)
         self.spool = Spool(self.cfg.spool.path)
-        self.sched = Scheduler(Runtime(self.cfg, Synthesizer({"zh": engine}), self.sinks, ChimeLibrary()), self.spool, bus)
+        self.sched = Scheduler(
+            Runtime(self.cfg, Synthesizer({"zh": engine}), self.sinks, ChimeLibrary()), self.spool, bus
+        )
 
     def sink(self, name: str) -> HangSink:
         sink = self.sinks[name]

@@ -37,8 +37,14 @@ def speaker(device: str | int, **kw: object) -> tuple[SoundDeviceSink, SpeakerCh
     return SoundDeviceSink("test", cfg), SpeakerChain(cfg, ChimeLibrary())
 
 
-def announce(sink: SoundDeviceSink, chain: SpeakerChain, synth: Synthesizer, text: str = TEXT,
-             emotion: str = "neutral", volume: float | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+def announce(
+    sink: SoundDeviceSink,
+    chain: SpeakerChain,
+    synth: Synthesizer,
+    text: str = TEXT,
+    emotion: str = "neutral",
+    volume: float | None = None,
+) -> tuple[np.ndarray, np.ndarray, int]:
     """What the player does for one announcement; returns (prelude, speech, rate) as written."""
     rate = sink.preferred_rate(24000)
     stream = sink.open("a1", rate)
@@ -61,8 +67,9 @@ def first_sound(x: np.ndarray) -> int:
 
 
 @pytest.mark.parametrize("samplerate", [None, 48000])
-def test_plays_lead_in_chime_and_speech_at_target_loudness(alsa_devices: AlsaDevices, synth: Synthesizer,
-                                                           samplerate: int | None) -> None:
+def test_plays_lead_in_chime_and_speech_at_target_loudness(
+    alsa_devices: AlsaDevices, synth: Synthesizer, samplerate: int | None
+) -> None:
     sink, chain = speaker("annspeaker1", lead_in_ms=300, samplerate=samplerate)
     _, speech, rate = announce(sink, chain, synth, emotion="angry")
     assert rate == (samplerate or 24000)
@@ -77,9 +84,9 @@ def test_plays_lead_in_chime_and_speech_at_target_loudness(alsa_devices: AlsaDev
     assert abs(onset / rate - 0.300) <= 0.010, f"lead-in {onset / rate * 1000:.1f} ms"
     lead = int(0.300 * rate)
     chime = ChimeLibrary().get("ding-dong", rate)
-    np.testing.assert_allclose(x[lead:lead + len(chime)], chime, atol=2 * LSB)
+    np.testing.assert_allclose(x[lead : lead + len(chime)], chime, atol=2 * LSB)
 
-    heard = x[lead + len(chime):]
+    heard = x[lead + len(chime) :]
     assert len(heard) == len(speech)
     np.testing.assert_allclose(heard, speech, atol=2 * LSB)
     expected = DEFAULT_TARGET_LUFS + emotion_level_db("angry")
@@ -98,8 +105,10 @@ def test_two_speakers_play_in_parallel(alsa_devices: AlsaDevices, synth: Synthes
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
 
-    threads = [threading.Thread(target=run, args=(1, TEXT, "sad", 1.0)),
-               threading.Thread(target=run, args=(2, "今天下午三点开会。", "happy", 0.5))]
+    threads = [
+        threading.Thread(target=run, args=(1, TEXT, "sad", 1.0)),
+        threading.Thread(target=run, args=(2, "今天下午三点开会。", "happy", 0.5)),
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -110,7 +119,9 @@ def test_two_speakers_play_in_parallel(alsa_devices: AlsaDevices, synth: Synthes
         assert cap.rate == rate
         assert len(cap.mono) == len(written[i])
         np.testing.assert_allclose(cap.mono, written[i], atol=2 * LSB)
-    sad = integrated_loudness(alsa_devices.capture(1).mono[int(0.15 * 24000) + len(ChimeLibrary().get("ding-dong", 24000)):], 24000)
+    sad = integrated_loudness(
+        alsa_devices.capture(1).mono[int(0.15 * 24000) + len(ChimeLibrary().get("ding-dong", 24000)) :], 24000
+    )
     assert sad == pytest.approx(DEFAULT_TARGET_LUFS + emotion_level_db("sad"), abs=1.0)
 
 
@@ -151,8 +162,9 @@ def test_abort_stops_without_error(alsa_devices: AlsaDevices) -> None:
 
 def test_cli_lists_the_alsa_devices(alsa_devices: AlsaDevices, tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("announcer")
-    proc = subprocess.run([str(exe), "devices"], env=alsa_devices.env, cwd=tmp_path, capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [str(exe), "devices"], env=alsa_devices.env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     for i in (1, 2):

@@ -18,11 +18,19 @@ from announcer.spool.store import DUPLICATE_WINDOW, Spool
 REPO = Path(__file__).resolve().parents[1]
 
 
-def ann(ann_id: str, speakers: tuple[str, ...] = ("lobby", "archive"), received: float | None = None,
-        **kw) -> Announcement:
+def ann(
+    ann_id: str, speakers: tuple[str, ...] = ("lobby", "archive"), received: float | None = None, **kw
+) -> Announcement:
     received = time.time() if received is None else received
-    return Announcement(id=ann_id, text=f"text of {ann_id} 你好", targets=speakers, speakers=speakers,
-                        received=received, expires=received + 600, **kw)
+    return Announcement(
+        id=ann_id,
+        text=f"text of {ann_id} 你好",
+        targets=speakers,
+        speakers=speakers,
+        received=received,
+        expires=received + 600,
+        **kw,
+    )
 
 
 @pytest.fixture
@@ -33,8 +41,15 @@ def spool(tmp_path: Path):
 
 
 def test_round_trip_and_parent_dirs(spool: Spool, tmp_path: Path) -> None:
-    a = ann("a1", priority="high", emotion="happy", repeat=2, correlation_data=b"\x01\x02",
-            response_topic="resp/x", warnings=("unknown emotion 'x' plays as neutral",))
+    a = ann(
+        "a1",
+        priority="high",
+        emotion="happy",
+        repeat=2,
+        correlation_data=b"\x01\x02",
+        response_topic="resp/x",
+        warnings=("unknown emotion 'x' plays as neutral",),
+    )
     assert (tmp_path / "state").is_dir()
     assert spool.add(a)
     assert spool.seen("a1")
@@ -152,8 +167,11 @@ def test_pending_after_sigkill(tmp_path: Path) -> None:
     s = Spool(path)
     try:
         assert [(a.id, sp) for a, sp in s.pending()] == [
-            ("crash0", ("bus",)), ("crash2", ("lobby", "bus")), ("crash3", ("lobby", "bus")),
-            ("crash4", ("lobby", "bus"))]
+            ("crash0", ("bus",)),
+            ("crash2", ("lobby", "bus")),
+            ("crash3", ("lobby", "bus")),
+            ("crash4", ("lobby", "bus")),
+        ]
         assert not s.add(ann("crash4"))
     finally:
         s.close()

@@ -42,7 +42,14 @@ def test_units_declare_notify_watchdog_and_reload() -> None:
         for needle in ("Type=notify", "WatchdogSec=", "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure"):
             assert needle in text, f"{name}: {needle}"
     system = (UNITS / "announcer.service").read_text()
-    for needle in ("User=announcer", "SupplementaryGroups=audio", "DeviceAllow=char-alsa rw", "StateDirectory=",
-                   "CacheDirectory=", "ConfigurationDirectory=", "CapabilityBoundingSet=\n"):
+    for needle in (
+        "User=announcer",
+        "SupplementaryGroups=audio",
+        "DeviceAllow=char-alsa rw",
+        "StateDirectory=",
+        "CacheDirectory=",
+        "ConfigurationDirectory=",
+        "CapabilityBoundingSet=\n",
+    ):
         assert needle in system
     assert not re.search(r"^PrivateDevices=", system, flags=re.M)  # it would hide /dev/snd

@@ -87,7 +87,9 @@ def test_temperatures(text: str, expected: str) -> None:
     assert heard(text) == expected
 
 
-@pytest.mark.parametrize(("text", "expected"), [("50%", "百分之五十"), ("120%", "百分之一百二十"), ("0.5%", "百分之零点五")])
+@pytest.mark.parametrize(
+    ("text", "expected"), [("50%", "百分之五十"), ("120%", "百分之一百二十"), ("0.5%", "百分之零点五")]
+)
 def test_percentages(text: str, expected: str) -> None:
     assert heard(text) == expected
 

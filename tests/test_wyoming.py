@@ -31,6 +31,7 @@ from wyoming.tts import (
 )
 
 from announcer import __version__
+from announcer.audio.chimes import ChimeLibrary
 from announcer.config import parse_config
 from announcer.core.emotions import EMOTIONS
 from announcer.core.errors import EngineUnavailable
@@ -40,7 +41,6 @@ from announcer.engines.espeak import Config as EspeakConfig
 from announcer.engines.wyoming import Config as WyomingEngineConfig
 from announcer.engines.wyoming import WyomingEngine
 from announcer.engines.wyoming_protocol import WyomingError
-from announcer.audio.chimes import ChimeLibrary
 from announcer.integrations.wyoming.server import SAMPLES_PER_CHUNK, WyomingServer
 from announcer.playback.runtime import LiveRuntime, Runtime
 from announcer.playback.synthesizer import Synthesizer
@@ -57,8 +57,10 @@ TIMEOUT = 60.0
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Synthesizer:
     cache_dir = tmp_path_factory.mktemp("engine-cache")
-    engines = {"zh": create_engine("zh", ZhConfig(type="embedded-zh"), cache_dir),
-               "en": create_engine("en", EspeakConfig(type="espeak"), cache_dir)}
+    engines = {
+        "zh": create_engine("zh", ZhConfig(type="embedded-zh"), cache_dir),
+        "en": create_engine("en", EspeakConfig(type="espeak"), cache_dir),
+    }
     for eng in engines.values():
         eng.load()
     return Synthesizer(engines, cache=None)
@@ -133,7 +135,11 @@ def free_port() -> int:
 
 def test_sentences_split_on_chinese_and_western_ends_but_keep_decimals() -> None:
     assert split_sentences("各位旅客请注意。列车即将进站！ It is 3.14 now. OK?") == [
-        "各位旅客请注意。", "列车即将进站！", "It is 3.14 now.", "OK?"]
+        "各位旅客请注意。",
+        "列车即将进站！",
+        "It is 3.14 now.",
+        "OK?",
+    ]
     assert split_complete("请注意。开往北京") == (["请注意。"], "开往北京")
     assert split_complete("It is 3.") == ([], "It is 3.")  # "3." may continue as "3.14"
     assert split_complete("Done. Next") == (["Done."], " Next")
@@ -151,7 +157,7 @@ def test_describe_lists_the_program_voices_with_emotion_variants_and_languages(s
     assert program.attribution.name == "announcer"
     assert program.supports_synthesize_streaming
     voices = {v.name: v for v in program.voices}
-    assert ["baker"] + [f"baker-{e}" for e in EMOTIONS if e != "neutral"] == list(voices)[:len(EMOTIONS)]
+    assert ["baker"] + [f"baker-{e}" for e in EMOTIONS if e != "neutral"] == list(voices)[: len(EMOTIONS)]
     assert voices["baker-sad"].languages == ["zh", "zh-CN"] and voices["baker-sad"].installed
     # espeak voices are language codes: each speaks its own language, with every emotion
     assert voices["en-us"].languages == ["en-us"] and voices["en-us-happy"].languages == ["en-us"]
@@ -162,7 +168,7 @@ def test_synthesize_streams_16_bit_mono_audio_of_plausible_length(server: Wyomin
     samples, rate = speak(server.port, SENTENCE, SynthesizeVoice(name="baker"))
     assert rate == 24000
     assert 2.5 < len(samples) / rate < 5.5
-    assert np.sqrt(np.mean(samples ** 2)) > 0.01  # speech, not silence
+    assert np.sqrt(np.mean(samples**2)) > 0.01  # speech, not silence
 
 
 def test_emotion_voice_and_emotion_speaker_change_the_delivery(server: WyomingServer) -> None:
@@ -248,8 +254,9 @@ class ServerProcess:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.config = workdir / "announcer.yaml"
-        self.config.write_text(f"engines: {{zh: {{type: embedded-zh}}}}\n"
-                               f"cache: {{directory: {workdir / 'cache'}}}\n", encoding="utf-8")
+        self.config.write_text(
+            f"engines: {{zh: {{type: embedded-zh}}}}\ncache: {{directory: {workdir / 'cache'}}}\n", encoding="utf-8"
+        )
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
 
@@ -257,7 +264,12 @@ class ServerProcess:
         with open(self.workdir / "server.log", "a") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "announcer.wyoming_server", "-c", str(self.config), "--port", str(port)],
-                cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         assert line.startswith("listening on tcp://127.0.0.1:"), line + (self.workdir / "server.log").read_text()
@@ -306,7 +318,7 @@ def test_engine_synthesizes_clauses_and_passes_the_emotion(remote: ServerProcess
     synth = Synthesizer({"remote": eng})
     audio = synth.render_all(SENTENCE + "请在黄线以外等候。", "remote", Style())
     assert audio.sample_rate == 24000 and audio.samples.dtype == np.float32
-    assert 4.0 < audio.duration < 9.0 and np.sqrt(np.mean(audio.samples ** 2)) > 0.01
+    assert 4.0 < audio.duration < 9.0 and np.sqrt(np.mean(audio.samples**2)) > 0.01
     assert eng.clauses(SENTENCE + "请在黄线以外等候。") == [SENTENCE, "请在黄线以外等候。"]
     neutral = eng.synthesize_clause(SENTENCE, Style())
     sad = eng.synthesize_clause(SENTENCE, Style("sad"))
@@ -377,8 +389,10 @@ def test_stopped_server_fails_synthesis_naming_the_uri_and_recovery_follows(tmp_
 
 
 def test_config_accepts_a_wyoming_engine_and_the_server_uri() -> None:
-    cfg = parse_config("engines: {remote: {type: wyoming, uri: 'tcp://tts.local:10200', voice: baker, "
-                       "speaker: sad, timeout: 30}}\nwyoming: {enabled: true, uri: 'tcp://0.0.0.0:10200'}\n")
+    cfg = parse_config(
+        "engines: {remote: {type: wyoming, uri: 'tcp://tts.local:10200', voice: baker, "
+        "speaker: sad, timeout: 30}}\nwyoming: {enabled: true, uri: 'tcp://0.0.0.0:10200'}\n"
+    )
     assert cfg.engines["remote"].uri == "tcp://tts.local:10200"
     assert cfg.wyoming.enabled and cfg.wyoming.uri == "tcp://0.0.0.0:10200"
     from announcer.config import ConfigError
@@ -393,14 +407,16 @@ def test_daemon_serves_wyoming_when_enabled(shared_broker: Any, tmp_path: Path) 
     from announcer.config import Config
     from announcer.service.daemon import Daemon
 
-    cfg = Config.model_validate({
-        "mqtt": shared_broker.mqtt_config(client_id="wyoming-daemon", topic_prefix="wyoming-test"),
-        "speakers": {"a": {"type": "file", "directory": str(tmp_path / "wav")}},
-        "spool": {"path": str(tmp_path / "spool.sqlite3")},
-        "cache": {"directory": str(tmp_path / "cache")},
-        "homeassistant": {"enabled": False},
-        "wyoming": {"enabled": True, "uri": "tcp://127.0.0.1:0"},
-    })
+    cfg = Config.model_validate(
+        {
+            "mqtt": shared_broker.mqtt_config(client_id="wyoming-daemon", topic_prefix="wyoming-test"),
+            "speakers": {"a": {"type": "file", "directory": str(tmp_path / "wav")}},
+            "spool": {"path": str(tmp_path / "spool.sqlite3")},
+            "cache": {"directory": str(tmp_path / "cache")},
+            "homeassistant": {"enabled": False},
+            "wyoming": {"enabled": True, "uri": "tcp://127.0.0.1:0"},
+        }
+    )
     daemon = Daemon(cfg)
     daemon.start()
     try:
@@ -443,11 +459,12 @@ def test_server_speaks_with_the_engines_of_a_reload(tmp_path: Path, shared_broke
         assert "baker" in voices and "en-us" not in voices
         old_engine = daemon.live.current.synth.engines["zh"]
 
-        path.write_text(json.dumps({**base, "engines": {"en": {"type": "espeak", "voice": "en-us"}}}),
-                        encoding="utf-8")
+        path.write_text(json.dumps({**base, "engines": {"en": {"type": "espeak", "voice": "en-us"}}}), encoding="utf-8")
         assert daemon.reload()
-        assert "zh" not in daemon.live.current.synth.engines and old_engine not in \
-            daemon.live.current.synth.engines.values()
+        assert (
+            "zh" not in daemon.live.current.synth.engines
+            and old_engine not in daemon.live.current.synth.engines.values()
+        )
         voices = {v.name for v in Info.from_event(run(ask(port, Describe().event(), "info"))[-1]).tts[0].voices}
         assert "en-us" in voices and "baker" not in voices
         samples, rate = speak(port, "Hello there.")  # no voice: the new default engine
@@ -456,4 +473,3 @@ def test_server_speaks_with_the_engines_of_a_reload(tmp_path: Path, shared_broke
             speak(port, "你好。", SynthesizeVoice(name="baker"))  # the old voice is gone: an error event
     finally:
         daemon.stop()
-

@@ -17,11 +17,15 @@ BUILTIN_CHIMES: tuple[str, ...] = ("ding-dong", "alarm", "none")
 @functools.lru_cache(maxsize=32)
 def _builtin_chime(name: str, rate: int) -> np.ndarray:
     """Synthesized chimes: 'ding-dong' (two soft bell tones), 'alarm' (urgent two-tone)."""
+
     def bell(freq: float, seconds: float, decay: float) -> np.ndarray:
         t = np.arange(int(seconds * rate)) / rate
         env = np.exp(-t * decay) * np.minimum(1.0, t / 0.005)
-        tone = np.sin(2 * np.pi * freq * t) + 0.35 * np.sin(2 * np.pi * 2 * freq * t) \
+        tone = (
+            np.sin(2 * np.pi * freq * t)
+            + 0.35 * np.sin(2 * np.pi * 2 * freq * t)
             + 0.12 * np.sin(2 * np.pi * 3 * freq * t)
+        )
         return (tone * env).astype(np.float32)
 
     if name == "ding-dong":
@@ -43,7 +47,6 @@ def _builtin_chime(name: str, rate: int) -> np.ndarray:
     return np.concatenate([out.astype(np.float32), tail])
 
 
-
 class ChimeLibrary:
     """Built-in chimes plus WAV files named in the config (``chimes: {fire: /path/alarm.wav}``).
 
@@ -52,8 +55,9 @@ class ChimeLibrary:
     chime played after the speech.
     """
 
-    def __init__(self, files: dict[str, Path] | None = None, by_priority: dict[str, str] | None = None,
-                 end: str | None = None) -> None:
+    def __init__(
+        self, files: dict[str, Path] | None = None, by_priority: dict[str, str] | None = None, end: str | None = None
+    ) -> None:
         self.files = dict(files or {})
         self.by_priority = {"emergency": "alarm", **(by_priority or {})}
         self.end = end

@@ -26,7 +26,8 @@ def resample(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
     soxr = _soxr()
     if soxr is not None:
         return soxr.resample(np.asarray(samples, np.float32), src_rate, dst_rate, quality="HQ").astype(
-            np.float32, copy=False)
+            np.float32, copy=False
+        )
     n_out = int(round(len(samples) * dst_rate / src_rate))
     spec = np.fft.rfft(samples.astype(np.float64))
     n_bins = n_out // 2 + 1
@@ -47,9 +48,9 @@ def _soxr() -> Any:
     return soxr
 
 
-
-def fade(samples: np.ndarray, rate: int, fade_in: bool = False, fade_out: bool = False,
-         seconds: float = FADE_SECONDS) -> np.ndarray:
+def fade(
+    samples: np.ndarray, rate: int, fade_in: bool = False, fade_out: bool = False, seconds: float = FADE_SECONDS
+) -> np.ndarray:
     n = min(len(samples), int(seconds * rate))
     if n == 0:
         return samples
@@ -92,6 +93,6 @@ def limit(samples: np.ndarray, ceiling: float = PEAK_CEILING, *, rate: int | Non
     ones = np.ones(w - 1)
     held = _sliding_min(np.concatenate([ones, need, ones]), w)  # held[k] = min(need[k-w+1 .. k])
     c = np.concatenate([[0.0], np.cumsum(held)])
-    smooth = (c[w:w + len(x)] - c[:len(x)]) / w  # mean(held[p .. p+w-1]) <= need[p]
+    smooth = (c[w : w + len(x)] - c[: len(x)]) / w  # mean(held[p .. p+w-1]) <= need[p]
     out = (x * smooth).astype(np.float32)
     return np.clip(out, -ceiling, ceiling)  # float rounding only

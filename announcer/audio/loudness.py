@@ -53,7 +53,7 @@ def k_weighting(rate: int) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndar
     """((b, a) of the high shelf, (b, a) of the RLB high-pass) for ``rate``; a[0] == 1."""
     k = math.tan(math.pi * _SHELF_F0 / rate)
     vh = 10.0 ** (_SHELF_GAIN_DB / 20.0)
-    vb = vh ** _SHELF_VB_EXP
+    vb = vh**_SHELF_VB_EXP
     a0 = 1.0 + k / _SHELF_Q + k * k
     shelf_b = np.array([vh + vb * k / _SHELF_Q + k * k, 2.0 * (k * k - vh), vh - vb * k / _SHELF_Q + k * k]) / a0
     shelf_a = np.array([a0, 2.0 * (k * k - 1.0), 1.0 - k / _SHELF_Q + k * k]) / a0
@@ -104,7 +104,7 @@ def k_filter(samples: np.ndarray, rate: int) -> np.ndarray:
     y = np.fft.irfft(np.fft.rfft(blocks, n_fft, axis=1) * spectrum, n_fft, axis=1)
     out = np.zeros((nb + 1, hop))
     out[:nb] = y[:, :hop]
-    out[1:, :m - 1] += y[:, hop:]  # each block's tail spills into the next block only (m - 1 < hop)
+    out[1:, : m - 1] += y[:, hop:]  # each block's tail spills into the next block only (m - 1 < hop)
     return out.reshape(-1)[:n]
 
 
@@ -131,16 +131,16 @@ class LoudnessMeter:
         if self._context.shape[0] and self._context.shape[1:] != x.shape[1:]:
             raise ValueError("channel count changed between chunks")
         ctx = self._context if self._context.shape[0] else np.zeros((0, *x.shape[1:]))
-        y = k_filter(np.concatenate([ctx, x]), self.rate)[len(ctx):]
-        self._context = np.concatenate([ctx, x])[-self._context_len:]
+        y = k_filter(np.concatenate([ctx, x]), self.rate)[len(ctx) :]
+        self._context = np.concatenate([ctx, x])[-self._context_len :]
         power = np.square(y)
         if power.ndim == 2:
             power = power.sum(axis=1)  # channel weights 1.0 (L, R, C)
         power = np.concatenate([self._pending, power])
         full = len(power) // self.step
         if full:
-            self._sub.append(power[:full * self.step].reshape(full, self.step).sum(axis=1))
-        self._pending = power[full * self.step:]
+            self._sub.append(power[: full * self.step].reshape(full, self.step).sum(axis=1))
+        self._pending = power[full * self.step :]
         self.samples += x.shape[0]
 
     def block_energies(self) -> np.ndarray:

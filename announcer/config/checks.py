@@ -60,13 +60,20 @@ def zones(cfg: Config) -> list[str]:
 
 def targets(cfg: Config) -> list[str]:
     known = set(cfg.speakers) | set(cfg.zones)
-    errors = [f"defaults.targets.{i}: {t!r} is not a speaker or zone"
-              for i, t in enumerate(cfg.defaults.targets) if t not in known]
-    errors += [f"hermes.sites.{site}: {t!r} is not a speaker or zone"
-               for site, t in cfg.hermes.sites.items() if t not in known]
+    errors = [
+        f"defaults.targets.{i}: {t!r} is not a speaker or zone"
+        for i, t in enumerate(cfg.defaults.targets)
+        if t not in known
+    ]
+    errors += [
+        f"hermes.sites.{site}: {t!r} is not a speaker or zone" for site, t in cfg.hermes.sites.items() if t not in known
+    ]
     for qi, q in enumerate(cfg.quiet_hours):
-        errors += [f"quiet_hours.{qi}.speakers.{si}: {s!r} is not a speaker"
-                   for si, s in enumerate(q.speakers) if s not in cfg.speakers]
+        errors += [
+            f"quiet_hours.{qi}.speakers.{si}: {s!r} is not a speaker"
+            for si, s in enumerate(q.speakers)
+            if s not in cfg.speakers
+        ]
     return errors
 
 
@@ -74,8 +81,11 @@ def chimes(cfg: Config) -> list[str]:
     names = set(cfg.chimes) | set(BUILTIN_CHIMES)
     named = [("defaults.chime", cfg.defaults.chime), ("audio.end_chime", cfg.audio.end_chime)]
     named += [(f"audio.priority_chimes.{k}", v) for k, v in cfg.audio.priority_chimes.items()]
-    return [f"{key}: {name!r} is not a chime (have: {', '.join(sorted(names))})"
-            for key, name in named if isinstance(name, str) and name not in names]
+    return [
+        f"{key}: {name!r} is not a chime (have: {', '.join(sorted(names))})"
+        for key, name in named
+        if isinstance(name, str) and name not in names
+    ]
 
 
 CROSS_CHECKS: tuple[Callable[[Config], list[str]], ...] = (mqtt_password, engines, zones, targets, chimes)

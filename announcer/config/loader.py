@@ -28,12 +28,14 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 def _substitute(value: Any, path: str, errors: list[str], env: dict[str, str]) -> Any:
     if isinstance(value, str):
+
         def repl(m: re.Match[str]) -> str:
             name = m.group(1)
             if name not in env:
                 errors.append(f"{path or '<root>'}: environment variable {name} is not set")
                 return ""
             return env[name]
+
         return _VAR.sub(repl, value)
     if isinstance(value, dict):
         return {k: _substitute(v, f"{path}.{k}" if path else str(k), errors, env) for k, v in value.items()}
@@ -96,7 +98,7 @@ def _format_errors(exc: ValidationError, lines: dict[str, int]) -> list[str]:
         elif etype == "union_tag_not_found":
             msg = "missing 'type'"
         if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
+            msg = msg[len("Value error, ") :]
         msg = " ".join(msg.split())
         out.append(_with_line(f"{path or '<root>'}: {msg}", path, lines))
     return out
@@ -153,8 +155,12 @@ def load_config(path: str | os.PathLike[str] | None, required: bool = True) -> C
     """Load a config file, or built-in defaults when ``path`` is None and not ``required``."""
     if path is None:
         if required:
-            raise ConfigError(["<config>: no config file (use -c, $ANNOUNCER_CONFIG, ./announcer.yaml "
-                               "or /etc/announcer/announcer.yaml)"])
+            raise ConfigError(
+                [
+                    "<config>: no config file (use -c, $ANNOUNCER_CONFIG, ./announcer.yaml "
+                    "or /etc/announcer/announcer.yaml)"
+                ]
+            )
         return Config()
     p = Path(path)
     try:

@@ -88,8 +88,10 @@ class Config(Strict):
         try:
             zoneinfo.ZoneInfo(v)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{v!r} is not an IANA time zone (e.g. Asia/Shanghai, Europe/Berlin, UTC); "
-                             "null: the system's local time") from None
+            raise ValueError(
+                f"{v!r} is not an IANA time zone (e.g. Asia/Shanghai, Europe/Berlin, UTC); "
+                "null: the system's local time"
+            ) from None
         return v
 
     @model_validator(mode="before")

@@ -93,7 +93,14 @@ class QuietHoursConfig(Strict):
     start: dtime
     end: dtime
     days: Annotated[tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...], Field(min_length=1)] = (
-        "mon", "tue", "wed", "thu", "fri", "sat", "sun")  # the day a window starts (22:00-07:00 on fri: into sat)
+        "mon",
+        "tue",
+        "wed",
+        "thu",
+        "fri",
+        "sat",
+        "sun",
+    )  # the day a window starts (22:00-07:00 on fri: into sat)
     volume: float = Field(0.4, ge=0, le=1)
     min_priority: Priority = "high"
     speakers: tuple[Slug, ...] = ()  # empty: every speaker
@@ -102,7 +109,8 @@ class QuietHoursConfig(Strict):
 class AudioConfig(Strict):
     target_lufs: float | None = Field(-16.0, ge=-40, le=-5)  # loudness every engine is normalised to; null: off
     priority_chimes: dict[Literal["default", "low", "normal", "high", "emergency"], str] = Field(
-        default_factory=lambda: {"default": "ding-dong", "emergency": "alarm"})
+        default_factory=lambda: {"default": "ding-dong", "emergency": "alarm"}
+    )
     end_chime: str | None = None  # a chime after the speech (e.g. ding-dong); null: none
 
 
@@ -190,16 +198,20 @@ class HttpConfig(Strict):
             try:
                 ipaddress.ip_network(net, strict=False)
             except ValueError:
-                raise ValueError(f"item {i}: {net!r} is not an IP address or CIDR network "
-                                 "(e.g. 192.168.1.0/24, 10.0.0.5, fd00::/8)") from None
+                raise ValueError(
+                    f"item {i}: {net!r} is not an IP address or CIDR network (e.g. 192.168.1.0/24, 10.0.0.5, fd00::/8)"
+                ) from None
         return v
 
     @model_validator(mode="after")
     def _auth_off_loopback(self) -> HttpConfig:
         if self.enabled and not is_loopback(self.bind) and not self.tokens and not self.jwt_secret:
-            raise ValueError(CROSS_MARK + "http.tokens: required when http.bind is not a loopback address "
-                                           "(or set http.jwt_secret)")
+            raise ValueError(
+                CROSS_MARK + "http.tokens: required when http.bind is not a loopback address (or set http.jwt_secret)"
+            )
         return self
+
+
 # ---- end http ----
 
 

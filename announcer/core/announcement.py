@@ -64,4 +64,3 @@ class Announcement:
 
 def new_id() -> str:
     return uuid.uuid4().hex[:12]
-

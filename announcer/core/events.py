@@ -145,8 +145,12 @@ class Rejected(Event):
         return cls(id=ann_id, reason=exc.reason, error=str(exc), field=exc.field, origin=origin)
 
 
-_PER_SPEAKER: dict[str, type[Event]] = {"failed": Failed, "cancelled": Cancelled, "expired": Expired,
-                                        "interrupted": Interrupted}
+_PER_SPEAKER: dict[str, type[Event]] = {
+    "failed": Failed,
+    "cancelled": Cancelled,
+    "expired": Expired,
+    "interrupted": Interrupted,
+}
 
 
 def speaker_event(state: str, ann_id: str, speaker: str, **fields: Any) -> Event:

@@ -23,8 +23,14 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes | Callable[[IO[bytes]], None], *,
-                 durable: bool = True, prefix: str = ".", suffix: str = ".tmp") -> int:
+def atomic_write(
+    path: str | os.PathLike[str],
+    data: bytes | Callable[[IO[bytes]], None],
+    *,
+    durable: bool = True,
+    prefix: str = ".",
+    suffix: str = ".tmp",
+) -> int:
     """Write ``data`` (bytes, or a function writing to the open file) to ``path``; return its size."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

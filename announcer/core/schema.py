@@ -53,8 +53,11 @@ class AnnouncementFields(BaseModel):
 
     text: str = Field(min_length=1, description="what to say (markup and control characters are removed)")
     id: AnnouncementId | None = None
-    emotion: str | None = Field(None, description="neutral happy sad angry fearful surprised, or an alias "
-                                                  "(中性 开心 悲伤 生气 害怕 惊讶 ...); unknown plays as neutral")
+    emotion: str | None = Field(
+        None,
+        description="neutral happy sad angry fearful surprised, or an alias "
+        "(中性 开心 悲伤 生气 害怕 惊讶 ...); unknown plays as neutral",
+    )
     priority: Priority = Field(None, description="higher goes first; emergency interrupts")  # type: ignore[assignment]
     targets: Targets | None = Field(None, description="speaker or zone name(s); default: defaults.targets")
     chime: bool | str = Field(None, description="true/false or a chime name")  # type: ignore[assignment]

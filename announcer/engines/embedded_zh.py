@@ -141,8 +141,13 @@ def bound_malloc_retention() -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
 
 
-def vocoder_windows(frames: int, first: int = VOCODER_FIRST_WINDOW, window: int = VOCODER_WINDOW,
-                    left: int = VOCODER_LEFT, right: int = VOCODER_RIGHT) -> list[tuple[int, int, int, int]]:
+def vocoder_windows(
+    frames: int,
+    first: int = VOCODER_FIRST_WINDOW,
+    window: int = VOCODER_WINDOW,
+    left: int = VOCODER_LEFT,
+    right: int = VOCODER_RIGHT,
+) -> list[tuple[int, int, int, int]]:
     """How to vocode ``frames`` mel frames: ``(input start, input end, output start, output end)`` per call.
 
     The output ranges tile ``0..frames``. The first input is ``first`` frames (a clause of
@@ -210,10 +215,10 @@ class EmbeddedZhEngine(Engine):
             for f in (ACOUSTIC, VOCODER, MAPPER):
                 h.update(tflite_patch.file_sha256(assets / f).encode())
             h.update(repr(sorted(PRESETS.items())).encode())
-            h.update(repr((VOCODER_FIRST_WINDOW, VOCODER_WINDOW, VOCODER_LEFT, VOCODER_RIGHT,
-                           VOCODER_MIN_FRAMES)).encode())
-            self._fingerprint = (f"{self.type_name}:{h.hexdigest()[:16]}:p{tflite_patch.PATCH_VERSION}"
-                                 f":w{VOCODER_LAYOUT}")
+            h.update(
+                repr((VOCODER_FIRST_WINDOW, VOCODER_WINDOW, VOCODER_LEFT, VOCODER_RIGHT, VOCODER_MIN_FRAMES)).encode()
+            )
+            self._fingerprint = f"{self.type_name}:{h.hexdigest()[:16]}:p{tflite_patch.PATCH_VERSION}:w{VOCODER_LAYOUT}"
         return self._fingerprint
 
     # --- lifecycle ----------------------------------------------------------------
@@ -222,7 +227,9 @@ class EmbeddedZhEngine(Engine):
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as exc:
-            raise EngineUnavailable(f"embedded-zh: LiteRT is missing ({exc}); run: pip install ai-edge-litert") from None
+            raise EngineUnavailable(
+                f"embedded-zh: LiteRT is missing ({exc}); run: pip install ai-edge-litert"
+            ) from None
 
         mapper = json.loads((assets / MAPPER).read_text(encoding="utf-8"))
         self._symbol_to_id = {str(k): int(v) for k, v in mapper["symbol_to_id"].items()}
@@ -237,8 +244,15 @@ class EmbeddedZhEngine(Engine):
         except (ValueError, RuntimeError) as exc:
             raise EngineUnavailable(f"embedded-zh: LiteRT cannot load the voice ({exc})") from None
         self._inputs = {d["name"]: d["index"] for d in self._acoustic.get_input_details()}
-        needed = {"input_ids", "speaker_ids", "speed_ratios", "f0_ratios", "energy_ratios",
-                  tflite_patch.F0_OFFSETS, tflite_patch.ENERGY_OFFSETS}
+        needed = {
+            "input_ids",
+            "speaker_ids",
+            "speed_ratios",
+            "f0_ratios",
+            "energy_ratios",
+            tflite_patch.F0_OFFSETS,
+            tflite_patch.ENERGY_OFFSETS,
+        }
         if not needed <= set(self._inputs):
             raise EngineUnavailable(f"embedded-zh: unexpected acoustic model inputs {sorted(self._inputs)}")
         self._mel_index = self._acoustic.get_output_details()[1]["index"]  # post-net mel
@@ -266,8 +280,9 @@ class EmbeddedZhEngine(Engine):
         except tflite_patch.PatchError as exc:
             raise EngineUnavailable(f"embedded-zh: cannot adapt {source}: {exc}") from None
         except OSError as exc:
-            _LOGGER.warning("embedded-zh: cannot cache the patched model in %s (%s); patching in memory",
-                            cache_dir, exc)
+            _LOGGER.warning(
+                "embedded-zh: cannot cache the patched model in %s (%s); patching in memory", cache_dir, exc
+            )
         try:
             return {"model_content": tflite_patch.patch_fastspeech2(source.read_bytes())}
         except tflite_patch.PatchError as exc:
@@ -350,9 +365,13 @@ class EmbeddedZhEngine(Engine):
             a.allocate_tensors()
             a.set_tensor(self._inputs["input_ids"], seq)
             a.set_tensor(self._inputs["speaker_ids"], np.zeros(1, np.int32))
-            for name, value in (("speed_ratios", prosody.duration), ("f0_ratios", prosody.f0_range),
-                                ("energy_ratios", 1.0), (tflite_patch.F0_OFFSETS, prosody.f0_offset),
-                                (tflite_patch.ENERGY_OFFSETS, prosody.energy_offset)):
+            for name, value in (
+                ("speed_ratios", prosody.duration),
+                ("f0_ratios", prosody.f0_range),
+                ("energy_ratios", 1.0),
+                (tflite_patch.F0_OFFSETS, prosody.f0_offset),
+                (tflite_patch.ENERGY_OFFSETS, prosody.energy_offset),
+            ):
                 a.set_tensor(self._inputs[name], np.asarray([value], np.float32))
             a.invoke()
             return np.array(a.get_tensor(self._mel_index), np.float32)
@@ -380,7 +399,7 @@ class EmbeddedZhEngine(Engine):
                 mode = "reflect" if x.shape[1] > 1 else "edge"
                 x = np.pad(x, ((0, 0), (0, VOCODER_MIN_FRAMES - x.shape[1]), (0, 0)), mode=mode)
             audio = self._vocode(np.ascontiguousarray(x))
-            yield audio[(start - first) * HOP:(end - first) * HOP]
+            yield audio[(start - first) * HOP : (end - first) * HOP]
 
     def pause_after(self, clause: str, style: Style) -> float:
         tail = clause.rstrip()[-1:]

@@ -155,10 +155,17 @@ class _Library:
         """Primary language code of each installed voice (names ``espeak_SetVoiceByName`` accepts)."""
 
         class Voice(ctypes.Structure):
-            _fields_ = [("name", ctypes.c_char_p), ("languages", ctypes.c_void_p),
-                        ("identifier", ctypes.c_char_p), ("gender", ctypes.c_ubyte),
-                        ("age", ctypes.c_ubyte), ("variant", ctypes.c_ubyte), ("xx1", ctypes.c_ubyte),
-                        ("score", ctypes.c_int), ("spare", ctypes.c_void_p)]
+            _fields_ = [
+                ("name", ctypes.c_char_p),
+                ("languages", ctypes.c_void_p),
+                ("identifier", ctypes.c_char_p),
+                ("gender", ctypes.c_ubyte),
+                ("age", ctypes.c_ubyte),
+                ("variant", ctypes.c_ubyte),
+                ("xx1", ctypes.c_ubyte),
+                ("score", ctypes.c_int),
+                ("spare", ctypes.c_void_p),
+            ]
 
         self.lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(Voice))
         self.lib.espeak_ListVoices.argtypes = [ctypes.c_void_p]
@@ -185,8 +192,12 @@ class _Library:
                     self.voice = None
                     raise ValueError(f"espeak-ng has no voice {voice!r}")
                 self.voice = voice
-            for param, value in ((_RATE, params["rate"]), (_PITCH, params["pitch"]),
-                                 (_RANGE, params["range"]), (_VOLUME, params["volume"])):
+            for param, value in (
+                (_RATE, params["rate"]),
+                (_PITCH, params["pitch"]),
+                (_RANGE, params["range"]),
+                (_VOLUME, params["volume"]),
+            ):
                 self.lib.espeak_SetParameter(param, value, 0)
             data = text.encode("utf-8")
             self.chunks = []
@@ -226,17 +237,25 @@ def _library() -> _Library:
         lib.espeak_SetParameter.restype = ctypes.c_int
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         lib.espeak_Synth.restype = ctypes.c_int
-        lib.espeak_Synth.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
-                                     ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
+        lib.espeak_Synth.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+        ]
         lib.espeak_Synchronize.restype = ctypes.c_int
         lib.espeak_Info.restype = ctypes.c_char_p
         lib.espeak_Info.argtypes = [ctypes.c_void_p]
-        _CALLBACK_TYPE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
-                                          ctypes.c_void_p)
+        _CALLBACK_TYPE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
         rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path.encode("utf-8"), 0)
         if rate <= 0:
-            raise EngineUnavailable(f"espeak: libespeak-ng failed to initialise with data at {data_path}; "
-                                    f"{INSTALL_HINT}")
+            raise EngineUnavailable(
+                f"espeak: libespeak-ng failed to initialise with data at {data_path}; {INSTALL_HINT}"
+            )
         version = (lib.espeak_Info(None) or b"?").decode("ascii", "replace")
         _LIBRARY = _Library(lib, rate, version)
         _LOGGER.info("espeak-ng %s loaded (%d Hz, %d voices)", version, rate, len(_LIBRARY.voice_names))
@@ -261,12 +280,14 @@ class EspeakEngine(Engine):
         if self.config.voice not in lib.voice_names:
             # SetVoiceByName also accepts names, identifiers and "+variant" suffixes: try it.
             try:
-                lib.synthesize("a", self.config.voice, espeak_parameters(Style(), self.config.rate_wpm,
-                                                                          self.config.pitch))
+                lib.synthesize(
+                    "a", self.config.voice, espeak_parameters(Style(), self.config.rate_wpm, self.config.pitch)
+                )
             except ValueError:
                 raise EngineUnavailable(
                     f"espeak: engine {self.name}: unknown voice {self.config.voice!r} "
-                    f"(installed: {', '.join(lib.voice_names)})") from None
+                    f"(installed: {', '.join(lib.voice_names)})"
+                ) from None
 
     @property
     def voices(self) -> tuple[str, ...]:

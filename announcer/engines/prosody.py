@@ -32,7 +32,6 @@ F0_UP_PER_UNIT = 0.113
 F0_DOWN_PER_UNIT = 0.125
 
 
-
 def _limits(field: str) -> tuple[float, float]:
     lo, hi = bounds(field)
     assert lo is not None and hi is not None
@@ -70,16 +69,21 @@ NEUTRAL = Prosody()
 # Starting points measured to separate well on the Baker voice (intensity 1).
 PRESETS: dict[str, Prosody] = {
     "neutral": NEUTRAL,
-    "happy": Prosody(duration=0.92, f0_offset=f0_offset_for(+7), f0_range=1.13,
-                     energy_offset=0.1, gain_db=2.0, pause=0.9),
-    "sad": Prosody(duration=1.25, f0_offset=f0_offset_for(-9), f0_range=0.88,
-                   energy_offset=-0.2, gain_db=-4.0, pause=1.4),
-    "angry": Prosody(duration=0.86, f0_offset=f0_offset_for(+3), f0_range=1.14,
-                     energy_offset=0.3, gain_db=4.0, pause=0.8),
-    "fearful": Prosody(duration=0.90, f0_offset=f0_offset_for(+10), f0_range=0.86,
-                       energy_offset=-0.1, gain_db=-2.0, pause=0.9),
-    "surprised": Prosody(duration=0.95, f0_offset=f0_offset_for(+11), f0_range=1.23,
-                         energy_offset=0.1, gain_db=2.0, pause=1.1),
+    "happy": Prosody(
+        duration=0.92, f0_offset=f0_offset_for(+7), f0_range=1.13, energy_offset=0.1, gain_db=2.0, pause=0.9
+    ),
+    "sad": Prosody(
+        duration=1.25, f0_offset=f0_offset_for(-9), f0_range=0.88, energy_offset=-0.2, gain_db=-4.0, pause=1.4
+    ),
+    "angry": Prosody(
+        duration=0.86, f0_offset=f0_offset_for(+3), f0_range=1.14, energy_offset=0.3, gain_db=4.0, pause=0.8
+    ),
+    "fearful": Prosody(
+        duration=0.90, f0_offset=f0_offset_for(+10), f0_range=0.86, energy_offset=-0.1, gain_db=-2.0, pause=0.9
+    ),
+    "surprised": Prosody(
+        duration=0.95, f0_offset=f0_offset_for(+11), f0_range=1.23, energy_offset=0.1, gain_db=2.0, pause=1.1
+    ),
 }
 assert set(PRESETS) == set(EMOTIONS)
 

@@ -79,8 +79,10 @@ class SambertEngine(SupervisedEngine):
         try:
             fetch_info(self.config.uri, self.config.timeout)
         except WyomingError as exc:
-            raise EngineUnavailable(f"sambert: engine {self.name}: {exc} (start the worker, or give "
-                                    f"engines.{self.name}.command; see docs/sambert.md)") from None
+            raise EngineUnavailable(
+                f"sambert: engine {self.name}: {exc} (start the worker, or give "
+                f"engines.{self.name}.command; see docs/sambert.md)"
+            ) from None
 
     # --- text and audio ---------------------------------------------------------------
     def clauses(self, text: str) -> list[str]:

@@ -55,7 +55,6 @@ POLL_SECONDS = 0.2
 STABLE_SECONDS = 60.0  # ready this long: the next crash restarts after restart_delay again
 
 
-
 class ManagedKeys(BaseModel):
     """Keys of an engine whose Wyoming server the daemon may run itself (``announcer.engines.supervised``).
 
@@ -92,10 +91,18 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
 class ManagedProcess:
     """One child process serving an engine; see the module docstring for the rules."""
 
-    def __init__(self, name: str, command: list[str] | tuple[str, ...], probe: Callable[[], bool],
-                 start_timeout: float = 300.0, restart_delay: float = 1.0, restart_max_delay: float = 60.0,
-                 stop_timeout: float = 10.0, on_change: StateCallback | None = None,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        command: list[str] | tuple[str, ...],
+        probe: Callable[[], bool],
+        start_timeout: float = 300.0,
+        restart_delay: float = 1.0,
+        restart_max_delay: float = 60.0,
+        stop_timeout: float = 10.0,
+        on_change: StateCallback | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.command = list(command)
         self.probe = probe
@@ -190,9 +197,15 @@ class ManagedProcess:
         """Start the child and watch it until it exits; returns when it became ready (monotonic) or None."""
         self._set_state("starting")
         try:
-            proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, env=self.env, start_new_session=True,
-                                    preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+            proc = subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            )
         except OSError as exc:
             self.last_line = f"cannot run {self.command[0]}: {exc.strerror or exc}"
             _LOGGER.error("engine %s: %s", self.name, self.last_line)
@@ -211,8 +224,12 @@ class ManagedProcess:
                     self._set_state("ready")
                     continue
                 if time.monotonic() - started > self.start_timeout:
-                    _LOGGER.error("engine %s: not ready within %.0f s%s; stopping it", self.name, self.start_timeout,
-                                  f" ({self.probe_error})" if self.probe_error else "")
+                    _LOGGER.error(
+                        "engine %s: not ready within %.0f s%s; stopping it",
+                        self.name,
+                        self.start_timeout,
+                        f" ({self.probe_error})" if self.probe_error else "",
+                    )
                     self._terminate()
                     break
             self._stop.wait(POLL_SECONDS)
@@ -221,8 +238,13 @@ class ManagedProcess:
             return ready_since
         code = proc.wait()
         reader.join(2.0)
-        _LOGGER.warning("engine %s: process %d exited with code %s%s", self.name, proc.pid, code,
-                        f": {self.last_line}" if self.last_line else "")
+        _LOGGER.warning(
+            "engine %s: process %d exited with code %s%s",
+            self.name,
+            proc.pid,
+            code,
+            f": {self.last_line}" if self.last_line else "",
+        )
         self._proc = None
         return ready_since
 
@@ -249,8 +271,9 @@ class ManagedProcess:
             proc.send_signal(signal.SIGTERM)
             proc.wait(self.stop_timeout)
         except subprocess.TimeoutExpired:
-            _LOGGER.warning("engine %s: pid %d ignored SIGTERM for %.0f s; killing it", self.name, proc.pid,
-                            self.stop_timeout)
+            _LOGGER.warning(
+                "engine %s: pid %d ignored SIGTERM for %.0f s; killing it", self.name, proc.pid, self.stop_timeout
+            )
             proc.kill()
             proc.wait(5.0)
         except OSError:
@@ -275,8 +298,14 @@ class SupervisedEngine(Engine):
         self.supervisor: ManagedProcess | None = None
         if config.command:
             self.supervisor = ManagedProcess(
-                name, config.command, self._answers, config.start_timeout, config.restart_delay,
-                config.restart_max_delay, config.stop_timeout)
+                name,
+                config.command,
+                self._answers,
+                config.start_timeout,
+                config.restart_delay,
+                config.restart_max_delay,
+                config.stop_timeout,
+            )
 
     @property
     def fallback(self) -> str | None:
@@ -341,8 +370,10 @@ class SupervisedEngine(Engine):
         if not self.supervisor.wait_ready(self.config.start_timeout):
             last = self.supervisor.last_line
             self.supervisor.stop()
-            raise EngineUnavailable(f"{self.type_name}: engine {self.name}: the {what} did not become ready at "
-                                    f"{self.config.uri}" + (f": {last}" if last else "") + see)
+            raise EngineUnavailable(
+                f"{self.type_name}: engine {self.name}: the {what} did not become ready at "
+                f"{self.config.uri}" + (f": {last}" if last else "") + see
+            )
 
     def close(self) -> None:
         if self.supervisor is not None and self.supervisor.state != "stopped":

@@ -153,15 +153,25 @@ class _Patcher:
         g = self.g
         names = [t.name.decode() for t in g.tensors]
         squeeze = names.index(f"{predictor}/Squeeze") if f"{predictor}/Squeeze" in names else -1
-        producer = next((k for k, op in enumerate(g.operators) if squeeze in list(op.inputs)
-                         and self.builtin(op) == self.s.BuiltinOperator.MUL), None)
+        producer = next(
+            (
+                k
+                for k, op in enumerate(g.operators)
+                if squeeze in list(op.inputs) and self.builtin(op) == self.s.BuiltinOperator.MUL
+            ),
+            None,
+        )
         if producer is None:
             raise PatchError(f"cannot find the output of {predictor}")
         x = int(g.operators[producer].outputs[0])
         offsets = self.add_tensor(input_name, [1], self.add_buffer(), [1])
         src = g.tensors[x]
-        shifted = self.add_tensor(f"{predictor}/announcer_offset", list(src.shape), self.add_buffer(),
-                                  None if src.shapeSignature is None else list(src.shapeSignature))
+        shifted = self.add_tensor(
+            f"{predictor}/announcer_offset",
+            list(src.shape),
+            self.add_buffer(),
+            None if src.shapeSignature is None else list(src.shapeSignature),
+        )
         for op in g.operators:
             op.inputs = np.array([shifted if i == x else i for i in op.inputs], np.int32)
         add = self.s.OperatorT()

@@ -75,8 +75,7 @@ class Config(ManagedKeys):
     @classmethod
     def _needs_command(cls, v: Any, info: ValidationInfo) -> Any:
         if "command" in info.data and info.data["command"] is None:  # absent when command itself is invalid
-            raise ValueError("only with command: a wyoming engine without one is not supervised and "
-                             "does not fall back")
+            raise ValueError("only with command: a wyoming engine without one is not supervised and does not fall back")
         return v
 
 
@@ -124,16 +123,26 @@ class WyomingEngine(Engine):
         auto = any(p.name == ANNOUNCER_PROGRAM for p in programs)
         self._emotion_voices = auto if self.config.emotion_voices is None else self.config.emotion_voices
         if self.config.voice is not None and voices and self.config.voice not in voices:
-            raise EngineUnavailable(f"wyoming: engine {self.name}: the server at {uri} has no voice "
-                                    f"{self.config.voice!r} (has: {', '.join(self._base_voices())})")
+            raise EngineUnavailable(
+                f"wyoming: engine {self.name}: the server at {uri} has no voice "
+                f"{self.config.voice!r} (has: {', '.join(self._base_voices())})"
+            )
         try:
-            _, self._rate = synthesize(uri, PROBE_TEXT, timeout, self._wire_voice(self.default_voice),
-                                       self.config.speaker)
+            _, self._rate = synthesize(
+                uri, PROBE_TEXT, timeout, self._wire_voice(self.default_voice), self.config.speaker
+            )
         except WyomingError as exc:
             raise EngineUnavailable(f"wyoming: engine {self.name}: probe synthesis failed: {exc}") from None
-        _LOGGER.info("wyoming: engine %s uses %s %s at %s (%d voices, %d Hz, emotions: %s)", self.name,
-                     self._program, self._program_version, uri, len(voices), self._rate,
-                     ", ".join(self.emotions))
+        _LOGGER.info(
+            "wyoming: engine %s uses %s %s at %s (%d voices, %d Hz, emotions: %s)",
+            self.name,
+            self._program,
+            self._program_version,
+            uri,
+            len(voices),
+            self._rate,
+            ", ".join(self.emotions),
+        )
 
     # --- declarations ---------------------------------------------------------------
     def _base_voices(self) -> tuple[str, ...]:
@@ -170,8 +179,7 @@ class WyomingEngine(Engine):
         if not self._emotion_voices:
             return ("neutral",)
         voice = self.default_voice
-        return ("neutral",) + tuple(e for e in EMOTIONS if e != "neutral"
-                                    and f"{voice}-{e}" in self._voice_languages)
+        return ("neutral",) + tuple(e for e in EMOTIONS if e != "neutral" and f"{voice}-{e}" in self._voice_languages)
 
     @property
     def sample_rate(self) -> int:
@@ -201,8 +209,7 @@ class WyomingEngine(Engine):
                 voice = variant
             if self._program == ANNOUNCER_PROGRAM:
                 context = {STYLE_CONTEXT_KEY: {"intensity": style.intensity, "speed": style.speed}}
-        samples, rate = synthesize(self.config.uri, clause, self.config.timeout, voice, self.config.speaker,
-                                   context)
+        samples, rate = synthesize(self.config.uri, clause, self.config.timeout, voice, self.config.speaker, context)
         if rate != self._rate and len(samples):
             samples = resample(samples, rate, self._rate)
         return np.asarray(samples, np.float32)

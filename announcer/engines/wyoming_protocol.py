@@ -81,12 +81,12 @@ def request(uri: str, event: Any, last: Callable[[Any], bool], timeout: float) -
                 sock.settimeout(max(0.01, deadline - time.monotonic()))
                 answer = read_event(stream)
                 if answer is None:
-                    raise WyomingError(f"wyoming server {uri} closed the connection before answering "
-                                       f"{event.type!r} completely")
+                    raise WyomingError(
+                        f"wyoming server {uri} closed the connection before answering {event.type!r} completely"
+                    )
                 if Error.is_type(answer.type):
                     err = Error.from_event(answer)
-                    raise WyomingError(f"wyoming server {uri}: {err.text}"
-                                       + (f" ({err.code})" if err.code else ""))
+                    raise WyomingError(f"wyoming server {uri}: {err.text}" + (f" ({err.code})" if err.code else ""))
                 yield answer
                 if last(answer):
                     return
@@ -105,8 +105,14 @@ def fetch_info(uri: str, timeout: float) -> Any:
     raise WyomingError(f"wyoming server {uri} sent no info")  # pragma: no cover - request raises first
 
 
-def synthesize(uri: str, text: str, timeout: float, voice: str | None = None, speaker: str | None = None,
-               context: dict[str, Any] | None = None) -> tuple[np.ndarray, int]:
+def synthesize(
+    uri: str,
+    text: str,
+    timeout: float,
+    voice: str | None = None,
+    speaker: str | None = None,
+    context: dict[str, Any] | None = None,
+) -> tuple[np.ndarray, int]:
     """One ``synthesize`` round trip: mono float32 samples and the rate of the server's audio-start."""
     from wyoming.audio import AudioChunk, AudioChunkConverter, AudioStart, AudioStop
     from wyoming.tts import Synthesize, SynthesizeVoice

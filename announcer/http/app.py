@@ -38,8 +38,14 @@ from .security import Guard, SecurityHeaders
 _LOGGER = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-EMOTION_LABELS = {"neutral": "中性", "happy": "开心", "sad": "悲伤", "angry": "生气", "fearful": "害怕",
-                  "surprised": "惊讶"}
+EMOTION_LABELS = {
+    "neutral": "中性",
+    "happy": "开心",
+    "sad": "悲伤",
+    "angry": "生气",
+    "fearful": "害怕",
+    "surprised": "惊讶",
+}
 REASON_STATUS = {"oversize": 413, "rate_limited": 429, "duplicate": 409}
 MAX_PENDING_TTS = 8
 
@@ -63,10 +69,16 @@ def error_json(status: int, field: str, error: str, headers: dict[str, str] | No
 def create_app(ctx: Any) -> FastAPI:
     """The ASGI app for ``ctx`` (an ``HttpContext``), wrapped in the access guard."""
     cfg = ctx.cfg  # for the OpenAPI document only: handlers read ctx.cfg, which follows a reload
-    app = FastAPI(title="announcer", version=ctx.version, debug=False, docs_url=None, redoc_url=None,
-                  openapi_url="/openapi.json",
-                  description="Voice announcements over HTTP: synthesize (/tts) or announce on speakers "
-                              "(/announce). Bearer auth unless bound to localhost.")
+    app = FastAPI(
+        title="announcer",
+        version=ctx.version,
+        debug=False,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        description="Voice announcements over HTTP: synthesize (/tts) or announce on speakers "
+        "(/announce). Bearer auth unless bound to localhost.",
+    )
     pending = {"tts": 0}
     pending_lock = threading.Lock()
 
@@ -121,15 +133,23 @@ def create_app(ctx: Any) -> FastAPI:
     def healthz() -> dict[str, Any]:
         return {"status": "ok"}
 
-    @app.get("/api/info", response_model=m.Info, summary="Engines, voices, emotions, speakers and zones",
-             responses=m.error_responses(401, 403))
+    @app.get(
+        "/api/info",
+        response_model=m.Info,
+        summary="Engines, voices, emotions, speakers and zones",
+        responses=m.error_responses(401, 403),
+    )
     def info() -> dict[str, Any]:
         return _info(ctx)
 
     # ---- synthesis ---------------------------------------------------------------------
-    @app.post("/tts", response_model=m.TtsResponse, summary="Synthesize to a WAV (not played)",
-              openapi_extra=m.body_schema(m.TtsRequest, cfg),
-              responses=m.error_responses(400, 401, 403, 413, 415, 429, 503))
+    @app.post(
+        "/tts",
+        response_model=m.TtsResponse,
+        summary="Synthesize to a WAV (not played)",
+        openapi_extra=m.body_schema(m.TtsRequest, cfg),
+        responses=m.error_responses(400, 401, 403, 413, 415, 429, 503),
+    )
     async def tts(request: Request) -> dict[str, Any]:
         raw = await json_body(request)
         raw.setdefault("chime", False)
@@ -139,8 +159,9 @@ def create_app(ctx: Any) -> FastAPI:
         # a remote engine may need the network to list its voices, never on the event loop
         ctx.tts_limiter.per_minute = live.limits.per_minute
         if not ctx.tts_limiter.allow():
-            raise ApiError(429, "limits.per_minute", f"more than {live.limits.per_minute} syntheses in a minute; "
-                                                     "try again shortly")
+            raise ApiError(
+                429, "limits.per_minute", f"more than {live.limits.per_minute} syntheses in a minute; try again shortly"
+            )
         with pending_lock:
             if pending["tts"] >= MAX_PENDING_TTS:
                 raise ApiError(429, "tts", "busy: too many syntheses waiting; try again shortly")
@@ -149,48 +170,80 @@ def create_app(ctx: Any) -> FastAPI:
             stats = SynthStats()
             loop = asyncio.get_running_loop()
             audio = await loop.run_in_executor(
-                ctx.tts_pool, lambda: render_announcement(live, runtime.synth, ann, runtime.chimes, stats))
+                ctx.tts_pool, lambda: render_announcement(live, runtime.synth, ann, runtime.chimes, stats)
+            )
             audio_id = await loop.run_in_executor(ctx.tts_pool, ctx.audio.put, audio)
         finally:
             with pending_lock:
                 pending["tts"] -= 1
         ctx.metrics.observe_tts(stats.synth_seconds, stats.audio_seconds)
-        return {"status": "success", "id": audio_id, "audio_url": f"/audio/{audio_id}.wav",
-                "duration": round(audio.duration, 3), "sample_rate": audio.sample_rate,
-                "warnings": list(ann.warnings)}
+        return {
+            "status": "success",
+            "id": audio_id,
+            "audio_url": f"/audio/{audio_id}.wav",
+            "duration": round(audio.duration, 3),
+            "sample_rate": audio.sample_rate,
+            "warnings": list(ann.warnings),
+        }
 
-    @app.get("/audio/{audio_id}.wav", response_class=FileResponse, summary="A WAV made by /tts",
-             responses={200: {"content": {"audio/wav": {}}, "description": "PCM-16 WAV"},
-                        **m.error_responses(400, 401, 403, 404)})
+    @app.get(
+        "/audio/{audio_id}.wav",
+        response_class=FileResponse,
+        summary="A WAV made by /tts",
+        responses={
+            200: {"content": {"audio/wav": {}}, "description": "PCM-16 WAV"},
+            **m.error_responses(400, 401, 403, 404),
+        },
+    )
     def audio(audio_id: str = PathParam(pattern=r"^[0-9a-f]{32}$")) -> FileResponse:
         path = ctx.audio.path(audio_id)
         if path is None:
-            raise ApiError(404, "id", f"no audio {audio_id!r} (generated audio is kept "
-                                      f"{ctx.cfg.http.audio_max_age:g} s)")
+            raise ApiError(
+                404, "id", f"no audio {audio_id!r} (generated audio is kept {ctx.cfg.http.audio_max_age:g} s)"
+            )
         return FileResponse(path, media_type="audio/wav", headers={"Cache-Control": "private, no-store"})
 
     # ---- announcements -------------------------------------------------------------------
-    @app.post("/announce", status_code=202, response_model=m.AnnounceResponse,
-              summary="Queue an announcement on speakers (the fields of an MQTT announcement)",
-              openapi_extra=m.body_schema(m.AnnounceRequest, cfg),
-              responses=m.error_responses(400, 401, 403, 409, 413, 415, 429))
+    @app.post(
+        "/announce",
+        status_code=202,
+        response_model=m.AnnounceResponse,
+        summary="Queue an announcement on speakers (the fields of an MQTT announcement)",
+        openapi_extra=m.body_schema(m.AnnounceRequest, cfg),
+        responses=m.error_responses(400, 401, 403, 409, 413, 415, 429),
+    )
     async def announce(request: Request) -> dict[str, Any]:
         raw = await json_body(request)
         result = await asyncio.get_running_loop().run_in_executor(
-            None, lambda: ctx.intake.accept(raw, Origin(source="http")))
+            None, lambda: ctx.intake.accept(raw, Origin(source="http"))
+        )
         if isinstance(result, Rejected):
             raise ApiError.from_input(result.error)
         ann = result.ann
-        return {"status": "accepted", "id": ann.id, "url": f"/announcements/{ann.id}",
-                "targets": list(ann.targets), "speakers": list(ann.speakers), "warnings": list(ann.warnings)}
+        return {
+            "status": "accepted",
+            "id": ann.id,
+            "url": f"/announcements/{ann.id}",
+            "targets": list(ann.targets),
+            "speakers": list(ann.speakers),
+            "warnings": list(ann.warnings),
+        }
 
-    @app.get("/announcements", response_model=m.AnnouncementList, summary="Recent announcements, newest first",
-             responses=m.error_responses(400, 401, 403))
+    @app.get(
+        "/announcements",
+        response_model=m.AnnouncementList,
+        summary="Recent announcements, newest first",
+        responses=m.error_responses(400, 401, 403),
+    )
     def announcements(limit: int = Query(20, ge=1, le=200)) -> dict[str, Any]:
         return {"announcements": ctx.recent.recent(limit)}
 
-    @app.get("/announcements/{ann_id}", response_model=m.AnnouncementRecord,
-             summary="One announcement: its state and events", responses=m.error_responses(400, 401, 403, 404))
+    @app.get(
+        "/announcements/{ann_id}",
+        response_model=m.AnnouncementRecord,
+        summary="One announcement: its state and events",
+        responses=m.error_responses(400, 401, 403, 404),
+    )
     def announcement(ann_id: str = PathParam(pattern=ID_RE.pattern)) -> dict[str, Any]:
         record = ctx.recent.get(ann_id)
         spooled = ctx.spool.state(ann_id)
@@ -205,19 +258,27 @@ def create_app(ctx: Any) -> FastAPI:
             record.setdefault("speakers", list(speakers))
         return record
 
-    @app.post("/stop", response_model=m.StopResponse, summary="Stop and cancel (all speakers or one target)",
-              responses=m.error_responses(400, 401, 403, 413, 415))
+    @app.post(
+        "/stop",
+        response_model=m.StopResponse,
+        summary="Stop and cancel (all speakers or one target)",
+        responses=m.error_responses(400, 401, 403, 413, 415),
+    )
     async def stop(body: m.StopRequest) -> dict[str, Any]:
         fields = {"priority_below": body.priority_below} if body.priority_below is not None else {}
         result = await asyncio.get_running_loop().run_in_executor(
-            None, lambda: ctx.intake.stop(fields, body.target, Origin(source="http"), target_field="target"))
+            None, lambda: ctx.intake.stop(fields, body.target, Origin(source="http"), target_field="target")
+        )
         if isinstance(result, Rejected):
             raise ApiError.from_input(result.error)
         return {"status": "success", "stopped": result}
 
-    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics (text format 0.0.4)",
-             responses={200: {"content": {"text/plain": {}}, "description": "metrics"},
-                        **m.error_responses(401, 403)})
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        summary="Prometheus metrics (text format 0.0.4)",
+        responses={200: {"content": {"text/plain": {}}, "description": "metrics"}, **m.error_responses(401, 403)},
+    )
     def metrics() -> PlainTextResponse:
         return PlainTextResponse(ctx.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
@@ -257,11 +318,13 @@ def _info(ctx: Any) -> dict[str, Any]:
             else:
                 eng.load()  # once loaded, cheap; a remote engine that is down says why
             d = eng.describe()
-            engines.append({**d, "name": name, "available": error is None, "error": error,
-                            "default_voice": eng.default_voice})
+            engines.append(
+                {**d, "name": name, "available": error is None, "error": error, "default_voice": eng.default_voice}
+            )
         except Exception as exc:  # noqa: BLE001  # an engine that cannot run is listed, not fatal
-            engines.append({"name": name, "type": getattr(eng, "type_name", "?"), "available": False,
-                            "error": str(exc)})
+            engines.append(
+                {"name": name, "type": getattr(eng, "type_name", "?"), "available": False, "error": str(exc)}
+            )
     defaults = cfg.defaults
     return {
         "version": ctx.version,
@@ -271,11 +334,17 @@ def _info(ctx: Any) -> dict[str, Any]:
         "emotions": [{"name": e, "display": EMOTION_LABELS.get(e, e)} for e in EMOTIONS],
         "priorities": list(PRIORITIES),
         "speakers": [{"name": n, "display": getattr(s, "name", None) or n} for n, s in cfg.speakers.items()],
-        "zones": [{"name": z, "display": cfg.zone_names.get(z, z), "speakers": list(members)}
-                  for z, members in cfg.zones.items()],
+        "zones": [
+            {"name": z, "display": cfg.zone_names.get(z, z), "speakers": list(members)}
+            for z, members in cfg.zones.items()
+        ],
         "default_targets": list(cfg.default_targets),
-        "defaults": {"emotion": defaults.emotion, "intensity": defaults.intensity, "speed": defaults.speed,
-                     "priority": defaults.priority, "voice": defaults.voice},
+        "defaults": {
+            "emotion": defaults.emotion,
+            "intensity": defaults.intensity,
+            "speed": defaults.speed,
+            "priority": defaults.priority,
+            "voice": defaults.voice,
+        },
         "max_text_chars": cfg.limits.max_text_chars,
     }
-

@@ -38,8 +38,9 @@ def _num(value: float) -> str:
 
 
 class Metrics:
-    def __init__(self, speakers: Callable[[], list[str]], version: str,
-                 status: Callable[[], dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, speakers: Callable[[], list[str]], version: str, status: Callable[[], dict[str, Any]] | None = None
+    ) -> None:
         self._lock = threading.Lock()
         self._version = version
         self._status = status
@@ -99,18 +100,26 @@ class Metrics:
         with self._lock:
             family("announcer_info", "gauge", "Version of the running announcer.")
             out.append(f'announcer_info{{version="{_escape(self._version)}"}} 1')
-            family("announcer_events_total", "counter",
-                   "Announcement events by state (per speaker for started/finished/interrupted/failed).")
+            family(
+                "announcer_events_total",
+                "counter",
+                "Announcement events by state (per speaker for started/finished/interrupted/failed).",
+            )
             for state, n in self._states.items():
                 out.append(f'announcer_events_total{{state="{state}"}} {n}')
-            family("announcer_start_latency_seconds", "histogram",
-                   "From receipt to the first audio sample handed to a speaker (started events).")
+            family(
+                "announcer_start_latency_seconds",
+                "histogram",
+                "From receipt to the first audio sample handed to a speaker (started events).",
+            )
             for bound, n in zip(LATENCY_BUCKETS, self._buckets):
                 out.append(f'announcer_start_latency_seconds_bucket{{le="{_num(bound)}"}} {n}')
             out.append(f'announcer_start_latency_seconds_bucket{{le="+Inf"}} {self._latency_count}')
             out.append(f"announcer_start_latency_seconds_sum {_num(self._latency_sum)}")
             out.append(f"announcer_start_latency_seconds_count {self._latency_count}")
-            family("announcer_queue_depth", "gauge", "Announcements waiting for a speaker (not counting the one playing).")
+            family(
+                "announcer_queue_depth", "gauge", "Announcements waiting for a speaker (not counting the one playing)."
+            )
             for s in sorted(speakers | {k for k, v in self._waiting.items() if v}):
                 out.append(f'announcer_queue_depth{{speaker="{_escape(s)}"}} {len(self._waiting.get(s, ()))}')
             family("announcer_speaking", "gauge", "1 while the speaker plays an announcement.")
@@ -123,6 +132,10 @@ class Metrics:
             family("announcer_tts_audio_seconds_total", "counter", "Seconds of speech produced by POST /tts.")
             out.append(f"announcer_tts_audio_seconds_total {_num(self._tts_audio_seconds)}")
             if self._tts_rtf is not None:
-                family("announcer_tts_rtf", "gauge", "Real-time factor (synthesis time / audio time) of the last POST /tts.")
+                family(
+                    "announcer_tts_rtf",
+                    "gauge",
+                    "Real-time factor (synthesis time / audio time) of the last POST /tts.",
+                )
                 out.append(f"announcer_tts_rtf {_num(self._tts_rtf)}")
         return "\n".join(out) + "\n"

@@ -25,14 +25,18 @@ class ErrorResponse(BaseModel):
 
 def _request_model(name: str, doc: str, exclude: tuple[str, ...] = ()) -> type[BaseModel]:
     """A request body documented from the announcement schema (every field but ``exclude``)."""
-    fields: dict[str, Any] = {n: (f.annotation, f) for n, f in AnnouncementFields.model_fields.items()
-                              if n not in exclude}
+    fields: dict[str, Any] = {
+        n: (f.annotation, f) for n, f in AnnouncementFields.model_fields.items() if n not in exclude
+    }
     return create_model(name, __doc__=doc, __config__=ConfigDict(extra="allow"), **fields)
 
 
-TtsRequest = _request_model("TtsRequest", "The fields of an announcement that shape its sound. ``chime`` defaults "
-                                          "to false here: /tts returns the speech alone unless asked.",
-                            exclude=("id", "priority", "targets", "ttl"))
+TtsRequest = _request_model(
+    "TtsRequest",
+    "The fields of an announcement that shape its sound. ``chime`` defaults "
+    "to false here: /tts returns the speech alone unless asked.",
+    exclude=("id", "priority", "targets", "ttl"),
+)
 AnnounceRequest = _request_model("AnnounceRequest", "An announcement: the fields of an MQTT announcement payload.")
 
 
@@ -68,8 +72,10 @@ class AnnouncementRecord(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     id: str
-    state: str = Field(description="queued, started, finished, interrupted, cancelled, expired, rejected, failed "
-                                   "or mixed (speakers ended differently)")
+    state: str = Field(
+        description="queued, started, finished, interrupted, cancelled, expired, rejected, failed "
+        "or mixed (speakers ended differently)"
+    )
     text: str | None = None
     targets: list[str] = []
     speakers: list[str] = []
@@ -132,8 +138,15 @@ def body_schema(model: type[BaseModel], cfg: Config) -> dict[str, Any]:
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    descriptions = {400: "bad input (the field is named)", 401: "missing or invalid bearer token",
-                    403: "client address not allowed", 404: "not found", 409: "duplicate id",
-                    413: "body or text too large", 415: "body must be application/json",
-                    429: "rate limited or busy; try again shortly", 503: "the engine cannot run now"}
+    descriptions = {
+        400: "bad input (the field is named)",
+        401: "missing or invalid bearer token",
+        403: "client address not allowed",
+        404: "not found",
+        409: "duplicate id",
+        413: "body or text too large",
+        415: "body must be application/json",
+        429: "rate limited or busy; try again shortly",
+        503: "the engine cannot run now",
+    }
     return {c: {"model": ErrorResponse, "description": descriptions[c]} for c in codes}

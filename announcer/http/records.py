@@ -43,18 +43,34 @@ class RecentAnnouncements:
         with self._lock:
             item = self._items.get(ann_id)
             if item is None:
-                item = {"id": ann_id, "text": None, "targets": [], "speakers": [], "priority": None,
-                        "emotion": None, "source": None, "received": None, "events": []}
+                item = {
+                    "id": ann_id,
+                    "text": None,
+                    "targets": [],
+                    "speakers": [],
+                    "priority": None,
+                    "emotion": None,
+                    "source": None,
+                    "received": None,
+                    "events": [],
+                }
                 self._items[ann_id] = item
                 while len(self._items) > self.max_announcements:
                     self._items.popitem(last=False)
             if ann is not None and item["text"] is None:
-                item.update(text=ann.text, targets=list(ann.targets), speakers=list(ann.speakers),
-                            priority=ann.priority, emotion=ann.emotion, source=ann.source, received=ann.received)
+                item.update(
+                    text=ann.text,
+                    targets=list(ann.targets),
+                    speakers=list(ann.speakers),
+                    priority=ann.priority,
+                    emotion=ann.emotion,
+                    source=ann.source,
+                    received=ann.received,
+                )
             events = item["events"]
             events.append(event)
             if len(events) > self.max_events:
-                del events[1:len(events) - self.max_events + 1]  # keep the first (queued) and the latest
+                del events[1 : len(events) - self.max_events + 1]  # keep the first (queued) and the latest
 
     def get(self, ann_id: str) -> dict[str, Any] | None:
         with self._lock:
@@ -94,8 +110,7 @@ def summary_state(events: list[dict[str, Any]], speakers: list[str]) -> str:
 
 
 class AudioStore:
-    def __init__(self, directory: Path, max_age: float, max_bytes: int,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, directory: Path, max_age: float, max_bytes: int, clock: Callable[[], float] = time.time) -> None:
         self.directory = Path(directory)
         self.max_age = max_age
         self.max_bytes = max_bytes

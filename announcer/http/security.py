@@ -110,8 +110,13 @@ def verify_jwt_hs256(token: str, secret: str, now: float | None = None) -> dict[
 class AccessPolicy:
     """Tokens, JWT secret and allow-list from ``HttpConfig``; pure checks, no I/O."""
 
-    def __init__(self, tokens: Iterable[str] = (), jwt_secret: str | None = None,
-                 allow_ips: Iterable[str] = (), clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        tokens: Iterable[str] = (),
+        jwt_secret: str | None = None,
+        allow_ips: Iterable[str] = (),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._tokens = [t.encode("utf-8") for t in tokens]
         self._jwt_secret = jwt_secret
         self._networks = [ipaddress.ip_network(n, strict=False) for n in allow_ips]
@@ -163,7 +168,7 @@ def is_public(path: str) -> bool:
 def _host_name(host_header: str) -> str:
     host = host_header.strip()
     if host.startswith("["):  # [::1]:8080
-        return host[1:host.find("]")] if "]" in host else host
+        return host[1 : host.find("]")] if "]" in host else host
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
@@ -193,16 +198,25 @@ class Guard:
             await _error(send, 403, "client", f"address {host} is not in http.allow_ips")
             return
         if not self.policy.auth_required and not is_loopback(_host_name(headers.get("host", ""))):
-            await _error(send, 403, "host", "without http.tokens the API answers only to a loopback Host "
-                                            "(localhost, 127.0.0.1, [::1])")
+            await _error(
+                send,
+                403,
+                "host",
+                "without http.tokens the API answers only to a loopback Host (localhost, 127.0.0.1, [::1])",
+            )
             return
         if not is_public(path):
             try:
                 self.policy.authenticate(headers.get("authorization"))
             except AuthError as exc:
                 _LOGGER.info("http: 401 %s %s from %s: %s", scope.get("method"), path, host, exc)
-                await _error(send, 401, "authorization", str(exc),
-                             extra_headers=[(b"www-authenticate", b'Bearer realm="announcer"')])
+                await _error(
+                    send,
+                    401,
+                    "authorization",
+                    str(exc),
+                    extra_headers=[(b"www-authenticate", b'Bearer realm="announcer"')],
+                )
                 return
         if scope.get("method") in ("POST", "PUT", "PATCH"):
             ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -215,8 +229,7 @@ class Guard:
                     await _error(send, 400, "content-length", "not a number")
                     return
                 if int(length) > self.max_body_bytes:
-                    await _error(send, 413, "body", f"{length} bytes is over the limit of "
-                                                    f"{self.max_body_bytes} bytes")
+                    await _error(send, 413, "body", f"{length} bytes is over the limit of {self.max_body_bytes} bytes")
                     return
             try:
                 body = await self._read_body(receive)
@@ -256,26 +269,38 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _error(send: Send, status: int, field: str, error: str,
-                 extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = json.dumps({"status": "error", "field": field, "error": error}, ensure_ascii=False,
-                      separators=(",", ":")).encode("utf-8")
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-               (b"connection", b"close")]
+async def _error(
+    send: Send, status: int, field: str, error: str, extra_headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    body = json.dumps(
+        {"status": "error", "field": field, "error": error}, ensure_ascii=False, separators=(",", ":")
+    ).encode("utf-8")
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers + (extra_headers or [])})
     await send({"type": "http.response.body", "body": body})
 
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
-       "connect-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
+    "connect-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 
 
 class SecurityHeaders:
     """Adds a strict Content-Security-Policy and the usual hardening headers to every response."""
 
-    HEADERS: ClassVar[list[tuple[bytes, bytes]]] = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
-               (b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer"),
-               (b"cross-origin-opener-policy", b"same-origin"), (b"cross-origin-resource-policy", b"same-origin")]
+    HEADERS: ClassVar[list[tuple[bytes, bytes]]] = [
+        (b"content-security-policy", CSP.encode()),
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"cross-origin-opener-policy", b"same-origin"),
+        (b"cross-origin-resource-policy", b"same-origin"),
+    ]
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

@@ -38,8 +38,7 @@ class HttpContext:
     """What the endpoints use. The config, synthesizer and chimes are read from ``live`` at each
     request, so a SIGHUP reload reaches the HTTP side too (``http:`` itself needs a restart)."""
 
-    def __init__(self, live: LiveRuntime, intake: Intake, spool: Spool, scheduler: Scheduler,
-                 events: EventBus) -> None:
+    def __init__(self, live: LiveRuntime, intake: Intake, spool: Spool, scheduler: Scheduler, events: EventBus) -> None:
         self.live = live
         cfg = live.config
         h = cfg.http
@@ -77,10 +76,19 @@ class HttpServer:
         import uvicorn
 
         self.host = host
-        config = uvicorn.Config(asgi_app, host=host, port=port, log_config=None, access_log=False,
-                                proxy_headers=False,  # X-Forwarded-For must not fool the allow-list
-                                server_header=False, lifespan="off", limit_concurrency=64,
-                                timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024)
+        config = uvicorn.Config(
+            asgi_app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,  # X-Forwarded-For must not fool the allow-list
+            server_header=False,
+            lifespan="off",
+            limit_concurrency=64,
+            timeout_keep_alive=5,
+            h11_max_incomplete_event_size=16 * 1024,
+        )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="http", daemon=True)
         self._error: BaseException | None = None
@@ -129,19 +137,21 @@ class HttpService:
 
         self.ctx = ctx
         self.app = create_app(ctx)
-        self.server = HttpServer(wrap(self.app, ctx), ctx.cfg.http.bind,
-                                 ctx.cfg.http.port if port is None else port)
+        self.server = HttpServer(wrap(self.app, ctx), ctx.cfg.http.bind, ctx.cfg.http.port if port is None else port)
         self._stopping = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep, name="http-audio-sweep", daemon=True)
-
 
     def start(self) -> None:
         self.ctx.audio.sweep()
         self.server.start()
         self._sweeper.start()
         auth = "bearer auth" if self.ctx.policy.auth_required else "no auth (loopback only)"
-        _LOGGER.info("http: listening on %s (%s%s)", self.server.url, auth,
-                     f", allow {', '.join(self.ctx.cfg.http.allow_ips)}" if self.ctx.cfg.http.allow_ips else "")
+        _LOGGER.info(
+            "http: listening on %s (%s%s)",
+            self.server.url,
+            auth,
+            f", allow {', '.join(self.ctx.cfg.http.allow_ips)}" if self.ctx.cfg.http.allow_ips else "",
+        )
 
     def _sweep(self) -> None:
         while not self._stopping.wait(SWEEP_SECONDS):

@@ -74,8 +74,14 @@ Result = Accepted | Rejected
 
 
 class Intake:
-    def __init__(self, config: Callable[[], Config], spool: Spool, scheduler: Scheduling, events: EventBus,
-                 field_defaults: Callable[[], dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        config: Callable[[], Config],
+        spool: Spool,
+        scheduler: Scheduling,
+        events: EventBus,
+        field_defaults: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self._config = config  # the live config: read per announcement, so a reload applies at once
         # runtime defaults for fields a payload leaves out (e.g. the default emotion set from Home Assistant)
         self._field_defaults = field_defaults
@@ -97,8 +103,9 @@ class Intake:
         """Stop taking announcements: front doors then refuse (MQTT: not acked, the broker keeps them)."""
         self._closed.set()
 
-    def accept(self, fields: dict[str, Any], origin: Origin | None = None,
-               target: str | None = None) -> Accepted | Rejected:
+    def accept(
+        self, fields: dict[str, Any], origin: Origin | None = None, target: str | None = None
+    ) -> Accepted | Rejected:
         """Validate, commit and schedule ``fields``; ``target`` (a topic's) replaces the payload's targets."""
         origin = origin or Origin()
         cfg = self.cfg
@@ -108,14 +115,24 @@ class Intake:
             if target is not None:
                 check_target(cfg, target, where=" in the topic")
                 forced = (target,)
-            ann = build(fields, cfg, now=origin.received, source=origin.source, forced_targets=forced,
-                        message_expiry=origin.message_expiry, response_topic=origin.response_topic,
-                        correlation_data=origin.correlation_data)
+            ann = build(
+                fields,
+                cfg,
+                now=origin.received,
+                source=origin.source,
+                forced_targets=forced,
+                message_expiry=origin.message_expiry,
+                response_topic=origin.response_topic,
+                correlation_data=origin.correlation_data,
+            )
             self.limiter.per_minute = cfg.limits.per_minute
             if ann.priority != "emergency" and not self.limiter.allow():
-                raise InputError("limits.per_minute", f"more than {cfg.limits.per_minute} announcements "
-                                                      "in a minute; try again shortly (emergency is never limited)",
-                                 "rate_limited")
+                raise InputError(
+                    "limits.per_minute",
+                    f"more than {cfg.limits.per_minute} announcements "
+                    "in a minute; try again shortly (emergency is never limited)",
+                    "rate_limited",
+                )
         except InputError as exc:
             return self.reject(exc, fields, origin)
         if not self.spool.add(ann):  # raises if the spool cannot commit: no ack, the broker redelivers
@@ -124,8 +141,7 @@ class Intake:
                 # connection): the spooled copy plays, and this is not the user's duplicate
                 _LOGGER.info("%s: redelivered by the broker, already spooled; acknowledged", ann.id)
                 return Accepted(ann, new=False)
-            exc = InputError("id", f"{ann.id!r} was already received in the last 24 h; not played again",
-                             "duplicate")
+            exc = InputError("id", f"{ann.id!r} was already received in the last 24 h; not played again", "duplicate")
             return self.reject(exc, fields, origin)
         self.scheduler.submit(ann)
         return Accepted(ann)
@@ -139,8 +155,13 @@ class Intake:
         assert isinstance(event, RejectedEvent)
         return Rejected(event, exc)
 
-    def stop(self, fields: dict[str, Any], target: str | None = None, origin: Origin | None = None,
-             target_field: str = "targets") -> int | Rejected:
+    def stop(
+        self,
+        fields: dict[str, Any],
+        target: str | None = None,
+        origin: Origin | None = None,
+        target_field: str = "targets",
+    ) -> int | Rejected:
         """A stop (``{}`` or ``{"priority_below", "id"}``) on ``target`` (None: every speaker): how many
         jobs were stopped, or the rejection (an invalid stop stops nothing)."""
         try:
@@ -160,4 +181,3 @@ class Intake:
             if out.get(key) is None:
                 out[key] = value
         return out
-

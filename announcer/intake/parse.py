@@ -99,8 +99,7 @@ def _text(value: str, cfg: Config) -> str:
     if not text:
         raise InputError("text", "must not be empty (after removing markup and control characters)")
     if len(text) > cfg.limits.max_text_chars:
-        raise InputError("text", f"{len(text)} characters is over the limit of {cfg.limits.max_text_chars}",
-                         "oversize")
+        raise InputError("text", f"{len(text)} characters is over the limit of {cfg.limits.max_text_chars}", "oversize")
     return text
 
 
@@ -133,12 +132,12 @@ def _unicode(name: str, value: Any) -> None:
         try:
             json.dumps(value, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
-            raise InputError(name, "contains an unpaired UTF-16 surrogate (a \\ud800-\\udfff escape); "
-                                   "send valid Unicode") from None
+            raise InputError(
+                name, "contains an unpaired UTF-16 surrogate (a \\ud800-\\udfff escape); send valid Unicode"
+            ) from None
 
 
-def checked_fields(raw: dict[str, Any], cfg: Config,
-                   forced_targets: tuple[str, ...] | None = None) -> dict[str, Any]:
+def checked_fields(raw: dict[str, Any], cfg: Config, forced_targets: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Every announcement field of ``raw`` validated and resolved against ``cfg`` (defaults filled
     in), in the schema's order; the first problem raises its InputError."""
     errors = _schema_errors(raw)
@@ -165,10 +164,18 @@ def checked_fields(raw: dict[str, Any], cfg: Config,
     return out
 
 
-def build(raw: dict[str, Any], cfg: Config, *, now: float | None = None, source: str = "mqtt",
-          forced_targets: tuple[str, ...] | None = None, message_expiry: float | None = None,
-          response_topic: str | None = None, correlation_data: bytes | None = None,
-          ignore_unknown: bool = False) -> Announcement:
+def build(
+    raw: dict[str, Any],
+    cfg: Config,
+    *,
+    now: float | None = None,
+    source: str = "mqtt",
+    forced_targets: tuple[str, ...] | None = None,
+    message_expiry: float | None = None,
+    response_topic: str | None = None,
+    correlation_data: bytes | None = None,
+    ignore_unknown: bool = False,
+) -> Announcement:
     """Validate raw fields against the config and build an Announcement."""
     now = time.time() if now is None else now
     warnings: list[str] = []

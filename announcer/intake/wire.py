@@ -20,8 +20,11 @@ def decode_payload(payload: bytes | str, cfg: Config) -> dict[str, Any]:
     """Bytes from the wire to a dict of raw fields (plain text becomes ``{"text": ...}``)."""
     text = payload_text(payload, cfg)
     if text.lstrip().startswith("{"):
-        return json_object(text, "a payload starting with '{' must be a JSON object",
-                           "a JSON payload must be an object with at least \"text\"")
+        return json_object(
+            text,
+            "a payload starting with '{' must be a JSON object",
+            'a JSON payload must be an object with at least "text"',
+        )
     return {"text": text}
 
 
@@ -29,8 +32,9 @@ def payload_text(payload: bytes | str, cfg: Config) -> str:
     """A wire payload as text: at most ``limits.max_payload_bytes``, valid UTF-8."""
     if isinstance(payload, bytes):
         if len(payload) > cfg.limits.max_payload_bytes:
-            raise InputError("payload", f"{len(payload)} bytes is over the limit of "
-                                        f"{cfg.limits.max_payload_bytes} bytes", "oversize")
+            raise InputError(
+                "payload", f"{len(payload)} bytes is over the limit of {cfg.limits.max_payload_bytes} bytes", "oversize"
+            )
         try:
             return payload.decode("utf-8")
         except UnicodeDecodeError:
@@ -46,8 +50,9 @@ def json_object(text: str, hint: str, not_object: str) -> dict[str, Any]:
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError("payload", f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-                                    f"{hint}") from None
+        raise InputError(
+            "payload", f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); {hint}"
+        ) from None
     except RecursionError:
         raise InputError("payload", "JSON nested too deeply") from None
     except ValueError:  # an integer of more than 4300 digits (sys.get_int_max_str_digits)
@@ -60,8 +65,9 @@ def json_object(text: str, hint: str, not_object: str) -> dict[str, Any]:
             json.dumps([key, value], ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
             name = key if _encodable(key) else "payload"
-            raise InputError(name, "contains an unpaired UTF-16 surrogate (a \\ud800-\\udfff escape); "
-                                   "send valid Unicode") from None
+            raise InputError(
+                name, "contains an unpaired UTF-16 surrogate (a \\ud800-\\udfff escape); send valid Unicode"
+            ) from None
         except RecursionError:
             raise InputError("payload", "JSON nested too deeply") from None
     return obj
@@ -76,8 +82,10 @@ def _encodable(text: str) -> bool:
 
 
 STOP_FIELDS = ("priority_below", "id")
-_STOP_SHAPE = ('a stop is an empty payload or a JSON object {"priority_below": "<priority>"} '
-               f"(allowed fields: {', '.join(STOP_FIELDS)}; priorities: {', '.join(PRIORITIES)})")
+_STOP_SHAPE = (
+    'a stop is an empty payload or a JSON object {"priority_below": "<priority>"} '
+    f"(allowed fields: {', '.join(STOP_FIELDS)}; priorities: {', '.join(PRIORITIES)})"
+)
 
 
 def decode_stop(payload: bytes | str, cfg: Config) -> dict[str, Any]:

@@ -93,8 +93,11 @@ class HermesBridge(Integration):
     # ---- hermes/tts/say ------------------------------------------------------------------
     def _say(self, msg: IncomingMessage) -> None:
         try:
-            obj = json_object(payload_text(msg.payload, self.cfg), f"{SAY} needs a JSON object",
-                              f"{SAY} needs a JSON object with \"text\"")
+            obj = json_object(
+                payload_text(msg.payload, self.cfg),
+                f"{SAY} needs a JSON object",
+                f'{SAY} needs a JSON object with "text"',
+            )
         except InputError as exc:  # no id, siteId or sessionId to answer with: no sayFinished
             self.intake.reject(exc, None, origin_of(msg, "hermes"))
             return
@@ -106,8 +109,9 @@ class HermesBridge(Integration):
         if not isinstance(site, str):
             bad_site = InputError("siteId", f"must be a string, got {shown(site)}")
         elif sites and site not in sites:
-            bad_site = InputError("siteId", f"unknown siteId {site[:60]!r} (allowed: {', '.join(sites)}; "
-                                            "map it in hermes.sites)")
+            bad_site = InputError(
+                "siteId", f"unknown siteId {site[:60]!r} (allowed: {', '.join(sites)}; map it in hermes.sites)"
+            )
         if bad_site is not None:
             self.intake.reject(bad_site, {"id": ann_id}, origin_of(msg, "hermes"))
             self._finished(reply)

@@ -37,8 +37,13 @@ MessageHandler = Callable[[IncomingMessage], "bool | None"]
 ConnectionListener = Callable[[bool], None]
 
 
-def publish_properties(*, message_expiry: float | None = None, response_topic: str | None = None,
-                       correlation_data: bytes | None = None, content_type: str | None = None) -> Properties:
+def publish_properties(
+    *,
+    message_expiry: float | None = None,
+    response_topic: str | None = None,
+    correlation_data: bytes | None = None,
+    content_type: str | None = None,
+) -> Properties:
     """MQTT 5 PUBLISH properties from plain values (None fields are left out)."""
     props = Properties(PacketTypes.PUBLISH)
     if message_expiry is not None:
@@ -89,8 +94,12 @@ def paho_log(client: mqtt.Client, userdata: Any, level: int, buf: str) -> None:
     connected, that error is kept as the reason of MqttLink's one "lost connection" warning. Its
     other errors (none expected: our callbacks never raise) stay visible as warnings.
     """
-    if level == mqtt.MQTT_LOG_ERR and buf.startswith(_SOCKET_ERRORS) and client.is_connected() \
-            and isinstance(client, Client):
+    if (
+        level == mqtt.MQTT_LOG_ERR
+        and buf.startswith(_SOCKET_ERRORS)
+        and client.is_connected()
+        and isinstance(client, Client)
+    ):
         client.last_socket_error = buf.partition(": ")[2]
         _PAHO_LOGGER.debug("%s", buf)
     elif level == mqtt.MQTT_LOG_ERR and "not connected" not in buf:
@@ -143,5 +152,3 @@ def no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except (OSError, AttributeError):  # a unix socket or a websocket wrapper: nothing to tune
         pass
-
-

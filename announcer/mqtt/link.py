@@ -70,15 +70,24 @@ class MqttLink:
     ``availability=False`` (no last will, no online/offline).
     """
 
-    def __init__(self, cfg: MqttConfig, on_message: MessageHandler, subscriptions: Sequence[str], *,
-                 on_connect_change: ConnectionListener | None = None,
-                 availability_topic: str | None = None, client_id: str | None = None,
-                 persistent: bool = True, availability: bool = True) -> None:
+    def __init__(
+        self,
+        cfg: MqttConfig,
+        on_message: MessageHandler,
+        subscriptions: Sequence[str],
+        *,
+        on_connect_change: ConnectionListener | None = None,
+        availability_topic: str | None = None,
+        client_id: str | None = None,
+        persistent: bool = True,
+        availability: bool = True,
+    ) -> None:
         self.cfg = cfg
         self.client_id = client_id or cfg.client_id
         self.persistent = persistent
-        self.availability_topic: str | None = (availability_topic or Topics.under(cfg.topic_prefix).availability) \
-            if availability else None
+        self.availability_topic: str | None = (
+            (availability_topic or Topics.under(cfg.topic_prefix).availability) if availability else None
+        )
         self.subscriptions = tuple(subscriptions)
         self._handler = on_message
         self._on_connect_change = on_connect_change
@@ -100,11 +109,17 @@ class MqttLink:
     def _make_client(self) -> Client:
         cfg = self.cfg
         if self._v5:
-            client = Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                             protocol=mqtt.MQTTv5, manual_ack=True)
+            client = Client(
+                CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5, manual_ack=True
+            )
         else:
-            client = Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                             protocol=mqtt.MQTTv311, clean_session=not self.persistent, manual_ack=True)
+            client = Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=self.client_id,
+                protocol=mqtt.MQTTv311,
+                clean_session=not self.persistent,
+                manual_ack=True,
+            )
         client.on_log = paho_log
         if cfg.username is not None:
             # password_file is read here, at start (validated when the config was loaded); never logged
@@ -214,20 +229,23 @@ class MqttLink:
         return self._subscribed.wait(timeout)
 
     # ---- publishing -------------------------------------------------------------------------
-    def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False,
-                properties: Properties | None = None) -> mqtt.MQTTMessageInfo:
+    def publish(
+        self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False, properties: Properties | None = None
+    ) -> mqtt.MQTTMessageInfo:
         """Thread-safe. While disconnected, QoS > 0 messages are queued and sent after reconnecting."""
         if properties is not None and not self._v5:
             properties = None  # MQTT 3.1.1 has no properties; the payload still goes out
         return self._client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
 
-    def publish_json(self, topic: str, obj: Any, qos: int = 1, retain: bool = False,
-                     properties: Properties | None = None) -> mqtt.MQTTMessageInfo:
+    def publish_json(
+        self, topic: str, obj: Any, qos: int = 1, retain: bool = False, properties: Properties | None = None
+    ) -> mqtt.MQTTMessageInfo:
         return self.publish(topic, json_bytes(obj), qos=qos, retain=retain, properties=properties)
 
     # ---- paho callbacks (network thread; nothing may raise out of them) ----------------------
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode,
-                    properties: Properties | None) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Properties | None
+    ) -> None:
         if reason.is_failure:
             self._last_error = f"broker refused the connection: {reason}"
             _LOGGER.error("%s %s", self.broker, self._last_error)
@@ -235,8 +253,9 @@ class MqttLink:
             return
         session = bool(getattr(flags, "session_present", False))
         after = f" after {self._failures} failed attempt(s)" if self._failures else ""
-        _LOGGER.info("connected to %s as %s%s (session %s)", self.broker, self.client_id, after,
-                     "resumed" if session else "new")
+        _LOGGER.info(
+            "connected to %s as %s%s (session %s)", self.broker, self.client_id, after, "resumed" if session else "new"
+        )
         self._failures = 0
         self._last_error = None
         self._client.last_socket_error = None
@@ -269,8 +288,9 @@ class MqttLink:
         level = logging.WARNING if self._failures == 1 or self._failures % 10 == 0 else logging.DEBUG
         _LOGGER.log(level, "cannot connect to %s: %s (attempt %d, retrying)", self.broker, why, self._failures)
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode,
-                       properties: Properties | None) -> None:
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Properties | None
+    ) -> None:
         was = self._connected.is_set()
         self._connected.clear()
         if self._closing:
@@ -280,16 +300,21 @@ class MqttLink:
         lasted = time.monotonic() - self._connected_at
         self._quick_drops = self._quick_drops + 1 if lasted < QUICK_DROP_S else 0
         if reason.value == 142 or self._quick_drops == 3:  # 142: Session taken over (mosquitto just closes)
-            _LOGGER.error("%s keeps dropping the connection right after connecting: is another client using "
-                          "client id %r? Every daemon needs its own mqtt.client_id", self.broker, self.client_id)
+            _LOGGER.error(
+                "%s keeps dropping the connection right after connecting: is another client using "
+                "client id %r? Every daemon needs its own mqtt.client_id",
+                self.broker,
+                self.client_id,
+            )
         if reason.value != 142:
             # 128: the socket closed or failed (paho's socket error, if it gave one, kept by _paho_log)
             why = (self._client.last_socket_error or "connection closed") if reason.value == 128 else str(reason)
             _LOGGER.warning("lost connection to %s: %s (reconnecting)", self.broker, why)
         self._notify(False)
 
-    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: list[ReasonCode],
-                      properties: Properties | None) -> None:
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reasons: list[ReasonCode], properties: Properties | None
+    ) -> None:
         with self._lock:
             ours = mid == self._sub_mid
         if not ours:
@@ -312,8 +337,12 @@ class MqttLink:
             incoming = incoming_from_paho(msg)
             result = self._handler(incoming)
         except Exception:
-            _LOGGER.exception("handling message %d on %s failed; not acknowledged (the broker redelivers it "
-                              "after the next reconnect)", msg.mid, msg.topic)
+            _LOGGER.exception(
+                "handling message %d on %s failed; not acknowledged (the broker redelivers it "
+                "after the next reconnect)",
+                msg.mid,
+                msg.topic,
+            )
             return
         if result is False:
             _LOGGER.warning("message %d on %s not accepted; not acknowledged", msg.mid, msg.topic)

@@ -39,9 +39,14 @@ class TopicHandler(Protocol):
 
 
 def origin_of(msg: IncomingMessage, source: str = "mqtt") -> Origin:
-    return Origin(source=source, received=msg.received, message_expiry=msg.message_expiry,
-                  response_topic=msg.response_topic, correlation_data=msg.correlation_data,
-                  redelivered=msg.duplicate)
+    return Origin(
+        source=source,
+        received=msg.received,
+        message_expiry=msg.message_expiry,
+        response_topic=msg.response_topic,
+        correlation_data=msg.correlation_data,
+        redelivered=msg.duplicate,
+    )
 
 
 class MqttRouter:
@@ -67,8 +72,12 @@ class MqttRouter:
         if msg.retain:
             # the broker sends a retained message again on every subscribe, i.e. every reconnect:
             # played (or obeyed) each time, it would repeat forever or cancel the resumed queue
-            _LOGGER.warning("ignoring the retained message on %s: publish announcements and stops without "
-                            "retain (clear it with: mosquitto_pub -r -n -t '%s')", msg.topic, msg.topic)
+            _LOGGER.warning(
+                "ignoring the retained message on %s: publish announcements and stops without "
+                "retain (clear it with: mosquitto_pub -r -n -t '%s')",
+                msg.topic,
+                msg.topic,
+            )
             return True
         origin = origin_of(msg)
         decode = decode_payload if route.kind == SAY else decode_stop

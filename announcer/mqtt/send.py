@@ -50,8 +50,9 @@ CONNECT_TIMEOUT = 10.0
 class _Waiter:
     """Collects the events of one announcement and decides when it is over."""
 
-    def __init__(self, cfg: Config, ann_id: str, targets: list[str] | None, reply_topic: str | None,
-                 correlation: bytes) -> None:
+    def __init__(
+        self, cfg: Config, ann_id: str, targets: list[str] | None, reply_topic: str | None, correlation: bytes
+    ) -> None:
         self.cfg = cfg
         self.ann_id = ann_id
         self.requested = targets
@@ -109,8 +110,16 @@ class _Waiter:
         self.result = (1 if bad else 0, deciding)
 
 
-def send(cfg: Config, payload: dict[str, Any], target: list[str] | None, wait: bool, timeout: float,
-         *, connect_timeout: float | None = None, err: TextIO | None = None) -> tuple[int, dict[str, Any] | None]:
+def send(
+    cfg: Config,
+    payload: dict[str, Any],
+    target: list[str] | None,
+    wait: bool,
+    timeout: float,
+    *,
+    connect_timeout: float | None = None,
+    err: TextIO | None = None,
+) -> tuple[int, dict[str, Any] | None]:
     """Publish ``payload`` as an announcement; see the module doc for waiting and exit codes.
 
     ``payload`` holds announcement fields (``text`` and any of ``emotion``, ``priority`` ...);
@@ -134,12 +143,16 @@ def send(cfg: Config, payload: dict[str, Any], target: list[str] | None, wait: b
     correlation = secrets.token_bytes(16)
     requested = body.get("targets")
     requested = [requested] if isinstance(requested, str) else requested
-    waiter = _Waiter(cfg, ann_id, list(target) if target else (requested if isinstance(requested, list) else None),
-                     reply_topic, correlation)
+    waiter = _Waiter(
+        cfg,
+        ann_id,
+        list(target) if target else (requested if isinstance(requested, list) else None),
+        reply_topic,
+        correlation,
+    )
     subs = [topics.events] + ([reply_topic] if reply_topic else []) if wait else []
 
-    link = MqttLink(cfg.mqtt, waiter, subs, client_id=f"announcer-send-{token}", persistent=False,
-                    availability=False)
+    link = MqttLink(cfg.mqtt, waiter, subs, client_id=f"announcer-send-{token}", persistent=False, availability=False)
     deadline = time.monotonic() + timeout
     link.start()
     try:
@@ -151,8 +164,13 @@ def send(cfg: Config, payload: dict[str, Any], target: list[str] | None, wait: b
         if wait and not link.wait_subscribed(max(0.1, deadline - time.monotonic())):
             print(f"announcer send: {link.broker} did not confirm the subscription to {topics.events}", file=err)
             return 2, None
-        props = publish_properties(response_topic=reply_topic, correlation_data=correlation,
-                                   content_type="application/json") if v5 else None
+        props = (
+            publish_properties(
+                response_topic=reply_topic, correlation_data=correlation, content_type="application/json"
+            )
+            if v5
+            else None
+        )
         info = link.publish(topic, json_bytes(body), qos=1, properties=props)
         try:
             info.wait_for_publish(max(0.1, deadline - time.monotonic()))

@@ -116,7 +116,7 @@ class Topics:
             if topic == base:
                 return Route(kind, None)
             if topic.startswith(base + "/"):
-                return Route(kind, topic[len(base) + 1:] or None)
+                return Route(kind, topic[len(base) + 1 :] or None)
         return None
 
 

@@ -70,8 +70,7 @@ class ClauseCache:
 
     # --- keys -------------------------------------------------------------------------
     @staticmethod
-    def key(engine_fingerprint: str, voice: str, emotion: str, intensity: float, speed: float,
-            clause: str) -> str:
+    def key(engine_fingerprint: str, voice: str, emotion: str, intensity: float, speed: float, clause: str) -> str:
         """sha256 hex of a canonical encoding; floats count to 3 decimals."""
         fields = [KEY_VERSION, engine_fingerprint, voice, emotion, _num(intensity), _num(speed), clause]
         blob = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -111,8 +110,13 @@ class ClauseCache:
         path = self.path(key)
         data = np.ascontiguousarray(np.asarray(samples, dtype=np.float32).reshape(-1))
         try:
-            size = atomic_write(path, lambda fh: np.save(fh, data, allow_pickle=False), durable=False,
-                                prefix="." + key[:16], suffix=TMP_SUFFIX)
+            size = atomic_write(
+                path,
+                lambda fh: np.save(fh, data, allow_pickle=False),
+                durable=False,
+                prefix="." + key[:16],
+                suffix=TMP_SUFFIX,
+            )
         except OSError as exc:
             self._warn("write", "clause cache: cannot write to %s (%s); not caching", self.directory, exc)
             return
@@ -120,8 +124,7 @@ class ClauseCache:
             if self._estimate is not None:
                 self._estimate += size
             self._puts_since_scan += 1
-            due = (self._estimate is None or self._estimate > self.max_bytes
-                   or self._puts_since_scan >= self.scan_every)
+            due = self._estimate is None or self._estimate > self.max_bytes or self._puts_since_scan >= self.scan_every
         if due:
             self.trim()
 
@@ -161,8 +164,7 @@ class ClauseCache:
         total = sum(size for _, size, _ in entries)
         with self._lock:
             self._estimate = total
-        return {"entries": len(entries), "bytes": total, "max_bytes": self.max_bytes,
-                "directory": str(self.directory)}
+        return {"entries": len(entries), "bytes": total, "max_bytes": self.max_bytes, "directory": str(self.directory)}
 
     def _scan(self) -> list[tuple[float, int, Path]]:
         """(mtime, size, path) of every entry; removes stale temp files. Tolerates concurrent changes."""
@@ -215,8 +217,7 @@ def _unlink(path: Path) -> bool:
 
 def _subdirs(directory: Path) -> list[Path]:
     try:
-        return [Path(e.path) for e in os.scandir(directory)
-                if len(e.name) == 2 and e.is_dir(follow_symlinks=False)]
+        return [Path(e.path) for e in os.scandir(directory) if len(e.name) == 2 and e.is_dir(follow_symlinks=False)]
     except FileNotFoundError:
         return []
 

@@ -18,8 +18,13 @@ from .speaker_chain import SpeakerChain, emotion_level_db
 from .synthesizer import Synthesizer, SynthStats
 
 
-def render_announcement(cfg: Config, synth: Synthesizer, ann: Announcement, chimes: ChimeLibrary | None = None,
-                        stats: SynthStats | None = None) -> Audio:
+def render_announcement(
+    cfg: Config,
+    synth: Synthesizer,
+    ann: Announcement,
+    chimes: ChimeLibrary | None = None,
+    stats: SynthStats | None = None,
+) -> Audio:
     """The audio a ``file`` speaker (lead-in 0) would write for ``ann``: chime, speech, repeats, end chime.
 
     Shared by ``say --out`` and the HTTP ``/tts`` endpoint. Blocking (synthesis): call it

@@ -67,6 +67,7 @@ IDLE_GRACE_SECONDS = 5.0  # idle loops beat every second; this much slack before
 SINK_MARGIN_SECONDS = 5.0  # a sink call may take its audio's duration plus this
 EXPECTED_ERRORS = (SinkError, EngineUnavailable, InputError, OSError)
 
+
 @dataclass
 class Outcome:
     state: str  # finished | failed | aborted
@@ -83,8 +84,15 @@ def error_message(exc: BaseException) -> str:
 class _Writer:
     """Hands samples to a stream in slices, checking for an abort before each one."""
 
-    def __init__(self, stream: Stream, rate: int, job: Job, clock: Callable[[], float],
-                 on_first: Callable[[float], None], expect: Callable[[str, float], None] | None = None) -> None:
+    def __init__(
+        self,
+        stream: Stream,
+        rate: int,
+        job: Job,
+        clock: Callable[[], float],
+        on_first: Callable[[float], None],
+        expect: Callable[[str, float], None] | None = None,
+    ) -> None:
         self.stream = stream
         self.expect = expect or (lambda _what, _seconds: None)
         self.clock = clock
@@ -98,9 +106,9 @@ class _Writer:
     def write(self, samples: np.ndarray) -> None:
         for start in range(0, len(samples), self._slice):
             if self.job.abort_reason is not None:
-                self.tail = samples[start:start + int(FADE_OUT_SECONDS * self.rate)]
+                self.tail = samples[start : start + int(FADE_OUT_SECONDS * self.rate)]
                 raise Aborted(self.job.abort_reason)
-            part = samples[start:start + self._slice]
+            part = samples[start : start + self._slice]
             if self.samples == 0:  # `started` = the first sample handed over, not accepted: a device
                 self.on_first(self.clock())  # write blocks until the buffer has room
             self.expect("write", len(part) / float(self.rate))
@@ -113,10 +121,18 @@ class _Writer:
 
 
 class Player:
-    def __init__(self, name: str, sink: Sink, chain: SpeakerChain, renders: RenderPool, events: EventBus,
-                 clock: Callable[[], float], next_job: Callable[[str], Job | None],
-                 job_done: Callable[[str, Job, Outcome], None],
-                 master_volume: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        sink: Sink,
+        chain: SpeakerChain,
+        renders: RenderPool,
+        events: EventBus,
+        clock: Callable[[], float],
+        next_job: Callable[[str], Job | None],
+        job_done: Callable[[str, Job, Outcome], None],
+        master_volume: Callable[[], float] | None = None,
+    ) -> None:
         self.name = name
         # the runtime master volume (Home Assistant's number entity), read once per announcement
         self.master_volume: Callable[[], float] = master_volume or (lambda: 1.0)
@@ -142,8 +158,11 @@ class Player:
     def beat(self) -> None:
         """Progress: called by idle and waiting loops (at least every second) and after sink calls."""
         self.expect("idle", 0.0, grace=IDLE_GRACE_SECONDS)
-        if self._kept is not None and time.monotonic() - self._kept_at > KEEP_SECONDS \
-                and threading.current_thread() is self.thread:
+        if (
+            self._kept is not None
+            and time.monotonic() - self._kept_at > KEEP_SECONDS
+            and threading.current_thread() is self.thread
+        ):
             self._release_kept()  # nothing came to resume it: do not hold the device open
 
     def expect(self, what: str, seconds: float, grace: float = SINK_MARGIN_SECONDS) -> None:
@@ -236,14 +255,22 @@ class Player:
             self.expect("open", 0.0)
             rate = self._guard.call("open", self.sink.preferred_rate, src_rate, check=job.check)
             stream = self._resume_kept(ann.id, rate) or GuardedStream(
-                self._guard.call("open", self.sink.open, ann.id, rate, check=job.check), self._guard, rate)
+                self._guard.call("open", self.sink.open, ann.id, rate, check=job.check), self._guard, rate
+            )
             stream.check = job.check
 
             def started(handed_at: float) -> None:
                 latency = max(0.0, (handed_at - ann.received) * 1000.0)
-                self.events.emit(Started(id=ann.id, speaker=self.name, latency_ms=round(latency),
-                                         replay=True if job.replay else None,
-                                         **render.stats.event_fields()), ann)  # engine/fallback when a fallback spoke
+                self.events.emit(
+                    Started(
+                        id=ann.id,
+                        speaker=self.name,
+                        latency_ms=round(latency),
+                        replay=True if job.replay else None,
+                        **render.stats.event_fields(),
+                    ),
+                    ann,
+                )  # engine/fallback when a fallback spoke
 
             writer = _Writer(stream, rate, job, self.clock, started, self.expect)
             write = writer.write
@@ -296,8 +323,9 @@ class Player:
             if writer is not None and len(writer.tail):
                 self.expect("write", len(writer.tail) / float(writer.rate))
                 # the tail is what would have played next: ramp it to silence instead of a click
-                stream.write(fade(np.asarray(writer.tail, np.float32), writer.rate, fade_out=True,
-                                  seconds=FADE_OUT_SECONDS))
+                stream.write(
+                    fade(np.asarray(writer.tail, np.float32), writer.rate, fade_out=True, seconds=FADE_OUT_SECONDS)
+                )
         except Exception:
             _LOGGER.debug("speaker %s: fade-out write failed", self.name, exc_info=True)
 

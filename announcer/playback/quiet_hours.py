@@ -199,8 +199,9 @@ class QuietGate:
         for i, (_, job) in enumerate(queue):
             if now > job.ann.expires:
                 return i  # taken to be reported as expired
-            rule = seen.get(job.ann.priority) or seen.setdefault(job.ann.priority,
-                                                                  quiet.at(now, speaker, job.ann.priority))
+            rule = seen.get(job.ann.priority) or seen.setdefault(
+                job.ann.priority, quiet.at(now, speaker, job.ann.priority)
+            )
             if rule.allowed:
                 job.volume_cap = rule.cap
                 return i

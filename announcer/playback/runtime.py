@@ -28,8 +28,13 @@ class Runtime:
     chimes: ChimeLibrary
 
     @classmethod
-    def build(cls, cfg: Config, sink_context: SinkContext | None = None,
-              speakers: tuple[str, ...] | None = None, engine: str | None = None) -> Runtime:
+    def build(
+        cls,
+        cfg: Config,
+        sink_context: SinkContext | None = None,
+        speakers: tuple[str, ...] | None = None,
+        engine: str | None = None,
+    ) -> Runtime:
         """A fresh runtime for ``cfg`` (engines created, not loaded); ``speakers``/``engine``: only those."""
         names = speakers if speakers is not None else tuple(cfg.speakers)
         sinks = {name: create_sink(name, cfg.speakers[name], sink_context) for name in names}

@@ -83,9 +83,17 @@ StatusCallback = Callable[[dict[str, Any]], None]
 
 
 class Scheduler:
-    def __init__(self, runtime: Runtime, spool: Spool, events: EventBus, clock: Callable[[], float] = time.time,
-                 synth_workers: int = 2, on_status_change: StatusCallback | None = None, max_renders: int = 16,
-                 master_volume: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        spool: Spool,
+        events: EventBus,
+        clock: Callable[[], float] = time.time,
+        synth_workers: int = 2,
+        on_status_change: StatusCallback | None = None,
+        max_renders: int = 16,
+        master_volume: Callable[[], float] | None = None,
+    ) -> None:
         self.runtime = runtime
         self.spool = spool
         self.events = events
@@ -112,8 +120,9 @@ class Scheduler:
         return self.runtime.config
 
     def _make_player(self, name: str, sink: Sink) -> Player:
-        player = Player(name, sink, self._chain(name), self.renders, self.events, self.clock,
-                        self._next_job, self._job_done)
+        player = Player(
+            name, sink, self._chain(name), self.renders, self.events, self.clock, self._next_job, self._job_done
+        )
         if self._master_volume is not None:  # multiplies every speaker's gain (runtime setting)
             player.master_volume = self._master_volume
         return player
@@ -133,8 +142,18 @@ class Scheduler:
                 for s in speakers:
                     self._terminal(ann, s, "expired")
                 continue
-            self.events.emit(Queued(id=ann.id, targets=ann.targets, priority=ann.priority, warnings=ann.warnings,
-                                    speakers=speakers, resumed=True, held=self._quiet.held(ann, speakers)), ann)
+            self.events.emit(
+                Queued(
+                    id=ann.id,
+                    targets=ann.targets,
+                    priority=ann.priority,
+                    warnings=ann.warnings,
+                    speakers=speakers,
+                    resumed=True,
+                    held=self._quiet.held(ann, speakers),
+                ),
+                ann,
+            )
             self._enqueue(ann, speakers)
         for p in self.players.values():
             p.thread.start()
@@ -149,15 +168,19 @@ class Scheduler:
         """
         with self._cv:
             self._stopping = True
-            draining = {s: job for s, job in self._current.items()
-                        if drain > 0 and job.ann.priority in DRAIN_PRIORITIES}
+            draining = {
+                s: job for s, job in self._current.items() if drain > 0 and job.ann.priority in DRAIN_PRIORITIES
+            }
             for s, job in self._current.items():
                 if s not in draining:
                     job.abort("shutdown")
             self._cv.notify_all()
         if draining:
-            _LOGGER.info("draining: letting %s finish (at most %.0f s)",
-                         ", ".join(f"{job.ann.id} ({job.ann.priority}) on {s}" for s, job in draining.items()), drain)
+            _LOGGER.info(
+                "draining: letting %s finish (at most %.0f s)",
+                ", ".join(f"{job.ann.id} ({job.ann.priority}) on {s}" for s, job in draining.items()),
+                drain,
+            )
             drain_end = time.monotonic() + drain
             for s in draining:
                 player = self.players.get(s) or next((p for p in self._retired if p.name == s), None)
@@ -168,8 +191,12 @@ class Scheduler:
                 for _s, job in late:
                     job.abort("shutdown")
             for s, job in late:
-                _LOGGER.warning("draining: %s on %s did not finish within %.0f s; stopped (it stays in the spool)",
-                                job.ann.id, s, drain)
+                _LOGGER.warning(
+                    "draining: %s on %s did not finish within %.0f s; stopped (it stays in the spool)",
+                    job.ann.id,
+                    s,
+                    drain,
+                )
         deadline = time.monotonic() + timeout
         for p in [*self.players.values(), *self._retired]:
             if p.thread.is_alive():
@@ -190,8 +217,17 @@ class Scheduler:
             if ann.id in self._ledger:
                 _LOGGER.warning("%s: already queued; ignoring the second submit", ann.id)
                 return
-        self.events.emit(Queued(id=ann.id, targets=ann.targets, priority=ann.priority, warnings=ann.warnings,
-                                speakers=ann.speakers, held=self._quiet.held(ann, ann.speakers)), ann)
+        self.events.emit(
+            Queued(
+                id=ann.id,
+                targets=ann.targets,
+                priority=ann.priority,
+                warnings=ann.warnings,
+                speakers=ann.speakers,
+                held=self._quiet.held(ann, ann.speakers),
+            ),
+            ann,
+        )
         self._enqueue(ann, ann.speakers)
 
     def stop(self, target: str | None = None, priority_below: str | None = None) -> int:
@@ -225,8 +261,10 @@ class Scheduler:
 
     def status(self) -> dict[str, Any]:
         with self._cv:
-            return {"queue": self._queues.waiting(),
-                    "speaking": [s for s in self._queues.speakers() if s in self._current]}
+            return {
+                "queue": self._queues.waiting(),
+                "speaking": [s for s in self._queues.speakers() if s in self._current],
+            }
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until nothing waits, plays or is owed (for ``say`` and tests); False on timeout."""
@@ -281,8 +319,11 @@ class Scheduler:
                 self._current.pop(speaker, None)
                 if speaker not in self._queues:  # removed by a reload
                     return None
-                while (not self._stopping and speaker in self._queues
-                       and (index := self._quiet.playable(speaker, self._queues.entries(speaker))) is None):
+                while (
+                    not self._stopping
+                    and speaker in self._queues
+                    and (index := self._quiet.playable(speaker, self._queues.entries(speaker))) is None
+                ):
                     self._cv.wait(SWEEP_SECONDS)  # held jobs: look again when the clock moved; heartbeat
                     self._beat(speaker)
                 if self._stopping or speaker not in self._queues:

@@ -83,8 +83,15 @@ class SinkGuard:
         timeout = getattr(getattr(sink, "config", None), "stall_timeout", None) or DEFAULT_STALL_TIMEOUT
         return cls(speaker, output_label(speaker, sink), float(timeout))
 
-    def call(self, what: str, fn: Callable[..., Any], *args: Any, seconds: float = 0.0,
-             check: Callable[[], None] | None = None, always: bool = False) -> Any:
+    def call(
+        self,
+        what: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        seconds: float = 0.0,
+        check: Callable[[], None] | None = None,
+        always: bool = False,
+    ) -> Any:
         """``fn(*args)`` on the sink's thread; its result, or its exception re-raised here.
 
         ``seconds``: the audio the call carries (a write blocks that long on a device).
@@ -99,9 +106,11 @@ class SinkGuard:
         if stuck is not None:
             if always:
                 return None
-            raise OutputStalled(f"{self.label} stalled: its {stuck.what} has not returned for "
-                                f"{time.monotonic() - stuck.submitted:.1f} s (the device takes no audio); "
-                                "not used until it does")
+            raise OutputStalled(
+                f"{self.label} stalled: its {stuck.what} has not returned for "
+                f"{time.monotonic() - stuck.submitted:.1f} s (the device takes no audio); "
+                "not used until it does"
+            )
         limit = seconds + self.stall_timeout
         while not c.done.wait(POLL_SECONDS):
             waited = time.monotonic() - c.submitted
@@ -112,8 +121,10 @@ class SinkGuard:
                     self._abandon(c, f"given up after {waited:.1f} s")
                     raise
             if waited > limit and self._abandon(c, f"did not return within {limit:.1f} s"):
-                raise OutputStalled(f"{self.label} stalled: its {what} took no audio for {limit:.1f} s "
-                                    "(it did not return); giving up on this announcement")
+                raise OutputStalled(
+                    f"{self.label} stalled: its {what} took no audio for {limit:.1f} s "
+                    "(it did not return); giving up on this announcement"
+                )
         if c.error is not None:
             raise c.error
         return c.result
@@ -141,8 +152,13 @@ class SinkGuard:
             if c.finished:
                 return False
             self._stuck = c
-        _LOGGER.error("speaker %s: %s stalled: its %s %s; its announcements fail until it takes audio again",
-                      self.speaker, self.label, c.what, why)
+        _LOGGER.error(
+            "speaker %s: %s stalled: its %s %s; its announcements fail until it takes audio again",
+            self.speaker,
+            self.label,
+            c.what,
+            why,
+        )
         return True
 
     def _run(self) -> None:
@@ -157,9 +173,13 @@ class SinkGuard:
                 if recovered:
                     self._stuck = None
             if recovered:
-                _LOGGER.warning("speaker %s: the output takes audio again (its %s returned after %.1f s%s)",
-                                self.speaker, c.what, time.monotonic() - c.submitted,
-                                f": {c.error}" if c.error is not None else "")
+                _LOGGER.warning(
+                    "speaker %s: the output takes audio again (its %s returned after %.1f s%s)",
+                    self.speaker,
+                    c.what,
+                    time.monotonic() - c.submitted,
+                    f": {c.error}" if c.error is not None else "",
+                )
             c.done.set()
             del c  # while this thread waits for the next call, keep nothing of the last (stream, samples)
 
@@ -178,8 +198,7 @@ class GuardedStream(Stream):
         self._rate = sample_rate
 
     def write(self, samples: np.ndarray) -> None:
-        self._guard.call("write", self.inner.write, samples, seconds=len(samples) / float(self._rate),
-                         check=self.check)
+        self._guard.call("write", self.inner.write, samples, seconds=len(samples) / float(self._rate), check=self.check)
 
     def close(self) -> dict[str, Any]:
         return self._guard.call("close", self.inner.close, check=self.check)

@@ -44,10 +44,10 @@ def emotion_level_db(emotion: str, intensity: float = 1.0) -> float:
     return float(prosody_for(emotion, intensity, 1.0).gain_db)
 
 
-
 class SpeakerChain:
-    def __init__(self, speaker_config: Any, chimes: ChimeLibrary,
-                 target_lufs: float | None = DEFAULT_TARGET_LUFS) -> None:
+    def __init__(
+        self, speaker_config: Any, chimes: ChimeLibrary, target_lufs: float | None = DEFAULT_TARGET_LUFS
+    ) -> None:
         self.config = speaker_config
         self.chimes = chimes
         self.target_lufs = target_lufs  # None: no loudness normalisation
@@ -73,8 +73,15 @@ class SpeakerChain:
         pause = np.zeros(int(0.2 * rate), np.float32)
         return np.concatenate([pause, self.chimes.get(self.chimes.end, rate) * gain]).astype(np.float32)
 
-    def process(self, samples: np.ndarray, gain: float, *, rate: int | None = None, level_db: float = 0.0,
-                state: LoudnessState | None = None) -> np.ndarray:
+    def process(
+        self,
+        samples: np.ndarray,
+        gain: float,
+        *,
+        rate: int | None = None,
+        level_db: float = 0.0,
+        state: LoudnessState | None = None,
+    ) -> np.ndarray:
         """One clause chunk: normalise, add the emotion's level, apply the volume, limit.
 
         Without ``rate`` (or with ``target_lufs=None``) the chunk is not normalised and

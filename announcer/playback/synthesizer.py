@@ -78,13 +78,18 @@ def streams_clauses(eng: Engine) -> bool:
     def owner(method: str) -> int:
         return next(i for i, cls in enumerate(mro) if method in vars(cls))
 
-    return owner("synthesize_clause_stream") < mro.index(Engine) and \
-        owner("synthesize_clause_stream") <= owner("synthesize_clause")
+    return owner("synthesize_clause_stream") < mro.index(Engine) and owner("synthesize_clause_stream") <= owner(
+        "synthesize_clause"
+    )
 
 
 class Synthesizer:
-    def __init__(self, engines: dict[str, Engine], cache: ClauseCache | None = None,
-                 builtin_fallback: BuiltinFallback | None = None) -> None:
+    def __init__(
+        self,
+        engines: dict[str, Engine],
+        cache: ClauseCache | None = None,
+        builtin_fallback: BuiltinFallback | None = None,
+    ) -> None:
         self.engines = engines
         self.cache = cache
         self._locks = {name: threading.Lock() for name in engines}
@@ -92,7 +97,10 @@ class Synthesizer:
         # what renders for each engine name: the engine itself, or (may_fall_back) its FallbackEngine
         self._speaking: dict[str, Engine] = {
             name: FallbackEngine(eng, functools.partial(choose_fallback, name, engines, self._builtin))
-            if eng.may_fall_back else eng for name, eng in engines.items()}
+            if eng.may_fall_back
+            else eng
+            for name, eng in engines.items()
+        }
         self._reference: dict[str, float] = {}
 
     def with_engines(self, engines: dict[str, Engine], cache: ClauseCache | None) -> Synthesizer:
@@ -116,12 +124,14 @@ class Synthesizer:
         if voice is None:
             return eng.default_voice
         if voice not in eng.voices:
-            raise InputError("voice", f"unknown voice {voice!r} for engine {engine_name} "
-                                      f"(allowed: {', '.join(eng.voices)})")
+            raise InputError(
+                "voice", f"unknown voice {voice!r} for engine {engine_name} (allowed: {', '.join(eng.voices)})"
+            )
         return voice
 
-    def render(self, text: str, engine_name: str, style: Style, voice: str | None = None,
-               stats: SynthStats | None = None) -> Iterator[Audio]:
+    def render(
+        self, text: str, engine_name: str, style: Style, voice: str | None = None, stats: SynthStats | None = None
+    ) -> Iterator[Audio]:
         """``text`` as audio chunks at ``engine_name``'s rate: each clause's speech, then its pause."""
         asked = self.engine(engine_name)
         wrapped = self._speaking[engine_name]
@@ -144,8 +154,17 @@ class Synthesizer:
                 continue
             i += 1
 
-    def _say(self, clause: str, speaker: Speaker, asked: Engine, style: Style, voice: str | None,
-             stats: SynthStats, start: float, said: list[bool]) -> Iterator[Audio]:
+    def _say(
+        self,
+        clause: str,
+        speaker: Speaker,
+        asked: Engine,
+        style: Style,
+        voice: str | None,
+        stats: SynthStats,
+        start: float,
+        said: list[bool],
+    ) -> Iterator[Audio]:
         """One clause's speech (resampled to ``asked``'s rate when a fallback speaks), then its pause."""
         eng = speaker.engine
         rate = asked.sample_rate
@@ -179,8 +198,9 @@ class Synthesizer:
             stats.warnings.append(speaker.warning)
         return speaker
 
-    def _clause(self, name: str, eng: Engine, clause: str, style: Style, voice: str | None,
-                whole: bool = False) -> Iterator[tuple[np.ndarray, bool, float]]:
+    def _clause(
+        self, name: str, eng: Engine, clause: str, style: Style, voice: str | None, whole: bool = False
+    ) -> Iterator[tuple[np.ndarray, bool, float]]:
         """One clause's speech from the cache or the engine: ``(samples at eng.sample_rate, cache hit, seconds)``.
 
         From the cache, or from an engine that renders clauses whole (or with ``whole``):
@@ -223,8 +243,9 @@ class Synthesizer:
         if self.cache is not None and key is not None:
             self.cache.put(key, np.concatenate(done) if done else np.zeros(0, np.float32))
 
-    def render_all(self, text: str, engine_name: str, style: Style, voice: str | None = None,
-                   stats: SynthStats | None = None) -> Audio:
+    def render_all(
+        self, text: str, engine_name: str, style: Style, voice: str | None = None, stats: SynthStats | None = None
+    ) -> Audio:
         rate = self.engine(engine_name).sample_rate
         return Audio.concat(list(self.render(text, engine_name, style, voice, stats)), rate)
 
@@ -240,8 +261,9 @@ class Synthesizer:
             from ..audio.loudness import integrated_loudness
 
             try:
-                audio = self.render_all(REFERENCE_TEXT.get(engine_name, _reference_text(self.engine(engine_name))),
-                                        engine_name, Style())
+                audio = self.render_all(
+                    REFERENCE_TEXT.get(engine_name, _reference_text(self.engine(engine_name))), engine_name, Style()
+                )
                 value = integrated_loudness(audio.samples, audio.sample_rate)
             except Exception as exc:  # an engine that is down: measure on the fly instead
                 _LOGGER.debug("no reference loudness for %s: %s", engine_name, exc)
@@ -263,6 +285,9 @@ def _reference_text(engine: Engine) -> str:
 
 
 def make_synthesizer(cfg: Config, only: str | None = None) -> Synthesizer:
-    engines = {name: create_engine(name, ecfg, cfg.cache.directory)
-               for name, ecfg in cfg.engines.items() if only is None or name == only}
+    engines = {
+        name: create_engine(name, ecfg, cfg.cache.directory)
+        for name, ecfg in cfg.engines.items()
+        if only is None or name == only
+    }
     return Synthesizer(engines, ClauseCache.from_config(cfg.cache))

@@ -46,8 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="announcer", description="Self-hosted voice announcements over MQTT.")
     parser.add_argument("--version", action="version", version=f"announcer {__version__}")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-c", "--config", help="config file (default: $ANNOUNCER_CONFIG, ./announcer.yaml, "
-                                               "/etc/announcer/announcer.yaml)")
+    common.add_argument(
+        "-c",
+        "--config",
+        help="config file (default: $ANNOUNCER_CONFIG, ./announcer.yaml, /etc/announcer/announcer.yaml)",
+    )
     common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -103,9 +106,11 @@ def _raw_fields(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_check_config(args: argparse.Namespace) -> int:
     path = find_config_path(args.config)
     cfg = load_config(path, required=True)
-    print(f"{path}: ok — {len(cfg.engines)} engine(s) ({', '.join(cfg.engines)}), "
-          f"{len(cfg.speakers)} speaker(s), {len(cfg.zones)} zone(s), broker {cfg.mqtt.host}:{cfg.mqtt.port}, "
-          f"prefix {cfg.mqtt.topic_prefix!r}")
+    print(
+        f"{path}: ok — {len(cfg.engines)} engine(s) ({', '.join(cfg.engines)}), "
+        f"{len(cfg.speakers)} speaker(s), {len(cfg.zones)} zone(s), broker {cfg.mqtt.host}:{cfg.mqtt.port}, "
+        f"prefix {cfg.mqtt.topic_prefix!r}"
+    )
     return EXIT_OK
 
 
@@ -135,9 +140,11 @@ def cmd_engines(args: argparse.Namespace) -> int:
             state = "ready"
         except EngineUnavailable as exc:
             state = f"unavailable: {exc}"
-        print(f"{name}{default}: type={d['type']} sample_rate={d['sample_rate']} "
-              f"languages={','.join(d['languages'])} voices={','.join(d['voices'])} "
-              f"emotions={','.join(d['emotions'])} [{state}]")
+        print(
+            f"{name}{default}: type={d['type']} sample_rate={d['sample_rate']} "
+            f"languages={','.join(d['languages'])} voices={','.join(d['voices'])} "
+            f"emotions={','.join(d['emotions'])} [{state}]"
+        )
     return EXIT_OK
 
 

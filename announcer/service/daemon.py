@@ -109,16 +109,26 @@ class Daemon:
         self.sink_context = SinkContext(publish=self._publish_raw)
         self.live = LiveRuntime(Runtime.build(cfg, self.sink_context))
         self.status = StatusReporter(self.live, lambda: self.scheduler.status(), self.topics)
-        self.scheduler = Scheduler(self.live.current, self.spool, self.events,
-                                   on_status_change=self.status.scheduler_changed,
-                                   master_volume=lambda: self.settings.volume)
-        self.intake = Intake(lambda: self.live.config, self.spool, self.scheduler, self.events,
-                             field_defaults=self.settings.field_defaults)
+        self.scheduler = Scheduler(
+            self.live.current,
+            self.spool,
+            self.events,
+            on_status_change=self.status.scheduler_changed,
+            master_volume=lambda: self.settings.volume,
+        )
+        self.intake = Intake(
+            lambda: self.live.config,
+            self.spool,
+            self.scheduler,
+            self.events,
+            field_defaults=self.settings.field_defaults,
+        )
         self.integrations = self._integrations()
         self.status.integrations = list(self.integrations)
         router = MqttRouter(self.intake, self.topics, self.integrations)
-        self.link = MqttLink(cfg.mqtt, router.handle, router.subscriptions(),
-                             on_connect_change=self.status.connection_changed)
+        self.link = MqttLink(
+            cfg.mqtt, router.handle, router.subscriptions(), on_connect_change=self.status.connection_changed
+        )
         self.status.link = self.link
         self.events.subscribe(EventPublisher(self.link, self.topics))
         for integration in self.integrations:
@@ -134,8 +144,12 @@ class Daemon:
         return [
             Component("spool", lambda: None, self.spool.close),
             Component("engines", lambda: self._start_engines(self.live.current.synth.engines), self._close_engines),
-            Component("scheduler", scheduler.start,
-                      lambda: scheduler.shutdown(self._stop_timeout, drain=self._drain), scheduler.reconfigure),
+            Component(
+                "scheduler",
+                scheduler.start,
+                lambda: scheduler.shutdown(self._stop_timeout, drain=self._drain),
+                scheduler.reconfigure,
+            ),
             Component("intake", lambda: None, self.intake.close),
             Component("mqtt", link.start, self._close_link),
             Component("maintenance", self._start_maintenance, lambda: None),
@@ -150,8 +164,15 @@ class Daemon:
         cfg = self.cfg
         out: list[Integration] = []
         if cfg.homeassistant.enabled:
-            out.append(HomeAssistantBridge(cfg, self.settings, self._publish_raw, __version__,
-                                           refresh_status=lambda: self.status.publish(force=True)))
+            out.append(
+                HomeAssistantBridge(
+                    cfg,
+                    self.settings,
+                    self._publish_raw,
+                    __version__,
+                    refresh_status=lambda: self.status.publish(force=True),
+                )
+            )
         if cfg.hermes.enabled:
             out.append(HermesBridge(self.intake, self.events, self._publish_raw))
         for integration in out:
@@ -174,8 +195,9 @@ class Daemon:
         # READY (usually from the clause cache; a player that needs it first measures it itself).
         synth = self.live.current.synth
         names = [n for n, e in engines.items() if not e.supervised]
-        threading.Thread(target=lambda: [synth.reference_lufs(n) for n in names],
-                         name="reference-loudness", daemon=True).start()
+        threading.Thread(
+            target=lambda: [synth.reference_lufs(n) for n in names], name="reference-loudness", daemon=True
+        ).start()
 
     def _close_engines(self) -> None:
         close_engines(list(self.live.current.synth.engines.values()))
@@ -211,8 +233,11 @@ class Daemon:
         try:
             server.start()
         except OSError as exc:
-            _LOGGER.error("wyoming: cannot listen on %s: %s (the rest of the daemon runs)", self.cfg.wyoming.uri,
-                          exc.strerror or exc)
+            _LOGGER.error(
+                "wyoming: cannot listen on %s: %s (the rest of the daemon runs)",
+                self.cfg.wyoming.uri,
+                exc.strerror or exc,
+            )
             return
         self.wyoming = server
 
@@ -264,8 +289,12 @@ class Daemon:
             try:
                 self._apply(new)
             except Exception as exc:  # e.g. a chime file that cannot be read: nothing was swapped yet
-                _LOGGER.error("reload: cannot apply %s: %s; the running config stays in force", self.config_path,
-                              exc, exc_info=not isinstance(exc, (OSError, ValueError)))
+                _LOGGER.error(
+                    "reload: cannot apply %s: %s; the running config stays in force",
+                    self.config_path,
+                    exc,
+                    exc_info=not isinstance(exc, (OSError, ValueError)),
+                )
                 return False
             return True
         finally:
@@ -363,9 +392,13 @@ def run(cfg: Config, config_path: Path | None = None) -> int:
             elif not ready and not warned and time.monotonic() - started > NOT_READY_WARNING_S:
                 warned = True
                 why = daemon.link.last_error if daemon.link is not None else None
-                _LOGGER.warning("broker %s:%d not reachable yet (%s); still retrying, and not READY until the "
-                                "subscriptions are acknowledged (systemd's TimeoutStartSec bounds the wait)",
-                                cfg.mqtt.host, cfg.mqtt.port, why or "no answer")
+                _LOGGER.warning(
+                    "broker %s:%d not reachable yet (%s); still retrying, and not READY until the "
+                    "subscriptions are acknowledged (systemd's TimeoutStartSec bounds the wait)",
+                    cfg.mqtt.host,
+                    cfg.mqtt.port,
+                    why or "no answer",
+                )
             if flags.reload and ready:  # a reload asked for during start-up waits for READY
                 flags.reload = False
                 daemon.reload()

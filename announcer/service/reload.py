@@ -40,8 +40,7 @@ def read_config(path: Path) -> Config | None:
     try:
         return load_config(path)
     except ConfigError as exc:
-        _LOGGER.error("reload: %s is invalid (%d error(s)); the running config stays in force", path,
-                      len(exc.errors))
+        _LOGGER.error("reload: %s is invalid (%d error(s)); the running config stays in force", path, len(exc.errors))
         for line in exc.errors:
             _LOGGER.error("reload: %s", line)
         return None
@@ -52,8 +51,11 @@ def keep_restart_sections(old: Config, new: Config) -> Config:
     kept = [s for s in RESTART_SECTIONS if getattr(old, s) != getattr(new, s)]
     if "mqtt" in kept:
         changed = sorted(k for k in type(old.mqtt).model_fields if getattr(old.mqtt, k) != getattr(new.mqtt, k))
-        _LOGGER.warning("reload: mqtt settings changed (%s): they need a restart (systemctl restart "
-                        "announcer); keeping the current connection", ", ".join(changed))
+        _LOGGER.warning(
+            "reload: mqtt settings changed (%s): they need a restart (systemctl restart "
+            "announcer); keeping the current connection",
+            ", ".join(changed),
+        )
     others = [s for s in kept if s != "mqtt"]
     if others:
         _LOGGER.warning("reload: %s changed: applied at the next restart, not now", ", ".join(others))
@@ -105,7 +107,11 @@ def log_applied(old: Config, new: Config, rebuilt: Rebuilt) -> None:
     added = [n for n in new.speakers if n not in old.speakers]
     removed = [n for n in old.speakers if n not in new.speakers]
     changed = [n for n in new.speakers if n in old.speakers and old.speakers[n] != new.speakers[n]]
-    _LOGGER.info("reload: applied (speakers added: %s; removed: %s; changed: %s; engines loaded: %s; "
-                 "kept: %s)", ", ".join(added) or "none", ", ".join(removed) or "none",
-                 ", ".join(changed) or "none", ", ".join(rebuilt.fresh) or "none",
-                 ", ".join(n for n in rebuilt.runtime.synth.engines if n not in rebuilt.fresh) or "none")
+    _LOGGER.info(
+        "reload: applied (speakers added: %s; removed: %s; changed: %s; engines loaded: %s; kept: %s)",
+        ", ".join(added) or "none",
+        ", ".join(removed) or "none",
+        ", ".join(changed) or "none",
+        ", ".join(rebuilt.fresh) or "none",
+        ", ".join(n for n in rebuilt.runtime.synth.engines if n not in rebuilt.fresh) or "none",
+    )

@@ -53,8 +53,7 @@ def play_now(cfg: Config, raw: dict[str, Any], timeout: float = 600.0) -> int:
                 sink.close()
     failed = [ev.to_wire() for ev in outcomes if ev.state != "finished"]
     for ev in failed:
-        print(f"{ev.get('speaker', '?')}: {ev['state']}: {ev.get('error') or ev.get('reason') or ''}",
-              file=sys.stderr)
+        print(f"{ev.get('speaker', '?')}: {ev['state']}: {ev.get('error') or ev.get('reason') or ''}", file=sys.stderr)
     return 1 if failed or not outcomes else 0
 
 

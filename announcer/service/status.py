@@ -27,8 +27,13 @@ _LOGGER = logging.getLogger(__name__)
 
 
 class StatusReporter:
-    def __init__(self, live: LiveRuntime, queue_status: Callable[[], dict[str, Any]], topics: Topics,
-                 integrations: Sequence[Integration] = ()) -> None:
+    def __init__(
+        self,
+        live: LiveRuntime,
+        queue_status: Callable[[], dict[str, Any]],
+        topics: Topics,
+        integrations: Sequence[Integration] = (),
+    ) -> None:
         self.live = live
         self._queue_status = queue_status  # the scheduler's {"queue", "speaking"}
         self.topics = topics
@@ -67,8 +72,10 @@ class StatusReporter:
                 integration.on_status(status)
             except Exception:
                 _LOGGER.exception("%s: status hook failed", integration.name)
-        notify(f"STATUS=queue {status['queue']}, speaking {','.join(status['speaking']) or 'none'}, "
-               f"broker {'connected' if link.connected else 'disconnected'}")
+        notify(
+            f"STATUS=queue {status['queue']}, speaking {','.join(status['speaking']) or 'none'}, "
+            f"broker {'connected' if link.connected else 'disconnected'}"
+        )
 
     def connection_changed(self, connected: bool) -> None:
         if connected:

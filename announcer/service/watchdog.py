@@ -35,8 +35,9 @@ def health(link: MqttLink | None, scheduler: Scheduler | None) -> list[str]:
     return problems
 
 
-def start_watchdog(check: Callable[[], list[str]], stopping: threading.Event,
-                   interval: float | None = None) -> threading.Thread | None:
+def start_watchdog(
+    check: Callable[[], list[str]], stopping: threading.Event, interval: float | None = None
+) -> threading.Thread | None:
     """Ping ``WATCHDOG=1`` every ``interval`` s (default: half of $WATCHDOG_USEC) while ``check()``
     is clean, until ``stopping`` is set. None (no thread) when no watchdog is asked for."""
     interval = interval if interval is not None else watchdog_interval()
@@ -60,8 +61,9 @@ def _watchdog_loop(check: Callable[[], list[str]], stopping: threading.Event, in
             if reported:
                 _LOGGER.warning("watchdog: healthy again; pinging systemd")
         elif problems != reported:
-            _LOGGER.error("watchdog: not pinging systemd (it restarts the service after WatchdogSec): %s",
-                          "; ".join(problems))
+            _LOGGER.error(
+                "watchdog: not pinging systemd (it restarts the service after WatchdogSec): %s", "; ".join(problems)
+            )
             notify(f"STATUS=unhealthy: {'; '.join(problems)}")
         reported = problems
         stopping.wait(interval)

@@ -47,8 +47,9 @@ def _sd() -> Any:
     try:
         import sounddevice as sd
     except OSError as exc:  # the wheel does not bundle PortAudio on Linux
-        raise SinkError(f"PortAudio is not available ({exc}); install libportaudio2 "
-                        "(scripts/install-system-deps.sh)") from None
+        raise SinkError(
+            f"PortAudio is not available ({exc}); install libportaudio2 (scripts/install-system-deps.sh)"
+        ) from None
     return sd
 
 
@@ -67,8 +68,15 @@ def list_output_devices() -> list[dict[str, Any]]:
     out = []
     for i, d in enumerate(devices):
         if d["max_output_channels"] > 0:
-            out.append({"index": i, "name": d["name"], "channels": d["max_output_channels"],
-                        "default_samplerate": d["default_samplerate"], "default": i == default_out})
+            out.append(
+                {
+                    "index": i,
+                    "name": d["name"],
+                    "channels": d["max_output_channels"],
+                    "default_samplerate": d["default_samplerate"],
+                    "default": i == default_out,
+                }
+            )
     return out
 
 
@@ -209,8 +217,9 @@ class SoundDeviceSink(Sink):
             idx, info = self._resolve()
             channels = self.config.channels or min(2, int(info["max_output_channels"]))
             try:
-                stream = sd.OutputStream(device=idx, samplerate=sample_rate, channels=channels, dtype="float32",
-                                         latency=self.config.latency)
+                stream = sd.OutputStream(
+                    device=idx, samplerate=sample_rate, channels=channels, dtype="float32", latency=self.config.latency
+                )
             except Exception as exc:
                 self._rate_cache.clear()
                 raise SinkError(f"audio device {info['name']!r} cannot be opened: {exc}") from None

@@ -81,8 +81,7 @@ class Spool:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: we issue BEGIN/COMMIT ourselves
-            self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None,
-                                       timeout=10.0)
+            self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=10.0)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
@@ -117,14 +116,16 @@ class Spool:
                 if ann.received - row[1] < DUPLICATE_WINDOW:
                     return False  # nothing written (the transaction ends empty)
                 db.execute("DELETE FROM announcements WHERE seq = ?", (row[0],))  # cascades
-            cur = db.execute("INSERT INTO announcements (id, received, data) VALUES (?, ?, ?)",
-                             (ann.id, ann.received, data))
+            cur = db.execute(
+                "INSERT INTO announcements (id, received, data) VALUES (?, ?, ?)", (ann.id, ann.received, data)
+            )
             seq = cur.lastrowid
-            db.executemany("INSERT INTO deliveries (ann_seq, position, speaker) VALUES (?, ?, ?)",
-                           [(seq, i, s) for i, s in enumerate(ann.speakers)])
+            db.executemany(
+                "INSERT INTO deliveries (ann_seq, position, speaker) VALUES (?, ?, ?)",
+                [(seq, i, s) for i, s in enumerate(ann.speakers)],
+            )
             if not ann.speakers:
-                db.execute("UPDATE announcements SET state = 'finished', done_at = ? WHERE seq = ?",
-                           (time.time(), seq))
+                db.execute("UPDATE announcements SET state = 'finished', done_at = ? WHERE seq = ?", (time.time(), seq))
         return True
 
     def speaker_done(self, ann_id: str, speaker: str, state: str) -> None:
@@ -134,19 +135,25 @@ class Spool:
         speakers ended alike, else ``mixed``), so a crash before ``ann_done`` loses nothing.
         """
         if state not in SPEAKER_TERMINAL:
-            raise ValueError(f"{state!r} is not a terminal speaker state (allowed: {', '.join(sorted(SPEAKER_TERMINAL))})")
+            raise ValueError(
+                f"{state!r} is not a terminal speaker state (allowed: {', '.join(sorted(SPEAKER_TERMINAL))})"
+            )
         now = time.time()
         with self._transaction() as db:
             row = db.execute("SELECT seq FROM announcements WHERE id = ?", (ann_id,)).fetchone()
             if row is not None:
                 seq = row[0]
-                db.execute("UPDATE deliveries SET state = ?, done_at = ? WHERE ann_seq = ? AND speaker = ?",
-                           (state, now, seq, speaker))
+                db.execute(
+                    "UPDATE deliveries SET state = ?, done_at = ? WHERE ann_seq = ? AND speaker = ?",
+                    (state, now, seq, speaker),
+                )
                 states = [r[0] for r in db.execute("SELECT state FROM deliveries WHERE ann_seq = ?", (seq,))]
                 if states and "pending" not in states:
                     final = states[0] if len(set(states)) == 1 else "mixed"
-                    db.execute("UPDATE announcements SET state = ?, done_at = ? "
-                               "WHERE seq = ? AND state IS NULL", (final, now, seq))
+                    db.execute(
+                        "UPDATE announcements SET state = ?, done_at = ? WHERE seq = ? AND state IS NULL",
+                        (final, now, seq),
+                    )
 
     def ann_done(self, ann_id: str, state: str) -> None:
         """Close ``ann_id``: speakers still pending get ``state`` too (e.g. everything cancelled)."""
@@ -154,8 +161,10 @@ class Spool:
         with self._transaction() as db:
             row = db.execute("SELECT seq FROM announcements WHERE id = ?", (ann_id,)).fetchone()
             if row is not None:
-                db.execute("UPDATE deliveries SET state = ?, done_at = ? WHERE ann_seq = ? AND state = 'pending'",
-                           (state, now, row[0]))
+                db.execute(
+                    "UPDATE deliveries SET state = ?, done_at = ? WHERE ann_seq = ? AND state = 'pending'",
+                    (state, now, row[0]),
+                )
                 db.execute("UPDATE announcements SET state = ?, done_at = ? WHERE seq = ?", (state, now, row[0]))
 
     # ------------------------------------------------------------------ reading
@@ -164,7 +173,8 @@ class Spool:
         with self._lock:
             rows = self._db.execute(
                 "SELECT a.seq, a.data, d.speaker FROM announcements a JOIN deliveries d ON d.ann_seq = a.seq "
-                "WHERE a.state IS NULL AND d.state = 'pending' ORDER BY a.seq, d.position").fetchall()
+                "WHERE a.state IS NULL AND d.state = 'pending' ORDER BY a.seq, d.position"
+            ).fetchall()
         owed: dict[int, list[str]] = {}
         data_by_seq: dict[int, str] = {}
         for seq, data, speaker in rows:  # ordered by seq: dicts keep arrival order
@@ -193,8 +203,11 @@ class Spool:
             row = self._db.execute("SELECT seq, state FROM announcements WHERE id = ?", (ann_id,)).fetchone()
             if row is None:
                 return None
-            speakers = dict(self._db.execute(
-                "SELECT speaker, state FROM deliveries WHERE ann_seq = ? ORDER BY position", (row[0],)).fetchall())
+            speakers = dict(
+                self._db.execute(
+                    "SELECT speaker, state FROM deliveries WHERE ann_seq = ? ORDER BY position", (row[0],)
+                ).fetchall()
+            )
         return row[1], speakers
 
     def count(self) -> int:
@@ -209,14 +222,17 @@ class Spool:
         now = time.time() if now is None else now
         cutoff = now - max(self.keep_days * 86400.0, DUPLICATE_WINDOW)
         with self._transaction() as db:
-            removed = db.execute("DELETE FROM announcements WHERE state IS NOT NULL AND done_at < ?",
-                                 (cutoff,)).rowcount
+            removed = db.execute(
+                "DELETE FROM announcements WHERE state IS NOT NULL AND done_at < ?", (cutoff,)
+            ).rowcount
             total = db.execute("SELECT COUNT(*) FROM announcements").fetchone()[0]
             excess = total - self.max_records
             if excess > 0:
                 removed += db.execute(
                     "DELETE FROM announcements WHERE seq IN (SELECT seq FROM announcements "
-                    "WHERE state IS NOT NULL ORDER BY done_at, seq LIMIT ?)", (excess,)).rowcount
+                    "WHERE state IS NOT NULL ORDER BY done_at, seq LIMIT ?)",
+                    (excess,),
+                ).rowcount
         if removed:
             _LOGGER.debug("spool: pruned %d finished records", removed)
         return removed

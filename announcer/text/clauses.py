@@ -64,8 +64,7 @@ MAX_SENTENCE_CHARS = 200
 # (so "3.14" and "e.g.x" stay whole); closing quotes/brackets stay with it.
 _CJK_END = "。！？；…"
 _ASCII_END = ".!?;"
-_SENTENCE_RE = re.compile(
-    rf"[{_CJK_END}]+[{_CLOSERS}]*|[{_ASCII_END}]+[{_CLOSERS}]*(?=\s)")
+_SENTENCE_RE = re.compile(rf"[{_CJK_END}]+[{_CLOSERS}]*|[{_ASCII_END}]+[{_CLOSERS}]*(?=\s)")
 _SOFT_BREAKS = "，、,：: "
 
 
@@ -79,7 +78,7 @@ def split_complete(text: str) -> tuple[list[str], str]:
     sentences: list[str] = []
     start = 0
     for m in _SENTENCE_RE.finditer(text):
-        piece = text[start:m.end()].strip()
+        piece = text[start : m.end()].strip()
         start = m.end()
         if piece:
             sentences.append(piece)

@@ -46,8 +46,7 @@ def _yi_tone(prev: Syllable | None, nxt: Syllable | None, after_next: Syllable |
     if nxt.char in _ORDINAL_AFTER:
         return 1  # 一号生产线, 一月一日
     if nxt.char == "点" and (
-        (after_next is not None and after_next.char in _NUMERALS)
-        or (prev is not None and prev.char in _TIME_OF_DAY)
+        (after_next is not None and after_next.char in _NUMERALS) or (prev is not None and prev.char in _TIME_OF_DAY)
     ):
         return 1  # 一点五, 一点三十分, 下午一点
     return 2 if nxt.tone in (4, 5) else 4  # 一下 yi2, 一天 yi4

@@ -127,8 +127,10 @@ def parse_voice(name: str | None, voices: list[str], default_voice: str) -> tupl
         emotion = resolve_emotion(suffix)
         if emotion is not None:
             return base, emotion
-    raise ValueError(f"unknown voice {name!r} (allowed: {', '.join(voices)}, or <voice>-<emotion> "
-                     f"with emotion one of {', '.join(EMOTIONS)})")
+    raise ValueError(
+        f"unknown voice {name!r} (allowed: {', '.join(voices)}, or <voice>-<emotion> "
+        f"with emotion one of {', '.join(EMOTIONS)})"
+    )
 
 
 def clamp_intensity(value: Any) -> float:
@@ -165,9 +167,11 @@ def edit_symbols(symbols: str, category: str) -> tuple[str, int]:
 def check_python(version: tuple[int, ...]) -> None:
     if not (PYTHON_MIN <= tuple(version[:2]) <= PYTHON_MAX):
         have = ".".join(str(v) for v in version[:3])
-        raise SetupError(f"Python {have} cannot run Sambert's model code (kantts/ttsfrd wheels need Python "
-                         f"{PYTHON_MIN[0]}.{PYTHON_MIN[1]}-{PYTHON_MAX[0]}.{PYTHON_MAX[1]}): create the worker's "
-                         f"virtualenv with python3.10 as {DOCS} shows")
+        raise SetupError(
+            f"Python {have} cannot run Sambert's model code (kantts/ttsfrd wheels need Python "
+            f"{PYTHON_MIN[0]}.{PYTHON_MIN[1]}-{PYTHON_MAX[0]}.{PYTHON_MAX[1]}): create the worker's "
+            f"virtualenv with python3.10 as {DOCS} shows"
+        )
 
 
 @dataclass(frozen=True)
@@ -187,8 +191,9 @@ def _checkpoints(directory: str) -> list[str]:
     _need(directory, "checkpoint directory")
     found = sorted(n for n in os.listdir(directory) if n.startswith("checkpoint") and n.endswith(".pth"))
     if not found:
-        raise SetupError(f"model file missing: {directory}/checkpoint_*.pth (no checkpoint); "
-                         f"download {MODEL_ID} as {DOCS} shows")
+        raise SetupError(
+            f"model file missing: {directory}/checkpoint_*.pth (no checkpoint); download {MODEL_ID} as {DOCS} shows"
+        )
     return found
 
 
@@ -226,29 +231,41 @@ def check_packages() -> str:
         modelscope = importlib.import_module("modelscope")
         importlib.import_module("modelscope.pipelines")
     except ImportError as exc:
-        raise SetupError(f"modelscope is not installed for {where} ({exc}): pip install -r requirements-sambert.txt "
-                         f"in the worker's virtualenv ({DOCS})") from None
+        raise SetupError(
+            f"modelscope is not installed for {where} ({exc}): pip install -r requirements-sambert.txt "
+            f"in the worker's virtualenv ({DOCS})"
+        ) from None
     try:
         ttsfrd = importlib.import_module("ttsfrd")
     except ImportError as exc:
-        raise SetupError(f"ttsfrd is not installed for {where} ({exc}): install the ttsfrd wheel from ModelScope's "
-                         f"release page; the PyPI package named ttsfrd is an empty placeholder ({DOCS})") from None
+        raise SetupError(
+            f"ttsfrd is not installed for {where} ({exc}): install the ttsfrd wheel from ModelScope's "
+            f"release page; the PyPI package named ttsfrd is an empty placeholder ({DOCS})"
+        ) from None
     if not hasattr(ttsfrd, "TtsFrontendEngine"):
-        raise SetupError(f"ttsfrd at {getattr(ttsfrd, '__file__', '?')} has no TtsFrontendEngine: that is the PyPI "
-                         f"placeholder; pip uninstall ttsfrd and install the wheel from ModelScope's release page ({DOCS})")
+        raise SetupError(
+            f"ttsfrd at {getattr(ttsfrd, '__file__', '?')} has no TtsFrontendEngine: that is the PyPI "
+            f"placeholder; pip uninstall ttsfrd and install the wheel from ModelScope's release page ({DOCS})"
+        )
     try:
         importlib.import_module("kantts")
     except ImportError as exc:
-        raise SetupError(f"kantts is not installed for {where} ({exc}): install KAN-TTS from ModelScope's release "
-                         f"page; the PyPI package named kantts is an empty placeholder ({DOCS})") from None
+        raise SetupError(
+            f"kantts is not installed for {where} ({exc}): install KAN-TTS from ModelScope's release "
+            f"page; the PyPI package named kantts is an empty placeholder ({DOCS})"
+        ) from None
     try:
         importlib.import_module("kantts.models")
     except ImportError as exc:
         missing = getattr(exc, "name", "") or ""
         if missing.startswith("kantts"):
-            raise SetupError(f"kantts has no kantts.models: that is the PyPI placeholder; pip uninstall kantts and "
-                             f"install KAN-TTS from ModelScope's release page ({DOCS})") from None
-        raise SetupError(f"kantts cannot be imported: {exc} (pip install -r requirements-sambert.txt; {DOCS})") from None
+            raise SetupError(
+                f"kantts has no kantts.models: that is the PyPI placeholder; pip uninstall kantts and "
+                f"install KAN-TTS from ModelScope's release page ({DOCS})"
+            ) from None
+        raise SetupError(
+            f"kantts cannot be imported: {exc} (pip install -r requirements-sambert.txt; {DOCS})"
+        ) from None
     return str(getattr(modelscope, "__version__", "unknown"))
 
 
@@ -272,7 +289,8 @@ def _writable(directory: str) -> bool:
 
 def default_work_dir() -> str:
     base = os.environ.get("CACHE_DIRECTORY") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "announcer")
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "announcer"
+    )
     return os.path.join(base, "sambert-model")
 
 
@@ -303,12 +321,16 @@ def writable_model_dir(model_dir: str, work_dir: str | None, writable: Any = Non
                 continue
             os.symlink(target, link)
     except OSError as exc:
-        raise SetupError(f"{model_dir} is read-only and the work directory {mirror} cannot be prepared "
-                         f"({exc.strerror or exc}); resource.zip is unzipped at every start: give --work-dir "
-                         f"a writable directory") from None
+        raise SetupError(
+            f"{model_dir} is read-only and the work directory {mirror} cannot be prepared "
+            f"({exc.strerror or exc}); resource.zip is unzipped at every start: give --work-dir "
+            f"a writable directory"
+        ) from None
     if not writable(mirror):
-        raise SetupError(f"{model_dir} is read-only and the work directory {mirror} is not writable either; "
-                         f"resource.zip is unzipped at every start: give --work-dir a writable directory")
+        raise SetupError(
+            f"{model_dir} is read-only and the work directory {mirror} is not writable either; "
+            f"resource.zip is unzipped at every start: give --work-dir a writable directory"
+        )
     _LOGGER.info("%s is read-only: loading through %s", model_dir, mirror)
     return mirror
 
@@ -334,8 +356,9 @@ class FrontendHook:
         edited, count = edit_symbols(symbols, self.category)
         if count == 0 and not self._warned:
             self._warned = True
-            _LOGGER.warning("the front-end output carries no emotion_* tags: emotion is not applied "
-                            "(try --emotion-mode ssml)")
+            _LOGGER.warning(
+                "the front-end output carries no emotion_* tags: emotion is not applied (try --emotion-mode ssml)"
+            )
         return edited
 
     def __getattr__(self, name: str) -> Any:
@@ -387,8 +410,10 @@ class SambertSynth:
         self.info = info
         self.hook = install_frontend_hook(pipe) if mode in ("auto", "symbols") else None
         if mode == "symbols" and self.hook is None:
-            raise SetupError("--emotion-mode symbols: the model has no ttsfrd front-end to hook "
-                             "(modelscope version changed?); use --emotion-mode ssml")
+            raise SetupError(
+                "--emotion-mode symbols: the model has no ttsfrd front-end to hook "
+                "(modelscope version changed?); use --emotion-mode ssml"
+            )
         self.mode = "symbols" if self.hook is not None else "ssml"
         self._lock = threading.Lock()
 
@@ -424,16 +449,30 @@ def describe_info(synth: SambertSynth, version: str) -> Any:
     for voice in synth.voices:
         names = [voice] + [f"{voice}-{e}" for e in EMOTIONS]
         for name in names:
-            voices.append(TtsVoice(name=name, attribution=attribution, installed=True, version=None,
-                                   description=f"Sambert {name} (emotion mode {synth.mode})",
-                                   languages=["zh", "zh-CN"]))
-    program = TtsProgram(name="sambert", attribution=attribution, installed=True, version=version,
-                         description=f"{MODEL_ID} ({synth.info.sample_rate} Hz)", voices=voices)
+            voices.append(
+                TtsVoice(
+                    name=name,
+                    attribution=attribution,
+                    installed=True,
+                    version=None,
+                    description=f"Sambert {name} (emotion mode {synth.mode})",
+                    languages=["zh", "zh-CN"],
+                )
+            )
+    program = TtsProgram(
+        name="sambert",
+        attribution=attribution,
+        installed=True,
+        version=version,
+        description=f"{MODEL_ID} ({synth.info.sample_rate} Hz)",
+        voices=voices,
+    )
     return Info(tts=[program])
 
 
-def request_style(voice_name: str | None, context: dict[str, Any] | None, synth: SambertSynth,
-                  default_voice: str) -> tuple[str, str, float]:
+def request_style(
+    voice_name: str | None, context: dict[str, Any] | None, synth: SambertSynth, default_voice: str
+) -> tuple[str, str, float]:
     """(voice, emotion, intensity) of one Synthesize event; ValueError for a bad voice or emotion."""
     voice, emotion = parse_voice(voice_name, synth.voices, default_voice)
     context = dict(context or {})
@@ -474,33 +513,37 @@ class _Handler:
                 request = Synthesize.from_event(event)
                 try:
                     voice, emotion, intensity = request_style(
-                        request.voice.name if request.voice else None, request.context, factory.synth,
-                        factory.default_voice)
+                        request.voice.name if request.voice else None,
+                        request.context,
+                        factory.synth,
+                        factory.default_voice,
+                    )
                 except ValueError as exc:
                     await self.write_event(Error(text=str(exc), code="bad-request").event())
                     return True
-                _LOGGER.info("synthesize %d chars, voice %s, emotion %s %.2f", len(request.text), voice, emotion,
-                             intensity)
+                _LOGGER.info(
+                    "synthesize %d chars, voice %s, emotion %s %.2f", len(request.text), voice, emotion, intensity
+                )
                 loop = asyncio.get_running_loop()
                 sentences = split_sentences(request.text)
                 started = False
                 try:
                     for sentence in sentences:
                         pcm = await loop.run_in_executor(
-                            None, partial(factory.synth.sentence, sentence, voice, emotion, intensity))
+                            None, partial(factory.synth.sentence, sentence, voice, emotion, intensity)
+                        )
                         if not started:
                             await self.write_event(AudioStart(rate=pcm.rate, width=2, channels=1).event())
                             started = True
-                        await self.write_event(
-                            AudioChunk(rate=pcm.rate, width=2, channels=1, audio=pcm.audio).event())
+                        await self.write_event(AudioChunk(rate=pcm.rate, width=2, channels=1, audio=pcm.audio).event())
                 except Exception as exc:  # reported to the client; the worker keeps serving
                     _LOGGER.exception("synthesis failed")
-                    await self.write_event(Error(text=f"synthesis failed: {type(exc).__name__}: {exc}",
-                                                 code="synthesis-failed").event())
+                    await self.write_event(
+                        Error(text=f"synthesis failed: {type(exc).__name__}: {exc}", code="synthesis-failed").event()
+                    )
                     return True
                 if not started:
-                    await self.write_event(AudioStart(rate=factory.synth.info.sample_rate, width=2,
-                                                      channels=1).event())
+                    await self.write_event(AudioStart(rate=factory.synth.info.sample_rate, width=2, channels=1).event())
                 await self.write_event(AudioStop().event())
                 return True
 
@@ -511,22 +554,32 @@ async def serve(uri: str, handler: _Handler) -> None:
     from wyoming.server import AsyncServer
 
     server = AsyncServer.from_uri(uri)
-    _LOGGER.info("ready: listening on %s (voices %s; emotion mode %s)", uri, ", ".join(handler.synth.voices),
-                 handler.synth.mode)
+    _LOGGER.info(
+        "ready: listening on %s (voices %s; emotion mode %s)", uri, ", ".join(handler.synth.voices), handler.synth.mode
+    )
     await server.run(handler)
 
 
 # ---------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="announcer.workers.sambert",
-                                description="Wyoming TTS server for ModelScope Sambert-HiFiGAN (Mandarin, emotions).")
+    p = argparse.ArgumentParser(
+        prog="announcer.workers.sambert",
+        description="Wyoming TTS server for ModelScope Sambert-HiFiGAN (Mandarin, emotions).",
+    )
     p.add_argument("--model-dir", required=True, help=f"local copy of {MODEL_ID}")
     p.add_argument("--uri", default=DEFAULT_URI, help=f"where to listen (default {DEFAULT_URI})")
     p.add_argument("--voice", help="default voice (default: the first in voices.json)")
-    p.add_argument("--emotion-mode", choices=MODES, default="auto",
-                   help="symbols: edit the front-end's emotion tags; ssml: emotion markup; auto: symbols if possible")
-    p.add_argument("--work-dir", help="writable directory used when --model-dir is read-only "
-                                      "(default: $CACHE_DIRECTORY or ~/.cache/announcer, /sambert-model)")
+    p.add_argument(
+        "--emotion-mode",
+        choices=MODES,
+        default="auto",
+        help="symbols: edit the front-end's emotion tags; ssml: emotion markup; auto: symbols if possible",
+    )
+    p.add_argument(
+        "--work-dir",
+        help="writable directory used when --model-dir is read-only "
+        "(default: $CACHE_DIRECTORY or ~/.cache/announcer, /sambert-model)",
+    )
     p.add_argument("--check", action="store_true", help="check the environment, load the model, exit")
     p.add_argument("--debug", action="store_true", help="debug logging")
     return p
@@ -542,8 +595,9 @@ def start(args: argparse.Namespace) -> tuple[SambertSynth, str]:
     try:
         importlib.import_module("wyoming.server")
     except ImportError as exc:
-        raise SetupError(f"wyoming is not installed for {sys.executable} ({exc}): pip install -r "
-                         f"requirements-sambert.txt ({DOCS})") from None
+        raise SetupError(
+            f"wyoming is not installed for {sys.executable} ({exc}): pip install -r requirements-sambert.txt ({DOCS})"
+        ) from None
     directory = writable_model_dir(info.directory, args.work_dir)
     try:
         pipe = load_pipeline(directory)
@@ -558,16 +612,22 @@ def start(args: argparse.Namespace) -> tuple[SambertSynth, str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         synth, version = start(args)
     except SetupError as exc:
         print(f"sambert worker: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
         return EXIT_SETUP
     if args.check:
-        print(f"sambert worker: ok: modelscope {version}, {len(synth.voices)} voice(s) ({', '.join(synth.voices)}), "
-              f"{synth.info.sample_rate} Hz, emotion mode {synth.mode}", flush=True)
+        print(
+            f"sambert worker: ok: modelscope {version}, {len(synth.voices)} voice(s) ({', '.join(synth.voices)}), "
+            f"{synth.info.sample_rate} Hz, emotion mode {synth.mode}",
+            flush=True,
+        )
         return 0
     handler = _Handler(synth, version, args.voice or synth.voices[0])
     try:

@@ -90,10 +90,18 @@ class Figures:
 
     def line(self) -> str:
         dup = sum(n - 1 for n in self.duplicated.values())
-        parts = [f"sent={self.sent}", f"played={self.played}", f"lost={len(self.lost)}", f"duplicated={dup}",
-                 f"expired={self.expired}", f"shed={self.shed}", f"cancelled={self.cancelled}",
-                 f"rejected={self.rejected}", f"failed={self.failed}",
-                 f"latency_ms(p50/max)={self.p50_latency_ms:.0f}/{self.max_latency_ms:.0f}"]
+        parts = [
+            f"sent={self.sent}",
+            f"played={self.played}",
+            f"lost={len(self.lost)}",
+            f"duplicated={dup}",
+            f"expired={self.expired}",
+            f"shed={self.shed}",
+            f"cancelled={self.cancelled}",
+            f"rejected={self.rejected}",
+            f"failed={self.failed}",
+            f"latency_ms(p50/max)={self.p50_latency_ms:.0f}/{self.max_latency_ms:.0f}",
+        ]
         parts += [f"{k}={v}" for k, v in self.extra.items()]
         return f"[reliability] {self.name}: " + " ".join(parts)
 
@@ -106,12 +114,14 @@ class Ledger:
         self.sent: dict[str, Sent] = {}
         self._lock = threading.Lock()
 
-    def sent_one(self, ann_id: str, *, priority: str = "normal", speakers: Iterable[str] = ("a",),
-                 at: float | None = None) -> None:
+    def sent_one(
+        self, ann_id: str, *, priority: str = "normal", speakers: Iterable[str] = ("a",), at: float | None = None
+    ) -> None:
         with self._lock:
             if ann_id not in self.sent:
-                self.sent[ann_id] = Sent(ann_id, priority, tuple(speakers), time.time() if at is None else at,
-                                         len(self.sent))
+                self.sent[ann_id] = Sent(
+                    ann_id, priority, tuple(speakers), time.time() if at is None else at, len(self.sent)
+                )
 
     def outcomes(self, events: list[LogEvent]) -> dict[tuple[str, str], list[LogEvent]]:
         """(id, speaker) -> that speaker's events for one of our announcements, in order."""
@@ -169,8 +179,21 @@ class Ledger:
                 cancelled += 1
         latencies.sort()
         p50 = latencies[len(latencies) // 2] if latencies else 0.0
-        return Figures(self.name, len(self.sent), played, lost, duplicated, expired, shed, cancelled, rejected,
-                       failed, latencies[-1] if latencies else 0.0, p50, dict(extra))
+        return Figures(
+            self.name,
+            len(self.sent),
+            played,
+            lost,
+            duplicated,
+            expired,
+            shed,
+            cancelled,
+            rejected,
+            failed,
+            latencies[-1] if latencies else 0.0,
+            p50,
+            dict(extra),
+        )
 
     @staticmethod
     def print(fig: Figures) -> None:
@@ -191,8 +214,9 @@ class Ledger:
         return [s.id for s in sorted(self.sent.values(), key=lambda s: s.seq) if s.priority == priority]
 
 
-def replays(events: list[LogEvent], ids: Iterable[str]
-            ) -> tuple[dict[tuple[int, str], list[str]], list[tuple[str, str, list[int]]]]:
+def replays(
+    events: list[LogEvent], ids: Iterable[str]
+) -> tuple[dict[tuple[int, str], list[str]], list[tuple[str, str, list[int]]]]:
     """Announcements of ``ids`` started on a speaker in more than one run of the daemon.
 
     The contract allows one such replay per crash and speaker: the one the crash cut off,
@@ -220,7 +244,8 @@ def replays(events: list[LogEvent], ids: Iterable[str]
         if len(runs) == 1:
             continue
         if len(runs) == len(set(runs)) and all(
-                last_started[(r, spk)] == ann_id or (ann_id, spk, r) in interrupted for r in runs[:-1]):
+            last_started[(r, spk)] == ann_id or (ann_id, spk, r) in interrupted for r in runs[:-1]
+        ):
             for r in runs[:-1]:
                 cut_off[(r, spk)].append(ann_id)
         else:

@@ -74,8 +74,7 @@ class CutProxy:
             with self._lock:
                 self._links.append(link)
             for src, dst in ((conn, up), (up, conn)):
-                threading.Thread(target=self._pump, args=(link, src, dst), name="cut-proxy-pump",
-                                 daemon=True).start()
+                threading.Thread(target=self._pump, args=(link, src, dst), name="cut-proxy-pump", daemon=True).start()
 
     @staticmethod
     def _pump(link: _Link, src: socket.socket, dst: socket.socket) -> None:

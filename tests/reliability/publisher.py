@@ -23,8 +23,9 @@ from paho.mqtt.properties import Properties
 
 
 class Publisher:
-    def __init__(self, broker: Broker, client_id: str | None = None, session_expiry: int = 600,
-                 retry_after: float = 5.0) -> None:
+    def __init__(
+        self, broker: Broker, client_id: str | None = None, session_expiry: int = 600, retry_after: float = 5.0
+    ) -> None:
         self.client_id = client_id or f"rel-pub-{uuid.uuid4().hex[:8]}"
         self.retry_after = retry_after
         self.retries = 0  # publishes repeated because no PUBACK came within retry_after
@@ -46,8 +47,9 @@ class Publisher:
             self._acked.add(mid)
             self._cv.notify_all()
 
-    def send(self, topic: str, payload: bytes | str, timeout: float = 120.0,
-             properties: Properties | None = None) -> None:
+    def send(
+        self, topic: str, payload: bytes | str, timeout: float = 120.0, properties: Properties | None = None
+    ) -> None:
         """Publish at QoS 1 and wait for the PUBACK (AssertionError after ``timeout``)."""
         deadline = time.monotonic() + timeout
         while True:
@@ -69,8 +71,9 @@ class Publisher:
     def send_json(self, topic: str, obj: Any, **kwargs: Any) -> None:
         self.send(topic, json.dumps(obj, ensure_ascii=False).encode("utf-8"), **kwargs)
 
-    def send_confirmed(self, topic: str, obj: dict[str, Any], events: Collected, confirm_within: float = 5.0,
-                       timeout: float = 120.0) -> None:
+    def send_confirmed(
+        self, topic: str, obj: dict[str, Any], events: Collected, confirm_within: float = 5.0, timeout: float = 120.0
+    ) -> None:
         """Send ``obj`` and wait until the daemon answers for its ``id`` on ``events`` (``P/events``).
 
         The end-to-end confirmation a publisher needs when even an acknowledged publish may be
@@ -106,8 +109,15 @@ class Publisher:
         self._c.loop_stop()
 
 
-def warm_up(pub: Publisher, daemon: Any, texts: list[str], targets: str, speakers: tuple[str, ...],
-            timeout: float = 120.0, batch: int = 4) -> None:
+def warm_up(
+    pub: Publisher,
+    daemon: Any,
+    texts: list[str],
+    targets: str,
+    speakers: tuple[str, ...],
+    timeout: float = 120.0,
+    batch: int = 4,
+) -> None:
     """Play ``texts`` once on ``targets`` (not counted by any ledger) so the clause cache holds them.
 
     The runs that follow then measure the faults, not first syntheses. ``daemon`` is a
@@ -118,8 +128,8 @@ def warm_up(pub: Publisher, daemon: Any, texts: list[str], targets: str, speaker
 
     deadline = time.monotonic() + timeout
     for start in range(0, len(texts), batch):
-        ids = [f"warm-{uuid.uuid4().hex[:8]}" for _ in texts[start:start + batch]]
-        for ann_id, text in zip(ids, texts[start:start + batch]):
+        ids = [f"warm-{uuid.uuid4().hex[:8]}" for _ in texts[start : start + batch]]
+        for ann_id, text in zip(ids, texts[start : start + batch]):
             pub.send_json(daemon.topic("say"), {"id": ann_id, "text": text, "chime": False, "targets": targets})
         want = {(i, s) for i in ids for s in speakers}
         while want - {(e.id, e.speaker) for e in parse_log(daemon.log()) if e.state == "finished"}:

@@ -45,28 +45,37 @@ KILL_WINDOW_S = 30.0  # the kills land mid-stream
 PRIORITIES = ("low", "normal", "high")
 
 
-def test_broker_sigkilled_five_times_loses_nothing_and_keeps_order(durable_broker: Broker, tmp_path: Path,
-                                                                   announcer_cache: Path, closing: Callable[[Any], Any]) -> None:
+def test_broker_sigkilled_five_times_loses_nothing_and_keeps_order(
+    durable_broker: Broker, tmp_path: Path, announcer_cache: Path, closing: Callable[[Any], Any]
+) -> None:
     seed = int(os.environ.get("RELIABILITY_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
     texts = [text for _e, _p, text in corpus_rows()]
     broker = durable_broker
-    d = closing(DaemonProc(broker, tmp_path / "d", announcer_cache,
-                   limits={"per_minute": 100000, "max_queue": COUNT}, defaults={"chime": False}))
+    d = closing(
+        DaemonProc(
+            broker,
+            tmp_path / "d",
+            announcer_cache,
+            limits={"per_minute": 100000, "max_queue": COUNT},
+            defaults={"chime": False},
+        )
+    )
     log = closing(EventLog(broker, d.topic("events")))
     d.start()
     pub = closing(Publisher(broker))
     ledger = Ledger("broker SIGKILL x5")
-    plan = [(f"br-{i:03d}-{rng.randrange(1 << 20):05x}", rng.choice(PRIORITIES), texts[i % len(texts)])
-            for i in range(COUNT)]
+    plan = [
+        (f"br-{i:03d}-{rng.randrange(1 << 20):05x}", rng.choice(PRIORITIES), texts[i % len(texts)])
+        for i in range(COUNT)
+    ]
     errors: list[BaseException] = []
 
     def send_all() -> None:
         try:
             for ann_id, priority, text in plan:
                 ledger.sent_one(ann_id, priority=priority, speakers=("a",))
-                pub.send_confirmed(d.topic("say"), {"id": ann_id, "text": text, "priority": priority},
-                                   log.messages)
+                pub.send_confirmed(d.topic("say"), {"id": ann_id, "text": text, "priority": priority}, log.messages)
                 time.sleep(PACE_S)
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
@@ -95,10 +104,16 @@ def test_broker_sigkilled_five_times_loses_nothing_and_keeps_order(durable_broke
         time.sleep(0.5)
     time.sleep(1.0)  # a duplicate would show up now
     finished_on_mqtt = {e["id"] for e in events.all(state="finished", speaker="a")}
-    fig = ledger.figures(d.log(), seed=seed, kills=KILLS, down_s=downtimes, publisher_retries=pub.retries,
-                         resent_unconfirmed=pub.resends,
-                         finished_events_missing=len(set(ledger.sent) - finished_on_mqtt),
-                         run_s=round(time.monotonic() - t0, 1))
+    fig = ledger.figures(
+        d.log(),
+        seed=seed,
+        kills=KILLS,
+        down_s=downtimes,
+        publisher_retries=pub.retries,
+        resent_unconfirmed=pub.resends,
+        finished_events_missing=len(set(ledger.sent) - finished_on_mqtt),
+        run_s=round(time.monotonic() - t0, 1),
+    )
     Ledger.print(fig)
     assert d.running, d.log_tail()
     assert fig.sent == COUNT

@@ -43,12 +43,20 @@ SPEAKERS = ("a", "b")
 
 
 def test_daemon_sigkilled_ten_times_loses_nothing_and_replays_only_the_cut_off(
-        durable_broker: Broker, tmp_path: Path, announcer_cache: Path, closing: Callable[[Any], Any]) -> None:
+    durable_broker: Broker, tmp_path: Path, announcer_cache: Path, closing: Callable[[Any], Any]
+) -> None:
     seed = int(os.environ.get("RELIABILITY_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
     texts = [text for _e, _p, text in corpus_rows()]
-    d = closing(DaemonProc(durable_broker, tmp_path / "d", announcer_cache,
-                   limits={"per_minute": 100000, "max_queue": COUNT}, defaults={"targets": "files"}))
+    d = closing(
+        DaemonProc(
+            durable_broker,
+            tmp_path / "d",
+            announcer_cache,
+            limits={"per_minute": 100000, "max_queue": COUNT},
+            defaults={"targets": "files"},
+        )
+    )
     d.start()
     pub = closing(Publisher(durable_broker))
     warm_up(pub, d, texts, "files", SPEAKERS)  # kills then cut off playing, not only first syntheses

@@ -105,9 +105,17 @@ class Tally:
 
 @pytest.fixture
 def daemon(broker: Broker, tmp_path: Path, announcer_cache: Path) -> Iterator[DaemonProc]:
-    d = DaemonProc(broker, tmp_path / "daemon", announcer_cache,
-                   limits={"per_minute": 1_000_000, "max_queue": 100_000, "max_text_chars": MAX_TEXT,
-                           "max_payload_bytes": MAX_PAYLOAD})
+    d = DaemonProc(
+        broker,
+        tmp_path / "daemon",
+        announcer_cache,
+        limits={
+            "per_minute": 1_000_000,
+            "max_queue": 100_000,
+            "max_text_chars": MAX_TEXT,
+            "max_payload_bytes": MAX_PAYLOAD,
+        },
+    )
     d.patch_config({"hermes": {"enabled": True, "sites": SITES}, "homeassistant": {"enabled": True}})
     d.start()
     try:
@@ -116,8 +124,14 @@ def daemon(broker: Broker, tmp_path: Path, announcer_cache: Path) -> Iterator[Da
         d.close()
 
 
-def publish(client: TestClient, daemon: DaemonProc, tally: Tally, cases: list[Case], tag: str,
-            on_sent: Callable[[str, Case], None] = lambda _i, _c: None) -> tuple[dict[str, Case], int]:
+def publish(
+    client: TestClient,
+    daemon: DaemonProc,
+    tally: Tally,
+    cases: list[Case],
+    tag: str,
+    on_sent: Callable[[str, Case], None] = lambda _i, _c: None,
+) -> tuple[dict[str, Case], int]:
     """Publish ``cases`` (ids ``<tag><n>``), then wait until the daemon answered all and played the valid ones.
 
     At most WINDOW messages go out ahead of the daemon's answers and PLAY_WINDOW speaker runs ahead
@@ -139,11 +153,15 @@ def publish(client: TestClient, daemon: DaemonProc, tally: Tally, cases: list[Ca
         if case.expect == "play":
             playing += len(case.speakers)
         if eventful - (tally.first - first_before) > WINDOW:
-            tally.wait(lambda sent=eventful: sent - (tally.first - first_before) <= WINDOW // 2, 60,
-                       f"answers to {eventful}")
+            tally.wait(
+                lambda sent=eventful: sent - (tally.first - first_before) <= WINDOW // 2, 60, f"answers to {eventful}"
+            )
         if playing - (len(tally.finished) - finished_before) > PLAY_WINDOW:
-            tally.wait(lambda owed=playing: owed - (len(tally.finished) - finished_before) <= PLAY_WINDOW // 2, 60,
-                       f"{playing} speaker runs")
+            tally.wait(
+                lambda owed=playing: owed - (len(tally.finished) - finished_before) <= PLAY_WINDOW // 2,
+                60,
+                f"{playing} speaker runs",
+            )
     tally.wait(lambda: tally.first - first_before >= eventful, 60, "", fail=False)
     tally.wait(lambda: len(tally.finished) - finished_before >= playing, 120, "", fail=False)
     return ids, eventful
@@ -204,27 +222,51 @@ def test_garbage_in(broker: Broker, daemon: DaemonProc, event_log: EventLog) -> 
     rss_after_batch: list[int] = []
     size = -(-len(cases) // BATCHES)
     for b in range(BATCHES):
-        got, n = publish(client, daemon, tally, cases[b * size:(b + 1) * size], f"{tag}{b}-", on_sent=lambda i, c: (
-            ledger.sent_one(i, speakers=c.speakers) if c.expect == "play" and c.carries_id else None))
+        got, n = publish(
+            client,
+            daemon,
+            tally,
+            cases[b * size : (b + 1) * size],
+            f"{tag}{b}-",
+            on_sent=lambda i, c: (
+                ledger.sent_one(i, speakers=c.speakers) if c.expect == "play" and c.carries_id else None
+            ),
+        )
         ids |= got
         eventful += n
         rss_after_batch.append(settle(client, daemon, tally, settle_texts))
     t_published = time.monotonic()
-    answered = tally.wait(lambda: sum(1 for e in tally.events[events_before:]
-                                      if e["state"] in ("queued", "rejected")) >= eventful, 10, "", fail=False)
+    answered = tally.wait(
+        lambda: sum(1 for e in tally.events[events_before:] if e["state"] in ("queued", "rejected")) >= eventful,
+        10,
+        "",
+        fail=False,
+    )
     run = tally.events[events_before:]
     rejected = [e for e in run if e["state"] == "rejected"]
     queued = [e for e in run if e["state"] == "queued"]
     if not answered:  # say which ones, as far as ids tell
         firsts = {e["id"] for e in rejected + queued}
-        silent = [f"{i} ({c.why} on {c.topic}): {c.payload(i)[:150]!r}" for i, c in ids.items()
-                  if c.carries_id and i not in firsts]
-        wrong = [f"{e['id']} ({ids[e['id']].why} on {ids[e['id']].topic}) was queued: "
-                 f"{ids[e['id']].payload(e['id'])[:200]!r}" for e in queued
-                 if e["id"] in ids and ids[e["id"]].expect != "play"]
-        raise AssertionError(f"{eventful - len(rejected) - len(queued)} of {eventful} messages got no first event "
-                             f"(by state: {dict(tally.by_state)})\nwithout an answer:\n  " + "\n  ".join(silent[:30])
-                             + "\ninvalid but queued:\n  " + "\n  ".join(wrong[:30]) + "\n" + daemon.log_tail(30))
+        silent = [
+            f"{i} ({c.why} on {c.topic}): {c.payload(i)[:150]!r}"
+            for i, c in ids.items()
+            if c.carries_id and i not in firsts
+        ]
+        wrong = [
+            f"{e['id']} ({ids[e['id']].why} on {ids[e['id']].topic}) was queued: "
+            f"{ids[e['id']].payload(e['id'])[:200]!r}"
+            for e in queued
+            if e["id"] in ids and ids[e["id"]].expect != "play"
+        ]
+        raise AssertionError(
+            f"{eventful - len(rejected) - len(queued)} of {eventful} messages got no first event "
+            f"(by state: {dict(tally.by_state)})\nwithout an answer:\n  "
+            + "\n  ".join(silent[:30])
+            + "\ninvalid but queued:\n  "
+            + "\n  ".join(wrong[:30])
+            + "\n"
+            + daemon.log_tail(30)
+        )
     # plain-text announcements carry no id: the daemon generated one; take them from their queued event
     anonymous_queued = [e for e in queued if e["id"] not in ids and not e["id"].startswith("settle-")]
     plain_valid = [c for c in cases if c.expect == "play" and not c.carries_id]
@@ -232,8 +274,12 @@ def test_garbage_in(broker: Broker, daemon: DaemonProc, event_log: EventLog) -> 
     for e in anonymous_queued:
         ledger.sent_one(e["id"], speakers=e["speakers"], at=epoch(e["ts"]))
     expected_pairs = {(i, s) for i, sent in ledger.sent.items() for s in sent.speakers}
-    tally.wait(lambda: expected_pairs <= tally.finished, 10, f"every valid announcement finished "
-               f"({len(expected_pairs - tally.finished)} of {len(expected_pairs)} pairs missing)")
+    tally.wait(
+        lambda: expected_pairs <= tally.finished,
+        10,
+        f"every valid announcement finished "
+        f"({len(expected_pairs - tally.finished)} of {len(expected_pairs)} pairs missing)",
+    )
     rss_after = rss_after_batch[-1]
 
     # the daemon still answers: a final announcement plays, and Home Assistant's stop button ({}) is obeyed
@@ -248,24 +294,32 @@ def test_garbage_in(broker: Broker, daemon: DaemonProc, event_log: EventLog) -> 
     invalid = [(i, c) for i, c in ids.items() if c.expect == "reject"]
     with_id = {i: c for i, c in invalid if c.carries_id}
     rejected_ids = Counter(e["id"] for e in rejected)
-    problems = [f"{i} ({c.why} on {c.topic}): {rejected_ids[i]} rejected events" for i, c in with_id.items()
-                if rejected_ids[i] != 1]
+    problems = [
+        f"{i} ({c.why} on {c.topic}): {rejected_ids[i]} rejected events"
+        for i, c in with_id.items()
+        if rejected_ids[i] != 1
+    ]
     valid_ids = {i for i, c in ids.items() if c.expect == "play"}
-    problems += [f"valid {i} ({ids[i].why}) was rejected: {e['error']}" for e in rejected
-                 for i in [e["id"]] if i in valid_ids]
+    problems += [
+        f"valid {i} ({ids[i].why}) was rejected: {e['error']}" for e in rejected for i in [e["id"]] if i in valid_ids
+    ]
     for e in rejected:
         case = with_id.get(e["id"])
         if case is None:
             continue
         if not e["error"].startswith(f"{case.field}: ") or e["reason"] != case.reason:
-            problems.append(f"{e['id']} ({case.why}): expected {case.field}/{case.reason}, got "
-                            f"{e['reason']}: {e['error'][:160]}")
+            problems.append(
+                f"{e['id']} ({case.why}): expected {case.field}/{case.reason}, got {e['reason']}: {e['error'][:160]}"
+            )
     anon_expected = Counter((c.field, c.reason) for _i, c in invalid if not c.carries_id)
     anon_got = Counter((e["error"].split(":")[0], e["reason"]) for e in rejected if e["id"] not in ids)
     if anon_expected != anon_got:
         problems.append(f"rejections without our id: expected {dict(anon_expected)}, got {dict(anon_got)}")
-    problems += [f"rejected event without an error text: {e}" for e in rejected
-                 if not isinstance(e.get("error"), str) or ": " not in e["error"]]
+    problems += [
+        f"rejected event without an error text: {e}"
+        for e in rejected
+        if not isinstance(e.get("error"), str) or ": " not in e["error"]
+    ]
     assert not problems, "\n".join(problems[:40]) + f"\n({len(problems)} problems)"
     assert len(rejected) == len(invalid), (len(rejected), len(invalid))
 
@@ -276,8 +330,9 @@ def test_garbage_in(broker: Broker, daemon: DaemonProc, event_log: EventLog) -> 
     # Hermes: one sayFinished for each request that was a JSON object (valid or not)
     hermes_objects = [i for i, c in ids.items() if c.topic == "hermes" and c.carries_id]
     finished_ids = Counter(m.json().get("id") for m in said_finished)
-    assert all(finished_ids[i] == 1 for i in hermes_objects), \
-        [(i, finished_ids[i]) for i in hermes_objects if finished_ids[i] != 1][:20]
+    assert all(finished_ids[i] == 1 for i in hermes_objects), [
+        (i, finished_ids[i]) for i in hermes_objects if finished_ids[i] != 1
+    ][:20]
 
     # Home Assistant settings: refused, the state republished unchanged
     refused = [c for c in cases if c.expect == "refuse"]
@@ -287,15 +342,21 @@ def test_garbage_in(broker: Broker, daemon: DaemonProc, event_log: EventLog) -> 
 
     log_text = daemon.log()
     assert "Traceback" not in log_text, daemon.log_tail(80)
-    fig = ledger.figures(log_text, invalid=len(invalid), rejected_events=len(rejected),
-                         ha_refused=len(refused), messages=len(cases), seed=SEED,
-                         rss_kib=f"{rss_before}->{rss_after}",
-                         rss_after_batches_kib=",".join(map(str, rss_after_batch)),
-                         generate_s=round(t_generated - t_start, 1), warm_up_s=round(t_warm - t_generated, 1),
-                         run_s=round(t_published - t_warm, 1))
+    fig = ledger.figures(
+        log_text,
+        invalid=len(invalid),
+        rejected_events=len(rejected),
+        ha_refused=len(refused),
+        messages=len(cases),
+        seed=SEED,
+        rss_kib=f"{rss_before}->{rss_after}",
+        rss_after_batches_kib=",".join(map(str, rss_after_batch)),
+        generate_s=round(t_generated - t_start, 1),
+        warm_up_s=round(t_warm - t_generated, 1),
+        run_s=round(t_published - t_warm, 1),
+    )
     Ledger.print(fig)
-    print(f"[reliability] garbage in: cases by kind {dict(Counter(c.why for c in cases).most_common())}",
-          flush=True)
+    print(f"[reliability] garbage in: cases by kind {dict(Counter(c.why for c in cases).most_common())}", flush=True)
     assert fig.lost == [] and fig.duplicated == {}, fig.line()
     assert fig.played == len(ledger.sent) and fig.rejected == 0, fig.line()
     assert rss_after <= rss_before * 1.10, f"RSS grew from {rss_before} to {rss_after} KiB"

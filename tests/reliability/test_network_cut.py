@@ -108,9 +108,11 @@ class Cut:
         def s(v: float | None) -> str:
             return "-" if v is None else f"{v:.1f}s"
 
-        return (f"[reliability] network cut {self.length:.0f}s: noticed after {s(self.noticed_after)}, "
-                f"offline after {s(self.offline_after)}, {self.attempts} unanswered attempt(s), reconnected "
-                f"{s(self.reconnected_after)} after the restore ({', '.join(self.lost_reasons) or 'no loss logged'})")
+        return (
+            f"[reliability] network cut {self.length:.0f}s: noticed after {s(self.noticed_after)}, "
+            f"offline after {s(self.offline_after)}, {self.attempts} unanswered attempt(s), reconnected "
+            f"{s(self.reconnected_after)} after the restore ({', '.join(self.lost_reasons) or 'no loss logged'})"
+        )
 
 
 class Sender:
@@ -131,8 +133,11 @@ class Sender:
         ann_id = new_id("cut")
         self.ledger.sent_one(ann_id, speakers=speakers)
         assert self.pub is not None
-        self.pub.send_json(self.topic, {"id": ann_id, "text": TEXTS[self.n % len(TEXTS)], "chime": False,
-                                        "targets": speakers}, timeout=30.0)
+        self.pub.send_json(
+            self.topic,
+            {"id": ann_id, "text": TEXTS[self.n % len(TEXTS)], "chime": False, "targets": speakers},
+            timeout=30.0,
+        )
 
     def _run(self) -> None:
         next_at = time.monotonic()
@@ -166,8 +171,9 @@ def wait_all_done(ledger: Ledger, daemon: DaemonProc, timeout: float) -> None:
         if not fig.lost:
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"{len(fig.lost)} announcement(s) never finished, e.g. {fig.lost[:5]}\n"
-                                 f"{daemon.log_tail(60)}")
+            raise AssertionError(
+                f"{len(fig.lost)} announcement(s) never finished, e.g. {fig.lost[:5]}\n{daemon.log_tail(60)}"
+            )
         time.sleep(0.5)
 
 
@@ -181,12 +187,17 @@ def proxy(durable_broker: Broker) -> Iterator[CutProxy]:
 
 
 # -------------------------------------------------------------------------------------- test
-def test_network_cuts_are_noticed_and_nothing_is_lost(durable_broker: Broker, proxy: CutProxy, tmp_path: Path,
-                                                      announcer_cache: Path) -> None:
+def test_network_cuts_are_noticed_and_nothing_is_lost(
+    durable_broker: Broker, proxy: CutProxy, tmp_path: Path, announcer_cache: Path
+) -> None:
     began = time.monotonic()
-    daemon = DaemonProc(durable_broker, tmp_path / "daemon", announcer_cache, defaults={"chime": False},
-                        mqtt={"port": proxy.port, "keepalive": KEEPALIVE, "reconnect_min_delay": 0.1,
-                              "reconnect_max_delay": 1.0})
+    daemon = DaemonProc(
+        durable_broker,
+        tmp_path / "daemon",
+        announcer_cache,
+        defaults={"chime": False},
+        mqtt={"port": proxy.port, "keepalive": KEEPALIVE, "reconnect_min_delay": 0.1, "reconnect_max_delay": 1.0},
+    )
     avail = Availability(durable_broker, daemon.topic("availability"))
     ledger = Ledger("network cut")
     daemon.start()
@@ -229,8 +240,7 @@ def test_network_cuts_are_noticed_and_nothing_is_lost(durable_broker: Broker, pr
         if mine:
             cut.noticed_after = max(0.0, mine[0][0] - cut.start)
 
-    fig = ledger.figures(log, cuts=len(cuts), keepalive_s=KEEPALIVE,
-                         runtime_s=round(time.monotonic() - began))
+    fig = ledger.figures(log, cuts=len(cuts), keepalive_s=KEEPALIVE, runtime_s=round(time.monotonic() - began))
     Ledger.print(fig)
     for cut in cuts:
         print(cut.line(), flush=True)
@@ -248,8 +258,9 @@ def test_network_cuts_are_noticed_and_nothing_is_lost(durable_broker: Broker, pr
             assert cut.noticed_after < cut.length, f"noticed only at the restore: {cut.line()}"
             assert cut.lost_reasons == ["Keep alive timeout"], cut.line()
         if cut.length > WILL_WITHIN_S:  # shorter cuts show it when the restore closes the old connection
-            assert cut.offline_after is not None and cut.offline_after < cut.length, \
+            assert cut.offline_after is not None and cut.offline_after < cut.length, (
                 f"no 'offline' during the cut: {cut.line()}"
+            )
     assert len(losses) == len(cuts), f"lost-connection warnings: {losses}"
     assert "Traceback" not in log, daemon.log_tail(80)
     # e.g. not the "is another client using client id" diagnosis of connections that drop quickly

@@ -57,17 +57,27 @@ SPEAKERS = ("p1", "p2")
 
 
 def test_ten_times_overload_sheds_lowest_first_and_accounts_for_everything(
-        durable_broker: Broker, tmp_path: Path, announcer_cache: Path, closing: Callable[[Any], Any]) -> None:
+    durable_broker: Broker, tmp_path: Path, announcer_cache: Path, closing: Callable[[Any], Any]
+) -> None:
     seed = int(os.environ.get("RELIABILITY_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
-    texts = sorted((text for _e, _p, text in corpus_rows()), key=len)[:MAX_QUEUE]  # the short ones (all fit one queue for the warm-up)
+    texts = sorted((text for _e, _p, text in corpus_rows()), key=len)[
+        :MAX_QUEUE
+    ]  # the short ones (all fit one queue for the warm-up)
     fifo = closing(FifoSpeakers(tmp_path / "fifo", count=2))
     for r in fifo.readers.values():
         r.pace(None)  # as fast as it comes while the cache warms
-    d = closing(DaemonProc(durable_broker, tmp_path / "d", announcer_cache, env=fifo.env,
-                   speakers={"p1": fifo.speaker_yaml(1), "p2": fifo.speaker_yaml(2)},
-                   limits={"per_minute": PER_MINUTE, "max_queue": MAX_QUEUE},
-                   sections=""))
+    d = closing(
+        DaemonProc(
+            durable_broker,
+            tmp_path / "d",
+            announcer_cache,
+            env=fifo.env,
+            speakers={"p1": fifo.speaker_yaml(1), "p2": fifo.speaker_yaml(2)},
+            limits={"per_minute": PER_MINUTE, "max_queue": MAX_QUEUE},
+            sections="",
+        )
+    )
     d.patch_config({"zones": {"both": ["p1", "p2"]}, "defaults": {"targets": ["p1"], "chime": True}})
     d.start()
     pub = closing(Publisher(durable_broker))
@@ -124,11 +134,18 @@ def test_ten_times_overload_sheds_lowest_first_and_accounts_for_everything(
     text = d.log()
     events = parse_log(text)
     emergency_ms = sorted(
-        round((e.ts - sent_at[e.id]) * 1000.0) for e in events
-        if e.state == "started" and e.id.endswith("-emergency") and "replay" not in e.fields)
-    fig = ledger.figures(text, seed=seed, peak_rss_mib=round(peak, 1), rss_max_sampled_mib=round(max(rss), 1),
-                         emergency_start_ms=emergency_ms,
-                         interrupted=sum(1 for e in events if e.state == "interrupted" and e.id in ledger.sent))
+        round((e.ts - sent_at[e.id]) * 1000.0)
+        for e in events
+        if e.state == "started" and e.id.endswith("-emergency") and "replay" not in e.fields
+    )
+    fig = ledger.figures(
+        text,
+        seed=seed,
+        peak_rss_mib=round(peak, 1),
+        rss_max_sampled_mib=round(max(rss), 1),
+        emergency_start_ms=emergency_ms,
+        interrupted=sum(1 for e in events if e.state == "interrupted" and e.id in ledger.sent),
+    )
     Ledger.print(fig)
     assert d.running, d.log_tail()
     assert d.stop() == 0, d.log_tail()
@@ -137,8 +154,9 @@ def test_ten_times_overload_sheds_lowest_first_and_accounts_for_everything(
     assert fig.lost == [], f"no outcome for {fig.lost[:10]}\n{d.log_tail()}"
     assert fig.failed == 0 and fig.cancelled == 0, fig.line()
     assert fig.sent == fig.played + fig.expired + fig.shed + fig.rejected, fig.line()
-    assert fig.duplicated == {} or all(i.endswith(("-low", "-normal", "-high")) for i, _s in fig.duplicated), \
-        fig.duplicated  # only interrupted ones start again (replay after the emergency)
+    assert fig.duplicated == {} or all(i.endswith(("-low", "-normal", "-high")) for i, _s in fig.duplicated), (
+        fig.duplicated
+    )  # only interrupted ones start again (replay after the emergency)
     # every mechanism fired: this was an overload
     assert fig.shed > 0 and fig.rejected > 0 and fig.played < fig.sent / 5, fig.line()
     rejected = [e for e in events if e.state == "rejected" and e.id in ledger.sent]
@@ -186,10 +204,16 @@ def _assert_shed_lowest_first(events: list, ledger: Ledger, slack_s: float = 0.3
             shed += 1
             rank, arrival = PRIORITY_RANK[s.priority], waiting[e.speaker].get(e.id, order)
             assert s.priority != "emergency", e
-            worse = [o for o, o_arrival in waiting[e.speaker].items()
-                     if o != e.id and ended_at.get((o, e.speaker), float("inf")) > e.ts + slack_s
-                     and (PRIORITY_RANK[ledger.sent[o].priority] < rank
-                          or (PRIORITY_RANK[ledger.sent[o].priority] == rank and o_arrival > arrival))]
+            worse = [
+                o
+                for o, o_arrival in waiting[e.speaker].items()
+                if o != e.id
+                and ended_at.get((o, e.speaker), float("inf")) > e.ts + slack_s
+                and (
+                    PRIORITY_RANK[ledger.sent[o].priority] < rank
+                    or (PRIORITY_RANK[ledger.sent[o].priority] == rank and o_arrival > arrival)
+                )
+            ]
             assert not worse, f"shed {e.id} on {e.speaker} while {worse} waited"
         waiting[e.speaker].pop(e.id, None)
     assert shed > 0

@@ -52,11 +52,15 @@ def fifo(tmp_path: Path) -> Iterator[FifoSpeakers]:
 
 
 @pytest.fixture
-def daemon(durable_broker: Broker, tmp_path: Path, announcer_cache: Path, fifo: FifoSpeakers
-           ) -> Iterator[DaemonProc]:
-    d = DaemonProc(durable_broker, tmp_path / "d", announcer_cache, env=fifo.env,
-                   speakers={"good": fifo.speaker_yaml(1), "bad": fifo.speaker_yaml(2, stall_timeout=STALL_TIMEOUT)},
-                   defaults={"targets": ["pair"], "chime": False})
+def daemon(durable_broker: Broker, tmp_path: Path, announcer_cache: Path, fifo: FifoSpeakers) -> Iterator[DaemonProc]:
+    d = DaemonProc(
+        durable_broker,
+        tmp_path / "d",
+        announcer_cache,
+        env=fifo.env,
+        speakers={"good": fifo.speaker_yaml(1), "bad": fifo.speaker_yaml(2, stall_timeout=STALL_TIMEOUT)},
+        defaults={"targets": ["pair"], "chime": False},
+    )
     d.patch_config({"zones": {"pair": list(SPEAKERS)}})
     yield d
     d.close()
@@ -69,8 +73,7 @@ def epoch(event: dict[str, Any]) -> float:
 class Run:
     """Sends to the zone, records in the ledger, reads the outcomes per speaker."""
 
-    def __init__(self, broker: Broker, daemon: DaemonProc, events: Events, ledger: Ledger,
-                 fifo: FifoSpeakers) -> None:
+    def __init__(self, broker: Broker, daemon: DaemonProc, events: Events, ledger: Ledger, fifo: FifoSpeakers) -> None:
         self.client = broker.client()
         self.d = daemon
         self.events = events
@@ -132,8 +135,9 @@ class Run:
         return failed
 
 
-def test_a_failing_device_does_not_delay_the_others_and_recovers(durable_broker: Broker, daemon: DaemonProc,
-                                                                   fifo: FifoSpeakers) -> None:
+def test_a_failing_device_does_not_delay_the_others_and_recovers(
+    durable_broker: Broker, daemon: DaemonProc, fifo: FifoSpeakers
+) -> None:
     t_begin = time.monotonic()
     log = EventLog(durable_broker, daemon.topic("events"))
     events = Events(log.messages)
@@ -169,10 +173,13 @@ def test_a_failing_device_does_not_delay_the_others_and_recovers(durable_broker:
 
         # -- accounting: every announcement has an outcome on every speaker; the daemon stayed up
         assert daemon.running and daemon.starts == 1, daemon.log_tail()
-        fig = ledger.figures(daemon.log(), error_detect_ms=round((error_detect or 0) * 1000),
-                             hang_detect_ms=round(hang_detect * 1000),
-                             good_lag_ms=f"{base_lag * 1000:.0f}/{error_lag * 1000:.0f}/{hang_lag * 1000:.0f}",
-                             runtime_s=round(time.monotonic() - t_begin, 1))
+        fig = ledger.figures(
+            daemon.log(),
+            error_detect_ms=round((error_detect or 0) * 1000),
+            hang_detect_ms=round(hang_detect * 1000),
+            good_lag_ms=f"{base_lag * 1000:.0f}/{error_lag * 1000:.0f}/{hang_lag * 1000:.0f}",
+            runtime_s=round(time.monotonic() - t_begin, 1),
+        )
         Ledger.print(fig)
         assert fig.lost == [] and fig.duplicated == {}, fig.line()
         assert fig.played == 4 and fig.failed == 4, fig.line()

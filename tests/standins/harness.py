@@ -35,8 +35,12 @@ EMOTION_SECONDS = {"neutral": 0.10, "happy": 0.15, "sad": 0.20, "angry": 0.25, "
 
 def _version_of(python: str) -> tuple[int, int] | None:
     try:
-        out = subprocess.run([python, "-c", "import sys; print(sys.version_info[0], sys.version_info[1])"],
-                             capture_output=True, text=True, timeout=20)
+        out = subprocess.run(
+            [python, "-c", "import sys; print(sys.version_info[0], sys.version_info[1])"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     if out.returncode != 0:
@@ -81,9 +85,15 @@ def pythonpath(tmp: Path, packages: tuple[str, ...] = ("modelscope", "ttsfrd", "
 def make_model_dir(path: Path, voices: tuple[str, ...] = VOICES, sample_rate: int = 16000) -> Path:
     """A model directory in the layout of damo/speech_sambert-hifigan_tts_zh-cn_16k (tiny files)."""
     path.mkdir(parents=True, exist_ok=True)
-    (path / "configuration.json").write_text(json.dumps(
-        {"framework": "pytorch", "task": "text-to-speech",
-         "model": {"type": "sambert-hifigan", "lang_type": "zhcn", "sample_rate": sample_rate}}))
+    (path / "configuration.json").write_text(
+        json.dumps(
+            {
+                "framework": "pytorch",
+                "task": "text-to-speech",
+                "model": {"type": "sambert-hifigan", "lang_type": "zhcn", "sample_rate": sample_rate},
+            }
+        )
+    )
     with zipfile.ZipFile(path / "resource.zip", "w") as z:
         z.writestr("resource/frontend.marker", "stand-in front-end resources")
     (path / "voices").mkdir(exist_ok=True)
@@ -102,8 +112,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def worker_env(tmp: Path, packages: tuple[str, ...] = ("modelscope", "ttsfrd", "kantts"),
-               **extra: str) -> dict[str, str]:
+def worker_env(
+    tmp: Path, packages: tuple[str, ...] = ("modelscope", "ttsfrd", "kantts"), **extra: str
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "SAMBERT_STANDIN"))}
     env["PYTHONPATH"] = pythonpath(tmp, packages)
     env["SAMBERT_STANDIN_LOG"] = str(tmp / "standin.jsonl")
@@ -115,11 +126,23 @@ def worker_command(python: str, model_dir: Path, uri: str, *args: str) -> list[s
     return [python, "-m", "announcer.workers.sambert", "--model-dir", str(model_dir), "--uri", uri, *args]
 
 
-def run_worker(python: str, tmp: Path, model_dir: Path, *args: str, packages: tuple[str, ...] = (
-        "modelscope", "ttsfrd", "kantts"), timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+def run_worker(
+    python: str,
+    tmp: Path,
+    model_dir: Path,
+    *args: str,
+    packages: tuple[str, ...] = ("modelscope", "ttsfrd", "kantts"),
+    timeout: float = 60,
+    **env: str,
+) -> subprocess.CompletedProcess[str]:
     """Run the worker to completion (for --check and start-up errors)."""
-    return subprocess.run(worker_command(python, model_dir, f"tcp://127.0.0.1:{free_port()}", *args),
-                          env=worker_env(tmp, packages, **env), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        worker_command(python, model_dir, f"tcp://127.0.0.1:{free_port()}", *args),
+        env=worker_env(tmp, packages, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def standin_log(tmp: Path) -> list[dict[str, Any]]:
@@ -157,16 +180,18 @@ def describe(port: int, timeout: float = 10.0) -> dict[str, Any]:
     return event.data
 
 
-def synthesize(port: int, text: str, voice: str | None = None, context: dict[str, Any] | None = None,
-               timeout: float = 30.0) -> Reply:
+def synthesize(
+    port: int, text: str, voice: str | None = None, context: dict[str, Any] | None = None, timeout: float = 30.0
+) -> Reply:
     from wyoming.audio import AudioChunk, AudioStart
     from wyoming.event import read_event, write_event
     from wyoming.tts import Synthesize, SynthesizeVoice
 
     reply = Reply()
     with _connect(port, timeout) as sock, sock.makefile("rwb") as f:
-        write_event(Synthesize(text=text, voice=SynthesizeVoice(name=voice) if voice else None,
-                               context=context).event(), f)
+        write_event(
+            Synthesize(text=text, voice=SynthesizeVoice(name=voice) if voice else None, context=context).event(), f
+        )
         while True:
             event = read_event(f)
             if event is None:

@@ -55,8 +55,14 @@ def project_url() -> str | None:
 class HomeAssistantBridge(Integration):
     name = "homeassistant"
 
-    def __init__(self, cfg: Config, settings: RuntimeSettings, publish: Publish, version: str,
-                 refresh_status: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        settings: RuntimeSettings,
+        publish: Publish,
+        version: str,
+        refresh_status: Callable[[], None] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.settings = settings
         self._publish = publish
@@ -119,14 +125,12 @@ class HomeAssistantBridge(Integration):
         try:
             self.settings.set_ha_config_topics(current)
         except OSError as exc:
-            _LOGGER.warning("homeassistant: cannot record the published entities in %s: %s",
-                            self.settings.path, exc)
+            _LOGGER.warning("homeassistant: cannot record the published entities in %s: %s", self.settings.path, exc)
         self.publish_states(refresh_status)
 
     def publish_states(self, refresh_status: bool = False) -> None:
         self._send(self.topics.state_emotion, self.emotion().encode(), retain=True)
-        self._send(self.topics.state_volume, str(ha.volume_percent(self.settings.volume)).encode(),
-                   retain=True)
+        self._send(self.topics.state_volume, str(ha.volume_percent(self.settings.volume)).encode(), retain=True)
         with self._lock:
             last = self._last
         if last is not None:
@@ -165,5 +169,4 @@ class HomeAssistantBridge(Integration):
             _LOGGER.error("homeassistant: cannot save the master volume to %s: %s", self.settings.path, exc)
         else:
             _LOGGER.info("master volume is now %s%%", ha.volume_percent(volume))
-        self._send(self.topics.state_volume, str(ha.volume_percent(self.settings.volume)).encode(),
-                   retain=True)
+        self._send(self.topics.state_volume, str(ha.volume_percent(self.settings.volume)).encode(), retain=True)

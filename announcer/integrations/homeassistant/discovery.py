@@ -72,12 +72,12 @@ def origin_block(version: str, url: str | None = None) -> dict[str, Any]:
 
 
 def availability(cfg: Config) -> list[dict[str, str]]:
-    return [{"topic": topics_of(cfg).availability, "payload_available": "online",
-             "payload_not_available": "offline"}]
+    return [{"topic": topics_of(cfg).availability, "payload_available": "online", "payload_not_available": "offline"}]
 
 
-def _entity(cfg: Config, version: str, url: str | None, component: str, object_id: str, name: str | None,
-            fields: dict[str, Any]) -> Entity:
+def _entity(
+    cfg: Config, version: str, url: str | None, component: str, object_id: str, name: str | None, fields: dict[str, Any]
+) -> Entity:
     ha = cfg.homeassistant
     oid = ascii_id(object_id)
     unique = f"announcer_{ha.node_id}_{oid}"
@@ -104,34 +104,117 @@ def entities(cfg: Config, version: str, url: str | None = None) -> list[Entity]:
     """Every entity of this daemon, in publishing order."""
     t = topics_of(cfg)
     out = [
-        _entity(cfg, version, url, "notify", "say", "Say", {
-            "command_topic": t.say, "retain": False, "icon": "mdi:bullhorn"}),
+        _entity(
+            cfg, version, url, "notify", "say", "Say", {"command_topic": t.say, "retain": False, "icon": "mdi:bullhorn"}
+        ),
     ]
     for zone in cfg.zones:
-        out.append(_entity(cfg, version, url, "notify", f"zone_{zone}", zone_display_name(cfg, zone), {
-            "command_topic": t.say_to(zone), "retain": False, "icon": "mdi:bullhorn-outline"}))
+        out.append(
+            _entity(
+                cfg,
+                version,
+                url,
+                "notify",
+                f"zone_{zone}",
+                zone_display_name(cfg, zone),
+                {"command_topic": t.say_to(zone), "retain": False, "icon": "mdi:bullhorn-outline"},
+            )
+        )
     out += [
-        _entity(cfg, version, url, "select", "emotion", "Default emotion", {
-            "command_topic": t.set_emotion, "state_topic": t.state_emotion,
-            "options": list(EMOTIONS), "retain": False, "entity_category": "config",
-            "icon": "mdi:emoticon-outline"}),
-        _entity(cfg, version, url, "number", "volume", "Master volume", {
-            "command_topic": t.set_volume, "state_topic": t.state_volume,
-            "min": 0, "max": 100, "step": VOLUME_STEP, "unit_of_measurement": "%", "mode": "slider",
-            "retain": False, "entity_category": "config", "icon": "mdi:volume-high"}),
-        _entity(cfg, version, url, "sensor", "queue", "Queue", {
-            "state_topic": t.status, "value_template": "{{ value_json.queue }}",
-            "state_class": "measurement", "icon": "mdi:playlist-play"}),
-        _entity(cfg, version, url, "sensor", "last", "Last announcement", {
-            "state_topic": t.state_last, "value_template": "{{ value_json.text[:255] }}",
-            "json_attributes_topic": t.state_last, "icon": "mdi:message-text-outline"}),
-        _entity(cfg, version, url, "binary_sensor", "speaking", "Speaking", {
-            "state_topic": t.status,
-            "value_template": "{{ 'ON' if value_json.speaking else 'OFF' }}",
-            "payload_on": "ON", "payload_off": "OFF", "device_class": "sound"}),
-        _entity(cfg, version, url, "button", "stop", "Stop", {
-            # "{}" is a valid P/stop payload (stop everything); the button's default "PRESS" is not
-            "command_topic": t.stop, "payload_press": "{}", "retain": False, "icon": "mdi:stop"}),
+        _entity(
+            cfg,
+            version,
+            url,
+            "select",
+            "emotion",
+            "Default emotion",
+            {
+                "command_topic": t.set_emotion,
+                "state_topic": t.state_emotion,
+                "options": list(EMOTIONS),
+                "retain": False,
+                "entity_category": "config",
+                "icon": "mdi:emoticon-outline",
+            },
+        ),
+        _entity(
+            cfg,
+            version,
+            url,
+            "number",
+            "volume",
+            "Master volume",
+            {
+                "command_topic": t.set_volume,
+                "state_topic": t.state_volume,
+                "min": 0,
+                "max": 100,
+                "step": VOLUME_STEP,
+                "unit_of_measurement": "%",
+                "mode": "slider",
+                "retain": False,
+                "entity_category": "config",
+                "icon": "mdi:volume-high",
+            },
+        ),
+        _entity(
+            cfg,
+            version,
+            url,
+            "sensor",
+            "queue",
+            "Queue",
+            {
+                "state_topic": t.status,
+                "value_template": "{{ value_json.queue }}",
+                "state_class": "measurement",
+                "icon": "mdi:playlist-play",
+            },
+        ),
+        _entity(
+            cfg,
+            version,
+            url,
+            "sensor",
+            "last",
+            "Last announcement",
+            {
+                "state_topic": t.state_last,
+                "value_template": "{{ value_json.text[:255] }}",
+                "json_attributes_topic": t.state_last,
+                "icon": "mdi:message-text-outline",
+            },
+        ),
+        _entity(
+            cfg,
+            version,
+            url,
+            "binary_sensor",
+            "speaking",
+            "Speaking",
+            {
+                "state_topic": t.status,
+                "value_template": "{{ 'ON' if value_json.speaking else 'OFF' }}",
+                "payload_on": "ON",
+                "payload_off": "OFF",
+                "device_class": "sound",
+            },
+        ),
+        _entity(
+            cfg,
+            version,
+            url,
+            "button",
+            "stop",
+            "Stop",
+            {
+                # "{}" is a valid P/stop payload (stop everything); the button's default "PRESS" is not
+                "command_topic": t.stop,
+                "payload_press": "{}",
+                "retain": False,
+                "icon": "mdi:stop",
+            },
+        ),
     ]
     return out
 
@@ -162,9 +245,15 @@ def parse_volume_command(payload: bytes) -> float:
 
 def last_state(event: Event, ann: Any) -> dict[str, Any]:
     """The retained ``P/state/last`` JSON for the newest event of the most recent announcement."""
-    out = {"id": event.id, "state": event.state, "ts": event.ts,
-           "text": getattr(ann, "text", ""), "targets": list(getattr(ann, "targets", ())),
-           "emotion": getattr(ann, "emotion", None), "priority": getattr(ann, "priority", None)}
+    out = {
+        "id": event.id,
+        "state": event.state,
+        "ts": event.ts,
+        "text": getattr(ann, "text", ""),
+        "targets": list(getattr(ann, "targets", ())),
+        "emotion": getattr(ann, "emotion", None),
+        "priority": getattr(ann, "priority", None),
+    }
     wire = event.to_wire()
     for key in ("speaker", "error", "reason"):
         if wire.get(key) is not None:

@@ -213,7 +213,7 @@ class WyomingServer:
                 pcm = to_pcm16(chunk.samples).tobytes()
                 step = SAMPLES_PER_CHUNK * 2
                 for i in range(0, len(pcm), step):
-                    yield AudioChunk(rate=chunk.sample_rate, width=2, channels=1, audio=pcm[i:i + step]).event()
+                    yield AudioChunk(rate=chunk.sample_rate, width=2, channels=1, audio=pcm[i : i + step]).event()
         finally:
             try:
                 clauses.close()  # type: ignore[attr-defined]
@@ -287,8 +287,9 @@ class _Handler(AsyncEventHandler):
 def main(argv: list[str] | None = None) -> int:
     from ...config import ConfigError, find_config_path, load_config
 
-    parser = argparse.ArgumentParser(prog="python -m announcer.wyoming_server",
-                                     description="Serve announcer's engines as a Wyoming TTS server.")
+    parser = argparse.ArgumentParser(
+        prog="python -m announcer.wyoming_server", description="Serve announcer's engines as a Wyoming TTS server."
+    )
     parser.add_argument("-c", "--config", help="config file (default: as the daemon finds it, else built-in)")
     parser.add_argument("--uri", help="tcp://host:port or unix:///path (default: the config's wyoming.uri)")
     parser.add_argument("--host", default=None, help="with --port: tcp://HOST:PORT (default 127.0.0.1)")

@@ -55,13 +55,26 @@ def voice_table(synth: Synthesizer) -> dict[str, VoiceEntry]:
 
 def build_info(table: dict[str, VoiceEntry]) -> Info:
     voices = [
-        TtsVoice(name=v.name, description=f"{v.voice} ({v.engine}, {v.emotion})", attribution=ATTRIBUTION,
-                 installed=True, version=None, languages=list(v.languages), speakers=None)
+        TtsVoice(
+            name=v.name,
+            description=f"{v.voice} ({v.engine}, {v.emotion})",
+            attribution=ATTRIBUTION,
+            installed=True,
+            version=None,
+            languages=list(v.languages),
+            speakers=None,
+        )
         for v in table.values()
     ]
-    program = TtsProgram(name=ANNOUNCER_PROGRAM, description="announcer: local voice announcements with emotions",
-                         attribution=ATTRIBUTION, installed=True, version=__version__, voices=voices,
-                         supports_synthesize_streaming=True)
+    program = TtsProgram(
+        name=ANNOUNCER_PROGRAM,
+        description="announcer: local voice announcements with emotions",
+        attribution=ATTRIBUTION,
+        installed=True,
+        version=__version__,
+        voices=voices,
+        supports_synthesize_streaming=True,
+    )
     return Info(tts=[program])
 
 
@@ -80,8 +93,13 @@ class Request:
     synth: Synthesizer
 
 
-def resolve(synth: Synthesizer, default_engine: str, table: dict[str, VoiceEntry], voice: SynthesizeVoice | None,
-        context: dict[str, Any] | None = None) -> Request:
+def resolve(
+    synth: Synthesizer,
+    default_engine: str,
+    table: dict[str, VoiceEntry],
+    voice: SynthesizeVoice | None,
+    context: dict[str, Any] | None = None,
+) -> Request:
     """Engine, voice and style for a request; InputError for an unknown voice name."""
     entry: VoiceEntry | None = None
     if voice is not None and voice.name:
@@ -94,8 +112,14 @@ def resolve(synth: Synthesizer, default_engine: str, table: dict[str, VoiceEntry
         if entry is None:
             raise InputError("voice", f"unknown voice {voice.name!r} (have: {', '.join(table)})")
     elif voice is not None and voice.language:
-        entry = next((v for v in table.values() if v.emotion == "neutral"
-                      and any(_same_language(voice.language, lang) for lang in v.languages)), None)
+        entry = next(
+            (
+                v
+                for v in table.values()
+                if v.emotion == "neutral" and any(_same_language(voice.language, lang) for lang in v.languages)
+            ),
+            None,
+        )
     if entry is None:
         eng = synth.engine(default_engine)
         entry = VoiceEntry("", default_engine, eng.default_voice, "neutral", ())

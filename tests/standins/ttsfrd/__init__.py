@@ -47,6 +47,13 @@ class TtsFrontendEngine:
         body = html.unescape(_TAGS.sub("", body))
         chars = [c for c in body if c.strip() and c not in "。！？；，、!?;,"]
         symbols = " ".join("{u%04x$tone1$s_begin$word_begin$emotion_%s$F7}" % (ord(c), emotion) for c in chars)
-        log({"event": "frontend", "input": text, "emotion": emotion,
-             "intensity": float(intensity) if intensity else None, "symbols": symbols})
+        log(
+            {
+                "event": "frontend",
+                "input": text,
+                "emotion": emotion,
+                "intensity": float(intensity) if intensity else None,
+                "symbols": symbols,
+            }
+        )
         return "1\t%s\n" % symbols
