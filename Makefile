@@ -1,5 +1,5 @@
-# The two commands of the README: `make demo` and `make test`. Both set up what they need.
-.PHONY: setup demo test bench clean
+# The README's two commands: `make demo` and `make check test test-slow`. Each target sets up what it needs.
+.PHONY: setup demo check test test-slow bench clean
 
 setup:
 	sh scripts/setup.sh
@@ -7,11 +7,23 @@ setup:
 demo: setup
 	.venv/bin/python scripts/demo.py
 
+# the fast lane (about a minute): lint, format, types, and the unit tests (marker `unit`)
+check: setup
+	.venv/bin/ruff check announcer tests bench scripts
+	.venv/bin/ruff format --check announcer tests bench scripts
+	.venv/bin/mypy
+	.venv/bin/python -m pytest -q -m unit
+
+# the full suite but the slow lane (real broker, daemon, devices, reliability faults)
 test: setup
-	.venv/bin/python -m pytest -q
+	.venv/bin/python -m pytest -q -m "not slow"
+
+# the slow lane: end-to-end runs of several minutes each (exit 5: none collected, fine)
+test-slow: setup
+	.venv/bin/python -m pytest -q -m slow; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
 
 bench: setup
 	.venv/bin/python -m bench
 
 clean:
-	rm -rf .venv demo-out .pytest_cache
+	rm -rf .venv demo-out .pytest_cache .mypy_cache .ruff_cache

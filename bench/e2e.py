@@ -195,7 +195,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             return _ms(t0, started.t), (None if sound is None else _ms(t0, sound)), started.event
 
         progress("e2e: warming up the daemon's path")
-        for i, eng in enumerate(("zh", "espeak", "zh")):
+        for eng in ("zh", "espeak", "zh"):
             one({"text": f"预热第{rng.randint(100, 999)}次。", "engine": eng, "chime": False}, bare)
 
         other.start()

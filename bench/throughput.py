@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             f"throughput: {args.throughput_per_speaker * len(SPEAKERS)} announcements at "
             f"{args.throughput_rate}/s onto {len(SPEAKERS)} file speakers"
         )
-        for k in range(args.throughput_per_speaker):
+        for _ in range(args.throughput_per_speaker):
             for s in SPEAKERS:
                 line = corpus[n % len(corpus)]
                 ann_id = f"tp-{n}"

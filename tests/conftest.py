@@ -18,8 +18,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from alsa import alsa_devices  # noqa: E402,F401  (fixture)
 from broker import INSTALL_HINT, Broker, find_mosquitto  # noqa: E402
-from daemon_proc import NotifySocket  # noqa: E402
+from daemon_proc import NotifySocket, announcer_cache, client, events  # noqa: E402,F401  (fixtures)
 from standins import harness  # noqa: E402
 
 

@@ -21,8 +21,8 @@ path-length limit), the ``$NOTIFY_SOCKET`` a daemon sends ``READY=1``, ``STATUS=
 ``EventLog`` is a subscriber with a *persistent* session (clean start off, session
 expiry 10 min): while the broker restarts, what the daemon publishes is queued for it,
 so a test can count every event, or see the daemon's live ``online`` after a broker
-restart (a plain client that resubscribes late only gets the retained copy). Redeliveries (same bytes, e.g. a PUBACK lost in the
-restart) are dropped, so a duplicate in the log is a duplicate the daemon sent.
+restart (a plain client that resubscribes late only gets the retained copy). Redeliveries (same
+bytes, e.g. a PUBACK lost in the restart) are dropped, so a duplicate in the log is a duplicate the daemon sent.
 
 The clause cache is passed in (one per test session: re-rendering costs time and most
 tests do not measure synthesis); texts that must really be synthesized come from

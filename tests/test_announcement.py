@@ -12,6 +12,8 @@ from announcer.core.errors import InputError
 from announcer.intake.parse import clean_text, parse
 from announcer.intake.wire import decode_stop, stop_priority
 
+pytestmark = pytest.mark.unit  # the fast lane (make check)
+
 CFG = parse_config("""
 speakers:
   lobby: {type: file, directory: /tmp/a}

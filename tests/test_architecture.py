@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.unit  # the fast lane (make check)
+
 ROOT = Path(__file__).resolve().parent.parent / "announcer"
 
 # package -> the packages it may import (besides itself). Read top-down: each may use those above it.

@@ -13,6 +13,8 @@ import pytest
 from announcer.config import CacheConfig
 from announcer.playback.clause_cache import ClauseCache
 
+pytestmark = pytest.mark.unit  # the fast lane (make check)
+
 BASE = ("embedded-zh:v1", "zh-female", "happy", 1.0, 1.0, "各位乘客，")
 
 

@@ -17,6 +17,8 @@ from announcer.engines.prosody import prosody_for
 from announcer.playback.speaker_chain import DEFAULT_TARGET_LUFS, SpeakerChain, emotion_level_db
 from announcer.sinks.sounddevice_sink import Config as DeviceConfig
 
+pytestmark = pytest.mark.unit  # the fast lane (make check)
+
 TEXT = "注意，各位旅客请注意，开往北京的G102次列车即将进站，请站在黄线以外。"
 SR = 24000
 

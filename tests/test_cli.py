@@ -89,6 +89,7 @@ def test_unknown_emotion_plays_as_neutral_with_a_warning(workdir: Path) -> None:
     assert r.returncode == 0
     assert "unknown emotion 'grumpy'" in r.stderr
     r2 = run("say", "你好", "--no-chime", "--out", str(workdir / "n.wav"), cwd=workdir)
+    assert r2.returncode == 0, r2.stderr
     assert np.array_equal(wav(workdir / "g.wav")[0], wav(workdir / "n.wav")[0])
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from announcer.config import ConfigError, load_config, parse_config
+
+pytestmark = pytest.mark.unit  # the fast lane (make check)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,7 +102,7 @@ def test_config_is_frozen(tmp_path: Path) -> None:
     p = tmp_path / "a.yaml"
     p.write_text("mqtt: {host: h}\n")
     cfg = load_config(p)
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):  # frozen
         cfg.mqtt.host = "other"  # type: ignore[misc]
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path / "missing.yaml")

@@ -23,17 +23,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from broker import Broker, TestClient, properties
-from daemon_proc import (  # noqa: F401
-    DaemonProc,
-    Events,
-    _idle_between_tests,
-    announcer_cache,
-    client,
-    events,
-    module_daemon,
-    new_id,
-    unique_text,
-)
+from daemon_proc import DaemonProc, Events, _idle_between_tests, module_daemon, new_id, unique_text  # noqa: F401
 
 from announcer import __version__
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from broker import Broker
-from daemon_proc import DaemonProc, EventLog, Events, announcer_cache, new_id, unique_text  # noqa: F401
+from daemon_proc import DaemonProc, EventLog, Events, new_id, unique_text  # noqa: F401
 
 from announcer import __version__
 from announcer.spool.store import Spool

@@ -22,17 +22,7 @@ from pathlib import Path
 
 import pytest
 from broker import Broker, TestClient, properties
-from daemon_proc import (  # noqa: F401
-    DaemonProc,
-    Events,
-    _idle_between_tests,
-    announcer_cache,
-    client,
-    events,
-    module_daemon,
-    new_id,
-    unique_text,
-)
+from daemon_proc import DaemonProc, Events, _idle_between_tests, module_daemon, new_id, unique_text  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from alsa import FifoSpeakers
 from broker import Broker
-from daemon_proc import DaemonProc, Events, announcer_cache, new_id, unique_text  # noqa: F401
+from daemon_proc import DaemonProc, Events, new_id, unique_text  # noqa: F401
 
 from announcer.spool.store import Spool
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from alsa import AlsaDevices, alsa_devices  # noqa: F401  (fixture)
+from alsa import AlsaDevices  # noqa: F401
 from test_scheduler import EventLog, wait_until
 
 from announcer.audio.chimes import ChimeLibrary
@@ -29,7 +29,7 @@ from announcer.playback.synthesizer import make_synthesizer
 from announcer.sinks.base import create_sink
 from announcer.spool.store import Spool
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.unit, pytest.mark.timeout(120)]
 
 RATE = 24000
 LSB = 1.0 / 32768
@@ -136,7 +136,8 @@ cache: {{directory: {tmp_path}/cache}}
     assert np.max(jumps) <= natural + 3 * LSB, f"max step {np.max(jumps):.4f} vs the tone's {natural:.4f}"
     assert abs(x[onset] - x[onset - 1]) < 0.01
     print(
-        f"fade {fade_ms:.1f} ms, emergency after {cut_ms:.1f} ms, heard {(fade_start - at_alarm) / RATE * 1000:.0f} ms after the emergency came, "
+        f"fade {fade_ms:.1f} ms, emergency after {cut_ms:.1f} ms, "
+        f"heard {(fade_start - at_alarm) / RATE * 1000:.0f} ms after the emergency came, "
         f"max step {np.max(jumps):.4f} (tone's own {natural:.4f}), step at the cut {abs(x[onset] - x[onset - 1]):.5f}"
     )
 

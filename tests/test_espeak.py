@@ -16,6 +16,8 @@ from announcer.core.errors import EngineUnavailable
 from announcer.engines.base import Style, create_engine  # noqa: E402
 from announcer.engines.espeak import Config, EspeakEngine, espeak_parameters, split_clauses  # noqa: E402
 
+pytestmark = pytest.mark.unit  # the fast lane (make check)
+
 SENTENCE = "This is a test announcement for the kitchen speaker."
 
 

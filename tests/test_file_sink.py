@@ -7,10 +7,13 @@ import weakref
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from announcer.config import parse_config
 from announcer.sinks.base import create_sink
+
+pytestmark = pytest.mark.unit  # the fast lane (make check)
 
 
 def test_closed_stream_writes_the_wav_and_lets_go_of_the_audio(tmp_path: Path) -> None:

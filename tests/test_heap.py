@@ -5,7 +5,11 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from announcer.service.memory import IdleTrim, release_free_memory
+
+pytestmark = pytest.mark.unit  # the fast lane (make check)
 
 
 class Counter:

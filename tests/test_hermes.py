@@ -16,16 +16,7 @@ from typing import Any
 
 import pytest
 from broker import Broker, Collected, TestClient
-from daemon_proc import (  # noqa: F401
-    DaemonProc,
-    Events,
-    _idle_between_tests,
-    announcer_cache,
-    client,
-    events,
-    module_daemon,
-    new_id,
-)
+from daemon_proc import DaemonProc, Events, _idle_between_tests, module_daemon, new_id  # noqa: F401
 
 from announcer.core.schema import ID_RE
 from announcer.integrations.hermes import SAY, SAY_FINISHED, announcement_id

@@ -20,16 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 from broker import Broker, TestClient
-from daemon_proc import (  # noqa: F401
-    DaemonProc,
-    Events,
-    _idle_between_tests,
-    announcer_cache,
-    client,
-    events,
-    module_daemon,
-    new_id,
-)
+from daemon_proc import DaemonProc, Events, _idle_between_tests, module_daemon, new_id  # noqa: F401
 
 from announcer import __version__
 from announcer.audio.wav import read_wav

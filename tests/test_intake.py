@@ -1,4 +1,5 @@
-"""Intake (through the MQTT router) without a broker: ``P/stop`` payloads, and every message ending in an event or an action.
+"""Intake (through the MQTT router) without a broker: ``P/stop`` payloads, and every message ending
+in an event or an action.
 
 A stop is an empty payload or a JSON object ``{"priority_below": "<priority>"}`` (``{}``,
 what Home Assistant's stop button sends, stops everything). Anything else is *rejected*
@@ -19,6 +20,8 @@ from announcer.intake.intake import Intake
 from announcer.mqtt.client import IncomingMessage
 from announcer.mqtt.router import MqttRouter
 from announcer.mqtt.topics import Topics
+
+pytestmark = pytest.mark.unit  # the fast lane (make check)
 
 CFG = parse_config("""
 speakers: {a: {type: file, directory: /tmp/a}, b: {type: file, directory: /tmp/b}}

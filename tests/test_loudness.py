@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
 
 from announcer.audio.loudness import LoudnessMeter, integrated_loudness, k_filter, k_weighting
+
+pytestmark = pytest.mark.unit  # the fast lane (make check)
 
 RATES = (8000, 16000, 22050, 24000, 44100, 48000, 96000)
 
@@ -130,14 +131,3 @@ def test_stereo_sums_channels() -> None:
     mono = sine(1000, 3, rate, 10 ** (-23 / 20))
     # EBU Tech 3341 case 1: 1 kHz at -23 dBFS in both channels reads -23 LUFS
     assert integrated_loudness(np.stack([mono, mono], axis=1), rate) == pytest.approx(-23.0, abs=0.1)
-
-
-def test_ten_seconds_at_48k_in_under_50_ms() -> None:
-    x = np.random.default_rng(0).standard_normal(10 * 48000).astype(np.float32)
-    integrated_loudness(x[:48000], 48000)  # first call designs and caches the filter for the rate
-    best = math.inf
-    for _ in range(5):
-        t0 = time.perf_counter()
-        integrated_loudness(x, 48000)
-        best = min(best, time.perf_counter() - t0)
-    assert best < 0.05, f"{best * 1000:.1f} ms"

@@ -26,10 +26,11 @@ from typing import Any
 import numpy as np
 import pytest
 from broker import Broker
-from daemon_proc import DaemonProc, announcer_cache, new_id  # noqa: F401
+from daemon_proc import DaemonProc, new_id  # noqa: F401
 from standins import harness as h
 
 from announcer.config import parse_config
+from announcer.core.errors import EngineUnavailable
 from announcer.engines.base import Style, create_engine
 from announcer.engines.sambert import SambertEngine
 from announcer.engines.supervised import ManagedProcess
@@ -222,7 +223,7 @@ def test_fallback_when_the_engine_fails_mid_request(worker_py: str, tmp_path: Pa
     )
     synth = Synthesizer({n: create_engine(n, c) for n, c in cfg.engines.items()})
     stats = SynthStats()
-    with pytest.raises(Exception):
+    with pytest.raises(EngineUnavailable):
         synth.engines["sambert"].load()  # unmanaged and nobody listens: unavailable
     audio = synth.render_all("火警，请立即撤离。", "sambert", Style("fearful", 1.0), None, stats)
     assert audio.duration > 0.5 and stats.engine == "zh"

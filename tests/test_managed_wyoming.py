@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from broker import Broker
-from daemon_proc import announcer_cache, new_id  # noqa: F401
+from daemon_proc import new_id  # noqa: F401
 from standins import harness as h
 from test_managed_engine import ManagedDaemon, States, alive, children, status_engines, wait_dead
 

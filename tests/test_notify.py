@@ -21,14 +21,7 @@ from typing import Any
 import pytest
 from alsa import FifoSpeakers
 from broker import Broker
-from daemon_proc import (  # noqa: F401
-    DaemonProc,
-    Events,
-    NotifySocket,
-    announcer_cache,
-    new_id,
-    unique_text,
-)
+from daemon_proc import DaemonProc, Events, NotifySocket, new_id, unique_text  # noqa: F401
 
 from announcer.service.sd_notify import notify, watchdog_interval
 

@@ -29,7 +29,7 @@ from announcer.playback.synthesizer import make_synthesizer
 from announcer.sinks.base import Sink, Stream
 from announcer.spool.store import Spool
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
 
 
 class RecordingStream(Stream):

@@ -35,6 +35,8 @@ from announcer.playback.synthesizer import Synthesizer
 from announcer.sinks.base import Sink, create_sink
 from announcer.spool.store import Spool
 
+pytestmark = pytest.mark.unit  # the fast lane (make check)
+
 SH = ZoneInfo("Asia/Shanghai")  # no DST
 BERLIN = ZoneInfo("Europe/Berlin")  # DST: 2026-03-29 02:00 -> 03:00, 2026-10-25 03:00 -> 02:00
 ALL = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -25,15 +25,7 @@ from typing import Any
 import pytest
 from alsa import FifoSpeakers
 from broker import Broker
-from daemon_proc import (  # noqa: F401
-    DaemonProc,
-    Events,
-    NotifySocket,
-    announcer_cache,
-    new_id,
-    unique_text,
-    yaml_str,
-)
+from daemon_proc import DaemonProc, Events, NotifySocket, new_id, unique_text, yaml_str  # noqa: F401
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -30,15 +30,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from alsa import FifoSpeakers
 from broker import Broker, free_port
-from daemon_proc import (  # noqa: F401
-    DaemonProc,
-    Events,
-    NotifySocket,
-    announcer_cache,
-    new_id,
-    unique_text,
-    yaml_str,
-)
+from daemon_proc import DaemonProc, Events, NotifySocket, new_id, unique_text, yaml_str  # noqa: F401
 from paho.mqtt.enums import CallbackAPIVersion
 
 from announcer.config import ConfigError, MqttConfig, parse_config

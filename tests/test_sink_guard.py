@@ -1,4 +1,5 @@
-"""Sink calls with a deadline (``announcer.playback.sink_guard``): a stalled device fails its announcement, not its speaker.
+"""Sink calls with a deadline (``announcer.playback.sink_guard``): a stalled device fails its
+announcement, not its speaker.
 
 ``SinkGuard`` alone with plain functions, then the scheduler with real parts (embedded-zh,
 file speakers, spool) and one speaker whose writes hang on demand (``HangSink``: a
@@ -33,7 +34,7 @@ from announcer.sinks.base import Sink, SinkError, Stream, create_sink
 from announcer.sinks.file_sink import FileSink
 from announcer.spool.store import Spool
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
 
 SHORT = "请注意。"
 

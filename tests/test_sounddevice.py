@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from alsa import AlsaDevices, alsa_devices  # noqa: F401  (fixture)
+from alsa import AlsaDevices  # noqa: F401
 
 from announcer.audio.chimes import ChimeLibrary
 from announcer.audio.dsp import PEAK_CEILING, resample

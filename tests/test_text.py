@@ -14,6 +14,8 @@ from announcer.core.errors import EngineUnavailable
 from announcer.text import frontend, normalize, split_clauses, to_phonemes
 from announcer.text.g2p import INSTALL_HINT, load_mapper, mapper_path, read_mapper
 
+pytestmark = pytest.mark.unit  # the fast lane (make check)
+
 CORPUS = corpus_path()
 CJK_RE = re.compile(r"[\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
 INITIALS = {"^", "b", "c", "ch", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "q", "r",

@@ -26,7 +26,8 @@ def _builtin_chime(name: str, rate: int) -> np.ndarray:
             + 0.35 * np.sin(2 * np.pi * 2 * freq * t)
             + 0.12 * np.sin(2 * np.pi * 3 * freq * t)
         )
-        return (tone * env).astype(np.float32)
+        samples: np.ndarray = (tone * env).astype(np.float32)
+        return samples
 
     if name == "ding-dong":
         out = np.concatenate([bell(659.25, 0.45, 5.0), bell(523.25, 0.8, 4.0)])  # E5 then C5

@@ -25,9 +25,10 @@ def resample(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
         return samples.astype(np.float32, copy=False)
     soxr = _soxr()
     if soxr is not None:
-        return soxr.resample(np.asarray(samples, np.float32), src_rate, dst_rate, quality="HQ").astype(
+        resampled: np.ndarray = soxr.resample(np.asarray(samples, np.float32), src_rate, dst_rate, quality="HQ").astype(
             np.float32, copy=False
         )
+        return resampled
     n_out = int(round(len(samples) * dst_rate / src_rate))
     spec = np.fft.rfft(samples.astype(np.float64))
     n_bins = n_out // 2 + 1
@@ -41,7 +42,7 @@ def resample(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
 @functools.lru_cache(maxsize=1)
 def _soxr() -> Any:
     try:
-        import soxr  # type: ignore[import-not-found]
+        import soxr
     except ImportError as exc:  # a dependency; only a broken install gets here
         _LOGGER.warning("soxr is not importable (%s); resampling with the FFT fallback", exc)
         return None
@@ -54,7 +55,7 @@ def fade(
     n = min(len(samples), int(seconds * rate))
     if n == 0:
         return samples
-    out = samples.copy()
+    out: np.ndarray = samples.copy()
     ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
     if fade_in:
         out[:n] *= ramp
@@ -73,7 +74,8 @@ def _sliding_min(a: np.ndarray, w: int) -> np.ndarray:
     prefix = np.minimum.accumulate(blocks, axis=1).reshape(-1)
     suffix = np.minimum.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].reshape(-1)
     i = np.arange(n - w + 1)
-    return np.minimum(suffix[i], prefix[i + w - 1])
+    mins: np.ndarray = np.minimum(suffix[i], prefix[i + w - 1])
+    return mins
 
 
 def limit(samples: np.ndarray, ceiling: float = PEAK_CEILING, *, rate: int | None = None) -> np.ndarray:
@@ -95,4 +97,5 @@ def limit(samples: np.ndarray, ceiling: float = PEAK_CEILING, *, rate: int | Non
     c = np.concatenate([[0.0], np.cumsum(held)])
     smooth = (c[w : w + len(x)] - c[: len(x)]) / w  # mean(held[p .. p+w-1]) <= need[p]
     out = (x * smooth).astype(np.float32)
-    return np.clip(out, -ceiling, ceiling)  # float rounding only
+    limited: np.ndarray = np.clip(out, -ceiling, ceiling)  # float rounding only
+    return limited

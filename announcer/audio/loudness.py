@@ -68,7 +68,7 @@ def k_weighting(rate: int) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndar
 def _response_on_grid(rate: int, n_fft: int) -> np.ndarray:
     """K-weighting's complex response H(e^jw) on the ``rfft`` grid of length ``n_fft``."""
     z1 = np.exp(-2j * np.pi * np.arange(n_fft // 2 + 1) / n_fft)  # z^-1 on the unit circle
-    h = np.ones_like(z1)
+    h: np.ndarray = np.ones_like(z1)
     for b, a in k_weighting(rate):
         h *= (b[0] + z1 * (b[1] + z1 * b[2])) / (a[0] + z1 * (a[1] + z1 * a[2]))
     return h
@@ -95,7 +95,8 @@ def k_filter(samples: np.ndarray, rate: int) -> np.ndarray:
         return np.stack([k_filter(x[:, i], rate) for i in range(x.shape[1])], axis=1)
     n = len(x)
     if n == 0:
-        return x.copy()
+        empty: np.ndarray = x.copy()
+        return empty
     n_fft, m, spectrum = _kernel(rate)
     hop = n_fft - m + 1
     nb = -(-n // hop)
@@ -152,7 +153,8 @@ class LoudnessMeter:
                 return np.zeros(0)
             return np.array([(sub.sum() + self._pending.sum()) / self.samples])
         c = np.concatenate([[0.0], np.cumsum(sub)])
-        return (c[per_block:] - c[:-per_block]) / (per_block * self.step)
+        energies: np.ndarray = (c[per_block:] - c[:-per_block]) / (per_block * self.step)
+        return energies
 
     def integrated(self) -> float:
         """LUFS; -inf when nothing passes the gates (silence, or nothing added)."""

@@ -40,4 +40,5 @@ def db_to_gain(db: float) -> float:
 
 def to_pcm16(samples: np.ndarray) -> np.ndarray:
     """Float [-1, 1] to int16, clipping anything outside (callers limit before this)."""
-    return (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2")
+    pcm: np.ndarray = (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2")
+    return pcm

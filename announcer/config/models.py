@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import Field, field_validator, model_validator
 
@@ -42,11 +42,15 @@ from .sections import (
 
 def _plugin_union(modules: dict[str, str]) -> Any:
     models = tuple(importlib.import_module(m).Config for m in modules.values())
-    return Annotated[Union[models], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
+    return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007
 
 
-EngineConfig = _plugin_union(ENGINE_MODULES)
-SpeakerConfig = _plugin_union(SINK_MODULES)
+if TYPE_CHECKING:  # the unions are built from the plug-ins at import time: to a type checker, any config model
+    EngineConfig = Any
+    SpeakerConfig = Any
+else:
+    EngineConfig = _plugin_union(ENGINE_MODULES)
+    SpeakerConfig = _plugin_union(SINK_MODULES)
 
 
 def _default_engines() -> dict[str, Any]:
@@ -59,8 +63,8 @@ def _default_speakers() -> dict[str, Any]:
 
 class Config(Strict):
     mqtt: MqttConfig = MqttConfig()
-    engines: dict[Slug, EngineConfig] = Field(default_factory=_default_engines, validate_default=True)  # type: ignore[valid-type]
-    speakers: dict[Slug, SpeakerConfig] = Field(default_factory=_default_speakers, validate_default=True)  # type: ignore[valid-type]
+    engines: dict[Slug, EngineConfig] = Field(default_factory=_default_engines, validate_default=True)
+    speakers: dict[Slug, SpeakerConfig] = Field(default_factory=_default_speakers, validate_default=True)
     zones: dict[Slug, tuple[Slug, ...]] = Field(default_factory=dict)
     zone_names: dict[Slug, str] = Field(default_factory=dict)  # display names, from `zones: {z: {name: ...}}`
     chimes: dict[Slug, Path] = Field(default_factory=dict)

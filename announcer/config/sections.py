@@ -106,10 +106,14 @@ class QuietHoursConfig(Strict):
     speakers: tuple[Slug, ...] = ()  # empty: every speaker
 
 
+def _default_priority_chimes() -> dict[Literal["default", "low", "normal", "high", "emergency"], str]:
+    return {"default": "ding-dong", "emergency": "alarm"}
+
+
 class AudioConfig(Strict):
     target_lufs: float | None = Field(-16.0, ge=-40, le=-5)  # loudness every engine is normalised to; null: off
     priority_chimes: dict[Literal["default", "low", "normal", "high", "emergency"], str] = Field(
-        default_factory=lambda: {"default": "ding-dong", "emergency": "alarm"}
+        default_factory=_default_priority_chimes
     )
     end_chime: str | None = None  # a chime after the speech (e.g. ding-dong); null: none
 

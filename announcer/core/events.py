@@ -145,7 +145,7 @@ class Rejected(Event):
         return cls(id=ann_id, reason=exc.reason, error=str(exc), field=exc.field, origin=origin)
 
 
-_PER_SPEAKER: dict[str, type[Event]] = {
+_PER_SPEAKER: dict[str, Callable[..., Event]] = {
     "failed": Failed,
     "cancelled": Cancelled,
     "expired": Expired,

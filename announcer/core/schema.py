@@ -58,7 +58,7 @@ class AnnouncementFields(BaseModel):
         description="neutral happy sad angry fearful surprised, or an alias "
         "(中性 开心 悲伤 生气 害怕 惊讶 ...); unknown plays as neutral",
     )
-    priority: Priority = Field(None, description="higher goes first; emergency interrupts")  # type: ignore[assignment]
+    priority: Priority = Field(None, description="higher goes first; emergency interrupts")  # type: ignore[arg-type]
     targets: Targets | None = Field(None, description="speaker or zone name(s); default: defaults.targets")
     chime: bool | str = Field(None, description="true/false or a chime name")  # type: ignore[assignment]
     repeat: Repeat = None  # type: ignore[assignment]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -150,7 +150,9 @@ class Engine(ABC):
     def synthesize_clause(self, clause: str, style: Style, voice: str | None = None) -> np.ndarray:
         """Render one clause (as returned by ``clauses``) to mono float32 at ``sample_rate``."""
 
-    def synthesize_clause_stream(self, clause: str, style: Style, voice: str | None = None) -> Iterator[np.ndarray]:
+    def synthesize_clause_stream(
+        self, clause: str, style: Style, voice: str | None = None
+    ) -> Generator[np.ndarray, None, None]:
         """The same clause as consecutive pieces, each yielded as soon as it is rendered.
 
         The default yields ``synthesize_clause`` once. Engines that can render a clause
@@ -195,4 +197,5 @@ def engine_module(type_name: str) -> Any:
 
 def create_engine(name: str, config: Any, cache_dir: Path | None = None) -> Engine:
     """Instantiate (not load) the engine for a validated config model."""
-    return engine_module(config.type).ENGINE(name, config, cache_dir)
+    engine: Engine = engine_module(config.type).ENGINE(name, config, cache_dir)
+    return engine

@@ -29,7 +29,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -317,7 +317,9 @@ class EmbeddedZhEngine(Engine):
         pieces = list(self.synthesize_clause_stream(clause, style, voice))
         return np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
 
-    def synthesize_clause_stream(self, clause: str, style: Style, voice: str | None = None) -> Iterator[np.ndarray]:
+    def synthesize_clause_stream(
+        self, clause: str, style: Style, voice: str | None = None
+    ) -> Generator[np.ndarray, None, None]:
         """The clause one vocoder window at a time (the first after ~1 s of speech is ready).
 
         The gain of the emotion applies throughout, except that it is lowered where a piece
@@ -396,7 +398,7 @@ class EmbeddedZhEngine(Engine):
         for first, last, start, end in vocoder_windows(mel.shape[1]):
             x = mel[:, first:last]
             if x.shape[1] < VOCODER_MIN_FRAMES:  # a very short clause: mirror it, as the vocoder pads
-                mode = "reflect" if x.shape[1] > 1 else "edge"
+                mode: Literal["reflect", "edge"] = "reflect" if x.shape[1] > 1 else "edge"
                 x = np.pad(x, ((0, 0), (0, VOCODER_MIN_FRAMES - x.shape[1]), (0, 0)), mode=mode)
             audio = self._vocode(np.ascontiguousarray(x))
             yield audio[(start - first) * HOP : (end - first) * HOP]

@@ -68,7 +68,8 @@ class SambertEngine(SupervisedEngine):
 
     @property
     def sample_rate(self) -> int:
-        return self.config.sample_rate
+        rate: int = self.config.sample_rate
+        return rate
 
     # --- lifecycle ----------------------------------------------------------------
     def _load(self) -> None:

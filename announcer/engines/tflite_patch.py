@@ -114,7 +114,8 @@ class _Patcher:
         self.g = graph
 
     def custom_code(self, op: Any) -> bytes | None:
-        return self.model.operatorCodes[op.opcodeIndex].customCode
+        code: bytes | None = self.model.operatorCodes[op.opcodeIndex].customCode
+        return code
 
     def opcode(self, builtin: int) -> int:
         for i, oc in enumerate(self.model.operatorCodes):
@@ -185,7 +186,8 @@ class _Patcher:
 
     def builtin(self, op: Any) -> int:
         oc = self.model.operatorCodes[op.opcodeIndex]
-        return max(oc.builtinCode, oc.deprecatedBuiltinCode)
+        code: int = max(oc.builtinCode, oc.deprecatedBuiltinCode)
+        return code
 
     def drop_unused_opcodes(self) -> None:
         used = sorted({op.opcodeIndex for op in self.g.operators})

@@ -74,12 +74,13 @@ def request(uri: str, event: Any, last: Callable[[Any], bool], timeout: float) -
         sock = _connect(uri, timeout)
     except OSError as exc:
         raise WyomingError(f"wyoming server {uri} is unreachable: {exc.strerror or exc}") from None
+    # the ignores: wyoming annotates its stream BinaryIO; any binary file object (this BufferedRWPair) works
     with sock, sock.makefile("rwb") as stream:
         try:
-            write_event(event, stream)
+            write_event(event, stream)  # type: ignore[arg-type]
             while True:
                 sock.settimeout(max(0.01, deadline - time.monotonic()))
-                answer = read_event(stream)
+                answer = read_event(stream)  # type: ignore[arg-type]
                 if answer is None:
                     raise WyomingError(
                         f"wyoming server {uri} closed the connection before answering {event.type!r} completely"

@@ -94,7 +94,7 @@ def summary_state(events: list[dict[str, Any]], speakers: list[str]) -> str:
     """One state for the whole announcement from its events (the spool's word wins where it has one)."""
     if not events:
         return "unknown"
-    last = events[-1]["state"]
+    last: str = events[-1]["state"]
     if last in ("queued", "rejected"):
         return last
     per_speaker: dict[str, str] = {}

@@ -141,8 +141,8 @@ class Intake:
                 # connection): the spooled copy plays, and this is not the user's duplicate
                 _LOGGER.info("%s: redelivered by the broker, already spooled; acknowledged", ann.id)
                 return Accepted(ann, new=False)
-            exc = InputError("id", f"{ann.id!r} was already received in the last 24 h; not played again", "duplicate")
-            return self.reject(exc, fields, origin)
+            dup = InputError("id", f"{ann.id!r} was already received in the last 24 h; not played again", "duplicate")
+            return self.reject(dup, fields, origin)
         self.scheduler.submit(ann)
         return Accepted(ann)
 

@@ -45,7 +45,7 @@ def publish_properties(
     content_type: str | None = None,
 ) -> Properties:
     """MQTT 5 PUBLISH properties from plain values (None fields are left out)."""
-    props = Properties(PacketTypes.PUBLISH)
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]  # paho leaves Properties unannotated
     if message_expiry is not None:
         props.MessageExpiryInterval = max(1, int(message_expiry))
     if response_topic is not None:

@@ -134,7 +134,8 @@ class MqttLink:
             client.tls_set(ca_certs=cfg.tls.ca_certs, certfile=cfg.tls.certfile, keyfile=cfg.tls.keyfile)
         if self.availability_topic is not None:
             client.will_set(self.availability_topic, OFFLINE, qos=1, retain=True)
-        client.reconnect_delay_set(min(cfg.reconnect_min_delay, cfg.reconnect_max_delay), cfg.reconnect_max_delay)
+        # paho annotates the delays int, but takes (and keeps) float seconds
+        client.reconnect_delay_set(min(cfg.reconnect_min_delay, cfg.reconnect_max_delay), cfg.reconnect_max_delay)  # type: ignore[arg-type]
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
@@ -159,7 +160,7 @@ class MqttLink:
         if self._v5 and not self.persistent:
             kwargs = {"clean_start": True}
         elif self._v5:
-            props = Properties(PacketTypes.CONNECT)
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho leaves it unannotated
             props.SessionExpiryInterval = self.cfg.session_expiry
             # clean_start=False always: paho's default (clean on first connect only) would wipe the
             # session the broker kept for us - and the announcements queued in it - on every start.

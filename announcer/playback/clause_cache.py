@@ -70,7 +70,9 @@ class ClauseCache:
 
     # --- keys -------------------------------------------------------------------------
     @staticmethod
-    def key(engine_fingerprint: str, voice: str, emotion: str, intensity: float, speed: float, clause: str) -> str:
+    def key(
+        engine_fingerprint: str, voice: str | None, emotion: str, intensity: float, speed: float, clause: str
+    ) -> str:
         """sha256 hex of a canonical encoding; floats count to 3 decimals."""
         fields = [KEY_VERSION, engine_fingerprint, voice, emotion, _num(intensity), _num(speed), clause]
         blob = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

@@ -50,7 +50,7 @@ from ..core.schema import PRIORITIES
 
 if TYPE_CHECKING:
     from ..core.announcement import Announcement
-    from .player import Job
+    from .queues import Job
 
 _LOGGER = logging.getLogger(__name__)
 

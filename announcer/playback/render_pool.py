@@ -156,6 +156,7 @@ class RenderPool:
                 render = Render(ann, ann.engine or self.default_engine)
                 self._renders[ann.id] = render
                 self._evict(keep=render)
+            assert render is not None
             schedule = not render.started and not self._stopping and (created or not prefetch)
         if schedule:
             # waited-for renders first, then by priority, then in request order; a render

@@ -329,6 +329,7 @@ class Scheduler:
                 if self._stopping or speaker not in self._queues:
                     self._cv.notify_all()
                     return None
+                assert index is not None
                 candidate = self._queues.pop(speaker, index)
                 if self.clock() > candidate.ann.expires:
                     expired.append(candidate)
@@ -355,6 +356,7 @@ class Scheduler:
         """Apply a reloaded runtime (see the module doc): one sink per speaker of its config; an
         unchanged speaker keeps its sink object (the reload passes the same one)."""
         removed: list[tuple[str, Job]] = []
+        player: Player | None  # a removed speaker's, then each configured speaker's (None: a new one)
         with self._cv:
             self.runtime = runtime
             self.renders.synth = runtime.synth  # renders already running finish with the engine they started on

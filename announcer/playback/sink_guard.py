@@ -201,7 +201,8 @@ class GuardedStream(Stream):
         self._guard.call("write", self.inner.write, samples, seconds=len(samples) / float(self._rate), check=self.check)
 
     def close(self) -> dict[str, Any]:
-        return self._guard.call("close", self.inner.close, check=self.check)
+        details: dict[str, Any] = self._guard.call("close", self.inner.close, check=self.check)
+        return details
 
     def abort(self) -> None:
         self._guard.call("abort", self.inner.abort, always=True)  # behind a stuck call: it ends the stream

@@ -60,7 +60,7 @@ class SpeakerChain:
         return float(g)
 
     def prelude(self, chime: bool | str, priority: str, rate: int, gain: float) -> np.ndarray:
-        parts = [np.zeros(int(self.config.lead_in_ms * rate / 1000), np.float32)]
+        parts: list[np.ndarray] = [np.zeros(int(self.config.lead_in_ms * rate / 1000), np.float32)]
         name = self.chimes.pick(chime, priority)
         if name:
             parts.append(self.chimes.get(name, rate) * gain)

@@ -24,7 +24,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -200,7 +200,7 @@ class Synthesizer:
 
     def _clause(
         self, name: str, eng: Engine, clause: str, style: Style, voice: str | None, whole: bool = False
-    ) -> Iterator[tuple[np.ndarray, bool, float]]:
+    ) -> Generator[tuple[np.ndarray, bool, float], None, None]:
         """One clause's speech from the cache or the engine: ``(samples at eng.sample_rate, cache hit, seconds)``.
 
         From the cache, or from an engine that renders clauses whole (or with ``whole``):

@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .. import __version__
 from ..config import Config, ConfigError, find_config_path, load_config
@@ -20,7 +20,7 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # usage errors exit 2 with one clear line
+    def error(self, message: str) -> NoReturn:  # usage errors exit 2 with one clear line
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="config file (default: $ANNOUNCER_CONFIG, ./announcer.yaml, /etc/announcer/announcer.yaml)",
     )
     common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser_class: type[argparse.ArgumentParser] = _Parser  # so the sub-commands take the plain ``common`` as parent
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=parser_class)
 
     sub.add_parser("run", parents=[common], help="run the daemon")
 

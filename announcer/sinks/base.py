@@ -100,4 +100,5 @@ SINK_MODULES: dict[str, str] = {
 
 def create_sink(name: str, config: Any, context: SinkContext | None = None) -> Sink:
     module = importlib.import_module(SINK_MODULES[config.type])
-    return module.SINK(name, config, context)
+    sink: Sink = module.SINK(name, config, context)
+    return sink

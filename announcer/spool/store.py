@@ -20,7 +20,7 @@ commits and the broker then forgets the message, so a rolled-back ``add`` would 
 lost announcement, which the contract forbids; a rolled-back ``speaker_done`` would be
 an announcement played twice. ``FULL`` fsyncs the WAL at every commit: one fsync per
 ``add`` (well under a millisecond on SSD/tmpfs, a few ms on SD cards; see
-``tests/test_spool.py::test_add_is_fast``), a fair price for an announcement system.
+``python -m bench parts``), a fair price for an announcement system.
 
 Duplicates: an id already accepted less than 24 h before the new one's receipt time
 (``Announcement.received``) is refused by ``add``; after 24 h the old record is

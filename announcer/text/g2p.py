@@ -98,12 +98,16 @@ def syllables(clause: str) -> list[list[Syllable]]:
     runs: list[list[Syllable]] = []
     for match in _RUN_RE.finditer(clause):
         run = match.group(0)
+        # the ignores: pypinyin's stub says an ``errors`` callable returns str, but a list works too
         pinyins = _PINYIN.lazy_pinyin(
-            run, style=Style.TONE3, neutral_tone_with_five=True, errors=lambda chars: [""] * len(chars)
+            run,
+            style=Style.TONE3,
+            neutral_tone_with_five=True,
+            errors=lambda chars: [""] * len(chars),  # type: ignore[arg-type,return-value]
         )
         if len(pinyins) != len(run):  # never expected; fall back to one character at a time
             pinyins = [_PINYIN.lazy_pinyin(c, style=Style.TONE3, neutral_tone_with_five=True,
-                                           errors=lambda chars: [""])[0] for c in run]  # fmt: skip
+                                           errors=lambda chars: [""])[0] for c in run]  # type: ignore[arg-type,return-value]  # fmt: skip
         out: list[Syllable] = []
         for char, pinyin in zip(run, pinyins):
             if not pinyin:

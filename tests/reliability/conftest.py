@@ -18,7 +18,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from broker import DURABLE_CONF, Broker  # noqa: E402
-from daemon_proc import announcer_cache  # noqa: E402,F401  (the fixture)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -20,7 +20,7 @@ import logging
 import threading
 from collections.abc import Callable
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ...config import Config
 from ...core.announcement import Announcement
@@ -31,6 +31,9 @@ from ...spool.settings import RuntimeSettings
 from ..base import Integration
 from . import discovery as ha
 
+if TYPE_CHECKING:
+    from email.message import Message
+
 _LOGGER = logging.getLogger(__name__)
 
 Publish = Callable[[str, bytes, int, bool], Any]
@@ -39,7 +42,8 @@ Publish = Callable[[str, bytes, int, bool], Any]
 def project_url() -> str | None:
     """The package's home page, if its metadata names one (for the discovery origin block)."""
     try:
-        meta = metadata.metadata("announcer")
+        # an email Message (typeshed's PackageMetadata only has .get from Python 3.12)
+        meta = cast("Message", metadata.metadata("announcer"))
     except metadata.PackageNotFoundError:
         return None
     url = meta.get("Home-page")
