@@ -150,7 +150,7 @@ hermes: {enabled: true}
             return Rejected(RejectedEvent.of("x1", error), error)
 
     from announcer.core.events import EventBus
-    from announcer.mqtt.client import IncomingMessage
+    from announcer.mqtt.paho_adapter import IncomingMessage
 
     sent: list[tuple[str, bytes]] = []
     bridge = HermesBridge(FakeIntake(), EventBus(), lambda t, p, q, r: sent.append((t, p)))  # type: ignore[arg-type]
@@ -170,7 +170,7 @@ def test_garbage_requests_are_rejected_through_intake() -> None:
     from announcer.core.errors import InputError
     from announcer.core.events import EventBus
     from announcer.integrations.hermes import HermesBridge
-    from announcer.mqtt.client import IncomingMessage
+    from announcer.mqtt.paho_adapter import IncomingMessage
 
     parsed = parse_config("""
 speakers: {a: {type: file, directory: /tmp/a}}

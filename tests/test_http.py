@@ -460,9 +460,13 @@ def test_daemon_serves_http_beside_mqtt_and_follows_a_reload(tmp_path: Path, sha
                 time.sleep(0.05)
             assert (tmp_path / "archive" / f"{ann_id}.wav").exists()
 
-            # a reload (SIGHUP) reaches the HTTP side: the new speaker is offered and used
-            text = path.read_text(encoding="utf-8").replace(
-                "speakers:\n", f"speakers:\n  desk: {{type: file, directory: {tmp_path}/desk, name: 前台}}\n"
+            # a reload (SIGHUP) reaches the HTTP side: the new speaker and engine are offered and used
+            text = (
+                path.read_text(encoding="utf-8")
+                .replace("speakers:\n", f"speakers:\n  desk: {{type: file, directory: {tmp_path}/desk, name: 前台}}\n")
+                .replace(
+                    "engines: {zh: {type: embedded-zh}, }", "engines: {zh: {type: embedded-zh}, en: {type: espeak}}"
+                )
             )
             path.write_text(text, encoding="utf-8")
             assert daemon.reload()
@@ -474,6 +478,9 @@ def test_daemon_serves_http_beside_mqtt_and_follows_a_reload(tmp_path: Path, sha
                 time.sleep(0.05)
             assert (tmp_path / "desk" / f"{ann_id}.wav").exists()
             assert c.post("/tts", json={"text": "你好。"}).status_code == 200
+            assert "en" in [e["name"] for e in info["engines"]]
+            reply = c.post("/tts", json={"text": "Hello there.", "engine": "en"})
+            assert reply.status_code == 200 and reply.json()["sample_rate"] == 22050, reply.text
             assert 'announcer_speaking{speaker="desk"} 0' in c.get("/metrics").text
     finally:
         daemon.stop()

@@ -17,7 +17,7 @@ from announcer.config import parse_config
 from announcer.core.announcement import Announcement
 from announcer.core.events import EventBus
 from announcer.intake.intake import Intake
-from announcer.mqtt.client import IncomingMessage
+from announcer.mqtt.paho_adapter import IncomingMessage
 from announcer.mqtt.router import MqttRouter
 from announcer.mqtt.topics import Topics
 

@@ -17,8 +17,8 @@ import pytest
 from broker import Broker, properties
 
 from announcer.config import MqttConfig
-from announcer.mqtt.client import IncomingMessage
 from announcer.mqtt.link import MqttLink
+from announcer.mqtt.paho_adapter import IncomingMessage
 
 ROOT = Path(__file__).resolve().parents[1]
 

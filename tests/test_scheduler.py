@@ -374,7 +374,7 @@ def test_failure_of_one_sink_is_isolated(h: Harness, caplog: pytest.LogCaptureFi
     assert h.sched.wait_idle(30)
     h.log.wait("failed", again.id, "bad")
     h.log.wait("finished", again.id, "a")
-    assert all(p.thread.is_alive() for p in h.sched.players.values())
+    assert all(p.thread.is_alive() for p in h.sched.speakers.players.values())
 
 
 def test_engine_failure_is_a_failed_event(h: Harness) -> None:
@@ -472,7 +472,7 @@ def test_shutdown_is_prompt_and_idempotent_submit(h: Harness) -> None:
     threading.Timer(0.2, h.gate().set).start()
     h.sched.shutdown(5)
     assert time.monotonic() - t0 < 3
-    assert all(not p.thread.is_alive() for p in h.sched.players.values())
+    assert all(not p.thread.is_alive() for p in h.sched.speakers.players.values())
     late = build({"text": SHORT}, h.cfg, now=h.clock())
     h.spool.add(late)
     h.sched.submit(late)  # after shutdown: stays in the spool for the next start

@@ -101,7 +101,7 @@ class Config(Strict):
     @model_validator(mode="before")
     @classmethod
     def _zone_mapping_form(cls, data: Any) -> Any:
-        """``zones: {ward-3: {speakers: [a, b], name: 三号病房}}`` is ``zones: {ward-3: [a, b]}`` plus a display name."""
+        """``zones: {ward-3: {speakers: [a, b], name: 三号病房}}``: ``zones: {ward-3: [a, b]}`` plus a display name."""
         if not isinstance(data, dict) or not isinstance(data.get("zones"), dict):
             return data
         zones: dict[Any, Any] = {}

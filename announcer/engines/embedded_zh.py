@@ -379,7 +379,7 @@ class EmbeddedZhEngine(Engine):
             return np.array(a.get_tensor(self._mel_index), np.float32)
 
     def _vocode(self, mel: np.ndarray) -> np.ndarray:
-        """Samples for one window of mel frames, [1, frames, 80] (``VOCODER_MIN_FRAMES`` to ``VOCODER_WINDOW`` frames)."""
+        """Samples for one window of mel frames, [1, frames, 80] (``VOCODER_MIN_FRAMES``..``VOCODER_WINDOW`` frames)."""
         with self._run_lock:
             v = self._vocoder
             if v is None:

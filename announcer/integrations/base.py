@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..core.announcement import Announcement
     from ..core.events import Event
-    from ..mqtt.client import IncomingMessage
+    from ..mqtt.paho_adapter import IncomingMessage
 
 
 class Integration:

@@ -37,7 +37,7 @@ from ..core.events import SPEAKER_TERMINAL, Event, EventBus, Queued
 from ..core.schema import ID_RE
 from ..intake.intake import Intake, Rejected
 from ..intake.wire import json_object, payload_text
-from ..mqtt.client import IncomingMessage, json_bytes
+from ..mqtt.paho_adapter import IncomingMessage, json_bytes
 from ..mqtt.router import origin_of
 from ..mqtt.topics import HERMES_SAY, HERMES_SAY_FINISHED
 from .base import Integration

@@ -39,7 +39,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ..config import ConfigError, MqttConfig
-from .client import (
+from .paho_adapter import (
     Client,
     ConnectionListener,
     MessageHandler,

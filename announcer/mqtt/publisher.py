@@ -12,8 +12,8 @@ from typing import Any
 
 from ..core.announcement import Announcement
 from ..core.events import Event, Rejected
-from .client import publish_properties
 from .link import MqttLink
+from .paho_adapter import publish_properties
 from .topics import Topics
 
 _LOGGER = logging.getLogger(__name__)

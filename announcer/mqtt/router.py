@@ -22,7 +22,7 @@ from typing import Protocol
 from ..core.errors import InputError
 from ..intake.intake import Intake, Origin
 from ..intake.wire import decode_payload, decode_stop
-from .client import IncomingMessage
+from .paho_adapter import IncomingMessage
 from .topics import SAY, Topics
 
 _LOGGER = logging.getLogger(__name__)

@@ -38,8 +38,8 @@ from typing import Any, TextIO
 from ..config import Config
 from ..core.announcement import new_id
 from ..core.events import TERMINAL
-from .client import IncomingMessage, json_bytes, publish_properties
 from .link import MqttLink
+from .paho_adapter import IncomingMessage, json_bytes, publish_properties
 from .topics import Topics
 
 _LOGGER = logging.getLogger(__name__)

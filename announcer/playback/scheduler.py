@@ -13,13 +13,11 @@ Rules (the decisions, in one place):
   queue sheds its lowest, newest job (``cancelled``, ``reason: "queue full"``).
 * Expiry: checked when a player takes a job (``clock() > ann.expires`` → ``expired``
   for that speaker, never played) and swept from waiting queues about once a second.
-* Emergency: interrupts a lower-priority job playing on its speakers; its synthesis
-  starts at once (prefetch). The player fades the next 50 ms out; a device stream is
-  kept and the emergency continues in it right after the fade (other sinks abort and
-  reopen). ``interrupted`` is emitted and the job is
-  requeued to play again from its start (unless it expired meanwhile); its second
-  ``started`` carries ``replay: true``. It stays pending in the spool meanwhile, so a
-  crash replays it too. Emergencies never interrupt emergencies (FIFO among them).
+* Emergency: interrupts a lower-priority job playing on its speakers (the player fades it
+  out, see ``announcer.playback.player``); its synthesis starts at once (prefetch).
+  ``interrupted`` is emitted and the job is requeued to play again from its start (unless
+  it expired meanwhile; its second ``started`` carries ``replay: true``); it stays pending
+  in the spool, so a crash replays it too. Emergencies never interrupt emergencies.
 * Resume (``start``): ``spool.pending()`` is queued again (``queued`` with ``resumed:
   true``) before the players start, so priority order holds across a restart; what
   expired while the daemon was down gets ``expired`` per speaker.
@@ -42,13 +40,11 @@ Rules (the decisions, in one place):
   those of removed speakers are ``cancelled`` (``reason: "speaker removed"``). What
   plays finishes on the sink and chain it started with; the player takes the new ones
   before its next job. A removed speaker's player ends after what it plays.
-* Heartbeat: a player waiting for work wakes at least every ``SWEEP_SECONDS`` and
-  beats (``Player.beat``), so a deadlocked scheduler shows up in the watchdog.
+* Heartbeat: a player waiting for work beats at least every ``SWEEP_SECONDS``.
 * Quiet hours (``announcer.playback.quiet_hours``): a player takes the first job of its
   queue that quiet hours allow now; held jobs never block the allowed ones behind them.
-* ``status()``: ``queue`` counts waiting jobs over all speakers (one announcement on
-  two speakers counts twice), ``speaking`` lists the speakers that have taken a job
-  (synthesizing or playing it). ``on_status_change`` gets every change.
+* ``status()``: ``queue`` (waiting jobs, per speaker) and ``speaking``; ``on_status_change``
+  gets every change.
 """
 
 from __future__ import annotations
@@ -73,38 +69,32 @@ from .quiet_hours import QuietGate
 from .render_pool import RenderPool
 from .runtime import Runtime
 from .speaker_chain import SpeakerChain
+from .speakers import Speakers
 
 _LOGGER = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 1.0
+SYNTH_WORKERS = 2  # threads synthesizing (one engine call at a time per engine)
+MAX_RENDERS = 16  # complete renders kept for repeats and replays
 DRAIN_PRIORITIES = ("high", "emergency")  # what may finish playing on SIGTERM (shutdown.drain_timeout)
 
 StatusCallback = Callable[[dict[str, Any]], None]
 
 
 class Scheduler:
-    def __init__(
-        self,
-        runtime: Runtime,
-        spool: Spool,
-        events: EventBus,
-        clock: Callable[[], float] = time.time,
-        synth_workers: int = 2,
-        on_status_change: StatusCallback | None = None,
-        max_renders: int = 16,
-        master_volume: Callable[[], float] | None = None,
-    ) -> None:
+    def __init__(self, runtime: Runtime, spool: Spool, events: EventBus, clock: Callable[[], float] = time.time,
+                 on_status_change: StatusCallback | None = None,
+                 master_volume: Callable[[], float] | None = None) -> None:  # fmt: skip
         self.runtime = runtime
         self.spool = spool
         self.events = events
         self.clock = clock
         self.on_status_change = on_status_change
-        self.renders = RenderPool(runtime.synth, runtime.config.default_engine, synth_workers, max_renders)
+        self.renders = RenderPool(runtime.synth, runtime.config.default_engine, SYNTH_WORKERS, MAX_RENDERS)
         self._cv = threading.Condition()
         self._queues = SpeakerQueues(runtime.sinks)
         self._ledger = Ledger()
         self._master_volume = master_volume
-        self._retired: list[Player] = []  # players of speakers removed by a reload, finishing their job
         self._current: dict[str, Job] = {}
         self._seq = itertools.count()
         self._stopping = False
@@ -112,7 +102,7 @@ class Scheduler:
         self._status_lock = threading.Lock()
         self._last_status: dict[str, Any] | None = None
         self._quiet = QuietGate(lambda: self.cfg, clock)  # rules follow the config a reload swaps in
-        self.players = {name: self._make_player(name, sink) for name, sink in runtime.sinks.items()}
+        self.speakers = Speakers(self._make_player, runtime.sinks)
         self._sweeper = threading.Thread(target=self._sweep_loop, name="announcer-expiry", daemon=True)
 
     @property
@@ -155,8 +145,7 @@ class Scheduler:
                 ann,
             )
             self._enqueue(ann, speakers)
-        for p in self.players.values():
-            p.thread.start()
+        self.speakers.start()
         self._sweeper.start()
         self._status_changed()
 
@@ -168,44 +157,33 @@ class Scheduler:
         """
         with self._cv:
             self._stopping = True
-            draining = {
-                s: job for s, job in self._current.items() if drain > 0 and job.ann.priority in DRAIN_PRIORITIES
-            }
+            draining = {s: j for s, j in self._current.items() if drain > 0 and j.ann.priority in DRAIN_PRIORITIES}
             for s, job in self._current.items():
                 if s not in draining:
                     job.abort("shutdown")
             self._cv.notify_all()
         if draining:
-            _LOGGER.info(
-                "draining: letting %s finish (at most %.0f s)",
-                ", ".join(f"{job.ann.id} ({job.ann.priority}) on {s}" for s, job in draining.items()),
-                drain,
-            )
-            drain_end = time.monotonic() + drain
-            for s in draining:
-                player = self.players.get(s) or next((p for p in self._retired if p.name == s), None)
-                if player is not None and player.thread.is_alive():
-                    player.thread.join(max(0.0, drain_end - time.monotonic()))
-            with self._cv:
-                late = [(s, job) for s, job in self._current.items() if s in draining and job is draining[s]]
-                for _s, job in late:
-                    job.abort("shutdown")
-            for s, job in late:
-                _LOGGER.warning(
-                    "draining: %s on %s did not finish within %.0f s; stopped (it stays in the spool)",
-                    job.ann.id,
-                    s,
-                    drain,
-                )
+            self._drain(draining, drain)
         deadline = time.monotonic() + timeout
-        for p in [*self.players.values(), *self._retired]:
-            if p.thread.is_alive():
-                p.thread.join(max(0.0, deadline - time.monotonic()))
-                if p.thread.is_alive():
-                    _LOGGER.warning("speaker %s did not stop within %.1f s", p.name, timeout)
+        self.speakers.join(deadline)
+        for name in self.speakers.still_running():
+            _LOGGER.warning("speaker %s did not stop within %.1f s", name, timeout)
         self.renders.stop(max(0.0, deadline - time.monotonic()))
         if self._sweeper.is_alive():
             self._sweeper.join(max(0.0, deadline - time.monotonic()))
+
+    def _drain(self, draining: dict[str, Job], drain: float) -> None:
+        """Let the ``draining`` jobs finish for at most ``drain`` seconds, then abort those still playing."""
+        names = ", ".join(f"{job.ann.id} ({job.ann.priority}) on {s}" for s, job in draining.items())
+        _LOGGER.info("draining: letting %s finish (at most %.0f s)", names, drain)
+        self.speakers.join(time.monotonic() + drain, lambda name: name in draining)
+        with self._cv:
+            late = [(s, job) for s, job in self._current.items() if s in draining and job is draining[s]]
+            for _s, job in late:
+                job.abort("shutdown")
+        for s, job in late:
+            _LOGGER.warning("draining: %s on %s did not finish within %.0f s; stopped (it stays in the spool)",
+                            job.ann.id, s, drain)  # fmt: skip
 
     # ------------------------------------------------------------------ front doors
     def submit(self, ann: Announcement) -> None:
@@ -260,6 +238,8 @@ class Scheduler:
         return len(cancelled) + aborted
 
     def status(self) -> dict[str, Any]:
+        """``queue``: waiting jobs over all speakers (one announcement on two counts twice);
+        ``speaking``: the speakers that took a job (synthesizing or playing it)."""
         with self._cv:
             return {
                 "queue": self._queues.waiting(),
@@ -347,36 +327,22 @@ class Scheduler:
 
     # ------------------------------------------------------------------ heartbeat
     def _beat(self, speaker: str) -> None:
-        player = self.players.get(speaker)
-        if player is not None:
-            player.beat()
+        self.speakers.beat(speaker)
 
     # ------------------------------------------------------------------ reload
     def reconfigure(self, runtime: Runtime) -> None:
         """Apply a reloaded runtime (see the module doc): one sink per speaker of its config; an
         unchanged speaker keeps its sink object (the reload passes the same one)."""
         removed: list[tuple[str, Job]] = []
-        player: Player | None  # a removed speaker's, then each configured speaker's (None: a new one)
         with self._cv:
             self.runtime = runtime
             self.renders.synth = runtime.synth  # renders already running finish with the engine they started on
             self.renders.default_engine = runtime.config.default_engine
             for name in [n for n in self._queues.speakers() if n not in runtime.sinks]:
                 removed += [(name, job) for job in self._queues.remove_speaker(name)]
-                player = self.players.pop(name)
-                player.retired = True
-                self._retired.append(player)
-            for name, sink in runtime.sinks.items():
-                player = self.players.get(name)
-                if player is None:
-                    self._queues.add_speaker(name)
-                    self.players[name] = player = self._make_player(name, sink)
-                    if self._started and not self._stopping:
-                        player.thread.start()
-                else:
-                    player.reconfigure(sink if sink is not player.sink else None, self._chain(name))
+            for name in self.speakers.sync(runtime.sinks, self._chain, self._started and not self._stopping):
+                self._queues.add_speaker(name)
             shed = self._queues.trim(runtime.config.limits.max_queue)
-            self._retired = [p for p in self._retired if p.thread.is_alive()]
             self._cv.notify_all()
         for s, job in removed:
             self._terminal(job.ann, s, "cancelled", reason="speaker removed")
@@ -387,8 +353,7 @@ class Scheduler:
     def health(self) -> list[str]:
         """Why players are not making progress (empty: all are); for the watchdog."""
         with self._cv:
-            players = [*self.players.values(), *(p for p in self._retired if p.thread.is_alive())]
-        return [problem for p in players if p.thread.ident is not None and (problem := p.health()) is not None]
+            return self.speakers.health()
 
     def _sweep_loop(self) -> None:
         """Expire waiting jobs about once a second, so ``expired`` comes on time and frees queue room."""

@@ -174,7 +174,7 @@ class Synthesizer:
         pieces = self._clause(speaker.name, eng, clause, style, voice, whole=resample_from is not None)
         hit = False
         try:
-            for samples, hit, seconds in pieces:
+            for samples, hit, seconds in pieces:  # noqa: B007 (the last piece's hit is read below)
                 stats.synth_seconds += seconds
                 if len(samples) == 0:
                     continue  # nothing to say: the pause alone follows

@@ -97,7 +97,7 @@ class Daemon:
         self.integrations: list[Integration] = []
         self.components: list[Component] = []
         self._started: list[Component] = []
-        self._drain = 0.0
+        self._drain = False  # stop(drain=True): SIGTERM lets a high/emergency announcement finish
         self._stop_timeout = 10.0
 
     # ---- start -----------------------------------------------------------------------
@@ -144,12 +144,7 @@ class Daemon:
         return [
             Component("spool", lambda: None, self.spool.close),
             Component("engines", lambda: self._start_engines(self.live.current.synth.engines), self._close_engines),
-            Component(
-                "scheduler",
-                scheduler.start,
-                lambda: scheduler.shutdown(self._stop_timeout, drain=self._drain),
-                scheduler.reconfigure,
-            ),
+            Component("scheduler", scheduler.start, self._stop_scheduler, scheduler.reconfigure),
             Component("intake", lambda: None, self.intake.close),
             Component("mqtt", link.start, self._close_link),
             Component("maintenance", self._start_maintenance, lambda: None),
@@ -198,6 +193,10 @@ class Daemon:
         threading.Thread(
             target=lambda: [synth.reference_lufs(n) for n in names], name="reference-loudness", daemon=True
         ).start()
+
+    def _stop_scheduler(self) -> None:
+        drain = self.live.config.shutdown.drain_timeout if self._drain else 0.0  # the reloaded value counts
+        self.scheduler.shutdown(self._stop_timeout, drain=drain)
 
     def _close_engines(self) -> None:
         close_engines(list(self.live.current.synth.engines.values()))
@@ -335,7 +334,7 @@ class Daemon:
         self._stopping.set()
         notify("STOPPING=1")
         self._stop_timeout = timeout
-        self._drain = self.cfg.shutdown.drain_timeout if drain else 0.0
+        self._drain = drain
         started = {c.name: c for c in self._started}
         for name in STOP_ORDER:
             component = started.pop(name, None)

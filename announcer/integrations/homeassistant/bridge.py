@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 from ...config import Config
 from ...core.announcement import Announcement
 from ...core.events import Event
-from ...mqtt.client import IncomingMessage, json_bytes
+from ...mqtt.paho_adapter import IncomingMessage, json_bytes
 from ...mqtt.topics import discovery_status
 from ...spool.settings import RuntimeSettings
 from ..base import Integration
