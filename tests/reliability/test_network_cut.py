@@ -54,7 +54,7 @@ SEND_EVERY_S = 1.0
 TEXTS = ("请注意。", "请3号病房的李医生到护士站。", "各位旅客请注意。")
 
 _LOG_TS = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})"
-_LOST = re.compile(_LOG_TS + r" WARNING announcer\.mqtt: lost connection to \S+: (.*) \(reconnecting\)$")
+_LOST = re.compile(_LOG_TS + r" WARNING announcer\.mqtt\.link: lost connection to \S+: (.*) \(reconnecting\)$")
 
 
 def _log_time(stamp: str) -> float:
