@@ -297,12 +297,13 @@ class EmbeddedZhEngine(Engine):
 
     # --- text and audio -----------------------------------------------------------
     def clauses(self, text: str) -> list[str]:
-        from ..text import normalize, split_clauses
+        from ..text.clauses import split_clauses
+        from ..text.normalize import normalize
 
         return split_clauses(normalize(text))
 
     def phoneme_ids(self, clause: str) -> list[int]:
-        from ..text import to_phonemes
+        from ..text.g2p import to_phonemes
 
         ids: list[int] = []
         for symbol in to_phonemes(clause):

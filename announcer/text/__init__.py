@@ -8,20 +8,28 @@ May import: ``core``.
 
 from __future__ import annotations
 
-import logging
+import importlib
 from typing import Any
 
-from .clauses import split_clauses
-from .g2p import load_mapper, to_phonemes
-from .normalize import normalize
-
-_LOGGER = logging.getLogger(__name__)
+# the pieces load on first use: the pinyin dictionaries take a third of a second, and
+# importing ``announcer.text.clauses`` (as the config does) must not pay for them
+_LAZY = {"split_clauses": "clauses", "load_mapper": "g2p", "to_phonemes": "g2p", "normalize": "normalize"}
 
 __all__ = ["frontend", "load_mapper", "normalize", "split_clauses", "to_phonemes"]
 
 
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def frontend(text: str, max_chars: int = 40) -> dict[str, Any]:
     """Everything the front end does to ``text``, for ``announcer normalize --json``."""
+    from .clauses import split_clauses
+    from .g2p import to_phonemes
+    from .normalize import normalize
+
     normalized = normalize(text)
     clauses = split_clauses(normalized, max_chars=max_chars)
     return {
