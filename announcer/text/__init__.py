@@ -8,20 +8,12 @@ May import: ``core``.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-# the pieces load on first use: the pinyin dictionaries take a third of a second, and
-# importing ``announcer.text.clauses`` (as the config does) must not pay for them
-_LAZY = {"split_clauses": "clauses", "load_mapper": "g2p", "to_phonemes": "g2p", "normalize": "normalize"}
-
-__all__ = ["frontend", "load_mapper", "normalize", "split_clauses", "to_phonemes"]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# Import the pieces from their modules (``announcer.text.normalize`` ...): the package itself
+# loads nothing, so that importing ``announcer.text.clauses`` (as the config does) does not
+# load the pinyin dictionaries (a third of a second).
+__all__ = ["frontend"]
 
 
 def frontend(text: str, max_chars: int = 40) -> dict[str, Any]:
