@@ -24,6 +24,8 @@ import hmac
 import ipaddress
 import json
 import logging
+import math
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, ClassVar
@@ -48,11 +50,21 @@ class AuthError(Exception):
 
 
 # ------------------------------------------------------------------------------ JWT (HS256)
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
 def _b64url_decode(part: str) -> bytes:
+    """Strict base64url without padding: any other character, or unused bits that are not zero
+    (a second spelling of the same bytes), make the token malformed."""
+    if not _B64URL.fullmatch(part) or len(part) % 4 == 1:
+        raise AuthError("malformed token")
     try:
-        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+        data = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
     except (binascii.Error, ValueError):
         raise AuthError("malformed token") from None
+    if _b64url_encode(data) != part:
+        raise AuthError("malformed token")
+    return data
 
 
 def _b64url_encode(data: bytes) -> str:
@@ -72,8 +84,9 @@ def verify_jwt_hs256(token: str, secret: str, now: float | None = None) -> dict[
     """The claims of a valid HS256 JWT; raises AuthError otherwise.
 
     Only ``alg: HS256`` is accepted (never ``none``); the signature is checked before the
-    claims are trusted; ``exp`` is required and must be in the future (30 s leeway); a
-    present ``nbf`` must have passed.
+    claims are trusted; ``exp`` is required, a finite number, and must be in the future (30 s
+    leeway); a present ``nbf`` must be a finite number that has passed. Each part is strict
+    base64url (no padding, no other characters, unused bits zero).
     """
     parts = token.split(".")
     if len(parts) != 3:
@@ -96,14 +109,23 @@ def verify_jwt_hs256(token: str, secret: str, now: float | None = None) -> dict[
         raise AuthError("malformed token")
     now = time.time() if now is None else now
     exp = claims.get("exp")
-    if isinstance(exp, bool) or not isinstance(exp, (int, float)):
-        raise AuthError("token has no numeric exp claim")
+    if not _finite_number(exp):
+        raise AuthError("token has no finite numeric exp claim")
     if now > exp + JWT_LEEWAY_SECONDS:
         raise AuthError("token expired")
     nbf = claims.get("nbf")
-    if isinstance(nbf, (int, float)) and not isinstance(nbf, bool) and now + JWT_LEEWAY_SECONDS < nbf:
+    if nbf is not None and not _finite_number(nbf):
+        raise AuthError("token's nbf claim is not a finite number")
+    if nbf is not None and now + JWT_LEEWAY_SECONDS < nbf:
         raise AuthError("token not valid yet")
     return claims
+
+
+def _finite_number(value: Any) -> bool:
+    """An int or a finite float (1e999 reads as inf, NaN compares false with everything)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value)
 
 
 # ------------------------------------------------------------------------------ policy
