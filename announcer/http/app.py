@@ -11,7 +11,6 @@ HTTP error.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 from pathlib import Path
@@ -23,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..core.emotions import EMOTIONS
@@ -30,6 +30,7 @@ from ..core.errors import EngineUnavailable, InputError
 from ..core.schema import ID_RE, PRIORITIES
 from ..intake.intake import Origin, Rejected
 from ..intake.parse import build
+from ..intake.wire import json_object
 from ..playback.offline import render_announcement
 from ..playback.synthesizer import SynthStats
 from . import models as m
@@ -112,15 +113,18 @@ def create_app(ctx: Any) -> FastAPI:
         _LOGGER.exception("http: %s %s failed", request.method, request.url.path)
         return error_json(500, "server", "internal error (see the daemon's log)")
 
-    async def json_body(request: Request) -> dict[str, Any]:
+    async def json_body(request: Request, what: str = 'a JSON object with at least "text"') -> dict[str, Any]:
+        """The body as a JSON object; 400 naming ``body`` (or the field) for anything Python's JSON
+        cannot hold safely: nesting past the recursion limit, huge integers, lone surrogates."""
         raw = await request.body()
         try:
-            obj = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ApiError(400, "body", f"not valid JSON ({exc})") from None
-        if not isinstance(obj, dict):
-            raise ApiError(400, "body", 'must be a JSON object with at least "text"')
-        return obj
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ApiError(400, "body", "not valid UTF-8") from None
+        try:
+            return json_object(text, f"send {what}", f"must be {what}")
+        except InputError as exc:
+            raise ApiError(400, "body" if exc.field == "payload" else exc.field, exc.message) from None
 
     # ---- console and health --------------------------------------------------------------
     @app.get("/", include_in_schema=False)
@@ -262,9 +266,11 @@ def create_app(ctx: Any) -> FastAPI:
         "/stop",
         response_model=m.StopResponse,
         summary="Stop and cancel (all speakers or one target)",
+        openapi_extra={"requestBody": {"content": {"application/json": {"schema": m.StopRequest.model_json_schema()}}}},
         responses=m.error_responses(400, 401, 403, 413, 415),
     )
-    async def stop(body: m.StopRequest) -> dict[str, Any]:
+    async def stop(request: Request) -> dict[str, Any]:
+        body = stop_request(await json_body(request, 'a JSON object (fields "target", "priority_below")'))
         fields = {"priority_below": body.priority_below} if body.priority_below is not None else {}
         result = await asyncio.get_running_loop().run_in_executor(
             None, lambda: ctx.intake.stop(fields, body.target, Origin(source="http"), target_field="target")
@@ -284,6 +290,15 @@ def create_app(ctx: Any) -> FastAPI:
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def stop_request(obj: dict[str, Any]) -> m.StopRequest:
+    try:
+        return m.StopRequest.model_validate(obj)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err.get("loc", ())) or "body"
+        raise ApiError(400, field, str(err.get("msg", "invalid"))) from None
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, ClassVar
 
 from ..config import is_loopback
+from ..core.ratelog import RateLimitedLog
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -206,6 +207,7 @@ class Guard:
         self.app = app
         self.policy = policy
         self.max_body_bytes = max_body_bytes
+        self.refusals = RateLimitedLog(_LOGGER)  # anyone who can connect can cause these: a line a minute per kind
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -216,7 +218,9 @@ class Guard:
         host = client[0] if client else None
         path = scope.get("path", "")
         if not self.policy.ip_allowed(host):
-            _LOGGER.warning("http: refused %s %s from %s (not in http.allow_ips)", scope.get("method"), path, host)
+            self.refusals.warning(
+                "403-ip", "http: refused %s %s from %s (not in http.allow_ips)", scope.get("method"), path, host
+            )
             await _error(send, 403, "client", f"address {host} is not in http.allow_ips")
             return
         if not self.policy.auth_required and not is_loopback(_host_name(headers.get("host", ""))):
@@ -231,7 +235,7 @@ class Guard:
             try:
                 self.policy.authenticate(headers.get("authorization"))
             except AuthError as exc:
-                _LOGGER.info("http: 401 %s %s from %s: %s", scope.get("method"), path, host, exc)
+                self.refusals.warning("401", "http: 401 %s %s from %s: %s", scope.get("method"), path, host, exc)
                 await _error(
                     send,
                     401,
