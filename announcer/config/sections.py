@@ -45,6 +45,8 @@ class MqttConfig(Strict):
     session_expiry: int = Field(86400, ge=0, description="seconds the broker keeps our session")
     reconnect_min_delay: float = Field(1.0, gt=0)
     reconnect_max_delay: float = Field(60.0, gt=0)
+    # MQTT 5 response topics the daemon replies on (the terminal event); null: <topic_prefix>/reply/
+    reply_prefixes: tuple[Annotated[str, Field(min_length=1, pattern=r"^[^#+]+$")], ...] | None = None
 
     @field_validator("protocol", mode="before")
     @classmethod

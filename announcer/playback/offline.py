@@ -33,7 +33,7 @@ def render_announcement(
     rate = synth.engine(ann.engine).sample_rate
     style = Style(ann.emotion, ann.intensity, ann.speed)
     chain = SpeakerChain(SpeakerBase(lead_in_ms=0), chimes or ChimeLibrary.from_config(cfg), cfg.audio.target_lufs)
-    gain = chain.gain(ann.volume)
+    gain = chain.gain(ann.volume, priority=ann.priority)
     level_db = emotion_level_db(ann.emotion, ann.intensity)
     loudness = LoudnessState.starting_at(synth.reference_lufs(ann.engine), level_db)
     chunks = list(synth.render(ann.text, ann.engine, style, ann.voice, stats))

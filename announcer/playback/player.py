@@ -274,7 +274,7 @@ class Player:
 
             writer = _Writer(stream, rate, job, self.clock, started, self.expect)
             write = writer.write
-            gain = self.chain.gain(ann.volume, job.volume_cap) * self.master_volume()
+            gain = self.chain.gain(ann.volume, job.volume_cap, self.master_volume(), ann.priority)
             level_db = emotion_level_db(ann.emotion, ann.intensity)
             loudness = self._loudness_state(ann, level_db)  # one per announcement: kept across repeats
             write(self.chain.prelude(ann.chime, ann.priority, rate, gain))

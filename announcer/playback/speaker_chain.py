@@ -52,11 +52,21 @@ class SpeakerChain:
         self.chimes = chimes
         self.target_lufs = target_lufs  # None: no loudness normalisation
 
-    def gain(self, volume: float | None, cap: float | None = None) -> float:
-        """Announcement volume (or the speaker's), capped by quiet hours."""
+    def gain(
+        self, volume: float | None, cap: float | None = None, master: float = 1.0, priority: str | None = None
+    ) -> float:
+        """Announcement volume (or the speaker's), capped by quiet hours, times the master volume.
+
+        An emergency never goes below the speaker's floor, ``volume * emergency_volume``: a master
+        volume of 0 (a retained command, a slip in Home Assistant), a quiet-hours cap or an
+        announcement's ``volume: 0`` must not silence it.
+        """
         g = self.config.volume if volume is None else volume * self.config.volume
         if cap is not None:
             g = min(g, cap)
+        g *= master
+        if priority == "emergency":
+            g = max(g, self.config.volume * self.config.emergency_volume)
         return float(g)
 
     def prelude(self, chime: bool | str, priority: str, rate: int, gain: float) -> np.ndarray:

@@ -130,7 +130,7 @@ class Daemon:
             cfg.mqtt, router.handle, router.subscriptions(), on_connect_change=self.status.connection_changed
         )
         self.status.link = self.link
-        self.events.subscribe(EventPublisher(self.link, self.topics))
+        self.events.subscribe(EventPublisher(self.link, self.topics, cfg.mqtt.reply_prefixes))
         for integration in self.integrations:
             self.events.subscribe(integration.on_event)
         self.components = self._components()
