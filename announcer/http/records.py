@@ -24,6 +24,7 @@ from typing import Any
 from ..audio import Audio, write_wav_atomic
 from ..core.announcement import Announcement
 from ..core.events import TERMINAL, Event
+from ..core.files import make_dirs
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ class AudioStore:
         self.max_bytes = max_bytes
         self._clock = clock
         self._lock = threading.Lock()
-        self.directory.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.directory)
 
     def path(self, audio_id: str) -> Path | None:
         """The WAV of ``audio_id`` if it is still kept (ids are checked: no path tricks)."""

@@ -44,6 +44,7 @@ from .. import __version__
 from ..config import Config
 from ..core.errors import EngineUnavailable
 from ..core.events import EventBus
+from ..core.files import private_umask
 from ..engines.base import Engine
 from ..intake.intake import Intake
 from ..integrations.base import Integration
@@ -369,6 +370,7 @@ NOT_READY_WARNING_S = 30.0
 
 
 def run(cfg: Config, config_path: Path | None = None) -> int:
+    private_umask()  # spool, settings, cache and WAVs: 0600, directories 0700 (announcer.core.files)
     daemon = Daemon(cfg, config_path)
     flags = _Signals()
     wake_r, wake_w = socket.socketpair()
