@@ -34,7 +34,10 @@ class _MqttStream(Stream):
             raise SinkError("mqtt speaker needs a broker connection (only available in the daemon)")
         audio = Audio(np.concatenate(self._parts) if self._parts else np.zeros(0, np.float32), self._rate)
         data = wav_bytes(audio)
-        publish(self._topic, data, 1, self._sink.config.retain)
+        try:
+            publish(self._topic, data, 1, self._sink.config.retain)
+        except ValueError as exc:  # the broker's maximum packet size (announcer.mqtt.link.PacketTooLarge)
+            raise SinkError(f"cannot publish the WAV to {self._topic}: {exc}") from None
         return {"topic": self._topic, "bytes": len(data)}
 
     def abort(self) -> None:
