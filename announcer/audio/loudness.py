@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -182,6 +182,8 @@ def integrated_loudness(samples: np.ndarray, rate: int) -> float:
 
 MAX_BOOST_DB = 24.0  # never lift a near-silent clause further than this
 TRUST_SECONDS = 4.0  # after this much audio the measured loudness alone sets the gain
+MAX_CORRECTION_DB = 3.0  # the most the gain corrects for what was played so far ...
+CORRECT_AFTER_SECONDS = 2.0  # ... once this much was played (a shorter measure swings too much)
 
 
 @dataclass
@@ -195,12 +197,22 @@ class LoudnessState:
     ``TRUST_SECONDS`` of audio. Without a prior the running measure is used from the
     first piece. ``process`` ramps from the previous gain to the new one across the
     chunk over ``GLIDE_SECONDS``, so a change is a glide, never a step.
+
+    A running estimate lags: speech is louder at the start of a sentence, so the estimate
+    is high early on and the announcement as a whole came out below the target. So the
+    gain also corrects for what was played so far: ``played`` measures the normalised
+    output, and once ``CORRECT_AFTER_SECONDS`` were played each chunk gets ``target -
+    played`` more (at most ``MAX_CORRECTION_DB`` either way), which brings the whole
+    announcement to the target.
     """
 
     prior_lufs: float | None = None
     meter: LoudnessMeter | None = None
     gain_db: float | None = None  # the gain given to the last chunk
     seconds: float = 0.0
+    played: LoudnessMeter | None = None  # the normalised output so far (before level offset and volume)
+    # samples the speaker chain keeps until they fill a block (announcer.playback.speaker_chain)
+    pending: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
     @classmethod
     def starting_at(cls, reference_lufs: float | None, level_db: float = 0.0) -> LoudnessState:
@@ -215,6 +227,7 @@ class LoudnessState:
         """Add a chunk and return the normalisation gain (dB) it should end at."""
         if self.meter is None or self.meter.rate != rate:
             self.meter = LoudnessMeter(rate)
+            self.played = LoudnessMeter(rate)
         self.meter.add(samples)
         self.seconds += len(samples) / rate
         measured = self.meter.integrated()
@@ -228,5 +241,11 @@ class LoudnessState:
             estimate = self.prior_lufs
         else:
             return self.gain_db if self.gain_db is not None else 0.0  # silence so far: any gain will do
-        self.gain_db = min(target_lufs - estimate, MAX_BOOST_DB)
+        so_far = self.played.integrated() if self.played is not None else -math.inf
+        correction = 0.0
+        if math.isfinite(so_far) and self.played is not None and self.played.samples >= CORRECT_AFTER_SECONDS * rate:
+            correction = max(-MAX_CORRECTION_DB, min(MAX_CORRECTION_DB, target_lufs - so_far))
+        self.gain_db = min(target_lufs - estimate + correction, MAX_BOOST_DB)
+        if self.played is not None:
+            self.played.add(np.asarray(samples, np.float64) * 10.0 ** (self.gain_db / 20.0))
         return self.gain_db

@@ -41,6 +41,6 @@ def render_announcement(
     for i in range(ann.repeat):
         if i:
             parts.append(np.zeros(round(ann.repeat_gap * rate), np.float32))
-        parts.extend(chain.process(c.samples, gain, rate=rate, level_db=level_db, state=loudness) for c in chunks)
+        parts.extend(chain.speech((c.samples for c in chunks), gain, rate=rate, level_db=level_db, state=loudness))
     parts.append(chain.postlude(ann.chime, rate, gain))
     return Audio(np.concatenate(parts), rate)
