@@ -112,12 +112,12 @@ def verify_jwt_hs256(token: str, secret: str, now: float | None = None) -> dict[
     exp = claims.get("exp")
     if not _finite_number(exp):
         raise AuthError("token has no finite numeric exp claim")
-    if now > exp + JWT_LEEWAY_SECONDS:
+    if now > float(exp) + JWT_LEEWAY_SECONDS:
         raise AuthError("token expired")
     nbf = claims.get("nbf")
     if nbf is not None and not _finite_number(nbf):
         raise AuthError("token's nbf claim is not a finite number")
-    if nbf is not None and now + JWT_LEEWAY_SECONDS < nbf:
+    if nbf is not None and now + JWT_LEEWAY_SECONDS < float(nbf):
         raise AuthError("token not valid yet")
     return claims
 
