@@ -109,12 +109,12 @@ def verify_jwt_hs256(token: str, secret: str, now: float | None = None) -> dict[
     if not isinstance(claims, dict):
         raise AuthError("malformed token")
     now = time.time() if now is None else now
-    exp = claims.get("exp")
+    exp: Any = claims.get("exp")
     if not _finite_number(exp):
         raise AuthError("token has no finite numeric exp claim")
     if now > float(exp) + JWT_LEEWAY_SECONDS:
         raise AuthError("token expired")
-    nbf = claims.get("nbf")
+    nbf: Any = claims.get("nbf")
     if nbf is not None and not _finite_number(nbf):
         raise AuthError("token's nbf claim is not a finite number")
     if nbf is not None and now + JWT_LEEWAY_SECONDS < float(nbf):
