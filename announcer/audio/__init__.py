@@ -7,6 +7,15 @@ May import: ``core``.
 """
 
 from .samples import Audio, db_to_gain, to_pcm16
-from .wav import read_wav, wav_bytes, write_wav_atomic
+from .wav import WavTooLarge, WavWriter, read_wav, wav_bytes, write_wav_atomic
 
-__all__ = ["Audio", "db_to_gain", "read_wav", "to_pcm16", "wav_bytes", "write_wav_atomic"]
+__all__ = [
+    "Audio",
+    "WavTooLarge",
+    "WavWriter",
+    "db_to_gain",
+    "read_wav",
+    "to_pcm16",
+    "wav_bytes",
+    "write_wav_atomic",
+]

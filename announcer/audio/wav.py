@@ -1,22 +1,29 @@
-"""WAV files: PCM-16 out (atomically), anything soundfile reads in (mixed to mono)."""
+"""WAV files: PCM-16 out (atomically, whole or as it is rendered), anything soundfile reads in (mixed to mono)."""
 
 from __future__ import annotations
 
 import io
 import os
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ..core.files import atomic_write
+from ..core.files import atomic_write, current_umask, make_dirs
 from .samples import Audio, to_pcm16
 
 
 def wav_bytes(audio: Audio) -> bytes:
+    return pcm16_wav_bytes(to_pcm16(audio.samples), audio.sample_rate)
+
+
+def pcm16_wav_bytes(pcm: np.ndarray, rate: int) -> bytes:
+    """A WAV of int16 samples already converted (``to_pcm16``)."""
     import soundfile as sf
 
     buf = io.BytesIO()
-    sf.write(buf, to_pcm16(audio.samples), audio.sample_rate, subtype="PCM_16", format="WAV")
+    sf.write(buf, pcm, rate, subtype="PCM_16", format="WAV")
     return buf.getvalue()
 
 
@@ -24,6 +31,85 @@ def write_wav_atomic(path: str | os.PathLike[str], audio: Audio) -> Path:
     """Write a PCM-16 WAV atomically and durably (temp file, fsync, rename)."""
     atomic_write(path, wav_bytes(audio), prefix=".", suffix=".wav.tmp")
     return Path(path)
+
+
+WAV_HEADER_BYTES = 44
+
+
+class WavTooLarge(ValueError):
+    """A ``WavWriter`` was asked to write past its ``max_bytes`` (nothing was kept)."""
+
+
+class WavWriter:
+    """A PCM-16 mono WAV written as the samples come (memory does not grow with its length).
+
+    It goes to a temp file beside ``path`` and is renamed into place by ``commit`` (fsynced
+    with ``durable``), so a reader sees a whole file or none, as with ``write_wav_atomic``;
+    ``discard`` removes it. Past ``max_bytes`` a ``write`` raises ``WavTooLarge`` (and
+    discards). The samples are converted like ``wav_bytes`` does (``to_pcm16``).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], rate: int, *, max_bytes: int | None = None, durable: bool = True):
+        import soundfile as sf
+
+        self.path = Path(path)
+        self.rate = int(rate)
+        self.max_bytes = max_bytes
+        self.durable = durable
+        self.frames = 0
+        make_dirs(self.path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=".", suffix=".wav.tmp", dir=self.path.parent)
+        os.fchmod(fd, 0o666 & ~current_umask())
+        self._tmp = Path(tmp)
+        self._fh: Any = os.fdopen(fd, "w+b")
+        self._sf: Any = sf.SoundFile(self._fh, "w", samplerate=self.rate, channels=1, subtype="PCM_16", format="WAV")
+
+    @property
+    def size(self) -> int:
+        """Bytes of the file once committed."""
+        return WAV_HEADER_BYTES + 2 * self.frames
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / float(self.rate)
+
+    def write(self, samples: np.ndarray) -> None:
+        n = len(samples)
+        if self.max_bytes is not None and self.size + 2 * n > self.max_bytes:
+            self.discard()
+            raise WavTooLarge(f"the WAV would pass {self.max_bytes} bytes")
+        if n:
+            self._sf.write(to_pcm16(np.asarray(samples, np.float32)))
+            self.frames += n
+
+    def commit(self) -> Path:
+        self._sf.close()
+        self._fh.flush()
+        if self.durable:
+            os.fsync(self._fh.fileno())
+        self._fh.close()
+        os.replace(self._tmp, self.path)
+        if self.durable:
+            try:
+                dfd = os.open(self.path.parent, os.O_RDONLY)
+                try:
+                    os.fsync(dfd)
+                finally:
+                    os.close(dfd)
+            except OSError:
+                pass
+        return self.path
+
+    def discard(self) -> None:
+        for close in (self._sf.close, self._fh.close):
+            try:
+                close()
+            except Exception:  # noqa: BLE001  # already closed, or the disk is gone: the temp file goes anyway
+                pass
+        try:
+            os.unlink(self._tmp)
+        except FileNotFoundError:
+            pass
 
 
 def read_wav(path: str | os.PathLike[str]) -> Audio:

@@ -143,6 +143,9 @@ class LimitsConfig(Strict):
     max_payload_bytes: int = Field(65536, ge=256, le=16 * 1024 * 1024)
     max_queue: int = Field(100, ge=1)
     per_minute: int = Field(120, ge=1)
+    # the audio one announcement may make (speech x repeat + gaps), estimated from the text before
+    # synthesis (announcer.intake.parse.estimated_seconds); more is rejected, reason oversize
+    max_audio_seconds: float = Field(600.0, gt=0, le=86400)
 
 
 class HomeAssistantConfig(Strict):

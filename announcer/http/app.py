@@ -25,13 +25,14 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..audio.wav import WAV_HEADER_BYTES, WavTooLarge, WavWriter
 from ..core.emotions import EMOTIONS
 from ..core.errors import EngineUnavailable, InputError
 from ..core.schema import ID_RE, PRIORITIES
 from ..intake.intake import Origin, Rejected
-from ..intake.parse import build
+from ..intake.parse import build, estimated_seconds
 from ..intake.wire import json_object
-from ..playback.offline import render_announcement
+from ..playback.offline import render_to_wav
 from ..playback.synthesizer import SynthStats
 from . import models as m
 from .security import Guard, SecurityHeaders
@@ -173,10 +174,9 @@ def create_app(ctx: Any) -> FastAPI:
         try:
             stats = SynthStats()
             loop = asyncio.get_running_loop()
-            audio = await loop.run_in_executor(
-                ctx.tts_pool, lambda: render_announcement(live, runtime.synth, ann, runtime.chimes, stats)
+            audio_id, written = await loop.run_in_executor(
+                ctx.tts_pool, lambda: synthesize_to_store(ctx, runtime, ann, stats)
             )
-            audio_id = await loop.run_in_executor(ctx.tts_pool, ctx.audio.put, audio)
         finally:
             with pending_lock:
                 pending["tts"] -= 1
@@ -185,8 +185,8 @@ def create_app(ctx: Any) -> FastAPI:
             "status": "success",
             "id": audio_id,
             "audio_url": f"/audio/{audio_id}.wav",
-            "duration": round(audio.duration, 3),
-            "sample_rate": audio.sample_rate,
+            "duration": round(written.seconds, 3),
+            "sample_rate": written.rate,
             "warnings": list(ann.warnings),
         }
 
@@ -290,6 +290,38 @@ def create_app(ctx: Any) -> FastAPI:
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def synthesize_to_store(ctx: Any, runtime: Any, ann: Any, stats: SynthStats) -> tuple[str, WavWriter]:
+    """``/tts``'s work (in the worker pool): ``ann`` written into the audio store as it renders.
+
+    ``http.audio_max_mb`` holds for this file too: what the text will make is estimated first
+    and refused (413, nothing synthesized) when it cannot fit; older files go to make room;
+    and the file is written with the cap, in case the estimate was short.
+    """
+    rate = runtime.synth.engine(ann.engine).sample_rate
+    seconds = estimated_seconds(ann.text, ann.speed, ann.repeat, ann.repeat_gap)
+    expected = WAV_HEADER_BYTES + int(seconds * rate) * 2
+    limit_mb = ctx.audio.max_bytes / 1048576
+    try:
+        ctx.audio.reserve(expected)
+    except WavTooLarge:
+        raise InputError(
+            "text",
+            f"the WAV would be about {expected / 1048576:.0f} MiB, over http.audio_max_mb ({limit_mb:g})",
+            "oversize",
+        ) from None
+    try:
+        audio_id, path = ctx.audio.new_id()
+        written = render_to_wav(runtime.config, runtime.synth, ann, path, runtime.chimes, stats, ctx.audio.max_bytes)
+    except WavTooLarge:
+        raise InputError(
+            "text", f"the WAV grew past http.audio_max_mb ({limit_mb:g}); nothing kept", "oversize"
+        ) from None
+    finally:
+        ctx.audio.release(expected)
+    ctx.audio.sweep()
+    return audio_id, written
 
 
 def stop_request(obj: dict[str, Any]) -> m.StopRequest:

@@ -6,7 +6,10 @@
 
 ``AudioStore`` keeps ``/tts`` output as ``<dir>/<id>.wav`` and removes files older than
 ``max_age`` seconds, then the oldest while the total is over ``max_bytes``; it sweeps on
-every write and whenever asked (the server sweeps once a minute).
+every write and whenever asked (the server sweeps once a minute). ``max_bytes`` holds for
+the newest file too: ``/tts`` asks for ``room`` for what it estimates before it renders
+(more than ``max_bytes`` is refused), older files go to make it, and the file itself is
+written with that cap (``WavWriter``), so the directory never holds more.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..audio import Audio, write_wav_atomic
+from ..audio import Audio, WavTooLarge, write_wav_atomic
 from ..core.announcement import Announcement
 from ..core.events import TERMINAL, Event
 from ..core.files import make_dirs
@@ -117,7 +120,25 @@ class AudioStore:
         self.max_bytes = max_bytes
         self._clock = clock
         self._lock = threading.Lock()
+        self._reserved = 0  # bytes promised to renders in progress
         make_dirs(self.directory)
+
+    def new_id(self) -> tuple[str, Path]:
+        audio_id = uuid.uuid4().hex
+        return audio_id, self.directory / f"{audio_id}.wav"
+
+    def reserve(self, nbytes: int) -> None:
+        """Make room for a file of about ``nbytes`` (removing the oldest); WavTooLarge if it cannot fit.
+        Pair with ``release(nbytes)`` once the file is written (or not)."""
+        if nbytes > self.max_bytes:
+            raise WavTooLarge(f"about {nbytes} bytes is over the limit of {self.max_bytes} bytes")
+        with self._lock:
+            self._reserved += nbytes
+        self.sweep()
+
+    def release(self, nbytes: int) -> None:
+        with self._lock:
+            self._reserved = max(0, self._reserved - nbytes)
 
     def path(self, audio_id: str) -> Path | None:
         """The WAV of ``audio_id`` if it is still kept (ids are checked: no path tricks)."""
@@ -152,8 +173,8 @@ class AudioStore:
                     removed += _unlink(p)
                 else:
                     files.append((st.st_mtime, st.st_size, p))
-            total = sum(size for _, size, _ in files)
-            for _, size, p in sorted(files, key=lambda f: f[0])[:-1]:  # the newest always stays
+            total = sum(size for _, size, _ in files) + self._reserved
+            for _, size, p in sorted(files, key=lambda f: f[0]):  # the newest too: the cap holds
                 if total <= self.max_bytes:
                     break
                 removed += _unlink(p)
