@@ -121,7 +121,7 @@ def estimated_seconds(text: str, speed: float, repeat: int, repeat_gap: float) -
     speech = (wide / WIDE_CHARS_PER_SECOND + other / OTHER_CHARS_PER_SECOND + digits * SECONDS_PER_DIGIT) / max(
         speed, 0.01
     )
-    return speech * repeat + repeat_gap * (repeat - 1) + CHIME_SECONDS
+    return float(speech * repeat + repeat_gap * (repeat - 1) + CHIME_SECONDS)
 
 
 def check_budget(ann: Announcement, cfg: Config) -> None:
