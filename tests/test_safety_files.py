@@ -41,6 +41,7 @@ def daemon(shared_broker: Broker, tmp_path: Path) -> Iterator[DaemonProc]:
         d.start()
     finally:
         os.umask(old)
+    d.wait_log("http: listening on", timeout=30)
     yield d
     d.close()
 

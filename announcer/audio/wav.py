@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,14 @@ from .samples import Audio, to_pcm16
 
 def wav_bytes(audio: Audio) -> bytes:
     return pcm16_wav_bytes(to_pcm16(audio.samples), audio.sample_rate)
+
+
+def wav_header(rate: int, frames: int) -> bytes:
+    """The 44-byte header of a PCM-16 mono WAV of ``frames`` samples (what soundfile writes)."""
+    data = 2 * frames
+    return struct.pack(
+        "<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + data, b"WAVE", b"fmt ", 16, 1, 1, rate, 2 * rate, 2, 16, b"data", data
+    )
 
 
 def pcm16_wav_bytes(pcm: np.ndarray, rate: int) -> bytes:
