@@ -236,7 +236,12 @@ class MqttLink:
 
     # ---- publishing -------------------------------------------------------------------------
     def publish(
-        self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False, properties: Properties | None = None
+        self,
+        topic: str,
+        payload: bytes | bytearray | str,
+        qos: int = 1,
+        retain: bool = False,
+        properties: Properties | None = None,
     ) -> mqtt.MQTTMessageInfo:
         """Thread-safe. While disconnected, QoS > 0 messages are queued and sent after reconnecting.
 

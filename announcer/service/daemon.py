@@ -316,7 +316,7 @@ class Daemon:
         log_applied(old.config, new, rebuilt)
 
     # ---- MQTT output -----------------------------------------------------------------
-    def _publish_raw(self, topic: str, payload: bytes, qos: int, retain: bool) -> Any:
+    def _publish_raw(self, topic: str, payload: bytes | bytearray, qos: int, retain: bool) -> Any:
         if self.link is None:
             raise RuntimeError("not connected")
         return self.link.publish(topic, payload, qos, retain)

@@ -50,7 +50,7 @@ class SinkError(RuntimeError):
 class SinkContext:
     """What a sink may need from the daemon, passed in (a test seam, not a global)."""
 
-    publish: Callable[[str, bytes, int, bool], Any] | None = None  # (topic, payload, qos, retain)
+    publish: Callable[[str, bytes | bytearray, int, bool], Any] | None = None  # (topic, payload, qos, retain)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
