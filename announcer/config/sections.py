@@ -199,6 +199,8 @@ class HttpConfig(Strict):
     audio_max_mb: float = Field(100.0, gt=0)  # total size of kept /tts WAVs
     audio_dir: Path | None = None  # default: <spool directory>/http-audio
     max_body_bytes: int | None = Field(None, ge=256, le=16 * 1024 * 1024)  # default: limits.max_payload_bytes
+    max_connections_per_client: int = Field(8, ge=1, le=1024)  # open at once per client address; more: closed
+    header_timeout: float = Field(10.0, ge=0.5, le=300)  # seconds to send a complete request header, else closed
 
     @field_validator("allow_ips")
     @classmethod
