@@ -43,6 +43,21 @@ def write_wav_atomic(path: str | os.PathLike[str], audio: Audio) -> Path:
 
 
 WAV_HEADER_BYTES = 44
+TMP_GLOB = ".*.wav.tmp"  # a WavWriter's file until it is committed
+STALE_TMP_SECONDS = 3600.0  # older ones are left over from a crash: remove_stale_temp removes them
+
+
+def remove_stale_temp(directory: str | os.PathLike[str], now: float) -> int:
+    """Remove the temp files of writers that died (older than ``STALE_TMP_SECONDS``); how many went."""
+    removed = 0
+    for p in Path(directory).glob(TMP_GLOB):
+        try:
+            if now - p.stat().st_mtime > STALE_TMP_SECONDS:
+                p.unlink()
+                removed += 1
+        except OSError:
+            pass
+    return removed
 
 
 class WavTooLarge(ValueError):

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..audio import Audio, WavTooLarge, write_wav_atomic
+from ..audio.wav import remove_stale_temp
 from ..core.announcement import Announcement
 from ..core.events import TERMINAL, Event
 from ..core.files import make_dirs
@@ -160,8 +161,8 @@ class AudioStore:
 
     def sweep(self) -> int:
         """Remove expired WAVs, then the oldest while over the size cap. Returns how many went."""
-        removed = 0
         now = self._clock()
+        removed = remove_stale_temp(self.directory, now)  # a /tts being written when the daemon died
         with self._lock:
             files: list[tuple[float, int, Path]] = []
             for p in self.directory.glob("*.wav"):

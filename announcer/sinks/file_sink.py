@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import Field
 
 from ..audio import WavWriter
+from ..audio.wav import remove_stale_temp
 from .base import Sink, SinkError, SpeakerBase, Stream
 
 _LOGGER = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ class FileSink(Sink):
         except OSError:
             return
         now = time.time()
+        remove_stale_temp(directory, now)  # a WAV being written when the daemon died
         cutoff = now - self.config.keep_days * 86400
         files.sort()
         total = sum(size for _, size, _ in files)
