@@ -1,7 +1,8 @@
 """Audio: the sample type, WAV files, resampling, fades, the peak limiter, loudness and chimes.
 
 Owns: the signal processing that engines, sinks and the speaker chain share (``samples``,
-``wav``: whole WAVs and ``WavWriter``, which writes one as it is rendered, ``dsp``, ``loudness``: the BS.1770 meter and the streaming normaliser's state,
+``wav``: whole WAVs and ``WavWriter``, which writes one as it is rendered, ``dsp``,
+``loudness``: the BS.1770 meter and the streaming normaliser's state,
 ``chimes``: built-in and configured chimes per priority).
 May import: ``core``.
 """

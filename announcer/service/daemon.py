@@ -59,6 +59,7 @@ from ..playback.scheduler import Scheduler
 from ..sinks.base import SinkContext
 from ..spool.settings import RuntimeSettings, settings_path
 from ..spool.store import Spool
+from .memory import limit_arenas
 from .reload import close_engines, keep_restart_sections, log_applied, read_config, rebuild
 from .sd_notify import monotonic_usec, notify
 from .status import StatusReporter
@@ -371,6 +372,7 @@ NOT_READY_WARNING_S = 30.0
 
 def run(cfg: Config, config_path: Path | None = None) -> int:
     private_umask()  # spool, settings, cache and WAVs: 0600, directories 0700 (announcer.core.files)
+    limit_arenas()  # glibc: fewer malloc arenas, a lower peak RSS (announcer.service.memory)
     daemon = Daemon(cfg, config_path)
     flags = _Signals()
     wake_r, wake_w = socket.socketpair()
