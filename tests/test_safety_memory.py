@@ -24,7 +24,7 @@ from daemon_proc import DaemonProc, Events, new_id
 
 from announcer.intake.parse import estimated_seconds
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # about 3 minutes: the slow lane (make test-slow)
 
 LIMIT_MIB = 400.0
 SENTENCE = "各位旅客请注意，开往北京的列车即将进站，请站在黄线以外，谢谢合作。"
