@@ -440,7 +440,9 @@ def test_emergency_plays_at_once_capped_and_a_held_one_expires(q: QuietHarness) 
     assert q.sched.wait_idle(30)
     assert q.log.of("started", held.id) == []
     assert q.spool.state(held.id) == ("expired", {"gate": "expired"})
-    assert q.rms("gate", "fire") / q.rms("gate", "loud") == pytest.approx(CAP, rel=0.05)
+    # an emergency is capped by quiet hours only down to its speaker's floor (emergency_volume 0.8,
+    # issue 15: never silenced), which is above CAP here
+    assert q.rms("gate", "fire") / q.rms("gate", "loud") == pytest.approx(max(CAP, 0.8), rel=0.05)
 
 
 def test_outside_the_window_nothing_is_held_or_capped(tmp_path: Path, engine: CountingEngine) -> None:  # noqa: F811

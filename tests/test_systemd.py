@@ -53,3 +53,18 @@ def test_units_declare_notify_watchdog_and_reload() -> None:
     ):
         assert needle in system
     assert not re.search(r"^PrivateDevices=", system, flags=re.M)  # it would hide /dev/snd
+
+
+def test_units_bound_memory_and_tasks_and_the_user_unit_is_private(tmp_path: Path) -> None:
+    """Issue 15, findings 2 and 9: no MemoryMax=/TasksMax= (one request took 2-3 GB), and the user
+    unit set no UMask= (the spool and WAVs were 0644). Both units verify with them."""
+    for name in ("announcer.service", "announcer-user.service"):
+        text = (UNITS / name).read_text()
+        settings = dict(re.findall(r"^(MemoryMax|MemoryHigh|TasksMax|UMask)=(\S+)$", text, flags=re.M))
+        assert settings.get("UMask") == "0077", f"{name}: {settings}"
+        assert settings.get("MemoryMax", "").endswith(("M", "G")), f"{name}: {settings}"
+        assert settings.get("TasksMax", "").isdigit(), f"{name}: {settings}"
+        unit = _with_real_binary(UNITS / name, tmp_path)
+        r = subprocess.run([ANALYZE, "verify", str(unit)], capture_output=True, text=True)
+        problems = [line for line in r.stderr.splitlines() if unit.name in line and "network-online" not in line]
+        assert r.returncode == 0 and not problems, f"{name}: {r.stderr}"

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -109,6 +109,47 @@ def k_filter(samples: np.ndarray, rate: int) -> np.ndarray:
     return out.reshape(-1)[:n]
 
 
+@functools.lru_cache(maxsize=16)
+def _kernel_spectrum(rate: int, n_fft: int) -> np.ndarray:
+    """The truncated impulse response's spectrum on an ``n_fft`` grid (for ``_filter_tail``)."""
+    size, m, _ = _kernel(rate)
+    ir = np.fft.irfft(_response_on_grid(rate, size), size)[:m]
+    spectrum = np.fft.rfft(ir, n_fft)
+    spectrum.flags.writeable = False
+    return spectrum
+
+
+def _filter_tail(x: np.ndarray, n_out: int, rate: int) -> np.ndarray:
+    """The K-weighted last ``n_out`` samples of mono ``x``, whose first ``len(x) - n_out`` samples
+    (at least the impulse response's length) are context: one circular FFT convolution the size
+    of ``x`` (overlap-save), half of what ``k_filter`` spends on a short chunk."""
+    n_fft = 1 << (len(x) - 1).bit_length()
+    y = np.fft.irfft(np.fft.rfft(x, n_fft) * _kernel_spectrum(rate, n_fft), n_fft)
+    tail: np.ndarray = y[len(x) - n_out : len(x)]
+    return tail
+
+
+class _Growing:
+    """A float64 array appended to in place (amortised doubling)."""
+
+    def __init__(self) -> None:
+        self._data = np.zeros(64)
+        self.size = 0
+
+    def extend(self, values: np.ndarray) -> None:
+        need = self.size + len(values)
+        if need > len(self._data):
+            grown = np.zeros(max(need, 2 * len(self._data)))
+            grown[: self.size] = self._data[: self.size]
+            self._data = grown
+        self._data[self.size : need] = values
+        self.size = need
+
+    @property
+    def values(self) -> np.ndarray:
+        return self._data[: self.size]
+
+
 def _lufs(mean_square: float) -> float:
     return _OFFSET + 10.0 * math.log10(mean_square) if mean_square > 0 else -math.inf
 
@@ -121,7 +162,7 @@ class LoudnessMeter:
         self.step = max(1, int(round(STEP_SECONDS * self.rate)))
         self._context_len = max(64, int(_PAD_SECONDS * self.rate))
         self._context = np.zeros((0,), np.float64)  # last raw input, so the filter runs on continuously
-        self._sub: list[np.ndarray] = []  # sum of squares per complete 100 ms sub-block
+        self._sub = _Growing()  # sum of squares per complete 100 ms sub-block
         self._pending = np.zeros(0, np.float64)  # squares of the current incomplete sub-block
         self.samples = 0
 
@@ -132,21 +173,25 @@ class LoudnessMeter:
         if self._context.shape[0] and self._context.shape[1:] != x.shape[1:]:
             raise ValueError("channel count changed between chunks")
         ctx = self._context if self._context.shape[0] else np.zeros((0, *x.shape[1:]))
-        y = k_filter(np.concatenate([ctx, x]), self.rate)[len(ctx) :]
-        self._context = np.concatenate([ctx, x])[-self._context_len :]
+        both = np.concatenate([ctx, x])
+        if x.ndim == 1 and len(ctx) == self._context_len:  # streaming: the context holds the filter's state
+            y = _filter_tail(both, len(x), self.rate)
+        else:
+            y = k_filter(both, self.rate)[len(ctx) :]
+        self._context = both[-self._context_len :]
         power = np.square(y)
         if power.ndim == 2:
             power = power.sum(axis=1)  # channel weights 1.0 (L, R, C)
         power = np.concatenate([self._pending, power])
         full = len(power) // self.step
         if full:
-            self._sub.append(power[: full * self.step].reshape(full, self.step).sum(axis=1))
+            self._sub.extend(power[: full * self.step].reshape(full, self.step).sum(axis=1))
         self._pending = power[full * self.step :]
         self.samples += x.shape[0]
 
     def block_energies(self) -> np.ndarray:
         """Mean square of each 400 ms block (step 100 ms); one block for a shorter signal."""
-        sub = np.concatenate(self._sub) if self._sub else np.zeros(0)
+        sub = self._sub.values
         per_block = int(round(BLOCK_SECONDS / STEP_SECONDS))
         if len(sub) < per_block:
             if self.samples == 0:
@@ -159,6 +204,16 @@ class LoudnessMeter:
     def integrated(self) -> float:
         """LUFS; -inf when nothing passes the gates (silence, or nothing added)."""
         return gated_loudness(self.block_energies())
+
+
+def _windows(sub: np.ndarray, step: int) -> np.ndarray:
+    """Mean square of each 400 ms block from 100 ms sub-block sums of squares."""
+    per_block = int(round(BLOCK_SECONDS / STEP_SECONDS))
+    if len(sub) < per_block:
+        return np.array([sub.sum() / max(1, len(sub) * step)])
+    c = np.concatenate([[0.0], np.cumsum(sub)])
+    energies: np.ndarray = (c[per_block:] - c[:-per_block]) / (per_block * step)
+    return energies
 
 
 def gated_loudness(z: np.ndarray) -> float:
@@ -182,6 +237,8 @@ def integrated_loudness(samples: np.ndarray, rate: int) -> float:
 
 MAX_BOOST_DB = 24.0  # never lift a near-silent clause further than this
 TRUST_SECONDS = 4.0  # after this much audio the measured loudness alone sets the gain
+MAX_CORRECTION_DB = 3.0  # the most the gain corrects for what was played so far ...
+CORRECT_AFTER_SECONDS = 2.0  # ... once this much was played (a shorter measure swings too much)
 
 
 @dataclass
@@ -195,12 +252,25 @@ class LoudnessState:
     ``TRUST_SECONDS`` of audio. Without a prior the running measure is used from the
     first piece. ``process`` ramps from the previous gain to the new one across the
     chunk over ``GLIDE_SECONDS``, so a change is a glide, never a step.
+
+    A running estimate lags: speech is louder at the start of a sentence, so the estimate
+    is high early on and the announcement as a whole came out below the target. So the
+    gain also corrects for what was played so far: ``played`` measures the normalised
+    output, and once ``CORRECT_AFTER_SECONDS`` were played each chunk gets ``target -
+    played`` more (at most ``MAX_CORRECTION_DB`` either way), which brings the whole
+    announcement to the target.
     """
 
     prior_lufs: float | None = None
     meter: LoudnessMeter | None = None
     gain_db: float | None = None  # the gain given to the last chunk
     seconds: float = 0.0
+    # the normalised output so far (before level offset and volume): the meter's 100 ms sub-block
+    # energies times the gain each was given (the K-filter is linear: no second filter to run)
+    played: _Growing = field(default_factory=_Growing)
+    _measured_subs: int = 0
+    # samples the speaker chain keeps until they fill a block (announcer.playback.speaker_chain)
+    pending: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
     @classmethod
     def starting_at(cls, reference_lufs: float | None, level_db: float = 0.0) -> LoudnessState:
@@ -215,6 +285,7 @@ class LoudnessState:
         """Add a chunk and return the normalisation gain (dB) it should end at."""
         if self.meter is None or self.meter.rate != rate:
             self.meter = LoudnessMeter(rate)
+            self.played, self._measured_subs = _Growing(), 0
         self.meter.add(samples)
         self.seconds += len(samples) / rate
         measured = self.meter.integrated()
@@ -227,6 +298,20 @@ class LoudnessState:
         elif self.prior_lufs is not None:
             estimate = self.prior_lufs
         else:
+            self._note_played(self.gain_db if self.gain_db is not None else 0.0)
             return self.gain_db if self.gain_db is not None else 0.0  # silence so far: any gain will do
-        self.gain_db = min(target_lufs - estimate, MAX_BOOST_DB)
+        correction = 0.0
+        if self.played.size * STEP_SECONDS >= CORRECT_AFTER_SECONDS:
+            so_far = gated_loudness(_windows(self.played.values, self.meter.step))
+            if math.isfinite(so_far):
+                correction = max(-MAX_CORRECTION_DB, min(MAX_CORRECTION_DB, target_lufs - so_far))
+        self.gain_db = min(target_lufs - estimate + correction, MAX_BOOST_DB)
+        self._note_played(self.gain_db)
         return self.gain_db
+
+    def _note_played(self, gain_db: float) -> None:
+        """The sub-blocks the meter completed since the last call, as played at ``gain_db``."""
+        assert self.meter is not None
+        subs = self.meter._sub.values
+        self.played.extend(subs[self._measured_subs :] * 10.0 ** (gain_db / 10.0))
+        self._measured_subs = len(subs)

@@ -45,6 +45,8 @@ class MqttConfig(Strict):
     session_expiry: int = Field(86400, ge=0, description="seconds the broker keeps our session")
     reconnect_min_delay: float = Field(1.0, gt=0)
     reconnect_max_delay: float = Field(60.0, gt=0)
+    # MQTT 5 response topics the daemon replies on (the terminal event); null: <topic_prefix>/reply/
+    reply_prefixes: tuple[Annotated[str, Field(min_length=1, pattern=r"^[^#+]+$")], ...] | None = None
 
     @field_validator("protocol", mode="before")
     @classmethod
@@ -141,6 +143,9 @@ class LimitsConfig(Strict):
     max_payload_bytes: int = Field(65536, ge=256, le=16 * 1024 * 1024)
     max_queue: int = Field(100, ge=1)
     per_minute: int = Field(120, ge=1)
+    # the audio one announcement may make (speech x repeat + gaps), estimated from the text before
+    # synthesis (announcer.intake.parse.estimated_seconds); more is rejected, reason oversize
+    max_audio_seconds: float = Field(600.0, gt=0, le=86400)
 
 
 class HomeAssistantConfig(Strict):
@@ -194,6 +199,8 @@ class HttpConfig(Strict):
     audio_max_mb: float = Field(100.0, gt=0)  # total size of kept /tts WAVs
     audio_dir: Path | None = None  # default: <spool directory>/http-audio
     max_body_bytes: int | None = Field(None, ge=256, le=16 * 1024 * 1024)  # default: limits.max_payload_bytes
+    max_connections_per_client: int = Field(8, ge=1, le=1024)  # open at once per client address; more: closed
+    header_timeout: float = Field(10.0, ge=0.5, le=300)  # seconds to send a complete request header, else closed
 
     @field_validator("allow_ips")
     @classmethod

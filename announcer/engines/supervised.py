@@ -12,6 +12,10 @@ Then ``ManagedProcess`` owns the child:
 * when it dies, start it again after a back-off (``restart_delay``, doubled per failed
   start up to ``restart_max_delay``; reset once it has been ready for a minute);
 * stop it on shutdown: SIGTERM, then SIGKILL after ``stop_timeout`` seconds;
+* give it a clean environment: only ``CHILD_ENV_NAMES`` / ``CHILD_ENV_PREFIXES`` of the
+  daemon's (the locale, ``PATH``, ``HOME``, Python's own settings) plus what the engine's
+  ``env`` names; never the MQTT password or HTTP tokens a config passes as ``${VAR}``, nor
+  ``NOTIFY_SOCKET``;
 * its output is logged line by line under ``announcer.engines.supervised``; the last line
   (the worker prints its start-up error as one line, exit code 2) goes into the log
   line that reports the exit.
@@ -33,13 +37,14 @@ from __future__ import annotations
 import atexit
 import ctypes
 import logging
+import os
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -53,6 +58,43 @@ STATES = ("stopped", "starting", "ready", "down")
 PROBE_TIMEOUT = 2.0
 POLL_SECONDS = 0.2
 STABLE_SECONDS = 60.0  # ready this long: the next crash restarts after restart_delay again
+# what a managed child inherits from the daemon's environment (plus the engine's ``env``)
+CHILD_ENV_NAMES = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "SHELL",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "TMPDIR",
+        "VIRTUAL_ENV",
+        "XDG_RUNTIME_DIR",
+        "XDG_CACHE_HOME",
+        "XDG_DATA_HOME",
+        "XDG_CONFIG_HOME",
+        "PYTHONPATH",
+        "PYTHONHOME",
+        "PYTHONUNBUFFERED",
+        "PYTHONIOENCODING",
+        "PYTHONUTF8",
+        "PYTHONDONTWRITEBYTECODE",
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+    }
+)
+CHILD_ENV_PREFIXES = ("LC_",)
+
+
+def child_environment(extra: dict[str, str] | None = None, parent: dict[str, str] | None = None) -> dict[str, str]:
+    """The allow-listed part of ``parent`` (default: the daemon's environment) plus ``extra``."""
+    parent = dict(os.environ) if parent is None else parent
+    env = {k: v for k, v in parent.items() if k in CHILD_ENV_NAMES or k.startswith(CHILD_ENV_PREFIXES)}
+    env.update(extra or {})
+    return env
 
 
 class ManagedKeys(BaseModel):
@@ -70,6 +112,8 @@ class ManagedKeys(BaseModel):
     restart_delay: float = Field(1.0, gt=0, repr=False)  # doubled per failed start ...
     restart_max_delay: float = Field(60.0, gt=0, repr=False)  # ... up to this
     stop_timeout: float = Field(10.0, gt=0, repr=False)  # SIGTERM, then SIGKILL after this
+    # the child's environment beyond the allow-list (CHILD_ENV_NAMES): {NAME: value}, e.g. {HF_HOME: ${HF_HOME}}
+    env: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = Field(default_factory=dict, repr=False)
 
     @field_validator("command")
     @classmethod
@@ -202,7 +246,7 @@ class ManagedProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                env=self.env,
+                env=child_environment(self.env),
                 start_new_session=True,
                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
@@ -305,6 +349,7 @@ class SupervisedEngine(Engine):
                 config.restart_delay,
                 config.restart_max_delay,
                 config.stop_timeout,
+                env=dict(config.env),
             )
 
     @property

@@ -3,6 +3,8 @@
 * ``app``      — the endpoints (``create_app``) and the OpenAPI document;
 * ``models``   — request/response schemas for that document;
 * ``security`` — bearer tokens, HS256 JWTs, the IP allow-list, body limits, headers;
+* ``connections`` — per connection: the allow-list at accept, a cap per client address, the
+  header timeout (a uvicorn protocol subclass);
 * ``metrics``  — Prometheus text format from the event stream;
 * ``records``  — recent announcements' events and the WAVs ``/tts`` made;
 * ``service``  — ``HttpService``: uvicorn in a background thread beside the MQTT side;

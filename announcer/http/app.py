@@ -11,7 +11,6 @@ HTTP error.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 from pathlib import Path
@@ -23,14 +22,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..audio.wav import WAV_HEADER_BYTES, WavTooLarge, WavWriter
 from ..core.emotions import EMOTIONS
 from ..core.errors import EngineUnavailable, InputError
 from ..core.schema import ID_RE, PRIORITIES
 from ..intake.intake import Origin, Rejected
-from ..intake.parse import build
-from ..playback.offline import render_announcement
+from ..intake.parse import build, estimated_seconds
+from ..intake.wire import json_object
+from ..playback.offline import render_to_wav
 from ..playback.synthesizer import SynthStats
 from . import models as m
 from .security import Guard, SecurityHeaders
@@ -112,15 +114,18 @@ def create_app(ctx: Any) -> FastAPI:
         _LOGGER.exception("http: %s %s failed", request.method, request.url.path)
         return error_json(500, "server", "internal error (see the daemon's log)")
 
-    async def json_body(request: Request) -> dict[str, Any]:
+    async def json_body(request: Request, what: str = 'a JSON object with at least "text"') -> dict[str, Any]:
+        """The body as a JSON object; 400 naming ``body`` (or the field) for anything Python's JSON
+        cannot hold safely: nesting past the recursion limit, huge integers, lone surrogates."""
         raw = await request.body()
         try:
-            obj = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ApiError(400, "body", f"not valid JSON ({exc})") from None
-        if not isinstance(obj, dict):
-            raise ApiError(400, "body", 'must be a JSON object with at least "text"')
-        return obj
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ApiError(400, "body", "not valid UTF-8") from None
+        try:
+            return json_object(text, f"send {what}", f"must be {what}")
+        except InputError as exc:
+            raise ApiError(400, "body" if exc.field == "payload" else exc.field, exc.message) from None
 
     # ---- console and health --------------------------------------------------------------
     @app.get("/", include_in_schema=False)
@@ -169,10 +174,9 @@ def create_app(ctx: Any) -> FastAPI:
         try:
             stats = SynthStats()
             loop = asyncio.get_running_loop()
-            audio = await loop.run_in_executor(
-                ctx.tts_pool, lambda: render_announcement(live, runtime.synth, ann, runtime.chimes, stats)
+            audio_id, written = await loop.run_in_executor(
+                ctx.tts_pool, lambda: synthesize_to_store(ctx, runtime, ann, stats)
             )
-            audio_id = await loop.run_in_executor(ctx.tts_pool, ctx.audio.put, audio)
         finally:
             with pending_lock:
                 pending["tts"] -= 1
@@ -181,8 +185,8 @@ def create_app(ctx: Any) -> FastAPI:
             "status": "success",
             "id": audio_id,
             "audio_url": f"/audio/{audio_id}.wav",
-            "duration": round(audio.duration, 3),
-            "sample_rate": audio.sample_rate,
+            "duration": round(written.seconds, 3),
+            "sample_rate": written.rate,
             "warnings": list(ann.warnings),
         }
 
@@ -262,9 +266,11 @@ def create_app(ctx: Any) -> FastAPI:
         "/stop",
         response_model=m.StopResponse,
         summary="Stop and cancel (all speakers or one target)",
+        openapi_extra={"requestBody": {"content": {"application/json": {"schema": m.StopRequest.model_json_schema()}}}},
         responses=m.error_responses(400, 401, 403, 413, 415),
     )
-    async def stop(body: m.StopRequest) -> dict[str, Any]:
+    async def stop(request: Request) -> dict[str, Any]:
+        body = stop_request(await json_body(request, 'a JSON object (fields "target", "priority_below")'))
         fields = {"priority_below": body.priority_below} if body.priority_below is not None else {}
         result = await asyncio.get_running_loop().run_in_executor(
             None, lambda: ctx.intake.stop(fields, body.target, Origin(source="http"), target_field="target")
@@ -284,6 +290,47 @@ def create_app(ctx: Any) -> FastAPI:
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def synthesize_to_store(ctx: Any, runtime: Any, ann: Any, stats: SynthStats) -> tuple[str, WavWriter]:
+    """``/tts``'s work (in the worker pool): ``ann`` written into the audio store as it renders.
+
+    ``http.audio_max_mb`` holds for this file too: what the text will make is estimated first
+    and refused (413, nothing synthesized) when it cannot fit; older files go to make room;
+    and the file is written with the cap, in case the estimate was short.
+    """
+    rate = runtime.synth.engine(ann.engine).sample_rate
+    seconds = estimated_seconds(ann.text, ann.speed, ann.repeat, ann.repeat_gap)
+    expected = WAV_HEADER_BYTES + int(seconds * rate) * 2
+    limit_mb = ctx.audio.max_bytes / 1048576
+    try:
+        ctx.audio.reserve(expected)
+    except WavTooLarge:
+        raise InputError(
+            "text",
+            f"the WAV would be about {expected / 1048576:.0f} MiB, over http.audio_max_mb ({limit_mb:g})",
+            "oversize",
+        ) from None
+    try:
+        audio_id, path = ctx.audio.new_id()
+        written = render_to_wav(runtime.config, runtime.synth, ann, path, runtime.chimes, stats, ctx.audio.max_bytes)
+    except WavTooLarge:
+        raise InputError(
+            "text", f"the WAV grew past http.audio_max_mb ({limit_mb:g}); nothing kept", "oversize"
+        ) from None
+    finally:
+        ctx.audio.release(expected)
+    ctx.audio.sweep()
+    return audio_id, written
+
+
+def stop_request(obj: dict[str, Any]) -> m.StopRequest:
+    try:
+        return m.StopRequest.model_validate(obj)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err.get("loc", ())) or "body"
+        raise ApiError(400, field, str(err.get("msg", "invalid"))) from None
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -6,7 +6,10 @@
 
 ``AudioStore`` keeps ``/tts`` output as ``<dir>/<id>.wav`` and removes files older than
 ``max_age`` seconds, then the oldest while the total is over ``max_bytes``; it sweeps on
-every write and whenever asked (the server sweeps once a minute).
+every write and whenever asked (the server sweeps once a minute). ``max_bytes`` holds for
+the newest file too: ``/tts`` asks for ``room`` for what it estimates before it renders
+(more than ``max_bytes`` is refused), older files go to make it, and the file itself is
+written with that cap (``WavWriter``), so the directory never holds more.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..audio import Audio, write_wav_atomic
+from ..audio import Audio, WavTooLarge, write_wav_atomic
+from ..audio.wav import remove_stale_temp
 from ..core.announcement import Announcement
 from ..core.events import TERMINAL, Event
+from ..core.files import make_dirs
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -116,7 +121,25 @@ class AudioStore:
         self.max_bytes = max_bytes
         self._clock = clock
         self._lock = threading.Lock()
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self._reserved = 0  # bytes promised to renders in progress
+        make_dirs(self.directory)
+
+    def new_id(self) -> tuple[str, Path]:
+        audio_id = uuid.uuid4().hex
+        return audio_id, self.directory / f"{audio_id}.wav"
+
+    def reserve(self, nbytes: int) -> None:
+        """Make room for a file of about ``nbytes`` (removing the oldest); WavTooLarge if it cannot fit.
+        Pair with ``release(nbytes)`` once the file is written (or not)."""
+        if nbytes > self.max_bytes:
+            raise WavTooLarge(f"about {nbytes} bytes is over the limit of {self.max_bytes} bytes")
+        with self._lock:
+            self._reserved += nbytes
+        self.sweep()
+
+    def release(self, nbytes: int) -> None:
+        with self._lock:
+            self._reserved = max(0, self._reserved - nbytes)
 
     def path(self, audio_id: str) -> Path | None:
         """The WAV of ``audio_id`` if it is still kept (ids are checked: no path tricks)."""
@@ -138,8 +161,8 @@ class AudioStore:
 
     def sweep(self) -> int:
         """Remove expired WAVs, then the oldest while over the size cap. Returns how many went."""
-        removed = 0
         now = self._clock()
+        removed = remove_stale_temp(self.directory, now)  # a /tts being written when the daemon died
         with self._lock:
             files: list[tuple[float, int, Path]] = []
             for p in self.directory.glob("*.wav"):
@@ -151,8 +174,8 @@ class AudioStore:
                     removed += _unlink(p)
                 else:
                     files.append((st.st_mtime, st.st_size, p))
-            total = sum(size for _, size, _ in files)
-            for _, size, p in sorted(files, key=lambda f: f[0])[:-1]:  # the newest always stays
+            total = sum(size for _, size, _ in files) + self._reserved
+            for _, size, p in sorted(files, key=lambda f: f[0]):  # the newest too: the cap holds
                 if total <= self.max_bytes:
                     break
                 removed += _unlink(p)

@@ -24,11 +24,14 @@ import hmac
 import ipaddress
 import json
 import logging
+import math
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, ClassVar
 
 from ..config import is_loopback
+from ..core.ratelog import RateLimitedLog
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -48,11 +51,21 @@ class AuthError(Exception):
 
 
 # ------------------------------------------------------------------------------ JWT (HS256)
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
 def _b64url_decode(part: str) -> bytes:
+    """Strict base64url without padding: any other character, or unused bits that are not zero
+    (a second spelling of the same bytes), make the token malformed."""
+    if not _B64URL.fullmatch(part) or len(part) % 4 == 1:
+        raise AuthError("malformed token")
     try:
-        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+        data = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
     except (binascii.Error, ValueError):
         raise AuthError("malformed token") from None
+    if _b64url_encode(data) != part:
+        raise AuthError("malformed token")
+    return data
 
 
 def _b64url_encode(data: bytes) -> str:
@@ -72,8 +85,9 @@ def verify_jwt_hs256(token: str, secret: str, now: float | None = None) -> dict[
     """The claims of a valid HS256 JWT; raises AuthError otherwise.
 
     Only ``alg: HS256`` is accepted (never ``none``); the signature is checked before the
-    claims are trusted; ``exp`` is required and must be in the future (30 s leeway); a
-    present ``nbf`` must have passed.
+    claims are trusted; ``exp`` is required, a finite number, and must be in the future (30 s
+    leeway); a present ``nbf`` must be a finite number that has passed. Each part is strict
+    base64url (no padding, no other characters, unused bits zero).
     """
     parts = token.split(".")
     if len(parts) != 3:
@@ -95,15 +109,24 @@ def verify_jwt_hs256(token: str, secret: str, now: float | None = None) -> dict[
     if not isinstance(claims, dict):
         raise AuthError("malformed token")
     now = time.time() if now is None else now
-    exp = claims.get("exp")
-    if isinstance(exp, bool) or not isinstance(exp, (int, float)):
-        raise AuthError("token has no numeric exp claim")
-    if now > exp + JWT_LEEWAY_SECONDS:
+    exp: Any = claims.get("exp")
+    if not _finite_number(exp):
+        raise AuthError("token has no finite numeric exp claim")
+    if now > float(exp) + JWT_LEEWAY_SECONDS:
         raise AuthError("token expired")
-    nbf = claims.get("nbf")
-    if isinstance(nbf, (int, float)) and not isinstance(nbf, bool) and now + JWT_LEEWAY_SECONDS < nbf:
+    nbf: Any = claims.get("nbf")
+    if nbf is not None and not _finite_number(nbf):
+        raise AuthError("token's nbf claim is not a finite number")
+    if nbf is not None and now + JWT_LEEWAY_SECONDS < float(nbf):
         raise AuthError("token not valid yet")
     return claims
+
+
+def _finite_number(value: Any) -> bool:
+    """An int or a finite float (1e999 reads as inf, NaN compares false with everything)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value)
 
 
 # ------------------------------------------------------------------------------ policy
@@ -184,6 +207,7 @@ class Guard:
         self.app = app
         self.policy = policy
         self.max_body_bytes = max_body_bytes
+        self.refusals = RateLimitedLog(_LOGGER)  # anyone who can connect can cause these: a line a minute per kind
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -194,7 +218,9 @@ class Guard:
         host = client[0] if client else None
         path = scope.get("path", "")
         if not self.policy.ip_allowed(host):
-            _LOGGER.warning("http: refused %s %s from %s (not in http.allow_ips)", scope.get("method"), path, host)
+            self.refusals.warning(
+                "403-ip", "http: refused %s %s from %s (not in http.allow_ips)", scope.get("method"), path, host
+            )
             await _error(send, 403, "client", f"address {host} is not in http.allow_ips")
             return
         if not self.policy.auth_required and not is_loopback(_host_name(headers.get("host", ""))):
@@ -209,7 +235,7 @@ class Guard:
             try:
                 self.policy.authenticate(headers.get("authorization"))
             except AuthError as exc:
-                _LOGGER.info("http: 401 %s %s from %s: %s", scope.get("method"), path, host, exc)
+                self.refusals.warning("401", "http: 401 %s %s from %s: %s", scope.get("method"), path, host, exc)
                 await _error(
                     send,
                     401,

@@ -72,8 +72,18 @@ class HttpContext:
 class HttpServer:
     """uvicorn in a daemon thread. ``port=0`` picks a free port (see ``port`` after ``start``)."""
 
-    def __init__(self, asgi_app: Any, host: str, port: int) -> None:
+    def __init__(
+        self,
+        asgi_app: Any,
+        host: str,
+        port: int,
+        policy: AccessPolicy | None = None,
+        per_client: int = 8,
+        header_timeout: float = 10.0,
+    ) -> None:
         import uvicorn
+
+        from .connections import KEEP_ALIVE_SECONDS, MAX_CONNECTIONS, guarded_protocol
 
         self.host = host
         config = uvicorn.Config(
@@ -85,8 +95,9 @@ class HttpServer:
             proxy_headers=False,  # X-Forwarded-For must not fool the allow-list
             server_header=False,
             lifespan="off",
-            limit_concurrency=64,
-            timeout_keep_alive=5,
+            http=guarded_protocol(policy or AccessPolicy(), per_client, header_timeout),  # announcer.http.connections
+            limit_concurrency=MAX_CONNECTIONS + 64,  # connections are capped at accept; this bounds the tasks
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
             h11_max_incomplete_event_size=16 * 1024,
         )
         self.server = uvicorn.Server(config)
@@ -137,7 +148,15 @@ class HttpService:
 
         self.ctx = ctx
         self.app = create_app(ctx)
-        self.server = HttpServer(wrap(self.app, ctx), ctx.cfg.http.bind, ctx.cfg.http.port if port is None else port)
+        h = ctx.cfg.http
+        self.server = HttpServer(
+            wrap(self.app, ctx),
+            h.bind,
+            h.port if port is None else port,
+            ctx.policy,
+            h.max_connections_per_client,
+            h.header_timeout,
+        )
         self._stopping = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep, name="http-audio-sweep", daemon=True)
 

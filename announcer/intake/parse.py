@@ -29,6 +29,16 @@ from .wire import decode_payload
 _MARKUP = re.compile(r"<[^<>]{0,200}>")  # SSML/HTML-like tags: never spoken, never passed to an engine
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 _CJK_GAP = re.compile(r"(?<=[\u3000-\u9fff\uff00-\uffef]) (?=[\u3000-\u9fff\uff00-\uffef])")
+_WIDE = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")  # CJK, kana, hangul, full width
+
+# The render budget (limits.max_audio_seconds): speech is estimated from the text before any
+# synthesis, on the slow side of what the engines speak at speed 1 (the embedded voice: about
+# 5 Chinese characters a second, pauses included; English voices: about 15 letters a second;
+# a digit is read as one or more syllables, "123" as 一百二十三).
+WIDE_CHARS_PER_SECOND = 4.0
+OTHER_CHARS_PER_SECOND = 12.0
+SECONDS_PER_DIGIT = 0.4
+CHIME_SECONDS = 5.0  # a start and an end chime, at most (configured chimes are checked to be short)
 
 # how a schema error reads, per field, when the value has the wrong type (numbers: below)
 _TYPE_RULES = {
@@ -101,6 +111,31 @@ def _text(value: str, cfg: Config) -> str:
     if len(text) > cfg.limits.max_text_chars:
         raise InputError("text", f"{len(text)} characters is over the limit of {cfg.limits.max_text_chars}", "oversize")
     return text
+
+
+def estimated_seconds(text: str, speed: float, repeat: int, repeat_gap: float) -> float:
+    """The audio an announcement makes, estimated from its text: speech x repeat, the gaps, chimes."""
+    wide = len(_WIDE.findall(text))
+    digits = sum(c.isdigit() for c in text) - sum(c.isdigit() for c in _WIDE.findall(text))
+    other = len(text) - wide - digits
+    speech = (wide / WIDE_CHARS_PER_SECOND + other / OTHER_CHARS_PER_SECOND + digits * SECONDS_PER_DIGIT) / max(
+        speed, 0.01
+    )
+    return float(speech * repeat + repeat_gap * (repeat - 1) + CHIME_SECONDS)
+
+
+def check_budget(ann: Announcement, cfg: Config) -> None:
+    """InputError (reason ``oversize``) when ``ann`` would render more than ``limits.max_audio_seconds``."""
+    limit = cfg.limits.max_audio_seconds
+    seconds = estimated_seconds(ann.text, ann.speed, ann.repeat, ann.repeat_gap)
+    if seconds > limit:
+        raise InputError(
+            "repeat" if ann.repeat > 1 else "text",
+            f"would make about {seconds:.0f} s of audio ({len(ann.text)} characters at speed {ann.speed:g}, "
+            f"repeat {ann.repeat}, repeat_gap {ann.repeat_gap:g} s), over limits.max_audio_seconds ({limit:g} s); "
+            "shorten the text or lower repeat or repeat_gap",
+            "oversize",
+        )
 
 
 def _targets(value: str | list[str] | None, cfg: Config) -> tuple[str, ...]:
@@ -190,7 +225,7 @@ def build(
     ttl = d.ttl if f["ttl"] is None else float(f["ttl"])
     expires = now + ttl if message_expiry is None else min(now + ttl, now + message_expiry)
     engine = f["engine"]
-    return Announcement(
+    ann = Announcement(
         id=new_id() if f["id"] is None else f["id"],
         text=f["text"],
         targets=tuple(f["targets"]),
@@ -214,6 +249,8 @@ def build(
         response_topic=response_topic,
         correlation_data=correlation_data,
     )
+    check_budget(ann, cfg)
+    return ann
 
 
 def parse(payload: bytes | str, cfg: Config, **kwargs: Any) -> Announcement:

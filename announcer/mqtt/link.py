@@ -57,6 +57,10 @@ QUICK_DROP_S = 10.0  # a connection lost sooner than this after CONNACK counts a
 OFFLINE = "offline"
 
 
+class PacketTooLarge(ValueError):
+    """A message over the broker's Maximum Packet Size (not sent)."""
+
+
 class MqttLink:
     """A persistent, self-reconnecting broker connection for the daemon.
 
@@ -102,6 +106,7 @@ class MqttLink:
         self._started = False
         self._failures = 0
         self._connected_at = 0.0
+        self.max_packet_size: int | None = None  # the broker's, from its CONNACK (MQTT 5), if it said one
         self._quick_drops = 0
         self._client = self._make_client()
 
@@ -231,9 +236,23 @@ class MqttLink:
 
     # ---- publishing -------------------------------------------------------------------------
     def publish(
-        self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False, properties: Properties | None = None
+        self,
+        topic: str,
+        payload: bytes | bytearray | str,
+        qos: int = 1,
+        retain: bool = False,
+        properties: Properties | None = None,
     ) -> mqtt.MQTTMessageInfo:
-        """Thread-safe. While disconnected, QoS > 0 messages are queued and sent after reconnecting."""
+        """Thread-safe. While disconnected, QoS > 0 messages are queued and sent after reconnecting.
+
+        A message the broker said it will not take (its Maximum Packet Size) raises
+        ``PacketTooLarge`` instead: sent, it would get the daemon disconnected, and a QoS 1
+        message in the session would be sent again after every reconnect.
+        """
+        limit = self.max_packet_size
+        size = len(payload.encode("utf-8") if isinstance(payload, str) else payload) + len(topic.encode()) + 64
+        if limit is not None and size > limit:
+            raise PacketTooLarge(f"{size} bytes is over the broker's maximum packet size of {limit} bytes")
         if properties is not None and not self._v5:
             properties = None  # MQTT 3.1.1 has no properties; the payload still goes out
         return self._client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
@@ -261,6 +280,7 @@ class MqttLink:
         self._last_error = None
         self._client.last_socket_error = None
         self._connected_at = time.monotonic()
+        self.max_packet_size = getattr(properties, "MaximumPacketSize", None) if properties is not None else None
         if self.subscriptions:
             if self._v5:
                 topics: list[tuple[str, Any]] = [(t, SubscribeOptions(qos=1)) for t in self.subscriptions]

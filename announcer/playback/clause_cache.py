@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.files import atomic_write
+from ..core.files import atomic_write, make_dirs
 
 try:  # POSIX only; elsewhere scans of several processes are not serialised
     import fcntl
@@ -233,8 +233,8 @@ class _DirLock:
 
     def __enter__(self) -> _DirLock:
         if fcntl is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            make_dirs(self.path.parent)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             fcntl.flock(self.fd, fcntl.LOCK_EX)
         return self
 

@@ -41,7 +41,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +73,14 @@ class Outcome:
     state: str  # finished | failed | aborted
     fields: dict[str, Any]
     reason: str | None = None  # for aborted: interrupted | stopped | shutdown
+
+
+def _chunks(render: Any, rate: int, check: Callable[[], None]) -> Iterator[np.ndarray]:
+    """The render's chunks (waiting for each as it is synthesized), resampled to ``rate``."""
+    i = 0
+    while (chunk := render.chunk(i, check)) is not None:
+        yield chunk.samples if chunk.sample_rate == rate else resample(chunk.samples, chunk.sample_rate, rate)
+        i += 1
 
 
 def error_message(exc: BaseException) -> str:
@@ -274,20 +282,17 @@ class Player:
 
             writer = _Writer(stream, rate, job, self.clock, started, self.expect)
             write = writer.write
-            gain = self.chain.gain(ann.volume, job.volume_cap) * self.master_volume()
+            gain = self.chain.gain(ann.volume, job.volume_cap, self.master_volume(), ann.priority)
             level_db = emotion_level_db(ann.emotion, ann.intensity)
             loudness = self._loudness_state(ann, level_db)  # one per announcement: kept across repeats
             write(self.chain.prelude(ann.chime, ann.priority, rate, gain))
             for n in range(ann.repeat):
                 if n:
                     write(np.zeros(round(ann.repeat_gap * rate), np.float32))
-                i = 0
-                while (chunk := render.chunk(i, check)) is not None:
-                    samples = chunk.samples
-                    if chunk.sample_rate != rate:
-                        samples = resample(samples, chunk.sample_rate, rate)
-                    write(self.chain.process(samples, gain, rate=rate, level_db=level_db, state=loudness))
-                    i += 1
+                for samples in self.chain.speech(
+                    _chunks(render, rate, check), gain, rate=rate, level_db=level_db, state=loudness
+                ):
+                    write(samples)
             write(self.chain.postlude(ann.chime, rate, gain))
             job.check()
             self.expect("close", 0.0)

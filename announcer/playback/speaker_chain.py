@@ -12,18 +12,25 @@ then the chime) and passes each synthesized clause chunk through ``process``:
 
 Normalisation is streaming: an announcement arrives a clause at a time and the first
 clause must play before the next is synthesized. A ``LoudnessState`` per announcement
-keeps a running integrated loudness over every clause so far (the current one
-included, since it is already whole when it arrives), and each clause gets the gain
-that brings that running loudness to the target. The first clause is normalised on
-its own; later clauses move the gain less and less, and the change always falls at a
-clause boundary, which is the clause's pause. This beats "the first clause's loudness
-for the whole announcement" when the first clause is a short call like "注意，".
+keeps a running integrated loudness over everything so far, and the gain brings that
+running loudness to the target. This beats "the first clause's loudness for the whole
+announcement" when the first clause is a short call like "注意，".
+
+The same input gives the same samples however it arrives: one chunk per whole clause
+(from the clause cache) or many small ones (an engine streaming within a clause). So the
+chain works in fixed blocks of ``BLOCK_SECONDS`` counted from the start of the speech,
+never at chunk boundaries: ``process`` keeps what does not fill a block for the next call
+(in the ``LoudnessState``), each whole block is measured, gets its gain (gliding from the
+previous block's over ``GLIDE_SECONDS``) and is limited, and ``flush`` gives the last,
+partial block at the end of the speech (each repeat). The player and ``say --out``/``/tts``
+both go through ``speech``, so a warm cache and a cold one render sample-identical audio.
 All functions work on mono float32 at the rate the player asks for. The DSP pieces
 (limiter, resampling, loudness meter, chimes) live in ``announcer.audio``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -35,6 +42,7 @@ from ..audio.samples import db_to_gain
 
 DEFAULT_TARGET_LUFS = -16.0  # speech on small speakers: loud and clear, room for emotion offsets
 GLIDE_SECONDS = 0.05  # a gain change is spread over this much audio
+BLOCK_SECONDS = 0.1  # the gain changes only at block boundaries, counted from the start of the speech
 
 
 def emotion_level_db(emotion: str, intensity: float = 1.0) -> float:
@@ -52,11 +60,21 @@ class SpeakerChain:
         self.chimes = chimes
         self.target_lufs = target_lufs  # None: no loudness normalisation
 
-    def gain(self, volume: float | None, cap: float | None = None) -> float:
-        """Announcement volume (or the speaker's), capped by quiet hours."""
+    def gain(
+        self, volume: float | None, cap: float | None = None, master: float = 1.0, priority: str | None = None
+    ) -> float:
+        """Announcement volume (or the speaker's), capped by quiet hours, times the master volume.
+
+        An emergency never goes below the speaker's floor, ``volume * emergency_volume``: a master
+        volume of 0 (a retained command, a slip in Home Assistant), a quiet-hours cap or an
+        announcement's ``volume: 0`` must not silence it.
+        """
         g = self.config.volume if volume is None else volume * self.config.volume
         if cap is not None:
             g = min(g, cap)
+        g *= master
+        if priority == "emergency":
+            g = max(g, self.config.volume * self.config.emergency_volume)
         return float(g)
 
     def prelude(self, chime: bool | str, priority: str, rate: int, gain: float) -> np.ndarray:
@@ -82,17 +100,45 @@ class SpeakerChain:
         level_db: float = 0.0,
         state: LoudnessState | None = None,
     ) -> np.ndarray:
-        """One clause chunk: normalise, add the emotion's level, apply the volume, limit.
+        """A chunk of speech: normalise, add the emotion's level, apply the volume, limit.
 
         Without ``rate`` (or with ``target_lufs=None``) the chunk is not normalised and
         ``level_db`` is ignored, since the engine's own gain is then still in the audio.
-        Pass one ``LoudnessState`` for all chunks of an announcement (repeats included);
-        without one each chunk is normalised on its own.
+        Normalised, the whole ``BLOCK_SECONDS`` blocks are returned and the rest waits in
+        ``state`` for the next call or ``flush`` (see the module doc). Pass one
+        ``LoudnessState`` for all chunks of an announcement (repeats included).
         """
         x = np.asarray(samples, np.float32)
         if rate is None or self.target_lufs is None:
             return limit(x * np.float32(gain), rate=rate)
         state = state if state is not None else LoudnessState()
+        block = max(1, int(BLOCK_SECONDS * rate))
+        pending = np.concatenate([state.pending, x]) if len(state.pending) else x
+        whole = len(pending) // block * block
+        state.pending = pending[whole:].copy()
+        out = [self._block(pending[i : i + block], gain, rate, level_db, state) for i in range(0, whole, block)]
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+    def flush(self, gain: float, *, rate: int, level_db: float = 0.0, state: LoudnessState) -> np.ndarray:
+        """The partial block ``process`` kept: call at the end of the speech (of each repeat)."""
+        rest, state.pending = state.pending, np.zeros(0, np.float32)
+        if not len(rest) or self.target_lufs is None:
+            return np.zeros(0, np.float32)
+        return self._block(rest, gain, rate, level_db, state)
+
+    def speech(
+        self, chunks: Iterable[np.ndarray], gain: float, *, rate: int, level_db: float, state: LoudnessState
+    ) -> Iterator[np.ndarray]:
+        """``chunks`` (one repeat of the speech) through ``process``, then ``flush``."""
+        for chunk in chunks:
+            out = self.process(chunk, gain, rate=rate, level_db=level_db, state=state)
+            if len(out):
+                yield out
+        yield self.flush(gain, rate=rate, level_db=level_db, state=state)
+
+    def _block(self, x: np.ndarray, gain: float, rate: int, level_db: float, state: LoudnessState) -> np.ndarray:
+        """One block: its gain from everything measured so far (itself included), gliding from the last."""
+        assert self.target_lufs is not None
         before = state.gain_db
         after = state.update(x, rate, self.target_lufs)
         if before is None or abs(after - before) < 0.01 or len(x) < 2:

@@ -44,6 +44,7 @@ from .. import __version__
 from ..config import Config
 from ..core.errors import EngineUnavailable
 from ..core.events import EventBus
+from ..core.files import private_umask
 from ..engines.base import Engine
 from ..intake.intake import Intake
 from ..integrations.base import Integration
@@ -58,6 +59,7 @@ from ..playback.scheduler import Scheduler
 from ..sinks.base import SinkContext
 from ..spool.settings import RuntimeSettings, settings_path
 from ..spool.store import Spool
+from .memory import limit_arenas
 from .reload import close_engines, keep_restart_sections, log_applied, read_config, rebuild
 from .sd_notify import monotonic_usec, notify
 from .status import StatusReporter
@@ -130,7 +132,7 @@ class Daemon:
             cfg.mqtt, router.handle, router.subscriptions(), on_connect_change=self.status.connection_changed
         )
         self.status.link = self.link
-        self.events.subscribe(EventPublisher(self.link, self.topics))
+        self.events.subscribe(EventPublisher(self.link, self.topics, cfg.mqtt.reply_prefixes))
         for integration in self.integrations:
             self.events.subscribe(integration.on_event)
         self.components = self._components()
@@ -315,7 +317,7 @@ class Daemon:
         log_applied(old.config, new, rebuilt)
 
     # ---- MQTT output -----------------------------------------------------------------
-    def _publish_raw(self, topic: str, payload: bytes, qos: int, retain: bool) -> Any:
+    def _publish_raw(self, topic: str, payload: bytes | bytearray, qos: int, retain: bool) -> Any:
         if self.link is None:
             raise RuntimeError("not connected")
         return self.link.publish(topic, payload, qos, retain)
@@ -369,6 +371,8 @@ NOT_READY_WARNING_S = 30.0
 
 
 def run(cfg: Config, config_path: Path | None = None) -> int:
+    private_umask()  # spool, settings, cache and WAVs: 0600, directories 0700 (announcer.core.files)
+    limit_arenas()  # glibc: fewer malloc arenas, a lower peak RSS (announcer.service.memory)
     daemon = Daemon(cfg, config_path)
     flags = _Signals()
     wake_r, wake_w = socket.socketpair()

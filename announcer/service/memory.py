@@ -10,6 +10,11 @@ a timer thread (0.7-5 ms there). The next announcement faults the pages back in 
 fraction of a millisecond per MiB).
 
 Nothing happens on a C library without ``malloc_trim`` (musl).
+
+``limit_arenas`` (called once at start, before threads) caps glibc's malloc arenas at
+``ARENAS``: by default each thread that allocates may get an arena of its own (8 per core),
+and with the render pool, the players, the HTTP and Wyoming workers each holding freed
+memory the peak RSS under the worst accepted requests was 378 MiB; with 2 arenas, 363.
 """
 
 from __future__ import annotations
@@ -31,6 +36,25 @@ def _find_malloc_trim() -> Callable[[int], int] | None:
     fn.argtypes = [ctypes.c_size_t]
     fn.restype = ctypes.c_int
     return fn
+
+
+ARENAS = 2
+_M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+
+def limit_arenas(arenas: int = ARENAS) -> bool:
+    """``mallopt(M_ARENA_MAX, arenas)`` unless ``MALLOC_ARENA_MAX`` is set; whether it applied."""
+    import os
+
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_ARENA_MAX, arenas))
 
 
 def release_free_memory() -> bool:

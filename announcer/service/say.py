@@ -15,11 +15,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..audio.wav import write_wav_atomic
 from ..config import Config
 from ..core.events import SPEAKER_TERMINAL, Event, EventBus
 from ..intake.parse import build
-from ..playback.offline import render_announcement
+from ..playback.offline import render_to_wav
 from ..playback.runtime import Runtime
 from ..playback.scheduler import Scheduler
 from ..playback.synthesizer import make_synthesizer
@@ -61,10 +60,10 @@ def render_to_file(cfg: Config, raw: dict[str, Any], out: Path) -> Path:
     """Exactly what a ``file`` speaker (lead-in 0) would write for this announcement."""
     ann = build(raw, cfg, source="cli", ignore_unknown=True)
     synth = make_synthesizer(cfg, only=ann.engine)
-    audio = render_announcement(cfg, synth, ann)
+    written = render_to_wav(cfg, synth, ann, out)  # written as it is rendered: memory does not grow with it
     for w in ann.warnings:
         print(f"warning: {w}", file=sys.stderr)
-    return write_wav_atomic(out, audio)
+    return written.path
 
 
 def say(cfg: Config, raw: dict[str, Any], out: Path | None) -> int:

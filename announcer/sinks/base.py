@@ -33,6 +33,9 @@ class SpeakerBase(BaseModel):
 
     name: str | None = None  # display name, any language
     volume: float = Field(1.0, ge=0, le=1)
+    # an emergency never plays below volume * emergency_volume, whatever the master volume,
+    # quiet hours or the announcement's own volume say (announcer.playback.speaker_chain)
+    emergency_volume: float = Field(0.8, ge=0, le=1)
     lead_in_ms: int = Field(150, ge=0, le=5000)
     # a call into the sink (a device write) that takes this long beyond the audio it carries
     # fails the announcement: the device stopped taking samples (announcer.playback.sink_guard)
@@ -47,7 +50,7 @@ class SinkError(RuntimeError):
 class SinkContext:
     """What a sink may need from the daemon, passed in (a test seam, not a global)."""
 
-    publish: Callable[[str, bytes, int, bool], Any] | None = None  # (topic, payload, qos, retain)
+    publish: Callable[[str, bytes | bytearray, int, bool], Any] | None = None  # (topic, payload, qos, retain)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

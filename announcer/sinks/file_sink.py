@@ -1,5 +1,9 @@
 """``file`` speaker: one PCM-16 WAV per announcement, ``<directory>/<id>.wav``, written atomically.
 
+The WAV is written as the announcement plays (``WavWriter``: a temp file in the directory,
+renamed into place at ``close``; ``abort`` removes it), so memory does not grow with the
+announcement's length.
+
 The directory is kept bounded: after each file, WAVs older than ``keep_days`` go, then
 the oldest until the total is under ``max_total_mb``.
 """
@@ -14,7 +18,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from ..audio import Audio, write_wav_atomic
+from ..audio import WavWriter
+from ..audio.wav import remove_stale_temp
 from .base import Sink, SinkError, SpeakerBase, Stream
 
 _LOGGER = logging.getLogger(__name__)
@@ -33,27 +38,39 @@ class _FileStream(Stream):
         self._sink = sink
         self._path = path
         self._rate = sample_rate
-        self._parts: list[np.ndarray] = []
+        self._writer: WavWriter | None = None
+
+    def _open(self) -> WavWriter:
+        if self._writer is None:
+            try:
+                self._writer = WavWriter(self._path, self._rate)
+            except OSError as exc:
+                raise SinkError(f"cannot write {self._path}: {exc.strerror or exc}") from None
+        return self._writer
 
     def write(self, samples: np.ndarray) -> None:
-        self._parts.append(np.asarray(samples, np.float32))
+        writer = self._open()
+        try:
+            writer.write(samples)
+        except OSError as exc:
+            self.abort()
+            raise SinkError(f"cannot write {self._path}: {exc.strerror or exc}") from None
 
     def close(self) -> dict[str, Any]:
-        # let go of the parts at once: the speaker's sink thread holds on to its last call (this
-        # stream's close) until the next announcement, which kept the whole announcement's audio
-        # (up to tens of MiB with repeats) in memory while the daemon idled
-        parts, self._parts = self._parts, []
-        audio = Audio(np.concatenate(parts) if parts else np.zeros(0, np.float32), self._rate)
-        del parts
+        writer = self._open()
+        self._writer = None  # the sink thread keeps its last call (this close) until the next one: hold nothing
         try:
-            write_wav_atomic(self._path, audio)
+            writer.commit()
         except OSError as exc:
+            writer.discard()
             raise SinkError(f"cannot write {self._path}: {exc.strerror or exc}") from None
         self._sink.enforce_retention()
         return {"path": str(self._path)}
 
     def abort(self) -> None:
-        self._parts.clear()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.discard()
 
 
 class FileSink(Sink):
@@ -69,6 +86,7 @@ class FileSink(Sink):
         except OSError:
             return
         now = time.time()
+        remove_stale_temp(directory, now)  # a WAV being written when the daemon died
         cutoff = now - self.config.keep_days * 86400
         files.sort()
         total = sum(size for _, size, _ in files)

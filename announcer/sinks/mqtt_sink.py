@@ -7,7 +7,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from ..audio import Audio, wav_bytes
+from ..audio.samples import to_pcm16
+from ..audio.wav import WAV_HEADER_BYTES, wav_header
 from .base import Sink, SinkError, SpeakerBase, Stream
 
 
@@ -23,22 +24,26 @@ class _MqttStream(Stream):
         self._sink = sink
         self._topic = topic
         self._rate = sample_rate
-        self._parts: list[np.ndarray] = []
+        # the WAV as it grows: a header, then PCM-16 (half of float32), published as it is (no copies)
+        self._wav = bytearray(WAV_HEADER_BYTES)
 
     def write(self, samples: np.ndarray) -> None:
-        self._parts.append(np.asarray(samples, np.float32))
+        self._wav += to_pcm16(np.asarray(samples, np.float32)).tobytes()
 
     def close(self) -> dict[str, Any]:
         publish = self._sink.context.publish
         if publish is None:
             raise SinkError("mqtt speaker needs a broker connection (only available in the daemon)")
-        audio = Audio(np.concatenate(self._parts) if self._parts else np.zeros(0, np.float32), self._rate)
-        data = wav_bytes(audio)
-        publish(self._topic, data, 1, self._sink.config.retain)
+        data, self._wav = self._wav, bytearray()
+        data[:WAV_HEADER_BYTES] = wav_header(self._rate, (len(data) - WAV_HEADER_BYTES) // 2)
+        try:
+            publish(self._topic, data, 1, self._sink.config.retain)
+        except ValueError as exc:  # the broker's maximum packet size (announcer.mqtt.link.PacketTooLarge)
+            raise SinkError(f"cannot publish the WAV to {self._topic}: {exc}") from None
         return {"topic": self._topic, "bytes": len(data)}
 
     def abort(self) -> None:
-        self._parts.clear()
+        self._wav = bytearray()
 
 
 class MqttSink(Sink):

@@ -39,6 +39,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..core.announcement import Announcement
+from ..core.files import make_dirs
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ class Spool:
         self.max_records = int(max_records)
         self._lock = threading.Lock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.path.parent)
             # isolation_level=None: we issue BEGIN/COMMIT ourselves
             self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=10.0)
             self._db.execute("PRAGMA journal_mode=WAL")

@@ -7,7 +7,9 @@
   ``P/status`` again.
 * ``P/set/emotion`` (an emotion or alias) and ``P/set/volume`` (percent) change the
   runtime settings, which persist (``announcer.spool.settings``) and apply to the next
-  announcement; the new state is published retained at once.
+  announcement; the new state is published retained at once. A *retained* command (the
+  broker hands it over again at every reconnect) is ignored with a warning, like a retained
+  ``say``: the kept settings win, and their states are republished on every connect.
 * ``P/state/last`` follows the most recent accepted announcement: its text, its newest
   event's state (and speaker), emotion, priority, targets.
 
@@ -89,6 +91,17 @@ class HomeAssistantBridge(Integration):
             if msg.payload.strip().lower() == b"online" and not msg.retain:
                 _LOGGER.info("homeassistant: %s is online; publishing discovery again", self.birth_topic)
                 self.publish_all(refresh_status=True)
+            return True
+        if topic in (self.topics.set_emotion, self.topics.set_volume) and msg.retain:
+            # a retained command comes back at every (re)connect and would undo what was set since
+            # (a retained volume 0 silenced every restart): the kept settings win
+            _LOGGER.warning(
+                "homeassistant: ignoring the retained command on %s (the kept setting stays: %s); publish "
+                "commands without retain (clear it with: mosquitto_pub -r -n -t '%s')",
+                topic,
+                self.emotion() if topic == self.topics.set_emotion else f"{ha.volume_percent(self.settings.volume)}%",
+                topic,
+            )
             return True
         if topic == self.topics.set_emotion:
             self._set_emotion(msg.payload)

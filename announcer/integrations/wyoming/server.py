@@ -14,6 +14,13 @@
 * A request's ``context`` may hold ``announcer_style: {intensity, speed}`` (announcer's
   own ``wyoming`` engine sends it).
 
+Limits (anyone who can connect is a client): events are read with ``wire.read_event``
+(header line, data and payload each capped; a broken header is answered with ``error``,
+logged once a minute with a count, and the connection closed); a streaming request's text
+counts against ``limits.max_text_chars`` like a ``synthesize``. An unknown voice is spoken
+with the default voice and a warning, not answered with ``error``: Home Assistant's client
+(2025.4) ignores ``error`` events and would wait for audio until its own timeout.
+
 Rendering goes through the daemon's ``Synthesizer`` (its per-engine locks and cache) in a
 small thread pool, never on the event loop, which runs in its own thread (``start`` /
 ``stop``), so announcements and Wyoming requests interleave clause by clause.
@@ -51,12 +58,14 @@ from wyoming.tts import (
 
 from ...audio.samples import to_pcm16
 from ...core.errors import EngineUnavailable, InputError
+from ...core.ratelog import RateLimitedLog
 from ...engines.wyoming_protocol import parse_uri
 from ...intake.parse import clean_text
 from ...playback.runtime import LiveRuntime, Runtime
 from ...playback.synthesizer import Synthesizer
 from ...text.clauses import MAX_SENTENCE_CHARS, cut_long, split_complete
 from .voices import Request, VoiceEntry, build_info, resolve, voice_table
+from .wire import MAX_HEADER_BYTES, BadEvent, read_event
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -81,6 +90,7 @@ class WyomingServer:
         self._handlers: set[asyncio.Task[Any]] = set()
         self._table: tuple[Synthesizer, dict[str, VoiceEntry]] | None = None  # per synthesizer
         self.bound_uri = uri
+        self.log = RateLimitedLog(_LOGGER)  # what any client can cause: a line a minute per kind
 
     # ---- lifecycle -------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> None:
@@ -118,14 +128,14 @@ class WyomingServer:
     async def _listen(self) -> None:
         kind, address = parse_uri(self.uri)
         if kind == "tcp":
-            self._server = await asyncio.start_server(self._on_client, address[0], address[1])
+            self._server = await asyncio.start_server(self._on_client, address[0], address[1], limit=MAX_HEADER_BYTES)
             port = self._server.sockets[0].getsockname()[1]
             self.bound_uri = f"tcp://{address[0]}:{port}"
         else:
             path = Path(address)
             if path.is_socket():  # left over from an earlier run
                 path.unlink()
-            self._server = await asyncio.start_unix_server(self._on_client, address)
+            self._server = await asyncio.start_unix_server(self._on_client, address, limit=MAX_HEADER_BYTES)
 
     @property
     def port(self) -> int | None:
@@ -181,9 +191,21 @@ class WyomingServer:
         return build_info(self.voices(refresh=True))
 
     def resolve(self, voice: SynthesizeVoice | None, context: dict[str, Any] | None = None) -> Request:
-        """Engine, voice and style for a request, on the current runtime; InputError for an unknown voice."""
+        """Engine, voice and style for a request, on the current runtime.
+
+        An unknown voice name speaks with the default voice (the language and the emotion in
+        ``speaker`` still count) and logs a warning: see the module doc for why not ``error``.
+        """
         runtime = self.live.current
-        return resolve(runtime.synth, runtime.config.default_engine, self.voices(), voice, context)
+        table = self.voices()
+        try:
+            return resolve(runtime.synth, runtime.config.default_engine, table, voice, context)
+        except InputError as exc:
+            if exc.field != "voice" or voice is None:
+                raise
+            self.log.warning("voice", "wyoming: %s; speaking with the default voice instead", exc.message)
+            fallback = SynthesizeVoice(name=None, language=voice.language, speaker=voice.speaker)
+            return resolve(runtime.synth, runtime.config.default_engine, table, fallback, context)
 
     def clean(self, text: str) -> str:
         text = clean_text(text)
@@ -231,6 +253,22 @@ class _Handler(AsyncEventHandler):
         self.stream_request: Request | None = None
         self.stream_error = False
         self.buffer = ""
+        self.stream_chars = 0  # text received in this stream, against limits.max_text_chars
+
+    async def run(self) -> None:
+        """Events until the client leaves; a broken header ends the connection (see ``wire``)."""
+        try:
+            while True:
+                try:
+                    event = await read_event(self.reader)
+                except BadEvent as exc:
+                    self.server.log.warning("header", "wyoming: closing a connection: %s", exc)
+                    await self.write_event(Error(text=str(exc), code="BadEvent").event())
+                    break
+                if event is None or not await self.handle_event(event):
+                    break
+        finally:
+            self.writer.close()
 
     async def handle_event(self, event: Event) -> bool:
         if Describe.is_type(event.type):
@@ -245,12 +283,20 @@ class _Handler(AsyncEventHandler):
                 await self.speak(self.server.clean(request.text), req)
             elif SynthesizeStart.is_type(event.type):
                 start = SynthesizeStart.from_event(event)
-                self.streaming, self.buffer, self.stream_error = True, "", False
+                self.streaming, self.buffer, self.stream_error, self.stream_chars = True, "", False, 0
                 self.stream_request = None  # stays None if the voice is unknown (stream_error)
                 self.stream_request = self.server.resolve(start.voice, start.context)
             elif SynthesizeChunk.is_type(event.type):
                 if self.streaming and not self.stream_error:
-                    self.buffer += SynthesizeChunk.from_event(event).text
+                    text = SynthesizeChunk.from_event(event).text
+                    self.stream_chars += len(text)
+                    limit = self.server.live.config.limits.max_text_chars
+                    if self.stream_chars > limit:
+                        self.buffer = ""
+                        raise InputError(
+                            "text", f"the stream passed {limit} characters (limits.max_text_chars)", "oversize"
+                        )
+                    self.buffer += text
                     sentences, self.buffer = split_complete(self.buffer)
                     if len(self.buffer) > MAX_SENTENCE_CHARS:  # no end in sight: cut at a comma or space
                         pieces = cut_long(self.buffer, MAX_SENTENCE_CHARS)
@@ -266,8 +312,10 @@ class _Handler(AsyncEventHandler):
         except Exception as exc:  # reported to the client; the connection stays usable
             if self.streaming:
                 self.stream_error = True
-            expected = isinstance(exc, (InputError, EngineUnavailable, OSError))
-            _LOGGER.warning("wyoming: %s failed: %s", event.type, exc, exc_info=not expected)
+            if isinstance(exc, (InputError, EngineUnavailable, OSError, KeyError, TypeError, ValueError)):
+                self.server.log.warning(type(exc).__name__, "wyoming: %s failed: %s", event.type, exc)
+            else:
+                _LOGGER.warning("wyoming: %s failed: %s", event.type, exc, exc_info=True)
             await self.write_event(Error(text=str(exc), code=type(exc).__name__).event())
         return True
 
