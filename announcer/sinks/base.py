@@ -138,6 +138,7 @@ SINK_MODULES: dict[str, str] = {
     "file": "announcer.sinks.file_sink",
     "mqtt": "announcer.sinks.mqtt_sink",
     "rtp": "announcer.sinks.rtp_sink",
+    "snapcast": "announcer.sinks.snapcast_sink",
 }
 
 
