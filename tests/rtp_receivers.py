@@ -94,7 +94,9 @@ def _wait_bound(port: int, netns: str | None, proc: subprocess.Popen[bytes], wha
     deadline = time.monotonic() + 15
     while not _udp_bound(port, netns):
         if proc.poll() is not None:
-            raise AssertionError(f"{what} exited at once: {proc.stdout.read().decode(errors='replace') if proc.stdout else ''}")
+            raise AssertionError(
+                f"{what} exited at once: {proc.stdout.read().decode(errors='replace') if proc.stdout else ''}"
+            )
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not bind UDP port {port}")
         time.sleep(0.02)
@@ -222,7 +224,10 @@ class PacketCapture:
             self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
         elif self.group:
             mreqn = struct.pack(
-                "=4s4si", socket.inet_aton(self.group), b"\0" * 4, socket.if_nametoindex(self.iface) if self.iface else 0
+                "=4s4si",
+                socket.inet_aton(self.group),
+                b"\0" * 4,
+                socket.if_nametoindex(self.iface) if self.iface else 0,
             )
             self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
         self.sock.settimeout(0.2)
@@ -234,7 +239,7 @@ class PacketCapture:
         while not self._stop.is_set():
             try:
                 data, anc, _flags, _addr = self.sock.recvmsg(65536, socket.CMSG_SPACE(4))
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return

@@ -207,13 +207,15 @@ filter = *:info
                 p.wait()
 
 
-def windows_matching(sent: np.ndarray, got: np.ndarray, window: int = RATE // 4, search: int = int(0.03 * RATE)) -> tuple[int, float]:
+def windows_matching(
+    sent: np.ndarray, got: np.ndarray, window: int = RATE // 4, search: int = int(0.03 * RATE)
+) -> tuple[int, float]:
     """Where ``sent`` starts in ``got`` and the share of its 250 ms windows (with sound) found there
     sample for sample after a local re-alignment of up to ±30 ms (snapcast resyncs by a chunk under load)."""
     from rtp_receivers import align
 
     sent16 = np.round(np.clip(sent, -1, 1) * 32767).astype(np.int16)
-    start = align(sent16[: RATE].astype(np.float64), got.astype(np.float64))
+    start = align(sent16[:RATE].astype(np.float64), got.astype(np.float64))
     total = matched = 0
     for st in range(0, len(sent16) - window, window):
         seg = sent16[st : st + window]

@@ -168,11 +168,23 @@ def test_g722_reaches_ffmpeg(tmp_path: Path) -> None:
     assert corr > 0.98, f"G.722 round trip correlates {corr:.4f}"
 
 
-@pytest.mark.parametrize(("group", "codec", "rate", "pt"), [("239.1.1.10", "pcmu", 8000, 0), ("ff15::1:10", "l16", 16000, 96)])
-def test_multicast_reaches_a_speaker_on_the_lan(lan: Lan, tmp_path: Path, group: str, codec: str, rate: int, pt: int) -> None:  # noqa: F811
+@pytest.mark.parametrize(
+    ("group", "codec", "rate", "pt"), [("239.1.1.10", "pcmu", 8000, 0), ("ff15::1:10", "l16", 16000, 96)]
+)
+def test_multicast_reaches_a_speaker_on_the_lan(
+    lan: Lan,  # noqa: F811
+    tmp_path: Path,
+    group: str,
+    codec: str,
+    rate: int,
+    pt: int,
+) -> None:
     """IPv4 and IPv6 multicast across a veth pair: sent from namespace A with TTL 1, received in B."""
     port = 5004
-    cfg = f"{{type: rtp, address: '{group}', port: {port}, codec: {codec}, sample_rate: {rate}, interface: {lan.va}, ttl: 1}}"
+    cfg = (
+        f"{{type: rtp, address: '{group}', port: {port}, codec: {codec}, sample_rate: {rate}, "
+        f"interface: {lan.va}, ttl: 1}}"
+    )
     sink = in_netns(lan.a, lambda: speaker(cfg))
     gst = GstReceiver(tmp_path / "got.wav", codec, rate, pt, port, address=group, iface=lan.vb, netns=lan.b)
     cap = in_netns(lan.b, lambda: PacketCapture(port, group=group, iface=lan.vb))

@@ -158,7 +158,10 @@ def test_a_missing_stream_or_group_fails_with_what_to_fix(snap: Snapcast) -> Non
 
     snap.add_client("attic")
     bad_stream = snap.speaker_yaml().replace("stream: announcer", "stream: paging")
-    for yaml, words in ((bad_stream, ["no stream 'paging'", "source = tcp://"]), (snap.speaker_yaml("[cellar]"), ["no group or client 'cellar'"])):
+    for yaml, words in (
+        (bad_stream, ["no stream 'paging'", "source = tcp://"]),
+        (snap.speaker_yaml("[cellar]"), ["no group or client 'cellar'"]),
+    ):
         cfg = parse_config(f"speakers: {{snap: {yaml}}}\ndefaults: {{targets: [snap]}}\n")
         sink = create_sink("snap", cfg.speakers["snap"])
         with pytest.raises(SinkError) as err:

@@ -266,7 +266,9 @@ class RtpSink(Sink):
 
     def open(self, announcement_id: str, sample_rate: int) -> Stream:
         if sample_rate != self.config.rate:
-            raise SinkError(f"rtp speaker {self.name}: {self.config.codec} needs {self.config.rate} Hz, not {sample_rate}")
+            raise SinkError(
+                f"rtp speaker {self.name}: {self.config.codec} needs {self.config.rate} Hz, not {sample_rate}"
+            )
         sock, dest = self._socket()
         return _RtpStream(self, sock, dest, sample_rate)
 

@@ -105,7 +105,9 @@ def choose_groups(groups: list[dict[str, Any]], wanted: tuple[str, ...]) -> tupl
             g
             for g in groups
             if name in (g["id"], g.get("name"))
-            or any(name in (c["id"], c.get("config", {}).get("name"), c.get("host", {}).get("name")) for c in g["clients"])
+            or any(
+                name in (c["id"], c.get("config", {}).get("name"), c.get("host", {}).get("name")) for c in g["clients"]
+            )
         ]
         if not found:
             missing.append(name)
@@ -153,7 +155,9 @@ class _SnapStream(Stream):
             self._source.sendall(data)
         except OSError as exc:
             self._sink.drop_source()
-            raise SinkError(f"{self._sink.where(self._sink.config.stream_port)}: stream connection lost: {exc}") from None
+            raise SinkError(
+                f"{self._sink.where(self._sink.config.stream_port)}: stream connection lost: {exc}"
+            ) from None
         self.written += len(pcm) / self._rate
         ahead = self._due - SEND_AHEAD_SECONDS - time.monotonic()
         if ahead > 0:
