@@ -139,6 +139,7 @@ SINK_MODULES: dict[str, str] = {
     "mqtt": "announcer.sinks.mqtt_sink",
     "rtp": "announcer.sinks.rtp_sink",
     "snapcast": "announcer.sinks.snapcast_sink",
+    "homeassistant": "announcer.sinks.homeassistant_sink",
 }
 
 
