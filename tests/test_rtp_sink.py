@@ -8,6 +8,8 @@ interrupts an rtp speaker as fast as a sound device (the bound of ``test_emergen
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -131,10 +133,14 @@ def test_packets_are_paced_marked_continuous_and_carry_the_dscp() -> None:
 
 @pytest.mark.parametrize(("codec", "rate"), [("l16", 24000), ("pcma", 8000)])
 def test_ffmpeg_plays_the_stream_from_its_sdp(tmp_path: Path, codec: str, rate: int) -> None:
+    """The SDP ``announcer speakers --sdp NAME`` prints is all ffmpeg needs."""
     port = free_udp_port()
-    sink = speaker(f"{{type: rtp, address: 127.0.0.1, port: {port}, codec: {codec}, sample_rate: {rate}}}")
-    sdp = sink.session_description()
-    assert sdp is not None and f"m=audio {port} RTP/AVP" in sdp
+    spec = f"{{type: rtp, address: 127.0.0.1, port: {port}, codec: {codec}, sample_rate: {rate}}}"
+    (tmp_path / "announcer.yaml").write_text(f"speakers: {{paging: {spec}}}\n", encoding="utf-8")
+    cli = [sys.executable, "-m", "announcer", "speakers", "-c", str(tmp_path / "announcer.yaml"), "--sdp", "paging"]
+    sdp = subprocess.run(cli, capture_output=True, text=True, check=True).stdout
+    assert f"m=audio {port} RTP/AVP" in sdp
+    sink = speaker(spec)
     ff = FfmpegReceiver(sdp, tmp_path, port)
     x = signal(1.5, rate)
     try:

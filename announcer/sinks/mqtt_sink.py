@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import Field
 
 from ..audio import Audio, wav_bytes
-from .base import Sink, SinkError, SpeakerBase, Stream
+from .base import Reachability, Sink, SinkError, SpeakerBase, Stream
 
 
 class Config(SpeakerBase):
@@ -46,6 +46,9 @@ class MqttSink(Sink):
 
     def open(self, announcement_id: str, sample_rate: int) -> Stream:
         return _MqttStream(self, f"{self.config.topic.rstrip('/')}/{announcement_id}", sample_rate)
+
+    def probe(self) -> Reachability:
+        return Reachability(None, f"published to {self.config.topic.rstrip('/')}/<id> on the daemon's broker")
 
 
 SINK = MqttSink

@@ -292,7 +292,8 @@ class RtpSink(Sink):
         finally:
             sock.close()
         kind = "multicast group" if is_multicast(cfg.address) else "host"
-        return Reachability(True, f"route to {kind} {cfg.address}:{cfg.port} from {local} ({cfg.codec})")
+        where = f"[{cfg.address}]:{cfg.port}" if ":" in cfg.address else f"{cfg.address}:{cfg.port}"
+        return Reachability(True, f"route to {kind} {where} from {local} ({cfg.codec})")
 
     def session_description(self) -> str:
         cfg = self.config
