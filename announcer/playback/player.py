@@ -329,7 +329,7 @@ class Player:
 
     def _play_out(self, stream: GuardedStream, job: Job) -> None:
         """Wait for a closed stream still playing elsewhere (see the module doc), then ``played``."""
-        until = stream.playing_until
+        until = stream.inner.playing_until
         if until is None:
             return
         while (left := until - time.monotonic()) > 0:

@@ -207,10 +207,6 @@ class GuardedStream(Stream):
     def abort(self) -> None:
         self._guard.call("abort", self.inner.abort, always=True)  # behind a stuck call: it ends the stream
 
-    @property
-    def playing_until(self) -> float | None:
-        return self.inner.playing_until
-
     def played(self) -> None:
         self._guard.call("played", self.inner.played, check=self.check)
 
