@@ -54,11 +54,12 @@ class HaEvents:
     def of(self, event_type: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["event_type"] == event_type]
 
-    def services(self) -> list[tuple[str, dict[str, Any]]]:
+    def services(self, entity_id: str) -> list[tuple[str, dict[str, Any]]]:
+        """The media_player services called on ``entity_id`` (not the ones it forwards to its child)."""
         return [
             (e["data"]["service"], dict(e["data"]["service_data"]))
             for e in self.of("call_service")
-            if e["data"]["domain"] == "media_player"
+            if e["data"]["domain"] == "media_player" and e["data"]["service_data"].get("entity_id") == entity_id
         ]
 
     def close(self) -> None:
@@ -119,8 +120,8 @@ def test_a_real_home_assistant_player_fetches_and_plays_the_announcement(
         ghost_id = new_id("ha")
         client.publish(d.topic("say"), f'{{"id": "{ghost_id}", "text": "测试。", "targets": ["ghost"]}}')
         ghost = events.wait(ghost_id, "failed", "ghost")
-        services = ha_events.services()
-        play = next(data for name, data in services if name == "play_media")
+        services = ha_events.services(TEST_SPEAKER)
+        play = dict(next(data for name, data in services if name == "play_media"))
         gone = httpx.get(play["media_content_id"], timeout=10).status_code
     finally:
         d.close()

@@ -23,6 +23,7 @@ import pytest
 from alsa import FifoSpeakers
 from broker import Broker, TestClient
 from daemon_proc import DaemonProc, Events, new_id
+from ha_real import home_assistant  # noqa: F401  (fixture, slow lane)
 from ha_standin import TOKEN, HaStandIn
 from rtp_receivers import PacketCapture, free_udp_port
 from snapcast_harness import MUSIC_AMP, MUSIC_HZ, RATE, Snapcast

@@ -150,12 +150,13 @@ class Daemon:
             Component("engines", lambda: self._start_engines(self.live.current.synth.engines), self._close_engines),
             Component("scheduler", scheduler.start, self._stop_scheduler, scheduler.reconfigure),
             Component("intake", lambda: None, self.intake.close),
+            # before the broker: homeassistant speakers hand out their audio over it from the first announcement
+            Component("http", self._start_http, self._stop_http),
             Component("mqtt", link.start, self._close_link),
             Component("maintenance", self._start_maintenance, lambda: None),
             Component("sinks", lambda: None, self._close_sinks),
             Component("integrations", lambda: None, lambda: None, self._reconfigure_integrations),
             Component("wyoming", self._start_wyoming, lambda: self.wyoming and self.wyoming.stop()),
-            Component("http", self._start_http, self._stop_http),
         ]
 
     def _integrations(self) -> list[Integration]:
