@@ -42,6 +42,8 @@ class HaStandIn:
         default_factory=lambda: {
             "media_player.kitchen": {"state": "playing", "supported_features": 119695, "volume_level": 0.3},
             "media_player.walkman": {"state": "playing", "supported_features": 914877, "volume_level": 0.5},
+            # play_media fails inside Home Assistant (as an integration raising HomeAssistantError does)
+            "media_player.broken": {"state": "idle", "supported_features": 512, "error": "Speaker is offline"},
         }
     )
     calls: list[dict[str, Any]] = field(default_factory=list)  # every call_service message, as received
@@ -132,7 +134,7 @@ class HaStandIn:
                     {
                         "entity_id": e,
                         "state": a["state"],
-                        "attributes": {k: v for k, v in a.items() if k != "state"},
+                        "attributes": {k: v for k, v in a.items() if k not in ("state", "error")},
                     }
                     for e, a in self.entities.items()
                 ]
@@ -155,6 +157,8 @@ class HaStandIn:
                     f"media_player.{msg['service']}",
                 },
             }
+        if entity.get("error"):
+            return {"success": False, "error": {"code": "home_assistant_error", "message": entity["error"]}}
         if msg["service"] == "volume_set":
             entity["volume_level"] = data["volume_level"]
         elif msg["service"] == "play_media":

