@@ -205,8 +205,12 @@ def create_app(ctx: Any) -> FastAPI:
 
     @app.get(
         "/handout/{name}",
+        response_class=Response,
         summary="Audio a media player was told to play (homeassistant speakers; the URL is the credential)",
-        responses={200: {"content": {"audio/wav": {}}, "description": "the announcement"}, 404: {}},
+        responses={
+            200: {"content": {"audio/wav": {}}, "description": "the announcement"},
+            **m.error_responses(400, 404),
+        },
     )
     def handout(name: str = PathParam(pattern=r"^[A-Za-z0-9_-]{43}(\.[a-z0-9]{1,4})?$")) -> Response:
         item = ctx.handouts.get(name)
@@ -217,9 +221,12 @@ def create_app(ctx: Any) -> FastAPI:
     # ---- speakers ----------------------------------------------------------------------
     @app.get(
         "/speakers/{name}/sdp",
-        response_class=PlainTextResponse,
+        response_class=Response,
         summary="The SDP of an rtp speaker's stream (for ffmpeg, VLC, a SIP gateway)",
-        responses={200: {"content": {"application/sdp": {}}, "description": "SDP"}, **m.error_responses(401, 403, 404)},
+        responses={
+            200: {"content": {"application/sdp": {}}, "description": "SDP"},
+            **m.error_responses(400, 401, 403, 404),
+        },
     )
     def speaker_sdp(name: str) -> Response:
         sink = ctx.live.current.sinks.get(name)
