@@ -266,13 +266,17 @@ class SnapcastSink(Sink):
         try:
             _server, groups = self._status(rpc)
             stream = _SnapStream(self, rpc, groups, self._connect_source())
-            stream.switch()
         except (OSError, ValueError) as exc:
             rpc.close()
             raise SinkError(f"{self.where(cfg.control_port)}: {exc}") from None
         except SinkError:
             rpc.close()
             raise
+        try:
+            stream.switch()
+        except (OSError, ValueError, SinkError) as exc:
+            stream.abort()  # the groups switched so far go back
+            raise SinkError(f"{self.where(cfg.control_port)}: cannot switch the groups: {exc}") from None
         return stream
 
     def close(self) -> None:
