@@ -41,6 +41,7 @@ from announcer.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_enc
 
 INSTALL = "sh scripts/install-system-deps.sh (gstreamer1.0-tools gstreamer1.0-plugins-good ffmpeg iproute2)"
 CLONE_NEWNET = 0x40000000
+IP_RECVTTL = getattr(socket, "IP_RECVTTL", 12)  # Linux <netinet/in.h>; not in Python's socket module
 ENCODING = {"pcmu": "PCMU", "pcma": "PCMA", "l16": "L16", "g722": "G722"}
 T = TypeVar("T")
 
@@ -185,6 +186,7 @@ class Packet:
     arrived: float
     data: bytes
     dscp: int | None
+    ttl: int | None = None  # the IPv4 TTL / IPv6 hop limit it arrived with
 
     @property
     def header(self) -> dict[str, int]:
@@ -214,9 +216,11 @@ class PacketCapture:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         if v6:
             self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVTCLASS, 1)
+            self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
             self.sock.bind(("::" if self.group else self.host, self.port))
         else:
             self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
+            self.sock.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
             self.sock.bind(("0.0.0.0" if self.group else self.host, self.port))
         if self.group and v6:
             index = socket.if_nametoindex(self.iface) if self.iface else 0
@@ -238,17 +242,20 @@ class PacketCapture:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                data, anc, _flags, _addr = self.sock.recvmsg(65536, socket.CMSG_SPACE(4))
+                data, anc, _flags, _addr = self.sock.recvmsg(65536, 2 * socket.CMSG_SPACE(8))
             except TimeoutError:
                 continue
             except OSError:
                 return
             now = time.monotonic()
-            dscp = None
+            dscp = ttl = None
             for level, kind, value in anc:
+                number = value[0] if len(value) == 1 else struct.unpack("@i", value[:4])[0]
                 if (level, kind) in ((socket.IPPROTO_IP, socket.IP_TOS), (socket.IPPROTO_IPV6, socket.IPV6_TCLASS)):
-                    dscp = (value[0] if len(value) == 1 else struct.unpack("@i", value[:4])[0]) >> 2
-            self.packets.append(Packet(now, data, dscp))
+                    dscp = number >> 2
+                elif (level, kind) in ((socket.IPPROTO_IP, socket.IP_TTL), (socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT)):
+                    ttl = number
+            self.packets.append(Packet(now, data, dscp, ttl))
 
     def wait_quiet(self, quiet: float = 0.5, timeout: float = 60) -> None:
         """Until no packet came for ``quiet`` s (after at least one)."""

@@ -207,6 +207,7 @@ def test_multicast_reaches_a_speaker_on_the_lan(
     assert got_rate == rate
     assert_exact(x, got, codec)
     assert len(cap.packets) == -(-len(x) // (rate // 50)) and {p.dscp for p in cap.packets} == {46}
+    assert {p.ttl for p in cap.packets} == {1}, "TTL 1 / hop limit 1: it stays on this LAN"
 
 
 def test_an_emergency_preempts_an_rtp_speaker(tmp_path: Path) -> None:
