@@ -3,12 +3,13 @@
 An announcement of ``--rtp-seconds`` (default 60; the issue's 10 minutes: ``--rtp-seconds 600``)
 of PCMU is written to an ``rtp`` speaker as the player writes it (20 ms slices), sent to a UDP
 socket on loopback that timestamps each packet on arrival. Figures: the inter-arrival time's
-standard deviation, p99 and maximum, the RFC 3550 interarrival jitter (its mean), and the
-drift (arrival span minus media duration, per hour).
+standard deviation, p99 and maximum, the RFC 3550 interarrival jitter (its mean), the drift
+(arrival span minus RTP timestamp span, per hour: what a receiver's clock sees), and how often
+the machine stalled the sender past ``RESYNC_SECONDS`` or the writer fell behind (silence filled).
 
-Peer, in the same run: the usual naive sender, ``sleep(ptime)`` between packets, whose
-per-packet overhead accumulates into drift (the reason the speaker paces from ``t0 + i *
-ptime`` on the monotonic clock).
+Peer, in the same run (``--rtp-peer-seconds``, default 60: drift is a rate): the usual naive
+sender, ``sleep(ptime)`` between packets, whose per-packet overhead accumulates into drift
+(the reason the speaker paces from ``t0 + i * ptime`` on the monotonic clock).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ PTIME = 0.02
 
 def add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--rtp-seconds", type=float, default=60.0, help="length of the paced stream (default 60)")
+    group.add_argument("--rtp-peer-seconds", type=float, default=60.0, help="length of the naive peer's (default 60)")
 
 
 class _Arrivals:
@@ -76,13 +78,13 @@ def _stats(name: str, arrivals: _Arrivals, media_seconds: float) -> list[dict[st
         j += (x - j) / 16
         jitter[i] = j
     span = t[-1] - t[0]
-    drift = (span - (len(t) - 1) * PTIME) / max(media_seconds, 1e-9) * 3600 * 1000
+    drift = (span - (ts[-1] - ts[0]) / 8000) / max(span, 1e-9) * 3600 * 1000
     return [
         figure(NAME, f"{name}: inter-arrival std", float(np.std(gaps)), "ms", list(gaps), note=f"{len(t)} packets"),
         figure(NAME, f"{name}: inter-arrival p99", float(np.percentile(gaps, 99)), "ms"),
         figure(NAME, f"{name}: inter-arrival max", float(np.max(gaps)), "ms"),
         figure(NAME, f"{name}: RFC 3550 jitter (mean)", float(np.mean(jitter)), "ms"),
-        figure(NAME, f"{name}: drift", float(drift), "ms/h", note="arrival span minus media time, per hour"),
+        figure(NAME, f"{name}: drift", float(drift), "ms/h", note="arrival span minus timestamp span, per hour"),
     ]
 
 
@@ -97,7 +99,12 @@ def _speaker(seconds: float) -> list[dict[str, Any]]:
     stream.close()
     sink.close()
     rx.close()
-    return _stats("speaker (t0 + i*ptime)", rx, seconds)
+    name = "speaker (t0 + i*ptime)"
+    return [
+        *_stats(name, rx, seconds),
+        figure(NAME, f"{name}: silence packets (writer behind)", float(getattr(stream, "filled", 0)), "packets"),
+        figure(NAME, f"{name}: stalls over 0.5 s (clock restarted)", float(getattr(stream, "stalls", 0)), "times"),
+    ]
 
 
 def _naive(seconds: float) -> list[dict[str, Any]]:
@@ -115,11 +122,12 @@ def _naive(seconds: float) -> list[dict[str, Any]]:
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     seconds = float(getattr(args, "rtp_seconds", 60.0))
-    progress(f"rtp: {seconds:g} s through the speaker, then {seconds:g} s through the naive peer")
-    figures = _speaker(seconds) + _naive(seconds)
+    peer_seconds = float(getattr(args, "rtp_peer_seconds", 60.0))
+    progress(f"rtp: {seconds:g} s through the speaker, then {peer_seconds:g} s through the naive peer")
+    figures = _speaker(seconds) + _naive(peer_seconds)
     peer_of = {}
     for f in figures:
-        if f["name"].startswith("speaker"):
+        if f["name"].startswith("speaker") and "packets" not in f["unit"] and f["unit"] != "times":
             peer_of[f["name"]] = "peer: sleep(ptime) per packet" + f["name"].split(")", 1)[1]
     add_peer_ratios(figures, peer_of)
     return figures

@@ -12,7 +12,8 @@ full, as a sound device's writes do, so an interruption (an emergency, a stop) i
 within one slice plus that much. When the player falls behind (synthesis slower than
 speech) the sender fills the gap with silence: the receiver's timeline never breaks. A
 sender more than ``RESYNC_SECONDS`` late (the machine was stalled) starts the clock anew
-instead of bursting to catch up.
+instead of bursting to catch up, and its timestamps jump over the stall, so the receiver
+hears a gap there and stays in time.
 
 ``close`` sends what is left (the last packet padded with silence) and sets
 ``playing_until`` to the last packet plus ``latency_ms`` (the receiver's jitter buffer);
@@ -142,6 +143,7 @@ class _RtpStream(Stream):
         self.packets = 0
         self.late = 0  # packets sent more than one ptime after they were due
         self.filled = 0  # silence packets sent while the player was behind
+        self.stalls = 0  # times the sender was more than RESYNC_SECONDS late (the machine stalled)
         self.last_sent = 0.0
 
     # ---- the player's side ------------------------------------------------------------------
@@ -211,9 +213,11 @@ class _RtpStream(Stream):
             delay = due - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            elif -delay > RESYNC_SECONDS:  # stalled: start the clock anew rather than burst
-                t0, i = time.monotonic(), 0
-                due = t0
+            elif -delay > RESYNC_SECONDS:  # stalled: start the clock anew rather than burst, and let
+                now = time.monotonic()  # the timestamps jump over the stall (a gap, as after a loss)
+                state.timestamp = (state.timestamp + int((now - due) * state.clock_rate)) & 0xFFFFFFFF
+                t0, i, due = now, 0, now
+                self.stalls += 1
             with self._cond:
                 if self._queue:
                     payload = self._queue.popleft()
