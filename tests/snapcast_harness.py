@@ -157,9 +157,13 @@ filter = *:info
             encoding="utf-8",
         )
         self._spawn(["snapserver", "-c", str(conf)], "server.log")
-        wait_port(self.control_port)
-        wait_port(self.stream_port)
-        self.rpc = Rpc(self.control_port)
+        try:
+            wait_port(self.control_port)
+            wait_port(self.stream_port)
+            self.rpc = Rpc(self.control_port)
+        except BaseException:
+            self._stop_processes()
+            raise
 
     def _spawn(self, cmd: list[str], log: str) -> None:
         with open(self.dir / log, "wb") as out:
@@ -196,6 +200,9 @@ filter = *:info
 
     def close(self) -> None:
         self.rpc.close()
+        self._stop_processes()
+
+    def _stop_processes(self) -> None:
         for p in self.procs:
             if p.poll() is None:
                 p.terminate()

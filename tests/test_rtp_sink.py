@@ -179,6 +179,7 @@ def test_g722_reaches_ffmpeg(tmp_path: Path) -> None:
 )
 def test_multicast_reaches_a_speaker_on_the_lan(
     lan: Lan,  # noqa: F811
+    request: pytest.FixtureRequest,
     tmp_path: Path,
     group: str,
     codec: str,
@@ -193,6 +194,7 @@ def test_multicast_reaches_a_speaker_on_the_lan(
     )
     sink = in_netns(lan.a, lambda: speaker(cfg))
     gst = GstReceiver(tmp_path / "got.wav", codec, rate, pt, port, address=group, iface=lan.vb, netns=lan.b)
+    request.addfinalizer(gst.close)  # also when what follows fails
     cap = in_netns(lan.b, lambda: PacketCapture(port, group=group, iface=lan.vb))
     x = signal(1.5, rate)
     try:
