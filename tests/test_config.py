@@ -23,7 +23,7 @@ def errors_of(text: str, env: dict[str, str] | None = None) -> list[str]:
 def test_example_and_demo_configs_are_valid() -> None:
     cfg = parse_config(
         (ROOT / "config" / "announcer.example.yaml").read_text(),
-        env={"MQTT_PASSWORD": "s3cret", "ANNOUNCER_HTTP_TOKEN": "t" * 20},
+        env={"MQTT_PASSWORD": "s3cret", "ANNOUNCER_HTTP_TOKEN": "t" * 20, "HA_TOKEN": "ha"},
     )
     assert cfg.mqtt.password == "s3cret"
     assert set(cfg.engines) == {"zh", "en"} and cfg.default_engine == "zh"

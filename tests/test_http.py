@@ -523,6 +523,8 @@ OPERATIONS = [
     "GET /announcements/{ann_id}",
     "POST /stop",
     "GET /metrics",
+    "GET /handout/{name}",
+    "GET /speakers/{name}/sdp",
 ]
 
 

@@ -483,7 +483,7 @@ def test_the_example_config_and_the_readme_example() -> None:
     root = Path(__file__).resolve().parent.parent
     cfg = parse_config(
         (root / "config" / "announcer.example.yaml").read_text(),
-        env={"MQTT_PASSWORD": "x", "ANNOUNCER_HTTP_TOKEN": "t" * 20},
+        env={"MQTT_PASSWORD": "x", "ANNOUNCER_HTTP_TOKEN": "t" * 20, "HA_TOKEN": "ha"},
     )
     rules = QuietHours.from_config(cfg)
     assert rules.tz is None and len(rules.windows) == 1

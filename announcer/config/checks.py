@@ -88,4 +88,36 @@ def chimes(cfg: Config) -> list[str]:
     ]
 
 
-CROSS_CHECKS: tuple[Callable[[Config], list[str]], ...] = (mqtt_password, engines, zones, targets, chimes)
+def homeassistant_speakers(cfg: Config) -> list[str]:
+    """A ``homeassistant`` speaker needs Home Assistant's URL and token, and the HTTP server its player fetches from."""
+    names = [n for n, s in cfg.speakers.items() if s.type == "homeassistant"]
+    if not names:
+        return []
+    which = f"speakers {', '.join(names)} (type homeassistant)"
+    errors = []
+    if cfg.homeassistant.url is None:
+        errors.append(
+            f"homeassistant.url: required by {which}: Home Assistant's address, e.g. http://homeassistant.local:8123"
+        )
+    if cfg.homeassistant.token is None:
+        errors.append(f"homeassistant.token: required by {which}: a long-lived access token, e.g. token: ${{HA_TOKEN}}")
+    if not cfg.http.enabled:
+        errors.append(
+            f"http.enabled: must be true for {which}: media players fetch the audio from announcer's HTTP server"
+        )
+    elif cfg.http.base_url is None:
+        errors.append(
+            f"http.public_url: required by {which} when http.bind is {cfg.http.bind}: the URL media players "
+            "reach this server at, e.g. http://192.168.1.5:8080"
+        )
+    return errors
+
+
+CROSS_CHECKS: tuple[Callable[[Config], list[str]], ...] = (
+    mqtt_password,
+    engines,
+    zones,
+    targets,
+    chimes,
+    homeassistant_speakers,
+)

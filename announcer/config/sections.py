@@ -149,9 +149,13 @@ class LimitsConfig(Strict):
 
 
 class HomeAssistantConfig(Strict):
-    enabled: bool = True
+    enabled: bool = True  # MQTT discovery (entities for announcer in Home Assistant)
     discovery_prefix: str = "homeassistant"
     node_id: str = Field("announcer", pattern=r"^[a-zA-Z0-9_-]+$")
+    # Home Assistant itself, for `homeassistant` speakers (its media players): the base URL and a
+    # long-lived access token (write `token: ${HA_TOKEN}`: never in the file itself)
+    url: str | None = Field(None, pattern=r"^(https?|wss?)://[^\s/]+(/\S*)?$")  # http://homeassistant.local:8123
+    token: str | None = Field(None, min_length=1, repr=False)
 
 
 class HermesConfig(Strict):
@@ -201,6 +205,19 @@ class HttpConfig(Strict):
     max_body_bytes: int | None = Field(None, ge=256, le=16 * 1024 * 1024)  # default: limits.max_payload_bytes
     max_connections_per_client: int = Field(8, ge=1, le=1024)  # open at once per client address; more: closed
     header_timeout: float = Field(10.0, ge=0.5, le=300)  # seconds to send a complete request header, else closed
+    # how media players (homeassistant speakers) reach this server: http://192.168.1.5:8080;
+    # default: http://<bind>:<port> when bind is a specific address
+    public_url: str | None = Field(None, pattern=r"^https?://[^\s/]+/?$")
+
+    @property
+    def base_url(self) -> str | None:
+        """``public_url``, else ``http://<bind>:<port>`` when ``bind`` names one address (None for 0.0.0.0/::)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        if self.bind in ("0.0.0.0", "::", ""):
+            return None
+        host = f"[{self.bind}]" if ":" in self.bind else self.bind
+        return f"http://{host}:{self.port}"
 
     @field_validator("allow_ips")
     @classmethod

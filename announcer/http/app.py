@@ -20,7 +20,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -206,6 +206,39 @@ def create_app(ctx: Any) -> FastAPI:
                 404, "id", f"no audio {audio_id!r} (generated audio is kept {ctx.cfg.http.audio_max_age:g} s)"
             )
         return FileResponse(path, media_type="audio/wav", headers={"Cache-Control": "private, no-store"})
+
+    @app.get(
+        "/handout/{name}",
+        response_class=Response,
+        summary="Audio a media player was told to play (homeassistant speakers; the URL is the credential)",
+        responses={
+            200: {"content": {"audio/wav": {}}, "description": "the announcement"},
+            **m.error_responses(400, 404),
+        },
+    )
+    def handout(name: str = PathParam(pattern=r"^[A-Za-z0-9_-]{43}(\.[a-z0-9]{1,4})?$")) -> Response:
+        item = ctx.handouts.get(name)
+        if item is None:
+            raise ApiError(404, "path", "no such audio (it is handed out for one announcement only)")
+        return Response(item[0], media_type=item[1], headers={"Cache-Control": "no-store"})
+
+    # ---- speakers ----------------------------------------------------------------------
+    @app.get(
+        "/speakers/{name}/sdp",
+        response_class=Response,
+        summary="The SDP of an rtp speaker's stream (for ffmpeg, VLC, a SIP gateway)",
+        responses={
+            200: {"content": {"application/sdp": {}}, "description": "SDP"},
+            **m.error_responses(400, 401, 403, 404),
+        },
+    )
+    def speaker_sdp(name: str) -> Response:
+        sink = ctx.live.current.sinks.get(name)
+        sdp = sink.session_description() if sink is not None else None
+        if sdp is None:
+            have = [n for n, s in ctx.live.current.sinks.items() if s.session_description() is not None]
+            raise ApiError(404, "name", f"{name!r} is not an rtp speaker (rtp speakers: {', '.join(have) or 'none'})")
+        return Response(sdp, media_type="application/sdp")
 
     # ---- announcements -------------------------------------------------------------------
     @app.post(

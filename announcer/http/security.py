@@ -42,7 +42,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PUBLIC_PATHS = frozenset({"/", "/index.html", "/healthz", "/openapi.json", "/favicon.ico"})
-PUBLIC_PREFIXES = ("/static/",)
+PUBLIC_PREFIXES = ("/static/", "/handout/")  # /handout/<token>: the unguessable token is the credential
 JWT_LEEWAY_SECONDS = 30.0
 
 
@@ -223,7 +223,8 @@ class Guard:
             )
             await _error(send, 403, "client", f"address {host} is not in http.allow_ips")
             return
-        if not self.policy.auth_required and not is_loopback(_host_name(headers.get("host", ""))):
+        handout = path.startswith("/handout/")  # a media player on another host fetches these
+        if not self.policy.auth_required and not handout and not is_loopback(_host_name(headers.get("host", ""))):
             await _error(
                 send,
                 403,

@@ -24,6 +24,7 @@ from ..playback.runtime import LiveRuntime
 from ..playback.scheduler import Scheduler
 from ..playback.synthesizer import Synthesizer
 from ..spool.store import Spool
+from .handouts import Handouts
 from .metrics import Metrics
 from .records import AudioStore, RecentAnnouncements
 from .security import AccessPolicy
@@ -50,6 +51,7 @@ class HttpContext:
         self.version = __version__
         self.audio = AudioStore(audio_dir, h.audio_max_age, int(h.audio_max_mb * 1024 * 1024))
         self.recent = RecentAnnouncements()
+        self.handouts = Handouts(h.base_url or f"http://127.0.0.1:{h.port}")  # the port is known at start
         self.metrics = Metrics(lambda: list(self.cfg.speakers), __version__, status=scheduler.status)
         self.policy = AccessPolicy(h.tokens, h.jwt_secret, h.allow_ips)
         self.tts_limiter = RateLimiter(cfg.limits.per_minute)
@@ -163,6 +165,7 @@ class HttpService:
     def start(self) -> None:
         self.ctx.audio.sweep()
         self.server.start()
+        self.ctx.handouts.base_url = (self.ctx.cfg.http.public_url or self.server.url).rstrip("/")
         self._sweeper.start()
         auth = "bearer auth" if self.ctx.policy.auth_required else "no auth (loopback only)"
         _LOGGER.info(

@@ -15,6 +15,11 @@ the emergency, next on this speaker, is written into it right behind the fade-ou
 silence flushed, no device re-opened). A kept stream the next job cannot resume (another
 rate), or that no job claims within ``KEEP_SECONDS``, is aborted then.
 
+A stream that plays on elsewhere after ``close`` (``playing_until``: an RTP speaker's buffer,
+Snapcast, a Home Assistant player) is waited for here, in slices, so an interruption ends it
+there too (``abort``), and ``finished`` means heard; then ``played`` gives the remote player back.
+On a ``remote_volume`` sink the gain goes to the remote player and the samples stay at full scale.
+
 Sink calls go through the speaker's ``SinkGuard`` (``announcer.playback.sink_guard``): they run on a
 thread of their own, one at a time, and the player waits for each at most its audio plus the
 speaker's ``stall_timeout``. A device that stops taking audio fails the announcement
@@ -253,6 +258,7 @@ class Player:
         render = self.renders.acquire(ann)
         stream: GuardedStream | None = None
         writer: _Writer | None = None
+        closed = False
 
         def check() -> None:  # while waiting for synthesis: progress, and give up when aborted
             self.beat()
@@ -283,6 +289,10 @@ class Player:
             writer = _Writer(stream, rate, job, self.clock, started, self.expect)
             write = writer.write
             gain = self.chain.gain(ann.volume, job.volume_cap, self.master_volume(), ann.priority)
+            if self.sink.remote_volume:  # the remote player's volume, full-scale samples
+                self.expect("volume", 0.0)
+                stream.set_volume(gain)
+                gain = 1.0
             level_db = emotion_level_db(ann.emotion, ann.intensity)
             loudness = self._loudness_state(ann, level_db)  # one per announcement: kept across repeats
             write(self.chain.prelude(ann.chime, ann.priority, rate, gain))
@@ -297,11 +307,13 @@ class Player:
             job.check()
             self.expect("close", 0.0)
             details = stream.close() or {}
+            closed = True
+            self._play_out(stream, job)
             return Outcome("finished", {"duration_s": round(writer.seconds, 3), **details})
         except Aborted as exc:
             if stream is not None:
                 self._fade_out(stream, writer)
-                if exc.reason == "interrupted" and stream.resumable:
+                if exc.reason == "interrupted" and stream.resumable and not closed:
                     self._kept, self._kept_at = stream, time.monotonic()
                 else:
                     self._abort(stream)
@@ -319,6 +331,18 @@ class Player:
         finally:
             self.beat()
             self.renders.done_reading(render)
+
+    def _play_out(self, stream: GuardedStream, job: Job) -> None:
+        """Wait for a closed stream still playing elsewhere (see the module doc), then ``played``."""
+        until = stream.inner.playing_until
+        if until is None:
+            return
+        while (left := until - time.monotonic()) > 0:
+            self.beat()
+            job.check()  # Aborted: the caller aborts the stream
+            time.sleep(min(SLICE_SECONDS, left))
+        self.expect("played", 0.0)
+        stream.played()
 
     def _loudness_state(self, ann: Announcement, level_db: float) -> LoudnessState:
         return LoudnessState.starting_at(self.renders.synth.reference_lufs(ann.engine), level_db)

@@ -207,5 +207,11 @@ class GuardedStream(Stream):
     def abort(self) -> None:
         self._guard.call("abort", self.inner.abort, always=True)  # behind a stuck call: it ends the stream
 
+    def played(self) -> None:
+        self._guard.call("played", self.inner.played, check=self.check)
+
+    def set_volume(self, gain: float) -> None:
+        self._guard.call("volume", self.inner.set_volume, gain, check=self.check)
+
     def resume(self, announcement_id: str, sample_rate: int) -> bool:
         return bool(self._guard.call("resume", self.inner.resume, announcement_id, sample_rate))

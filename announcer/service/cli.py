@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("engines", parents=[common], help="list configured engines")
     sub.add_parser("devices", parents=[common], help="list audio output devices")
+    speakers = sub.add_parser("speakers", parents=[common], help="list speakers with their type and reachability")
+    speakers.add_argument("--sdp", metavar="NAME", help="print the SDP of rtp speaker NAME instead")
 
     send = sub.add_parser("send", parents=[common], help="publish an announcement to the broker")
     _announcement_options(send)
@@ -161,6 +163,13 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_speakers(args: argparse.Namespace) -> int:
+    from .speakers import print_sdp, print_speakers
+
+    cfg = _load(args, required=False)
+    return print_sdp(cfg, args.sdp) if args.sdp else print_speakers(cfg)
+
+
 def cmd_say(args: argparse.Namespace) -> int:
     from .say import say
 
@@ -197,6 +206,7 @@ COMMANDS = {
     "normalize": cmd_normalize,
     "engines": cmd_engines,
     "devices": cmd_devices,
+    "speakers": cmd_speakers,
     "send": cmd_send,
 }
 

@@ -108,7 +108,11 @@ class Daemon:
         cfg = self.cfg
         self.spool = Spool(cfg.spool.path, cfg.spool.keep_days, cfg.spool.max_records)
         self.settings = RuntimeSettings(settings_path(cfg.spool.path))  # what Home Assistant sets, persisted
-        self.sink_context = SinkContext(publish=self._publish_raw)
+        self.sink_context = SinkContext(
+            publish=self._publish_raw,
+            homeassistant_url=cfg.homeassistant.url,
+            homeassistant_token=cfg.homeassistant.token,
+        )
         self.live = LiveRuntime(Runtime.build(cfg, self.sink_context))
         self.status = StatusReporter(self.live, lambda: self.scheduler.status(), self.topics)
         self.scheduler = Scheduler(
@@ -148,12 +152,13 @@ class Daemon:
             Component("engines", lambda: self._start_engines(self.live.current.synth.engines), self._close_engines),
             Component("scheduler", scheduler.start, self._stop_scheduler, scheduler.reconfigure),
             Component("intake", lambda: None, self.intake.close),
+            # before the broker: homeassistant speakers hand out their audio over it from the first announcement
+            Component("http", self._start_http, self._stop_http),
             Component("mqtt", link.start, self._close_link),
             Component("maintenance", self._start_maintenance, lambda: None),
             Component("sinks", lambda: None, self._close_sinks),
             Component("integrations", lambda: None, lambda: None, self._reconfigure_integrations),
             Component("wyoming", self._start_wyoming, lambda: self.wyoming and self.wyoming.stop()),
-            Component("http", self._start_http, lambda: self.http and self.http.stop()),
         ]
 
     def _integrations(self) -> list[Integration]:
@@ -256,6 +261,12 @@ class Daemon:
             service.ctx.close()
             return
         self.http = service
+        self.sink_context.offer = service.ctx.handouts.offer  # homeassistant speakers' audio URLs
+
+    def _stop_http(self) -> None:
+        self.sink_context.offer = None
+        if self.http is not None:
+            self.http.stop()
 
     def _reconfigure_integrations(self, runtime: Runtime) -> None:
         for integration in self.integrations:

@@ -10,6 +10,14 @@ sink's calls run on one thread of their own, one at a time (``announcer.playback
 player waits for each with a deadline, so a call that never returns fails the announcement
 instead of hanging the speaker).
 
+A stream that hands audio to a player of its own (an RTP speaker's jitter buffer, Snapcast's
+buffer, a Home Assistant media player) may return from ``close`` before that audio has been
+heard: it sets ``playing_until`` (monotonic) and the player waits until then, checking for
+an interruption as it does between writes, then calls ``played`` (e.g. give the Snapcast
+groups back their music) or, interrupted, ``abort``. A sink that sets the volume on the
+remote player (``remote_volume``) gets the announcement's gain through ``set_volume`` and
+full-scale samples.
+
 Each sink module declares a pydantic ``Config`` (with a ``type`` literal) and
 ``SINK`` (the class). Settings every speaker shares live in ``SpeakerBase``.
 """
@@ -51,7 +59,20 @@ class SinkContext:
     """What a sink may need from the daemon, passed in (a test seam, not a global)."""
 
     publish: Callable[[str, bytes | bytearray, int, bool], Any] | None = None  # (topic, payload, qos, retain)
+    # (data, content type, seconds) -> (URL a media player can fetch it from, revoke()); set while
+    # the HTTP server runs (announcer.http.handouts), None otherwise
+    offer: Callable[[bytes, str, float], tuple[str, Callable[[], None]]] | None = None
+    homeassistant_url: str | None = None  # homeassistant.url / homeassistant.token, for its speakers
+    homeassistant_token: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Reachability:
+    """What ``announcer speakers`` says of a speaker: reachable (None: cannot be told) and how."""
+
+    reachable: bool | None
+    detail: str
 
 
 class Stream(ABC):
@@ -59,6 +80,8 @@ class Stream(ABC):
 
     # May stay open after an interruption for the next announcement to ``resume`` in it.
     resumable: bool = False
+    # set by close() when what was handed over is still being played elsewhere (see the module doc)
+    playing_until: float | None = None
 
     @abstractmethod
     def write(self, samples: np.ndarray) -> None: ...
@@ -71,6 +94,14 @@ class Stream(ABC):
     def abort(self) -> None:
         """Stop as soon as possible (announcement interrupted or cancelled)."""
 
+    def played(self) -> None:
+        """After ``close``: everything has been heard (``playing_until`` passed)."""
+        return None
+
+    def set_volume(self, gain: float) -> None:
+        """The announcement's gain (0..1), before the first write, on ``remote_volume`` sinks."""
+        return None
+
     def resume(self, announcement_id: str, sample_rate: int) -> bool:
         """Play the next announcement in this (``resumable``, interrupted) stream, right after what
         was written; False when it cannot (another rate): the caller aborts it and opens anew."""
@@ -78,6 +109,9 @@ class Stream(ABC):
 
 
 class Sink(ABC):
+    # the volume is set on the remote player (``Stream.set_volume``), the samples come at full scale
+    remote_volume: bool = False
+
     def __init__(self, name: str, config: Any, context: SinkContext | None = None) -> None:
         self.name = name
         self.config = config
@@ -93,11 +127,22 @@ class Sink(ABC):
     def close(self) -> None:
         return None
 
+    def probe(self) -> Reachability:
+        """Whether the speaker can be reached now (``announcer speakers``); quick, no sound."""
+        return Reachability(None, "not checked")
+
+    def session_description(self) -> str | None:
+        """An SDP description of the speaker's stream, for speakers that send RTP."""
+        return None
+
 
 SINK_MODULES: dict[str, str] = {
     "sounddevice": "announcer.sinks.sounddevice_sink",
     "file": "announcer.sinks.file_sink",
     "mqtt": "announcer.sinks.mqtt_sink",
+    "rtp": "announcer.sinks.rtp_sink",
+    "snapcast": "announcer.sinks.snapcast_sink",
+    "homeassistant": "announcer.sinks.homeassistant_sink",
 }
 
 

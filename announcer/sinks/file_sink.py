@@ -20,7 +20,7 @@ from pydantic import Field
 
 from ..audio import WavWriter
 from ..audio.wav import remove_stale_temp
-from .base import Sink, SinkError, SpeakerBase, Stream
+from .base import Reachability, Sink, SinkError, SpeakerBase, Stream
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -78,6 +78,16 @@ class FileSink(Sink):
 
     def open(self, announcement_id: str, sample_rate: int) -> Stream:
         return _FileStream(self, Path(self.config.directory) / f"{announcement_id}.wav", sample_rate)
+
+    def probe(self) -> Reachability:
+        """The directory exists (or can be made) and can be written to."""
+        import os
+
+        directory = Path(self.config.directory)
+        existing = next((p for p in (directory, *directory.parents) if p.exists()), None)
+        if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            return Reachability(False, f"cannot write to {directory}")
+        return Reachability(True, f"writes WAVs to {directory}")
 
     def enforce_retention(self) -> None:
         directory = Path(self.config.directory)

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from ..audio.samples import to_pcm16
 from ..audio.wav import WAV_HEADER_BYTES, wav_header
-from .base import Sink, SinkError, SpeakerBase, Stream
+from .base import Reachability, Sink, SinkError, SpeakerBase, Stream
 
 
 class Config(SpeakerBase):
@@ -51,6 +51,9 @@ class MqttSink(Sink):
 
     def open(self, announcement_id: str, sample_rate: int) -> Stream:
         return _MqttStream(self, f"{self.config.topic.rstrip('/')}/{announcement_id}", sample_rate)
+
+    def probe(self) -> Reachability:
+        return Reachability(None, f"published to {self.config.topic.rstrip('/')}/<id> on the daemon's broker")
 
 
 SINK = MqttSink

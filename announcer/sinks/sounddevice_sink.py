@@ -28,7 +28,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from .base import Sink, SinkError, SpeakerBase, Stream
+from .base import Reachability, Sink, SinkError, SpeakerBase, Stream
 
 _LOGGER = logging.getLogger(__name__)
 _PA_LOCK = threading.RLock()  # PortAudio's device list, (re)initialisation and stream set are process-global
@@ -209,6 +209,14 @@ class SoundDeviceSink(Sink):
             return source_rate  # open() will report the missing device
         self._rate_cache[source_rate] = rate
         return rate
+
+    def probe(self) -> Reachability:
+        """PortAudio has the device (with outputs)."""
+        try:
+            idx, info = self._resolve()
+        except SinkError as exc:
+            return Reachability(False, str(exc))
+        return Reachability(True, f"audio device #{idx} {info['name']!r} ({info['max_output_channels']} ch)")
 
     def open(self, announcement_id: str, sample_rate: int) -> Stream:
         global _open_streams
