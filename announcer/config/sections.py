@@ -124,6 +124,13 @@ class SpoolConfig(Strict):
     max_records: int = Field(100_000, ge=100)
 
 
+class HistoryConfig(Strict):
+    """The audit trail in the spool database: every announcement, where it came from, what each speaker did."""
+
+    days: float = Field(90.0, gt=0, le=3650, description="records older than this are pruned")
+    max_records: int = Field(500_000, ge=1000, le=100_000_000)  # beyond this the oldest go first (bounds the disk)
+
+
 class CacheConfig(Strict):
     enabled: bool = True
     directory: Path = DEFAULT_CACHE_DIR
