@@ -11,8 +11,9 @@ Rules:
   undecodable file is a config error then, not a failure at play time), the runtime and a
   reload that keeps the file all share one decoded copy. A changed file is decoded again.
 * A clip longer than ``MAX_CLIP_SECONDS`` or without a single sample is refused (``ClipError``).
-* ``ClipLibrary.audio(name, rate)`` is the clip at ``rate`` (resampled once per rate and kept)
-  with ``CLIP_GAP_SECONDS`` of silence after it, as an ``Audio`` chunk carrying its loudness.
+* ``ClipLibrary`` holds a runtime's clips; ``audio(name, rate)`` is the clip at ``rate``
+  (resampled once per rate and kept) with ``CLIP_GAP_SECONDS`` of silence after it, as an
+  ``Audio`` chunk carrying its loudness.
 """
 
 from __future__ import annotations
@@ -121,21 +122,26 @@ def _decode(p: Path) -> Clip:
 
 
 class ClipLibrary:
-    """The configured clips by name (``clips: {bell: /etc/announcer/clips/bell.wav}``)."""
+    """The configured clips by name (``clips: {bell: /etc/announcer/clips/bell.wav}``), decoded.
 
-    def __init__(self, files: dict[str, Path] | None = None) -> None:
-        self.files = dict(files or {})
+    Built with the runtime, so a clip file removed or changed later does not touch what plays
+    until the next reload.
+    """
+
+    def __init__(self, clips: dict[str, Clip] | None = None) -> None:
+        self._clips = dict(clips or {})
 
     @classmethod
     def from_config(cls, cfg: Any) -> ClipLibrary:
-        return cls(dict(cfg.clips))
+        """Every clip of ``cfg.clips`` (already decoded by the config check: no second decode)."""
+        return cls({name: load_clip(path) for name, path in cfg.clips.items()})
 
     def names(self) -> list[str]:
-        return sorted(self.files)
+        return sorted(self._clips)
 
     def clip(self, name: str) -> Clip:
-        """The clip called ``name``; KeyError when it is not configured, ``ClipError`` when unreadable."""
-        return load_clip(self.files[name])
+        """The clip called ``name``; KeyError when it is not configured."""
+        return self._clips[name]
 
     def audio(self, name: str, rate: int) -> Audio:
-        return self.clip(name).at(rate)
+        return self._clips[name].at(rate)

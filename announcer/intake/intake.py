@@ -29,6 +29,7 @@ from ..core.events import EventBus
 from ..core.events import Rejected as RejectedEvent
 from ..core.schema import ID_RE
 from ..spool.store import Spool
+from .content import with_template_defaults
 from .parse import build, check_target
 from .rate_limit import RateLimiter
 from .wire import stop_priority
@@ -46,7 +47,8 @@ class Scheduling(Protocol):
 class Origin:
     """Where an announcement came from: for its expiry, its replies and the record."""
 
-    source: str = "mqtt"  # mqtt | hermes | http | cli | homeassistant
+    source: str = "mqtt"  # mqtt | hermes | http | cli | schedule
+    via: tuple[tuple[str, str], ...] = ()  # details for the history: (("topic", t), ("client", c)), (("token", n),)
     received: float = field(default_factory=time.time)  # epoch seconds
     message_expiry: float | None = None  # seconds left (MQTT 5 MessageExpiryInterval as forwarded)
     response_topic: str | None = None  # MQTT 5: where the terminal event goes too
@@ -110,7 +112,8 @@ class Intake:
         origin = origin or Origin()
         cfg = self.cfg
         try:
-            fields = self._with_defaults(fields)
+            # a template's defaults come before the runtime ones (Home Assistant's default emotion)
+            fields = self._with_defaults(with_template_defaults(fields, cfg))
             forced = None
             if target is not None:
                 check_target(cfg, target, where=" in the topic")
@@ -120,6 +123,7 @@ class Intake:
                 cfg,
                 now=origin.received,
                 source=origin.source,
+                via=origin.via,
                 forced_targets=forced,
                 message_expiry=origin.message_expiry,
                 response_topic=origin.response_topic,

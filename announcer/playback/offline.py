@@ -25,22 +25,27 @@ def render_announcement(
     chimes: ChimeLibrary | None = None,
     stats: SynthStats | None = None,
 ) -> Audio:
-    """The audio a ``file`` speaker (lead-in 0) would write for ``ann``: chime, speech, repeats, end chime.
+    """The audio a ``file`` speaker (lead-in 0) would write for ``ann``: chime, speech and clips, repeats,
+    end chime.
 
     Shared by ``say --out`` and the HTTP ``/tts`` endpoint. Blocking (synthesis): call it
     from a worker thread, never from an event loop.
     """
-    rate = synth.engine(ann.engine).sample_rate
+    pieces = ann.pieces()
+    rate = synth.pieces_rate(pieces, ann.engine)
     style = Style(ann.emotion, ann.intensity, ann.speed)
     chain = SpeakerChain(SpeakerBase(lead_in_ms=0), chimes or ChimeLibrary.from_config(cfg), cfg.audio.target_lufs)
     gain = chain.gain(ann.volume)
     level_db = emotion_level_db(ann.emotion, ann.intensity)
-    loudness = LoudnessState.starting_at(synth.reference_lufs(ann.engine), level_db)
-    chunks = list(synth.render(ann.text, ann.engine, style, ann.voice, stats))
+    loudness = LoudnessState.starting_at(synth.reference_lufs(ann.engine) if ann.speaks else None, level_db)
+    chunks = list(synth.render_pieces(pieces, ann.engine, rate, style, ann.voice, stats))
     parts = [chain.prelude(ann.chime, ann.priority, rate, gain)]
     for i in range(ann.repeat):
         if i:
             parts.append(np.zeros(round(ann.repeat_gap * rate), np.float32))
-        parts.extend(chain.process(c.samples, gain, rate=rate, level_db=level_db, state=loudness) for c in chunks)
+        parts.extend(
+            chain.process(c.samples, gain, rate=rate, level_db=level_db, state=loudness, known_lufs=c.loudness)
+            for c in chunks
+        )
     parts.append(chain.postlude(ann.chime, rate, gain))
     return Audio(np.concatenate(parts), rate)

@@ -286,7 +286,11 @@ class Player:
                     samples = chunk.samples
                     if chunk.sample_rate != rate:
                         samples = resample(samples, chunk.sample_rate, rate)
-                    write(self.chain.process(samples, gain, rate=rate, level_db=level_db, state=loudness))
+                    write(
+                        self.chain.process(
+                            samples, gain, rate=rate, level_db=level_db, state=loudness, known_lufs=chunk.loudness
+                        )
+                    )
                     i += 1
             write(self.chain.postlude(ann.chime, rate, gain))
             job.check()
@@ -316,7 +320,8 @@ class Player:
             self.renders.done_reading(render)
 
     def _loudness_state(self, ann: Announcement, level_db: float) -> LoudnessState:
-        return LoudnessState.starting_at(self.renders.synth.reference_lufs(ann.engine), level_db)
+        reference = self.renders.synth.reference_lufs(ann.engine) if ann.speaks else None  # a clip needs no engine
+        return LoudnessState.starting_at(reference, level_db)
 
     def _fade_out(self, stream: GuardedStream, writer: _Writer | None) -> None:
         try:

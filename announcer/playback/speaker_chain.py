@@ -18,6 +18,9 @@ that brings that running loudness to the target. The first clause is normalised 
 its own; later clauses move the gain less and less, and the change always falls at a
 clause boundary, which is the clause's pause. This beats "the first clause's loudness
 for the whole announcement" when the first clause is a short call like "注意，".
+A recorded clip (``announcer.audio.clips``) arrives as one chunk whose loudness was measured
+when it was loaded: ``process(..., known_lufs=...)`` brings it to the target as a whole, with
+no emotion offset, and leaves the speech's running estimate alone.
 All functions work on mono float32 at the rate the player asks for. The DSP pieces
 (limiter, resampling, loudness meter, chimes) live in ``announcer.audio``.
 """
@@ -30,7 +33,7 @@ import numpy as np
 
 from ..audio.chimes import ChimeLibrary
 from ..audio.dsp import limit
-from ..audio.loudness import LoudnessState
+from ..audio.loudness import MAX_BOOST_DB, LoudnessState
 from ..audio.samples import db_to_gain
 
 DEFAULT_TARGET_LUFS = -16.0  # speech on small speakers: loud and clear, room for emotion offsets
@@ -81,6 +84,7 @@ class SpeakerChain:
         rate: int | None = None,
         level_db: float = 0.0,
         state: LoudnessState | None = None,
+        known_lufs: float | None = None,
     ) -> np.ndarray:
         """One clause chunk: normalise, add the emotion's level, apply the volume, limit.
 
@@ -92,6 +96,9 @@ class SpeakerChain:
         x = np.asarray(samples, np.float32)
         if rate is None or self.target_lufs is None:
             return limit(x * np.float32(gain), rate=rate)
+        if known_lufs is not None:  # a recorded clip, measured whole when it was loaded
+            boost = min(self.target_lufs - known_lufs, MAX_BOOST_DB)
+            return limit(x * np.float32(gain * db_to_gain(boost)), rate=rate)
         state = state if state is not None else LoudnessState()
         before = state.gain_db
         after = state.update(x, rate, self.target_lufs)
