@@ -155,7 +155,7 @@ class Intake:
         ann_id = fields.get("id") if isinstance(fields, dict) else None
         if not isinstance(ann_id, str) or not ID_RE.fullmatch(ann_id):
             ann_id = new_id()
-        event = self.events.emit(RejectedEvent.of(ann_id, exc, origin))
+        event = self.events.emit(RejectedEvent.of(ann_id, exc, origin, fields if isinstance(fields, dict) else None))
         assert isinstance(event, RejectedEvent)
         return Rejected(event, exc)
 
