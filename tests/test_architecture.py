@@ -30,7 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "playback": {"core", "audio", "text", "engines", "sinks", "config", "spool"},
     "mqtt": {"core", "config", "intake"},
     "integrations": {"core", "audio", "text", "engines", "config", "spool", "intake", "playback", "mqtt", "schedule"},
-    "http": {"core", "audio", "engines", "config", "spool", "intake", "playback"},
+    "http": {"core", "audio", "engines", "config", "spool", "intake", "playback", "schedule"},
     "service": {
         "core",
         "audio",

@@ -188,19 +188,33 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class NamedToken(Strict):
+    """A bearer token with a name: the history records requests made with it by that name."""
+
+    name: str = Field(min_length=1, max_length=64)
+    token: str = Field(min_length=16, repr=False)
+
+
 class HttpConfig(Strict):
     """The HTTP API and web console. Off a loopback address, bearer auth is required."""
 
     enabled: bool = False
     bind: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
-    tokens: tuple[Annotated[str, Field(min_length=16)], ...] = ()  # static bearer tokens
+    # static bearer tokens: a string, or {name, token} (the history names who announced)
+    tokens: tuple[Annotated[str, Field(min_length=16)] | NamedToken, ...] = ()
     jwt_secret: str | None = Field(None, min_length=32)  # accept HS256 JWTs signed with it (exp required)
     allow_ips: tuple[str, ...] = ()  # CIDR networks; empty: any address
     audio_max_age: float = Field(3600.0, gt=0)  # seconds a /tts WAV is kept
     audio_max_mb: float = Field(100.0, gt=0)  # total size of kept /tts WAVs
     audio_dir: Path | None = None  # default: <spool directory>/http-audio
     max_body_bytes: int | None = Field(None, ge=256, le=16 * 1024 * 1024)  # default: limits.max_payload_bytes
+
+    def token_pairs(self) -> list[tuple[str, str]]:
+        """``(name, token)`` of every token; an unnamed one is ``token #N`` (its place in the list, from 1)."""
+        return [
+            (t.name, t.token) if isinstance(t, NamedToken) else (f"token #{i}", t) for i, t in enumerate(self.tokens, 1)
+        ]
 
     @field_validator("allow_ips")
     @classmethod

@@ -51,7 +51,7 @@ class HttpContext:
         self.audio = AudioStore(audio_dir, h.audio_max_age, int(h.audio_max_mb * 1024 * 1024))
         self.recent = RecentAnnouncements()
         self.metrics = Metrics(lambda: list(self.cfg.speakers), __version__, status=scheduler.status)
-        self.policy = AccessPolicy(h.tokens, h.jwt_secret, h.allow_ips)
+        self.policy = AccessPolicy(h.token_pairs(), h.jwt_secret, h.allow_ips)
         self.tts_limiter = RateLimiter(cfg.limits.per_minute)
         self.tts_pool = ThreadPoolExecutor(TTS_WORKERS, thread_name_prefix="http-tts")
         events.subscribe(self.recent.on_event)

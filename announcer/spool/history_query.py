@@ -53,6 +53,21 @@ CSV_COLUMNS = (
 _COLUMNS = "seq, id, received, source, via, text, template, vars, clips, targets, speakers, priority, state, error"
 
 
+def parse_when(text: str, tz: tzinfo, name: str = "since") -> float:
+    """``2025-05-01``, ``2025-05-01T08:00`` (in ``tz``, the site's zone) or with an offset/``Z``: epoch seconds.
+    ValueError naming ``name`` and the accepted forms otherwise."""
+    value = text.strip()
+    try:
+        when = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
+    except ValueError:
+        raise ValueError(
+            f"{name}: {text[:40]!r} is not an ISO date or time (e.g. 2025-05-01, 2025-05-01T08:00, 2025-05-01T00:00Z)"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=tz)
+    return when.timestamp()
+
+
 class HistoryUnavailable(RuntimeError):
     """The spool has no history (never opened by a version that keeps one); the message says so."""
 
