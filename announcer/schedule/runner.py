@@ -139,13 +139,14 @@ class ScheduleRunner:
             delay = MAX_SLEEP
             try:
                 self.tick()
-                delay = self._delay()
+                delay = self.seconds_to_next()
             except Exception:  # never let the thread die: the next round retries
                 _LOGGER.exception("schedules: tick failed")
                 delay = RETRY_SECONDS
             self.clock.wait(delay, self._wake)
 
-    def _delay(self) -> float:
+    def seconds_to_next(self) -> float:
+        """How long the thread sleeps now: until the next firing, at most ``MAX_SLEEP``."""
         with self._lock:
             due = [f.at for f in self._next.values() if f is not None]
         if not due:
