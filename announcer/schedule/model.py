@@ -124,6 +124,19 @@ class ScheduleConfig(_Strict):
     def _one_target(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
 
+    @field_validator("missed", mode="before")
+    @classmethod
+    def _missed(cls, v: Any) -> Any:
+        """One clear error for the two allowed forms (rather than one per form of the union)."""
+        if v == "skip" or isinstance(v, PlayWithin):
+            return v
+        if isinstance(v, dict) and set(v) == {"play_within"}:
+            seconds = v["play_within"]
+            if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and 0 < seconds <= MAX_PLAY_WITHIN:
+                return PlayWithin(play_within=seconds)
+            raise ValueError(f"play_within: {seconds!r} is not a number of seconds > 0 .. {MAX_PLAY_WITHIN:g}")
+        raise ValueError(f"{v!r} is not allowed (allowed: skip, or {{play_within: <seconds>}})")
+
     @field_validator("cron")
     @classmethod
     def _cron(cls, v: str | None) -> str | None:
