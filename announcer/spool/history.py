@@ -106,9 +106,18 @@ def _dumps(value: Any) -> str:
 
 class HistoryRecorder:
     def __init__(
-        self, spool: Spool, days: float = 90.0, max_records: int = 500_000, clock: Callable[[], float] = time.time
+        self,
+        spool: Spool,
+        days: float = 90.0,
+        max_records: int = 500_000,
+        clock: Callable[[], float] = time.time,
+        *,
+        prune_batch: int = PRUNE_BATCH,
+        max_pending: int = MAX_PENDING,
     ) -> None:
         self.spool = spool
+        self.prune_batch = prune_batch
+        self.max_pending = max_pending
         self.days = float(days)
         self.max_records = int(max_records)
         self.clock = clock
@@ -119,6 +128,7 @@ class HistoryRecorder:
         self._stop = False
         self._last_prune = 0.0
         self._thread: threading.Thread | None = None
+        self.prune_transactions = 0  # of the last prune's last step (for tests and the benchmark)
 
     def configure(self, days: float, max_records: int) -> None:
         """A reloaded ``history:`` section: applied at the next prune."""
@@ -127,7 +137,7 @@ class HistoryRecorder:
     # ---- the listener: never waits ---------------------------------------------------------------
     def on_event(self, event: Event, ann: Announcement | None) -> None:
         with self._cond:
-            if len(self._pending) >= MAX_PENDING:
+            if len(self._pending) >= self.max_pending:
                 self._pending.popleft()
                 self._dropped += 1
             self._pending.append((event, ann))
@@ -283,16 +293,18 @@ class HistoryRecorder:
         return removed
 
     def _delete_batches(self, where: str, params: tuple[object, ...], limit: int | None) -> int:
-        """Delete the oldest records matching ``where`` (at most ``limit``), ``PRUNE_BATCH`` per transaction."""
+        """Delete the oldest records matching ``where`` (at most ``limit``), ``prune_batch`` per transaction."""
         removed = 0
+        self.prune_transactions = 0
         while limit is None or removed < limit:
-            size = PRUNE_BATCH if limit is None else min(PRUNE_BATCH, limit - removed)
+            size = self.prune_batch if limit is None else min(self.prune_batch, limit - removed)
             with self.spool.transaction() as db:
                 n = db.execute(
                     f"DELETE FROM history WHERE seq IN (SELECT seq FROM history {where} ORDER BY seq LIMIT ?)",
                     (*params, size),
                 ).rowcount
             removed += n
+            self.prune_transactions += 1
             if n < size:
                 break
             time.sleep(PRUNE_PAUSE)
