@@ -515,6 +515,7 @@ OPERATIONS = [
     "GET /announcements/{ann_id}",
     "POST /stop",
     "GET /metrics",
+    "GET /history",
 ]
 
 

@@ -11,7 +11,7 @@ from datetime import time as dtime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, field_validator, model_validator
 
 from ..core.emotions import EMOTIONS, resolve_emotion
 from ..core.paths import DEFAULT_CACHE_DIR, DEFAULT_STATE_DIR
@@ -195,6 +195,27 @@ class NamedToken(Strict):
     token: str = Field(min_length=16, repr=False)
 
 
+def _token(value: Any) -> str | NamedToken:
+    """A token as a string (at least 16 characters) or ``{name, token}``; one clear error either way."""
+    if isinstance(value, str):
+        if len(value) < 16:
+            raise ValueError("String should have at least 16 characters")
+        return value
+    if isinstance(value, NamedToken):
+        return value
+    if isinstance(value, dict):
+        try:
+            return NamedToken.model_validate(value)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise ValueError(f"{where}: {err['msg']}" if where else err["msg"]) from None
+    raise ValueError("a token is a string (at least 16 characters) or {name: ..., token: ...}")
+
+
+Token = Annotated[str | NamedToken, PlainValidator(_token)]
+
+
 class HttpConfig(Strict):
     """The HTTP API and web console. Off a loopback address, bearer auth is required."""
 
@@ -202,7 +223,7 @@ class HttpConfig(Strict):
     bind: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     # static bearer tokens: a string, or {name, token} (the history names who announced)
-    tokens: tuple[Annotated[str, Field(min_length=16)] | NamedToken, ...] = ()
+    tokens: tuple[Token, ...] = ()
     jwt_secret: str | None = Field(None, min_length=32)  # accept HS256 JWTs signed with it (exp required)
     allow_ips: tuple[str, ...] = ()  # CIDR networks; empty: any address
     audio_max_age: float = Field(3600.0, gt=0)  # seconds a /tts WAV is kept

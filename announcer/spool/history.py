@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -41,8 +42,6 @@ from ..core.announcement import Announcement
 from ..core.events import SPEAKER_TERMINAL, Event, Queued, Rejected
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from .store import Spool
 
 _LOGGER = logging.getLogger(__name__)
@@ -102,6 +101,19 @@ def summary_state(states: dict[str, str], speakers: Sequence[str], current: str)
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
+
+
+def _vars_text(value: Any) -> str | None:
+    """A rejected payload's ``vars`` as the history keeps variables: names and values as (short) text."""
+    if not isinstance(value, dict):
+        return None
+    items = list(value.items())[:20]
+    return _dumps({_safe(str(k)[:64]): _safe((v if isinstance(v, str) else _dumps(v))[:100]) for k, v in items})
+
+
+def _safe(text: str) -> str:
+    """``text`` storable as UTF-8 (a lone surrogate from a JSON escape becomes ``\\udxxx``)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class HistoryRecorder:
@@ -193,10 +205,17 @@ class HistoryRecorder:
                     _LOGGER.warning("history: prune failed: %s", exc)
 
     def write(self, batch: list[tuple[Event, Announcement | None]]) -> None:
+        """Record ``batch`` in one transaction; an event that cannot be recorded is left out alone."""
         try:
             with self.spool.transaction() as db:
                 for event, ann in batch:
-                    self._record(db, event, ann)
+                    db.execute("SAVEPOINT event")
+                    try:
+                        self._record(db, event, ann)
+                    except (sqlite3.Error, ValueError) as exc:
+                        db.execute("ROLLBACK TO event")
+                        _LOGGER.warning("history: %s %s not recorded: %s", event.id, event.state, exc)
+                    db.execute("RELEASE event")
         except Exception as exc:  # a record, not the announcement: never stop the daemon over it
             _LOGGER.warning("history: %d event(s) not recorded: %s", len(batch), exc)
 
@@ -244,7 +263,7 @@ class HistoryRecorder:
 
         def text_of(key: str, limit: int = 64) -> str | None:
             value = raw.get(key)
-            return value[:limit] if isinstance(value, str) else None
+            return _safe(value[:limit]) if isinstance(value, str) else None
 
         targets = raw.get("targets")
         targets = [targets] if isinstance(targets, str) else targets if isinstance(targets, list) else []
@@ -260,7 +279,7 @@ class HistoryRecorder:
                 _dumps(dict(getattr(origin, "via", ()) or ())),
                 text_of("text", REJECTED_TEXT_CHARS),
                 text_of("template"),
-                _dumps(raw["vars"])[:REJECTED_TEXT_CHARS] if isinstance(raw.get("vars"), dict) else None,
+                _vars_text(raw.get("vars")),
                 _dumps([text_of("clip")] if text_of("clip") else []),
                 _dumps([str(t)[:64] for t in targets[:20]]),
                 text_of("priority", 16),
