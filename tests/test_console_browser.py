@@ -197,7 +197,8 @@ def test_console_history_view(stack: Stack, browser: webdriver.Chrome, tmp_path:
     lines = csv_text.splitlines()
     assert lines[0].startswith("received,received_local,id,source,via,text")
     assert any(ids["archive"] in line and "archive,finished" in line for line in lines[1:])
+    browser.execute_script("document.getElementById('history').scrollIntoView()")
+    browser.save_screenshot(str(tmp_path / "console-history.png"))
     browser.set_window_size(390, 844)
     overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0  # the table scrolls inside its card, the page does not
-    browser.save_screenshot(str(tmp_path / "console-history.png"))
