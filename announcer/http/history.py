@@ -4,6 +4,8 @@ Filters: ``since`` and ``until`` (ISO date or time; without an offset, in the si
 ``timezone``), ``target`` (a speaker or zone), ``source``, ``state``, ``limit`` (1 .. 10000,
 default 200), ``order`` (``newest``, default, or ``oldest``) and ``format`` (``json``,
 default, or ``csv``: one row per announcement and speaker, as ``announcer history --csv``).
+When ``limit`` was reached there may be more: ``truncated`` in JSON, the header
+``X-Announcer-Truncated: true`` with CSV (ask again with a narrower ``since``/``until``).
 Read from the spool in FastAPI's thread pool (a plain ``def`` handler), never on the event loop.
 """
 
@@ -61,10 +63,14 @@ def add_history_routes(app: FastAPI, ctx: Any, error: type[Exception]) -> None:
             records = read_history(ctx.spool.read, query)
         except HistoryUnavailable:
             records = []
+        truncated = len(records) >= limit
         if format == "csv":
             return Response(
                 to_csv(records, tz),
                 media_type="text/csv; charset=utf-8",
-                headers={"Content-Disposition": 'attachment; filename="announcer-history.csv"'},
+                headers={
+                    "Content-Disposition": 'attachment; filename="announcer-history.csv"',
+                    "X-Announcer-Truncated": "true" if truncated else "false",
+                },
             )
-        return {"announcements": records, "count": len(records), "truncated": len(records) >= limit}
+        return {"announcements": records, "count": len(records), "truncated": truncated}

@@ -87,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("--target", help="a speaker or zone")
     hist.add_argument("--source", help="mqtt, http, schedule, hermes or cli")
     hist.add_argument("--state", help="finished, failed, rejected, mixed, ... (the announcement's state)")
-    hist.add_argument("--limit", type=int, default=1000, help="at most this many announcements (default 1000)")
+    hist.add_argument(
+        "--limit", type=int, help="at most this many announcements (default 1000; with --csv or --json 100000)"
+    )
     hist.add_argument("--oldest-first", action="store_true", help="in time order (default: newest first)")
     fmt = hist.add_mutually_exclusive_group()
     fmt.add_argument("--csv", action="store_true", help="CSV: one row per announcement and speaker")

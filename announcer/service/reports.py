@@ -8,8 +8,9 @@ file while the daemon writes it (SQLite's WAL allows that) and never writes.
   firing ids, and ``[paused]`` for a paused one.
 * ``history``: the records ``--since``/``--until`` (ISO date or time; without an offset, in
   the site's ``timezone``), ``--target``, ``--source``, ``--state`` select, newest first
-  (``--oldest-first`` for a log in time order), at most ``--limit``: one line each, or
-  ``--csv`` (one row per announcement and speaker) or ``--json``.
+  (``--oldest-first`` for a log in time order), at most ``--limit`` (default 1000 lines, 100000
+  records with ``--csv`` or ``--json``): one line each, or ``--csv`` (one row per announcement
+  and speaker) or ``--json``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,15 @@ from typing import Any, TextIO
 from ..config import Config
 from ..core.errors import InputError
 from ..schedule.calendar import firings, site_zone
-from ..spool.history_query import HistoryQuery, HistoryUnavailable, open_history, parse_when, read_history, to_csv
+from ..spool.history_query import (
+    MAX_LIMIT,
+    HistoryQuery,
+    HistoryUnavailable,
+    open_history,
+    parse_when,
+    read_history,
+    to_csv,
+)
 from ..spool.settings import RuntimeSettings, settings_path
 
 
@@ -70,7 +79,7 @@ def print_history(cfg: Config, args: Any, out: TextIO | None = None) -> int:
         target=args.target,
         source=args.source,
         state=args.state,
-        limit=args.limit,
+        limit=args.limit or (MAX_LIMIT if args.csv or args.json else 1000),
         newest_first=not args.oldest_first,
     )
     try:
