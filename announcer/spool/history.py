@@ -15,8 +15,10 @@ spool when it opens it):
 ``HistoryRecorder`` is an ``EventBus`` listener. Rules:
 
 * It never slows the intake: ``on_event`` only appends to a queue; a writer thread writes
-  what has queued up in one transaction (through the spool's lock, so it never makes the
-  intake wait for more than one short transaction either). Past ``MAX_PENDING`` queued
+  what has queued up (collecting for ``BATCH_DELAY`` first) in one transaction through the
+  spool's lock, so the intake waits for at most one short transaction, and without an fsync
+  of its own (the spool's next commit carries it to the disk: a power cut may lose the last
+  moments of the record, never an announcement). Past ``MAX_PENDING`` queued
   events (a disk that stopped) the oldest are dropped, with one warning per burst.
 * Pruning runs on the same thread every ``PRUNE_EVERY`` seconds: records older than
   ``days``, then the oldest beyond ``max_records`` (bounding the file), in transactions
@@ -48,6 +50,7 @@ _LOGGER = logging.getLogger(__name__)
 
 MAX_PENDING = 10_000  # events waiting for the writer
 BATCH = 500  # events per write transaction
+BATCH_DELAY = 0.1  # seconds the writer lets events gather before a transaction
 PRUNE_EVERY = 3600.0
 PRUNE_BATCH = 500  # records per prune transaction
 PRUNE_PAUSE = 0.01  # seconds between prune transactions: the intake gets the lock in between
@@ -185,6 +188,8 @@ class HistoryRecorder:
             with self._cond:
                 while not self._pending and not self._stop and self.clock() - self._last_prune < PRUNE_EVERY:
                     self._cond.wait(1.0)
+                if self._pending and not self._stop and len(self._pending) < BATCH:
+                    self._cond.wait(BATCH_DELAY)  # let a burst gather: one transaction for all of it
                 batch = [self._pending.popleft() for _ in range(min(BATCH, len(self._pending)))]
                 stopping, dropped, self._dropped = self._stop and not self._pending, self._dropped, 0
                 self._busy = bool(batch)
@@ -207,7 +212,7 @@ class HistoryRecorder:
     def write(self, batch: list[tuple[Event, Announcement | None]]) -> None:
         """Record ``batch`` in one transaction; an event that cannot be recorded is left out alone."""
         try:
-            with self.spool.transaction() as db:
+            with self.spool.transaction(durable=False) as db:
                 for event, ann in batch:
                     db.execute("SAVEPOINT event")
                     try:
@@ -317,7 +322,7 @@ class HistoryRecorder:
         self.prune_transactions = 0
         while limit is None or removed < limit:
             size = self.prune_batch if limit is None else min(self.prune_batch, limit - removed)
-            with self.spool.transaction() as db:
+            with self.spool.transaction(durable=False) as db:
                 n = db.execute(
                     f"DELETE FROM history WHERE seq IN (SELECT seq FROM history {where} ORDER BY seq LIMIT ?)",
                     (*params, size),

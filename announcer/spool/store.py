@@ -115,17 +115,27 @@ class Spool:
 
     # ------------------------------------------------------------------ writing
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` under the lock: COMMIT when the block ends, ROLLBACK if it raises."""
+    def transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` under the lock: COMMIT when the block ends, ROLLBACK if it raises.
+
+        ``durable=False`` (the history): the commit is not fsynced itself (``synchronous=NORMAL``
+        for this transaction only); the next durable commit, or a checkpoint, makes it durable.
+        """
         with self._lock:
             db = self._db
-            db.execute("BEGIN IMMEDIATE")
+            if not durable:
+                db.execute("PRAGMA synchronous=NORMAL")
             try:
-                yield db
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+            finally:
+                if not durable:
+                    db.execute("PRAGMA synchronous=FULL")
 
     def add(self, ann: Announcement) -> bool:
         """Commit ``ann`` with one ``pending`` row per speaker; False if it is a duplicate (nothing stored)."""
