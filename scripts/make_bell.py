@@ -17,7 +17,14 @@ RATE = 16000
 SECONDS = 2.2
 FUNDAMENTAL = 523.25  # C5
 # (frequency ratio, relative level, decay per second): the usual "minor third" bell spectrum
-PARTIALS = ((0.5, 0.35, 1.2), (1.0, 1.0, 2.0), (1.183, 0.45, 2.6), (1.506, 0.35, 3.2), (2.0, 0.3, 4.0), (2.66, 0.2, 5.5))
+PARTIALS = (
+    (0.5, 0.35, 1.2),
+    (1.0, 1.0, 2.0),
+    (1.183, 0.45, 2.6),
+    (1.506, 0.35, 3.2),
+    (2.0, 0.3, 4.0),
+    (2.66, 0.2, 5.5),
+)
 STRIKES = (0.0, 0.55)  # seconds
 
 

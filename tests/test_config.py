@@ -24,10 +24,10 @@ def test_example_and_demo_configs_are_valid() -> None:
     example = (ROOT / "config" / "announcer.example.yaml").read_text()
     cfg = parse_config(
         example.replace("/etc/announcer/clips/", f"{ROOT}/config/clips/"),  # the example's clip is in the repo
-        env={"MQTT_PASSWORD": "s3cret", "ANNOUNCER_HTTP_TOKEN": "t" * 20, "ANNOUNCER_NURSE_TOKEN": "n" * 20},
+        env={"MQTT_PASSWORD": "s3cret", "ANNOUNCER_HTTP_TOKEN": "t" * 20},
     )
     assert set(cfg.schedules) == {"shift-bell", "visiting"} and cfg.templates["code_blue"].repeat == 3
-    assert cfg.http.token_pairs()[1] == ("nurse-station", "n" * 20)
+    assert cfg.http.token_pairs() == [("token #1", "t" * 20)]
     assert cfg.mqtt.password == "s3cret"
     assert set(cfg.engines) == {"zh", "en"} and cfg.default_engine == "zh"
     assert cfg.expand_targets(["ward-3", "lobby", "bus"]) == ("lobby", "archive", "bus")
