@@ -213,3 +213,37 @@ def test_the_thread_fires_when_its_clock_gets_there(make) -> None:
         assert stack.runner.next_unpaused().id == "bell-2025-06-03T0800"
     finally:
         stack.runner.stop()
+
+
+class FailingDisk:
+    """Stand-in for a spool that cannot commit (a full disk): the intake raises the first ``failures`` times."""
+
+    def __init__(self, real, failures: int) -> None:
+        self.real, self.failures = real, failures
+
+    def fire(self, firing, schedule, now):
+        if self.failures:
+            self.failures -= 1
+            raise OSError("database or disk is full")
+        return self.real.fire(firing, schedule, now)
+
+    def fired(self, firing_id: str, now: float) -> bool:
+        return self.real.fired(firing_id, now)
+
+
+def test_a_firing_the_spool_cannot_commit_is_tried_again(make, caplog: pytest.LogCaptureFixture) -> None:
+    from announcer.intake.scheduled import ScheduledFirings
+    from announcer.schedule.runner import RETRY_SECONDS, ScheduleRunner
+
+    stack = make("  bell: {at: ['08:00'], clip: bell}", "2025-06-02 08:00:00")
+    runner = ScheduleRunner(lambda: stack.cfg, FailingDisk(ScheduledFirings(stack.intake), 1), clock=stack.clock)
+    with caplog.at_level(logging.ERROR, logger="announcer.schedule.runner"):
+        assert runner.tick() == []
+    assert "cannot announce bell-2025-06-02T0800 now (database or disk is full); trying again" in caplog.text
+    assert runner.seconds_to_next() == RETRY_SECONDS  # not a busy loop
+    stack.clock.advance(1)
+    assert runner.tick() == []  # still waiting
+    stack.clock.advance(RETRY_SECONDS)
+    assert [(f.id, o) for f, o in runner.tick()] == [("bell-2025-06-02T0800", "accepted")]
+    stack.settle()
+    assert stack.wavs() == ["bell-2025-06-02T0800"]

@@ -104,6 +104,7 @@ class ScheduleRunner:
         self._next: dict[str, Firing | None] = {}
         self._cursor: float | None = None  # the last tick: everything up to here was handled
         self._fired: set[str] = set()
+        self._retry_at: float | None = None  # the intake raised: nothing is tried again before this
         self._listeners: list[Callable[[], None]] = []
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -146,9 +147,9 @@ class ScheduleRunner:
             self.clock.wait(delay, self._wake)
 
     def seconds_to_next(self) -> float:
-        """How long the thread sleeps now: until the next firing, at most ``MAX_SLEEP``."""
+        """How long the thread sleeps now: until the next firing (or the retry), at most ``MAX_SLEEP``."""
         with self._lock:
-            due = [f.at for f in self._next.values() if f is not None]
+            due = [max(f.at, self._retry_at or 0.0) for f in self._next.values() if f is not None]
         if not due:
             return MAX_SLEEP
         return max(0.0, min(min(due) - self.clock.now(), MAX_SLEEP))
@@ -170,7 +171,10 @@ class ScheduleRunner:
         now = self.clock.now()
         changed = self._sync(now)
         done: list[tuple[Firing, str]] = []
-        while True:
+        retrying = self._retry_at is not None and now < self._retry_at
+        if not retrying:
+            self._retry_at = None
+        while not retrying:
             with self._lock:
                 due = min((f for f in self._next.values() if f is not None and f.at <= now), default=None)
                 if due is None:
@@ -184,6 +188,7 @@ class ScheduleRunner:
                 _LOGGER.error("schedule %s: cannot announce %s now (%s); trying again", due.schedule, due.id, exc)
                 with self._lock:
                     self._next[due.schedule] = due
+                    self._retry_at = now + RETRY_SECONDS
                 break
             done.append((due, outcome))
         with self._lock:
