@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass
 from datetime import tzinfo
@@ -51,6 +52,7 @@ _LOGGER = logging.getLogger(__name__)
 LATE_GRACE = 60.0  # seconds: handled within this after its time, a firing is on time
 MAX_SLEEP = 30.0  # the thread looks at the clock at least this often
 RETRY_SECONDS = 5.0
+REMEMBERED = 1024  # ids of recent firings kept in memory (the spool is what decides)
 CHECK_EARLIER = 100  # missed firings looked up in the spool (to count only those never announced)
 
 ACCEPTED, REJECTED, CLOSED = "accepted", "rejected", "closed"  # what a FiringSink says
@@ -103,7 +105,7 @@ class ScheduleRunner:
         self.tz: tzinfo = site_zone(None)
         self._next: dict[str, Firing | None] = {}
         self._cursor: float | None = None  # the last tick: everything up to here was handled
-        self._fired: set[str] = set()
+        self._fired: OrderedDict[str, None] = OrderedDict()  # recent ids announced: a fast path before the spool
         self._retry_at: float | None = None  # the intake raised: nothing is tried again before this
         self._listeners: list[Callable[[], None]] = []
         self._stop = threading.Event()
@@ -237,7 +239,9 @@ class ScheduleRunner:
             return "missed"
         result = self.sink.fire(firing, schedule, now)
         if result == ACCEPTED:
-            self._fired.add(firing.id)
+            self._fired[firing.id] = None
+            while len(self._fired) > REMEMBERED:
+                self._fired.popitem(last=False)
             _LOGGER.info(
                 "schedule %s: announced %s%s", name, firing.id, f" ({late:.0f} s late)" if late > LATE_GRACE else ""
             )
