@@ -156,6 +156,16 @@ def test_a_template_and_a_clip_play_through_mqtt(client: TestClient, daemon: Dae
     ]
 
 
+def test_announcer_send_names_itself_in_the_history(daemon: DaemonProc) -> None:
+    r = cli(daemon, "send", "--template", "code_blue", "--var", "ward=5", "--to", "b", "--repeat", "1", "--wait")
+    assert r.returncode == 0, r.stderr + daemon.log_tail()
+    sent = json.loads(r.stdout)
+    record = next(x for x in history(daemon, "--source", "mqtt") if x["id"] == sent["id"])
+    assert record["via"]["topic"] == daemon.topic("say", "b")
+    assert record["via"]["client"].startswith("announcer send (") and record["vars"] == {"ward": "5"}
+    assert record["text"] == "5号病房，蓝色警报" and record["speaker_results"]["b"]["state"] == "finished"
+
+
 def test_home_assistant_sees_the_next_firing_and_pauses_a_schedule(
     shared_broker: Broker, client: TestClient, daemon: DaemonProc
 ) -> None:

@@ -48,7 +48,7 @@ class Origin:
     """Where an announcement came from: for its expiry, its replies and the record."""
 
     source: str = "mqtt"  # mqtt | hermes | http | cli | schedule
-    via: tuple[tuple[str, str], ...] = ()  # details for the history: (("topic", t), ("client", c)), (("token", n),)
+    via: tuple[tuple[str, str], ...] = ()  # for the history: (("topic", t), ("client", c)), (("user", u),) ...
     received: float = field(default_factory=time.time)  # epoch seconds
     message_expiry: float | None = None  # seconds left (MQTT 5 MessageExpiryInterval as forwarded)
     response_topic: str | None = None  # MQTT 5: where the terminal event goes too
