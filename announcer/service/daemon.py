@@ -26,7 +26,7 @@ Under systemd (``Type=notify``, see systemd/README.md):
 * SIGHUP (``systemctl reload``): ``RELOADING=1``, re-read the config file, apply it
   (``reload``; the steps are in ``announcer.service.reload``), ``READY=1``. SIGTERM/SIGINT:
   ``STOPPING=1`` and drain (``stop``).
-  Signal handlers only set flags; the main thread does the work.
+  Signal handlers only set flags; the main thread does the work (``announcer.service.run``).
 """
 
 from __future__ import annotations
