@@ -88,8 +88,8 @@ CREATE INDEX IF NOT EXISTS history_events_seq ON history_events(hist_seq);
 
 def epoch_of(ts: str) -> float:
     """An event's ``ts`` (``2026-11-23T10:00:00.123Z``) as epoch seconds."""
-    try:
-        return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+    try:  # fromisoformat: a tenth of strptime's time, and this runs for every event
+        return datetime.fromisoformat(ts.removesuffix("Z")).replace(tzinfo=timezone.utc).timestamp()
     except ValueError:
         return time.time()
 
@@ -156,7 +156,8 @@ class HistoryRecorder:
                 self._pending.popleft()
                 self._dropped += 1
             self._pending.append((event, ann))
-            self._cond.notify()
+            if len(self._pending) == 1 or len(self._pending) >= BATCH:  # the writer needs waking only then
+                self._cond.notify()
 
     # ---- the writer thread ---------------------------------------------------------------------
     def start(self) -> None:
@@ -188,8 +189,12 @@ class HistoryRecorder:
             with self._cond:
                 while not self._pending and not self._stop and self.clock() - self._last_prune < PRUNE_EVERY:
                     self._cond.wait(1.0)
-                if self._pending and not self._stop and len(self._pending) < BATCH:
-                    self._cond.wait(BATCH_DELAY)  # let a burst gather: one transaction for all of it
+                deadline = time.monotonic() + BATCH_DELAY  # let a burst gather: one transaction for all of it
+                while self._pending and not self._stop and len(self._pending) < BATCH:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
                 batch = [self._pending.popleft() for _ in range(min(BATCH, len(self._pending)))]
                 stopping, dropped, self._dropped = self._stop and not self._pending, self._dropped, 0
                 self._busy = bool(batch)
