@@ -98,6 +98,17 @@ def history(daemon: DaemonProc, *args: str) -> list[dict[str, Any]]:
     return json.loads(r.stdout)
 
 
+def recorded(daemon: DaemonProc, ids: list[str], timeout: float = 15.0) -> dict[str, dict[str, Any]]:
+    """The history records of ``ids`` once each has its final state (the history writes a moment later)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = {r["id"]: r for r in history(daemon) if r["id"] in ids}
+        if len(found) == len(ids) and all(r["state"] not in ("queued", "started") for r in found.values()):
+            return found
+        assert time.monotonic() < deadline, f"not recorded in time: {ids}; have {found}"
+        time.sleep(0.2)
+
+
 def test_a_due_schedule_fires_at_start_once_even_across_a_restart(daemon: DaemonProc, events: Events) -> None:
     due_id = Times.due_id()
     daemon.wait_log("schedule due: announced " + due_id)
@@ -134,6 +145,7 @@ def test_a_template_and_a_clip_play_through_mqtt(client: TestClient, daemon: Dae
     two_bells_twice = 2 * 2 * (BELL_SECONDS + 0.25)
     assert sf.info(str(daemon.wav("a", code))).duration > two_bells_twice + 2 * 1.5  # bell, speech, bell; twice
 
+    recorded(daemon, [code, bell, bad])
     records = {r["id"]: r for r in history(daemon, "--since", Times.now.strftime("%Y-%m-%d"))}
     c = records[code]
     assert (c["source"], c["via"], c["template"], c["vars"], c["text"]) == (
@@ -160,7 +172,7 @@ def test_announcer_send_names_itself_in_the_history(daemon: DaemonProc) -> None:
     r = cli(daemon, "send", "--template", "code_blue", "--var", "ward=5", "--to", "b", "--repeat", "1", "--wait")
     assert r.returncode == 0, r.stderr + daemon.log_tail()
     sent = json.loads(r.stdout)
-    record = next(x for x in history(daemon, "--source", "mqtt") if x["id"] == sent["id"])
+    record = recorded(daemon, [sent["id"]])[sent["id"]]
     assert record["via"]["topic"] == daemon.topic("say", "b")
     assert record["via"]["client"].startswith("announcer send (") and record["vars"] == {"ward": "5"}
     assert record["text"] == "5号病房，蓝色警报" and record["speaker_results"]["b"]["state"] == "finished"
