@@ -2,8 +2,8 @@
 
 Real parts only: the embedded-zh engine behind a ``Synthesizer``, a SQLite spool, file
 speakers (``lobby``, ``archive``; zone ``ward-3``), the ``Scheduler``, ``Intake`` and
-``EventBus``, and uvicorn on a free loopback port (``HttpService``) — everything but the
-MQTT link, which the HTTP side does not use.
+``EventBus``, the history recorder, and uvicorn on a free loopback port (``HttpService``) —
+everything but the MQTT link, which the HTTP side does not use.
 """
 
 from __future__ import annotations
@@ -24,14 +24,15 @@ from announcer.playback.runtime import LiveRuntime, Runtime
 from announcer.playback.scheduler import Scheduler
 from announcer.playback.synthesizer import Synthesizer, make_synthesizer
 from announcer.sinks.base import SinkContext, create_sink
+from announcer.spool.history import HistoryRecorder
 from announcer.spool.store import Spool
 
 TOKEN = "test-token-0123456789abcdef"
 JWT_SECRET = "jwt-secret-0123456789abcdef-0123456789"
 
 
-def stack_config(root: Path, http: str = "", limits: str = "", engines: str = "") -> Config:
-    return parse_config(stack_yaml(root, http, limits, engines))
+def stack_config(root: Path, http: str = "", limits: str = "", engines: str = "", extra: str = "") -> Config:
+    return parse_config(stack_yaml(root, http, limits, engines, extra))
 
 
 def stack_yaml(root: Path, http: str = "", limits: str = "", engines: str = "", extra: str = "") -> str:
@@ -60,6 +61,7 @@ class Stack:
     scheduler: Scheduler
     intake: Intake
     service: HttpService
+    history: HistoryRecorder
 
     @property
     def url(self) -> str:
@@ -86,14 +88,15 @@ class Stack:
     def close(self) -> None:
         self.service.stop()
         self.scheduler.shutdown(5.0)
+        self.history.stop()
         self.spool.close()
 
 
 def start_stack(
-    root: Path, http: str = "", limits: str = "", synth: Synthesizer | None = None, engines: str = ""
+    root: Path, http: str = "", limits: str = "", synth: Synthesizer | None = None, engines: str = "", extra: str = ""
 ) -> Stack:
     root.mkdir(parents=True, exist_ok=True)
-    cfg = stack_config(root, http, limits, engines)
+    cfg = stack_config(root, http, limits, engines, extra)
     events = EventBus()
     synth = synth or make_synthesizer(cfg)
     spool = Spool(cfg.spool.path)
@@ -101,7 +104,10 @@ def start_stack(
     scheduler = Scheduler(Runtime(cfg, synth, sinks, ChimeLibrary.from_config(cfg)), spool, events)
     live = LiveRuntime(scheduler.runtime)
     intake = Intake(lambda: live.config, spool, scheduler, events)
+    history = HistoryRecorder(spool, cfg.history.days, cfg.history.max_records)
+    events.subscribe(history.on_event)
+    history.start()
     scheduler.start()
     service = HttpService(HttpContext(live, intake, spool, scheduler, events), port=0)
     service.start()
-    return Stack(cfg, root, events, synth, spool, scheduler, intake, service)
+    return Stack(cfg, root, events, synth, spool, scheduler, intake, service, history)

@@ -158,3 +158,94 @@ def test_chimes_by_priority_and_end_chime(workdir: Path) -> None:
     bad.write_text("audio: {end_chime: trumpet}\n")
     r = run("check-config", "-c", str(bad), cwd=workdir)
     assert r.returncode == 1 and "audio.end_chime: 'trumpet' is not a chime" in r.stderr
+
+
+# ------------------------------------------------------------------ the daily routine on the command line
+BELL = Path(__file__).resolve().parent.parent / "config" / "clips" / "bell.flac"
+
+
+@pytest.fixture
+def routine(tmp_path: Path) -> Path:
+    cfg = tmp_path / "routine.yaml"
+    cfg.write_text(
+        f"""
+timezone: Europe/Berlin
+speakers: {{lobby: {{type: file, directory: {tmp_path}/lobby}}}}
+clips: {{bell: {BELL}}}
+cache: {{directory: {tmp_path}/cache}}
+spool: {{path: {tmp_path}/spool.sqlite3}}
+templates:
+  code_blue: {{text: "{{ward}}号病房，蓝色警报", vars: {{ward: int}}, before: bell, after: bell, repeat: 2}}
+schedules:
+  shift-bell: {{cron: "0 8,16 * * 1-5", clip: bell}}
+  visiting: {{at: ["10:00"], days: [sat, sun], text: 探视时间开始了}}
+  season: {{at: ["09:00"], end_date: 2020-01-01, text: 旧的}}
+""",
+        encoding="utf-8",
+    )
+    return cfg
+
+
+def test_say_a_clip_and_a_template_to_a_wav(routine: Path, tmp_path: Path) -> None:
+    r = run("say", "--clip", "bell", "--no-chime", "--out", str(tmp_path / "bell.wav"), "-c", str(routine))
+    assert r.returncode == 0, r.stderr
+    data, rate, _ = wav(tmp_path / "bell.wav")
+    assert rate == 16000 and abs(len(data) / rate - (sf.info(str(BELL)).duration + 0.25)) < 0.01
+    out = tmp_path / "code.wav"
+    r = run("say", "--template", "code_blue", "--var", "ward=3", "--no-chime", "--out", str(out), "-c", str(routine))
+    assert r.returncode == 0, r.stderr
+    data, rate, _ = wav(out)
+    assert rate == 24000 and len(data) / rate > 2 * 2 * 2.4  # twice: bell, speech, bell
+    r = run("say", "--template", "code_blue", "--var", "ward=three", "-c", str(routine))
+    assert r.returncode == 2 and 'error: vars.ward: must be an integer, got "three" (template code_blue)' in r.stderr
+    r = run("say", "--template", "code_blue", "--var", "ward", "-c", str(routine))
+    assert r.returncode == 2 and "error: vars: --var 'ward': write NAME=VALUE (e.g. --var ward=3)" in r.stderr
+    r = run("say", "-c", str(routine))
+    assert r.returncode == 2 and "error: text: required (a non-empty string)" in r.stderr
+
+
+def test_schedules_lists_the_next_firings(routine: Path, tmp_path: Path) -> None:
+    r = run("schedules", "--count", "2", "-c", str(routine))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "next firings (Europe/Berlin):"
+    bells = [x for x in lines if "shift-bell-" in x]
+    assert len(bells) == 2 and bells[0].startswith("shift-bell  ") and bells[1].startswith("            ")
+    assert "(cron 0 8,16 * * 1-5)" in bells[0] and (" 08:00 CE" in bells[0] or " 16:00 CE" in bells[0])
+    assert any(x.startswith("visiting") and "(at 10:00 on sat sun)" in x for x in lines)
+    assert any(x.startswith("season") and "never again" in x for x in lines)
+    (tmp_path / "settings.json").write_text('{"paused_schedules": ["visiting"]}')
+    r = run("schedules", "-c", str(routine))
+    assert next(x for x in r.stdout.splitlines() if x.startswith("visiting")).endswith("[paused]")
+
+
+def test_history_reads_the_spool_and_refuses_bad_dates(routine: Path, tmp_path: Path) -> None:
+    r = run("history", "-c", str(routine))
+    assert r.returncode == 1 and "error: no spool at" in r.stderr
+    from announcer.core.announcement import Announcement
+    from announcer.core.events import Finished, Queued
+    from announcer.spool.history import HistoryRecorder
+    from announcer.spool.store import Spool
+
+    spool = Spool(tmp_path / "spool.sqlite3")
+    ann = Announcement(
+        id="cb-1", text="3号病房，蓝色警报", targets=("lobby",), speakers=("lobby",), received=1748930400.0,
+        template="code_blue", vars=(("ward", "3"),), via=(("topic", "ann/say"), ("client", "nurse-2")),
+    )  # fmt: skip
+    HistoryRecorder(spool).write(
+        [(Queued(id="cb-1", targets=("lobby",), priority="normal"), ann), (Finished(id="cb-1", speaker="lobby"), ann)]
+    )
+    spool.close()
+    r = run("history", "--since", "2025-06-03", "--until", "2025-06-04", "-c", str(routine))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "2025-06-03 08:00:00 CEST  cb-1  mqtt(topic=ann/say,client=nurse-2)  finished  lobby:finished  "
+        'template code_blue {"ward": "3"}: 3号病房，蓝色警报'
+    ]
+    r = run("history", "--csv", "--target", "lobby", "-c", str(routine))
+    assert r.returncode == 0 and r.stdout.splitlines()[1].startswith(
+        "2025-06-03T06:00:00.000Z,2025-06-03 08:00:00 CEST,cb-1"
+    )
+    assert run("history", "--since", "2025-06-04", "-c", str(routine)).stdout == ""
+    r = run("history", "--since", "June", "-c", str(routine))
+    assert r.returncode == 2 and "error: --since: 'June' is not an ISO date or time" in r.stderr

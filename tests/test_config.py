@@ -21,15 +21,39 @@ def errors_of(text: str, env: dict[str, str] | None = None) -> list[str]:
 
 
 def test_example_and_demo_configs_are_valid() -> None:
+    example = (ROOT / "config" / "announcer.example.yaml").read_text()
     cfg = parse_config(
-        (ROOT / "config" / "announcer.example.yaml").read_text(),
+        example.replace("/etc/announcer/clips/", f"{ROOT}/config/clips/"),  # the example's clip is in the repo
         env={"MQTT_PASSWORD": "s3cret", "ANNOUNCER_HTTP_TOKEN": "t" * 20, "HA_TOKEN": "ha"},
     )
+    assert set(cfg.schedules) == {"shift-bell", "visiting"} and cfg.templates["code_blue"].repeat == 3
+    assert cfg.http.token_pairs() == [("token #1", "t" * 20)]
     assert cfg.mqtt.password == "s3cret"
     assert set(cfg.engines) == {"zh", "en"} and cfg.default_engine == "zh"
     assert cfg.expand_targets(["ward-3", "lobby", "bus"]) == ("lobby", "archive", "bus")
     demo = parse_config((ROOT / "config" / "demo.yaml").read_text(), env={"DEMO_MQTT_PORT": "1884", "DEMO_DIR": "/x"})
     assert demo.mqtt.port == 1884 and str(demo.speakers["wav"].directory) == "/x/wav"
+
+
+def test_the_readme_recipes_are_valid_configs(tmp_path: Path) -> None:
+    """The three site recipes of the README (factory, hospital, daily reminder) load as they are."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    recipes = readme.split("### Three site recipes", 1)[1].split("\n## ", 1)[0]
+    blocks = [b.split("```", 1)[0] for b in recipes.split("```yaml\n")[1:]]
+    blocks = [b for b in blocks if b.startswith("timezone:")]  # the configs (not the Home Assistant action)
+    assert len(blocks) == 3
+    tone = tmp_path / "code-tone.wav"
+    tone.write_bytes((ROOT / "config" / "clips" / "bell.flac").read_bytes())  # soundfile reads by content
+    env = {"NURSE_STATION_3_TOKEN": "n" * 24}
+    factory, hospital, reminder = (
+        parse_config(b.replace("/etc/announcer/clips/bell.flac", str(ROOT / "config/clips/bell.flac"))
+                     .replace("/etc/announcer/clips/code-tone.wav", str(tone)), env=env)
+        for b in blocks
+    )  # fmt: skip
+    assert set(factory.schedules) == {"shift-change", "break"}
+    assert factory.schedules["break"].holidays == factory.schedules["shift-change"].holidays != ()
+    assert hospital.templates["code_blue"].repeat == 3 and hospital.http.token_pairs()[0][0] == "nurse-station-3"
+    assert reminder.schedules["morning-safety"].play_within == 600
 
 
 def test_empty_file_gives_working_defaults() -> None:

@@ -4,7 +4,8 @@ installed by scripts/install-system-deps.sh; nothing is downloaded), driven by s
 The server is the real stack of tests/http_stack.py with a bearer token configured, so
 the page first asks for the token. Then: Chinese text, an emotion, Listen → the
 ``<audio>`` element holds a playable WAV; bad input → a clear error; Announce → the
-recent list shows it ``finished``. A screenshot is saved under the test's tmp dir
+recent list shows it ``finished``. The history view: filtered by target and source, its rows
+say who announced what and how each speaker ended; Export gives the CSV. A screenshot is saved under the test's tmp dir
 (and to docs/console.png when ``ANNOUNCER_UPDATE_SCREENSHOT=1``).
 """
 
@@ -149,3 +150,55 @@ def test_console_listen_and_announce(stack: Stack, browser: webdriver.Chrome, tm
     overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0
     browser.save_screenshot(str(tmp_path / "console-phone.png"))
+
+
+def open_console(stack: Stack, browser: webdriver.Chrome) -> WebDriverWait:
+    wait = WebDriverWait(browser, 30)
+    browser.get(stack.url + "/")
+    wait.until(EC.visibility_of_element_located((By.ID, "token-panel")))
+    browser.find_element(By.ID, "token-input").send_keys(TOKEN)
+    browser.find_element(By.ID, "token-save").click()
+    wait.until(lambda d: d.execute_script("return document.body.dataset.ready === 'true'"))
+    return wait
+
+
+def test_console_history_view(stack: Stack, browser: webdriver.Chrome, tmp_path: Path) -> None:
+    ids = {}
+    with stack.client(TOKEN) as c:
+        for target, text in (("archive", "档案室请注意"), ("lobby", "大厅请注意")):
+            r = c.post("/announce", json={"text": text, "targets": target})
+            assert r.status_code == 202, r.text
+            ids[target] = r.json()["id"]
+            stack.wait_state(c, ids[target])
+        rejected = c.post("/announce", json={"text": "速度", "speed": 9, "targets": "archive"})
+        assert rejected.status_code == 400
+    assert stack.history.flush()
+    wait = open_console(stack, browser)
+    targets = [o.get_attribute("value") for o in Select(browser.find_element(By.ID, "history-target")).options]
+    assert targets == ["", "lobby", "archive", "ward-3"]
+    Select(browser.find_element(By.ID, "history-target")).select_by_value("archive")
+    Select(browser.find_element(By.ID, "history-source")).select_by_value("http")
+    browser.find_element(By.ID, "history-search").click()
+    row = wait.until(
+        EC.visibility_of_element_located((By.CSS_SELECTOR, f"#history-rows tr[data-id='{ids['archive']}']"))
+    )
+    assert "档案室请注意" in row.text and "http (user=token #1)" in row.text and "archive: finished" in row.text
+    shown = [r.get_attribute("data-id") for r in browser.find_elements(By.CSS_SELECTOR, "#history-rows tr")]
+    assert ids["lobby"] not in shown  # filtered by target
+    bad = browser.find_element(By.CSS_SELECTOR, "#history-rows tr[data-state=rejected]")
+    assert "speed: 9 is out of range" in bad.text
+    browser.find_element(By.ID, "history-csv").click()
+    wait.until(lambda d: d.find_element(By.ID, "history-csv-link").get_attribute("href").startswith("blob:"))
+    csv_text = browser.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        fetch(document.getElementById('history-csv-link').href).then(r => r.text()).then(done)
+          .catch(e => done(String(e)));
+    """)
+    lines = csv_text.splitlines()
+    assert lines[0].startswith("received,received_local,id,source,via,text")
+    assert any(ids["archive"] in line and "archive,finished" in line for line in lines[1:])
+    browser.execute_script("document.getElementById('history').scrollIntoView()")
+    browser.save_screenshot(str(tmp_path / "console-history.png"))
+    browser.set_window_size(390, 844)
+    overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0  # the table scrolls inside its card, the page does not

@@ -14,6 +14,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ REQUIRED = {
     "sensor": {"state_topic"},
     "binary_sensor": {"state_topic"},
     "button": {"command_topic"},
+    "switch": {"command_topic"},
 }
 TOPIC_KEYS = ("command_topic", "state_topic", "json_attributes_topic")
 
@@ -122,6 +124,37 @@ def test_discovery_payloads_have_what_home_assistant_requires() -> None:
     assert json.loads(by_id["stop"]["payload_press"]) == {}  # a payload P/stop accepts
     assert by_id["say"]["o"]["url"] == "https://example.org/announcer"
     assert "url" not in ha.entities(cfg, __version__)[0].payload["o"]
+
+
+def test_schedules_get_a_next_firing_sensor_and_a_pause_switch_each() -> None:
+    from announcer.schedule.calendar import Firing
+    from announcer.schedule.runner import Upcoming
+
+    cfg = parse_config(
+        config_text() + "schedules:\n  shift-bell: {cron: '0 8 * * 1-5', text: x}\n  noon: {at: ['12:00'], text: y}\n"
+    )
+    ents = {e.object_id: e for e in ha.entities(cfg, __version__)}
+    for e in ents.values():
+        check_discovery(e.topic, e.payload, "hass", "floor-2")
+    sensor = ents["next_schedule"].payload
+    assert (sensor["state_topic"], sensor["device_class"]) == ("hosp/state/schedules", "timestamp")
+    switch = ents["schedule_shift-bell"].payload
+    assert ents["schedule_shift-bell"].topic == "hass/switch/floor-2/schedule_shift-bell/config"
+    assert (switch["command_topic"], switch["state_topic"]) == (
+        "hosp/set/schedule/shift-bell",
+        "hosp/state/schedule/shift-bell",
+    )
+    assert (switch["payload_on"], switch["payload_off"], switch["name"]) == ("ON", "OFF", "Schedule shift-bell")
+    assert "next_schedule" not in {e.object_id for e in ha.entities(parse_config(config_text()), __version__)}
+    bell = Firing(1_750_000_000.0, "shift-bell", datetime(2025, 6, 15, 8, 0))
+    noon = Firing(1_749_990_000.0, "noon", datetime(2025, 6, 15, 12, 0))
+    state = ha.schedules_state([Upcoming("shift-bell", bell, False), Upcoming("noon", noon, True)])
+    assert state["next"] == "2025-06-15T15:06:40+00:00" and state["next_schedule"] == "shift-bell"  # noon is paused
+    assert state["schedules"]["noon"] == {"next": "2025-06-15T12:20:00+00:00", "next_id": "noon-2025-06-15T1200",
+                                          "paused": True}  # fmt: skip
+    assert ha.parse_switch_command(b" on\n") is True and ha.parse_switch_command(b"OFF") is False
+    with pytest.raises(ValueError, match="is not ON or OFF"):
+        ha.parse_switch_command(b"pause")
 
 
 def test_non_ascii_ids_become_ascii() -> None:

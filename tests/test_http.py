@@ -525,6 +525,7 @@ OPERATIONS = [
     "GET /metrics",
     "GET /handout/{name}",
     "GET /speakers/{name}/sdp",
+    "GET /history",
 ]
 
 

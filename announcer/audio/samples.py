@@ -15,6 +15,9 @@ import numpy as np
 class Audio:
     samples: np.ndarray  # float32, mono, shape (n,)
     sample_rate: int
+    # integrated loudness (LUFS) known beforehand: a recorded clip, measured once when it was loaded.
+    # The speaker chain normalises such a chunk as a whole instead of by the running speech estimate.
+    loudness: float | None = None
 
     @property
     def duration(self) -> float:

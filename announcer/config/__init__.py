@@ -1,9 +1,11 @@
 """The config file: typed, frozen models and the loader with its one combined error report.
 
-Owns: the YAML shape (``models``: the root and the checks across sections, ``sections``:
-every other section), loading with ``${VAR}`` substitution (``loader``) and ``ConfigError``.
-May import: ``core``, ``audio`` (chime names) and the config models that ``engines`` and
-``sinks`` declare in their modules. Nothing else in announcer is imported here.
+Owns: the YAML shape (``models``: the root, ``sections``: every other section,
+``templates``: message templates and their variables, ``checks``: the checks across
+sections), loading with ``${VAR}`` substitution (``loader``) and ``ConfigError``.
+May import: ``core``, ``audio`` (chime names, clip files) and the config models that
+``engines``, ``sinks`` and ``schedule`` declare in their modules. Nothing else in announcer
+is imported here.
 """
 
 from ..core.paths import DEFAULT_CACHE_DIR, DEFAULT_STATE_DIR
@@ -15,6 +17,7 @@ from .sections import (
     CacheConfig,
     DefaultsConfig,
     HermesConfig,
+    HistoryConfig,
     HomeAssistantConfig,
     HttpConfig,
     LimitsConfig,
@@ -28,6 +31,7 @@ from .sections import (
     WyomingConfig,
     is_loopback,
 )
+from .templates import TemplateConfig
 
 __all__ = [
     "CROSS_MARK",
@@ -40,6 +44,7 @@ __all__ = [
     "DefaultsConfig",
     "EngineConfig",
     "HermesConfig",
+    "HistoryConfig",
     "HomeAssistantConfig",
     "HttpConfig",
     "LimitsConfig",
@@ -51,6 +56,7 @@ __all__ = [
     "SpoolConfig",
     "Strict",
     "TLSConfig",
+    "TemplateConfig",
     "WyomingConfig",
     "find_config_path",
     "is_loopback",

@@ -1,7 +1,9 @@
 """The checks across sections of a config: each returns its problems, one ``key.path: message`` each.
 
 A check reads a validated ``Config`` (every section is already well-formed) and looks at
-how the sections refer to each other: names of engines, speakers, zones and chimes.
+how the sections refer to each other: names of engines, speakers, zones, chimes, clips and
+templates. ``clips`` also decodes every clip file (once; ``announcer.audio.clips`` keeps it),
+so a missing or undecodable file is a config error at load, never a failure at play time.
 """
 
 from __future__ import annotations
@@ -10,9 +12,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..audio.chimes import BUILTIN_CHIMES
+from ..audio.clips import ClipError, load_clip
+from ..core.errors import InputError
 
 if TYPE_CHECKING:
+    from ..schedule.model import ScheduleConfig
     from .models import Config
+    from .templates import TemplateConfig
 
 
 def mqtt_password(cfg: Config) -> list[str]:
@@ -113,6 +119,61 @@ def homeassistant_speakers(cfg: Config) -> list[str]:
     return errors
 
 
+def clips(cfg: Config) -> list[str]:
+    errors = []
+    for name, path in cfg.clips.items():
+        try:
+            load_clip(path)
+        except ClipError as exc:
+            errors.append(f"clips.{name}: {exc}")
+    return errors
+
+
+def _refs(cfg: Config, key: str, item: TemplateConfig | ScheduleConfig) -> list[str]:
+    """What a template or schedule names that does not exist: clips, targets, a chime, an engine."""
+    errors = []
+    known = set(cfg.speakers) | set(cfg.zones)
+    for field in ("before", "after", "clip"):
+        name = getattr(item, field, None)
+        if name is not None and name not in cfg.clips:
+            errors.append(f"{key}.{field}: {name!r} is not a clip (have: {', '.join(cfg.clips) or 'none'})")
+    for i, t in enumerate(getattr(item, "targets", None) or ()):
+        if t not in known:
+            errors.append(f"{key}.targets.{i}: {t!r} is not a speaker or zone")
+    chime = getattr(item, "chime", None)
+    if isinstance(chime, str) and chime not in set(cfg.chimes) | set(BUILTIN_CHIMES):
+        errors.append(
+            f"{key}.chime: {chime!r} is not a chime (have: {', '.join(sorted({*cfg.chimes, *BUILTIN_CHIMES}))})"
+        )
+    engine = getattr(item, "engine", None)
+    if engine is not None and engine not in cfg.engines:
+        errors.append(f"{key}.engine: {engine!r} is not an engine (have: {', '.join(cfg.engines)})")
+    return errors
+
+
+def templates(cfg: Config) -> list[str]:
+    return [line for name, tpl in cfg.templates.items() for line in _refs(cfg, f"templates.{name}", tpl)]
+
+
+def schedules(cfg: Config) -> list[str]:
+    errors = []
+    for name, sched in cfg.schedules.items():
+        key = f"schedules.{name}"
+        errors += _refs(cfg, key, sched)
+        if sched.template is None:
+            continue
+        tpl = cfg.templates.get(sched.template)
+        if tpl is None:
+            have = ", ".join(cfg.templates) or "none"
+            errors.append(f"{key}.template: {sched.template!r} is not a template (have: {have})")
+            continue
+        try:
+            tpl.expand(sched.template, sched.vars)
+        except InputError as exc:
+            errors.append(f"{key}.{exc.field}: {exc.message}")
+    return errors
+
+
 CROSS_CHECKS: tuple[Callable[[Config], list[str]], ...] = (
     mqtt_password,
     engines,
@@ -120,4 +181,7 @@ CROSS_CHECKS: tuple[Callable[[Config], list[str]], ...] = (
     targets,
     chimes,
     homeassistant_speakers,
+    clips,
+    templates,
+    schedules,
 )

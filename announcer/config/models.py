@@ -19,6 +19,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..core.schema import Slug
 from ..engines.base import ENGINE_MODULES
+from ..schedule.model import ScheduleConfig, ScheduleName
 from ..sinks.base import SINK_MODULES
 from .checks import CROSS_CHECKS
 from .errors import CROSS_MARK
@@ -27,6 +28,7 @@ from .sections import (
     CacheConfig,
     DefaultsConfig,
     HermesConfig,
+    HistoryConfig,
     HomeAssistantConfig,
     HttpConfig,
     LimitsConfig,
@@ -38,6 +40,7 @@ from .sections import (
     Strict,
     WyomingConfig,
 )
+from .templates import TemplateConfig
 
 
 def _plugin_union(modules: dict[str, str]) -> Any:
@@ -68,10 +71,14 @@ class Config(Strict):
     zones: dict[Slug, tuple[Slug, ...]] = Field(default_factory=dict)
     zone_names: dict[Slug, str] = Field(default_factory=dict)  # display names, from `zones: {z: {name: ...}}`
     chimes: dict[Slug, Path] = Field(default_factory=dict)
+    clips: dict[Slug, Path] = Field(default_factory=dict)  # recorded clips (WAV, FLAC, OGG), decoded at load
+    templates: dict[Slug, TemplateConfig] = Field(default_factory=dict)
+    schedules: dict[ScheduleName, ScheduleConfig] = Field(default_factory=dict)
     defaults: DefaultsConfig = DefaultsConfig()
     audio: AudioConfig = AudioConfig()
     quiet_hours: tuple[QuietHoursConfig, ...] = ()
-    timezone: str | None = None  # IANA name (Asia/Shanghai) for quiet hours; null: the system's local time
+    timezone: str | None = None  # IANA name (Asia/Shanghai) for quiet hours and schedules; null: the system's
+    history: HistoryConfig = HistoryConfig()
     spool: SpoolConfig = SpoolConfig()
     cache: CacheConfig = CacheConfig()
     limits: LimitsConfig = LimitsConfig()

@@ -11,7 +11,7 @@ from datetime import time as dtime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, field_validator, model_validator
 
 from ..core.emotions import EMOTIONS, resolve_emotion
 from ..core.paths import DEFAULT_CACHE_DIR, DEFAULT_STATE_DIR
@@ -126,6 +126,13 @@ class SpoolConfig(Strict):
     max_records: int = Field(100_000, ge=100)
 
 
+class HistoryConfig(Strict):
+    """The audit trail in the spool database: every announcement, where it came from, what each speaker did."""
+
+    days: float = Field(90.0, gt=0, le=3650, description="records older than this are pruned")
+    max_records: int = Field(500_000, ge=1000, le=100_000_000)  # beyond this the oldest go first (bounds the disk)
+
+
 class CacheConfig(Strict):
     enabled: bool = True
     directory: Path = DEFAULT_CACHE_DIR
@@ -190,13 +197,42 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class NamedToken(Strict):
+    """A bearer token with a name: the history records requests made with it by that name."""
+
+    name: str = Field(min_length=1, max_length=64)
+    token: str = Field(min_length=16, repr=False)
+
+
+def _token(value: Any) -> str | NamedToken:
+    """A token as a string (at least 16 characters) or ``{name, token}``; one clear error either way."""
+    if isinstance(value, str):
+        if len(value) < 16:
+            raise ValueError("String should have at least 16 characters")
+        return value
+    if isinstance(value, NamedToken):
+        return value
+    if isinstance(value, dict):
+        try:
+            return NamedToken.model_validate(value)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise ValueError(f"{where}: {err['msg']}" if where else err["msg"]) from None
+    raise ValueError("a token is a string (at least 16 characters) or {name: ..., token: ...}")
+
+
+Token = Annotated[str | NamedToken, PlainValidator(_token)]
+
+
 class HttpConfig(Strict):
     """The HTTP API and web console. Off a loopback address, bearer auth is required."""
 
     enabled: bool = False
     bind: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
-    tokens: tuple[Annotated[str, Field(min_length=16)], ...] = ()  # static bearer tokens
+    # static bearer tokens: a string, or {name, token} (the history names who announced)
+    tokens: tuple[Token, ...] = ()
     jwt_secret: str | None = Field(None, min_length=32)  # accept HS256 JWTs signed with it (exp required)
     allow_ips: tuple[str, ...] = ()  # CIDR networks; empty: any address
     audio_max_age: float = Field(3600.0, gt=0)  # seconds a /tts WAV is kept
@@ -218,6 +254,12 @@ class HttpConfig(Strict):
             return None
         host = f"[{self.bind}]" if ":" in self.bind else self.bind
         return f"http://{host}:{self.port}"
+
+    def token_pairs(self) -> list[tuple[str, str]]:
+        """``(name, token)`` of every token; an unnamed one is ``token #N`` (its place in the list, from 1)."""
+        return [
+            (t.name, t.token) if isinstance(t, NamedToken) else (f"token #{i}", t) for i, t in enumerate(self.tokens, 1)
+        ]
 
     @field_validator("allow_ips")
     @classmethod

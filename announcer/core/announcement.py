@@ -1,6 +1,12 @@
 """The Announcement value: one accepted announcement, as the spool keeps it and the players play it.
 
 Built from a payload by ``announcer.intake.parse`` (the one parser every front door uses).
+
+What is played is ``pieces()``: the ``text`` spoken, unless ``parts`` says otherwise (a
+recorded clip alone, or a template's expansion such as clip, speech, clip). ``template``
+and ``vars`` keep what was asked for, ``via`` where it came from (an MQTT topic and client,
+an HTTP token, a schedule), for the history. Records spooled before these fields existed
+read as spoken text from an unknown ``via``.
 """
 
 from __future__ import annotations
@@ -12,6 +18,11 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .schema import PRIORITY_RANK
+
+SAY = "say"  # a piece of speech: the engine renders its text
+CLIP = "clip"  # a recorded clip (``clips:`` in the config), by name
+
+Pairs = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -38,10 +49,33 @@ class Announcement:
     source: str = "mqtt"
     response_topic: str | None = None
     correlation_data: bytes | None = None
+    parts: tuple[tuple[str, str], ...] = ()  # ((SAY, text) | (CLIP, name), ...); empty: say ``text``
+    template: str | None = None  # the template it was made from
+    vars: Pairs = ()  # that template's variables as given (name, value as text)
+    via: Pairs = ()  # where it came from: (("topic", ...), ("client", ...)), (("token", ...)), (("schedule", ...))
 
     @property
     def rank(self) -> int:
         return PRIORITY_RANK[self.priority]
+
+    def pieces(self) -> tuple[tuple[str, str], ...]:
+        """What to play, in order: ``(SAY, text)`` and ``(CLIP, name)`` pieces."""
+        return self.parts or ((SAY, self.text),)
+
+    @property
+    def clips(self) -> tuple[str, ...]:
+        """The clips it plays, in order."""
+        return tuple(name for kind, name in self.parts if kind == CLIP)
+
+    @property
+    def speaks(self) -> bool:
+        """Whether an engine has anything to say (a clip alone needs none)."""
+        return any(kind == SAY for kind, _ in self.pieces())
+
+    @property
+    def summary(self) -> str:
+        """For displays: the text, or the clips played (``[clip bell]``) when there is no text."""
+        return self.text or " ".join(f"[clip {name}]" for name in self.clips)
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -55,6 +89,8 @@ class Announcement:
         d["correlation_data"] = bytes.fromhex(cd) if cd else None
         for k in ("targets", "speakers", "warnings"):
             d[k] = tuple(d.get(k) or ())
+        for k in ("parts", "vars", "via"):  # lists of pairs in JSON
+            d[k] = tuple((str(a), str(b)) for a, b in d.get(k) or ())
         known = {f for f in Announcement.__dataclass_fields__}
         return Announcement(**{k: v for k, v in d.items() if k in known})
 

@@ -131,18 +131,20 @@ class Failed(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class Rejected(Event):
-    """Never became an announcement. ``field`` and ``origin`` are for the front door, not the wire."""
+    """Never became an announcement. ``field``, ``origin`` and ``payload`` are for the front door and the
+    history, not the wire."""
 
     state: ClassVar[str] = "rejected"
-    wire_extra: ClassVar[tuple[str, ...]] = ("field", "origin")
+    wire_extra: ClassVar[tuple[str, ...]] = ("field", "origin", "payload")
     reason: str  # invalid | oversize | duplicate | rate_limited
     error: str  # "<field>: <message>"
     field: str = ""
     origin: Any = None  # the front door's context (an MQTT response topic to answer on)
+    payload: Any = None  # the fields as received, when they were decoded (what the history shows of it)
 
     @classmethod
-    def of(cls, ann_id: str, exc: InputError, origin: Any = None) -> Rejected:
-        return cls(id=ann_id, reason=exc.reason, error=str(exc), field=exc.field, origin=origin)
+    def of(cls, ann_id: str, exc: InputError, origin: Any = None, payload: Any = None) -> Rejected:
+        return cls(id=ann_id, reason=exc.reason, error=str(exc), field=exc.field, origin=origin, payload=payload)
 
 
 _PER_SPEAKER: dict[str, Callable[..., Event]] = {

@@ -13,6 +13,10 @@
 A field whose explicit ``null`` means "the default" is typed ``X | None``; ``priority``,
 ``chime`` and ``repeat`` are not nullable (``"priority": null`` is an error), although
 leaving them out is fine.
+
+What is said is one of ``text``, ``template`` (with ``vars``) or ``clip``: ``text`` is
+required unless one of the other two replaces it (the parser checks that exactly one is
+given; the config's templates and clips are looked up there).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ RepeatGap = Annotated[float, Field(ge=0, le=60, description="seconds of silence 
 Ttl = Annotated[float, Field(gt=0, description="seconds; not started by then: expired, never played")]
 AnnouncementId = Annotated[str, Field(pattern=ID_PATTERN, description="correlation id (played once)")]
 Targets = str | Annotated[list[str], Field(min_length=1)]
+VarValue = str | int | float  # a template variable's value as sent (the template's type decides)
 
 
 class AnnouncementFields(BaseModel):
@@ -51,7 +56,15 @@ class AnnouncementFields(BaseModel):
 
     model_config = ConfigDict(strict=True, allow_inf_nan=False, extra="allow", frozen=True)
 
-    text: str = Field(min_length=1, description="what to say (markup and control characters are removed)")
+    text: str = Field(  # type: ignore[assignment]  # None: template or clip replaces it (checked by the parser)
+        None,
+        min_length=1,
+        description="what to say (markup and control characters are removed); "
+        "required unless template or clip is given",
+    )
+    template: str | None = Field(None, description="a configured template (templates:), instead of text")
+    vars: dict[str, VarValue] | None = Field(None, description="the template's variables: name -> string or number")
+    clip: str | None = Field(None, description="a configured recorded clip (clips:), played instead of speech")
     id: AnnouncementId | None = None
     emotion: str | None = Field(
         None,

@@ -35,7 +35,8 @@ from ..intake.wire import json_object
 from ..playback.offline import render_to_wav
 from ..playback.synthesizer import SynthStats
 from . import models as m
-from .security import Guard, SecurityHeaders
+from .history import add_history_routes
+from .security import USER_KEY, Guard, SecurityHeaders
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -251,9 +252,9 @@ def create_app(ctx: Any) -> FastAPI:
     )
     async def announce(request: Request) -> dict[str, Any]:
         raw = await json_body(request)
-        result = await asyncio.get_running_loop().run_in_executor(
-            None, lambda: ctx.intake.accept(raw, Origin(source="http"))
-        )
+        user = request.scope.get(USER_KEY)
+        origin = Origin(source="http", via=(("user", user),) if user else ())
+        result = await asyncio.get_running_loop().run_in_executor(None, lambda: ctx.intake.accept(raw, origin))
         if isinstance(result, Rejected):
             raise ApiError.from_input(result.error)
         ann = result.ann
@@ -321,6 +322,7 @@ def create_app(ctx: Any) -> FastAPI:
     def metrics() -> PlainTextResponse:
         return PlainTextResponse(ctx.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    add_history_routes(app, ctx, ApiError)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -91,6 +91,37 @@ class AnnouncementList(BaseModel):
     announcements: list[AnnouncementRecord]
 
 
+class SpeakerResult(BaseModel):
+    state: str
+    ts: str | None = None
+    error: str | None = None
+    reason: str | None = None
+
+
+class HistoryRecord(BaseModel):
+    id: str
+    received: str = Field(description="UTC, like an event's ts")
+    source: str = Field(description="mqtt, http, schedule, hermes, cli")
+    via: dict[str, str] = Field({}, description="topic and client (MQTT), user (HTTP), schedule")
+    text: str | None = None
+    template: str | None = None
+    vars: dict[str, str] | None = None
+    clips: list[str] = []
+    targets: list[str] = []
+    speakers: list[str] = []
+    priority: str | None = None
+    state: str = Field(description="queued, started, finished, cancelled, expired, failed, rejected or mixed")
+    error: str | None = Field(None, description="why it was rejected")
+    speaker_results: dict[str, SpeakerResult] = Field({}, description="each speaker's latest state and when")
+    events: list[dict[str, Any]] = Field([], description="as published on P/events")
+
+
+class HistoryList(BaseModel):
+    announcements: list[HistoryRecord]
+    count: int
+    truncated: bool = Field(description="limit reached: there may be more")
+
+
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
 

@@ -7,7 +7,9 @@
    name a loopback host too, so a web page cannot reach the API by DNS rebinding → 403;
 3. bearer auth on everything but the console's static files, ``/healthz`` and
    ``/openapi.json``: a configured token (``hmac.compare_digest``) or an HS256 JWT
-   signed with ``http.jwt_secret`` whose ``exp`` is in the future → 401;
+   signed with ``http.jwt_secret`` whose ``exp`` is in the future → 401; who it was (the
+   token's name, ``token #N`` for an unnamed one, ``jwt:<sub>``) goes into the request's
+   scope as ``USER_KEY`` for the history;
 4. a ``POST`` must be ``application/json`` (a cross-site form cannot send it) → 415;
 5. the body: a ``Content-Length`` over ``max_body_bytes`` is refused before reading
    anything, a chunked body as soon as it grows past the limit → 413.
@@ -44,6 +46,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 PUBLIC_PATHS = frozenset({"/", "/index.html", "/healthz", "/openapi.json", "/favicon.ico"})
 PUBLIC_PREFIXES = ("/static/", "/handout/")  # /handout/<token>: the unguessable token is the credential
 JWT_LEEWAY_SECONDS = 30.0
+USER_KEY = "announcer.user"  # scope key: who the bearer credential says the caller is
 
 
 class AuthError(Exception):
@@ -135,12 +138,14 @@ class AccessPolicy:
 
     def __init__(
         self,
-        tokens: Iterable[str] = (),
+        tokens: Iterable[str | tuple[str, str]] = (),
         jwt_secret: str | None = None,
         allow_ips: Iterable[str] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._tokens = [t.encode("utf-8") for t in tokens]
+        pairs = [t if isinstance(t, tuple) else (f"token #{i}", t) for i, t in enumerate(tokens, 1)]
+        self._names = [name for name, _ in pairs]
+        self._tokens = [token.encode("utf-8") for _, token in pairs]
         self._jwt_secret = jwt_secret
         self._networks = [ipaddress.ip_network(n, strict=False) for n in allow_ips]
         self._clock = clock
@@ -162,10 +167,11 @@ class AccessPolicy:
             ip = ip.ipv4_mapped
         return any(ip.version == net.version and ip in net for net in self._networks)
 
-    def authenticate(self, authorization: str | None) -> None:
-        """Raise AuthError unless ``authorization`` is ``Bearer <token or JWT>`` we accept."""
+    def authenticate(self, authorization: str | None) -> str | None:
+        """Who ``authorization`` (``Bearer <token or JWT>``) is: the token's name or ``jwt:<sub>`` (None: no
+        auth configured); AuthError unless we accept it."""
         if not self.auth_required:
-            return
+            return None
         if not authorization:
             raise AuthError("missing bearer token (send Authorization: Bearer <token>)")
         scheme, _, credential = authorization.partition(" ")
@@ -173,14 +179,16 @@ class AccessPolicy:
         if scheme.lower() != "bearer" or not credential:
             raise AuthError("use Authorization: Bearer <token>")
         given = credential.encode("utf-8")
-        matched = False
-        for token in self._tokens:  # every token is compared: timing does not tell which one matched
-            matched |= hmac.compare_digest(given, token)
-        if matched:
-            return
+        matched: str | None = None
+        for name, token in zip(self._names, self._tokens):  # every token is compared: timing tells nothing
+            if hmac.compare_digest(given, token) and matched is None:
+                matched = name
+        if matched is not None:
+            return matched
         if self._jwt_secret is not None and credential.count(".") == 2:
-            verify_jwt_hs256(credential, self._jwt_secret, self._clock())
-            return
+            claims = verify_jwt_hs256(credential, self._jwt_secret, self._clock())
+            sub = claims.get("sub")
+            return f"jwt:{str(sub)[:64]}" if sub is not None else "jwt"
         raise AuthError("invalid token")
 
 
@@ -234,7 +242,7 @@ class Guard:
             return
         if not is_public(path):
             try:
-                self.policy.authenticate(headers.get("authorization"))
+                scope[USER_KEY] = self.policy.authenticate(headers.get("authorization"))
             except AuthError as exc:
                 self.refusals.warning("401", "http: 401 %s %s from %s: %s", scope.get("method"), path, host, exc)
                 await _error(

@@ -53,7 +53,7 @@ class HttpContext:
         self.recent = RecentAnnouncements()
         self.handouts = Handouts(h.base_url or f"http://127.0.0.1:{h.port}")  # the port is known at start
         self.metrics = Metrics(lambda: list(self.cfg.speakers), __version__, status=scheduler.status)
-        self.policy = AccessPolicy(h.tokens, h.jwt_secret, h.allow_ips)
+        self.policy = AccessPolicy(h.token_pairs(), h.jwt_secret, h.allow_ips)
         self.tts_limiter = RateLimiter(cfg.limits.per_minute)
         self.tts_pool = ThreadPoolExecutor(TTS_WORKERS, thread_name_prefix="http-tts")
         events.subscribe(self.recent.on_event)

@@ -29,6 +29,7 @@ from ..core.events import EventBus
 from ..core.events import Rejected as RejectedEvent
 from ..core.schema import ID_RE
 from ..spool.store import Spool
+from .content import with_template_defaults
 from .parse import build, check_target
 from .rate_limit import RateLimiter
 from .wire import stop_priority
@@ -46,7 +47,8 @@ class Scheduling(Protocol):
 class Origin:
     """Where an announcement came from: for its expiry, its replies and the record."""
 
-    source: str = "mqtt"  # mqtt | hermes | http | cli | homeassistant
+    source: str = "mqtt"  # mqtt | hermes | http | cli | schedule
+    via: tuple[tuple[str, str], ...] = ()  # for the history: (("topic", t), ("client", c)), (("user", u),) ...
     received: float = field(default_factory=time.time)  # epoch seconds
     message_expiry: float | None = None  # seconds left (MQTT 5 MessageExpiryInterval as forwarded)
     response_topic: str | None = None  # MQTT 5: where the terminal event goes too
@@ -110,7 +112,8 @@ class Intake:
         origin = origin or Origin()
         cfg = self.cfg
         try:
-            fields = self._with_defaults(fields)
+            # a template's defaults come before the runtime ones (Home Assistant's default emotion)
+            fields = self._with_defaults(with_template_defaults(fields, cfg))
             forced = None
             if target is not None:
                 check_target(cfg, target, where=" in the topic")
@@ -120,6 +123,7 @@ class Intake:
                 cfg,
                 now=origin.received,
                 source=origin.source,
+                via=origin.via,
                 forced_targets=forced,
                 message_expiry=origin.message_expiry,
                 response_topic=origin.response_topic,
@@ -151,7 +155,7 @@ class Intake:
         ann_id = fields.get("id") if isinstance(fields, dict) else None
         if not isinstance(ann_id, str) or not ID_RE.fullmatch(ann_id):
             ann_id = new_id()
-        event = self.events.emit(RejectedEvent.of(ann_id, exc, origin))
+        event = self.events.emit(RejectedEvent.of(ann_id, exc, origin, fields if isinstance(fields, dict) else None))
         assert isinstance(event, RejectedEvent)
         return Rejected(event, exc)
 

@@ -4,8 +4,9 @@ The fields' types and bounds come from the schema (``announcer.core.schema.Annou
 validated strictly); this module words each error the way the contract does (the field
 named, the allowed values listed) and adds what only the config knows: the text limit,
 known targets, chimes and engines, and the defaults. Fields are checked in the schema's
-order and the first problem is reported. Wire decoding (bytes, JSON, stop payloads) is in
-``announcer.intake.wire``.
+order and the first problem is reported. What is said (text, a template with its variables,
+a clip) is checked in ``announcer.intake.content``. Wire decoding (bytes, JSON, stop
+payloads) is in ``announcer.intake.wire``.
 """
 
 from __future__ import annotations
@@ -24,11 +25,9 @@ from ..core.announcement import Announcement, new_id
 from ..core.emotions import resolve_emotion
 from ..core.errors import InputError, shown
 from ..core.schema import FIELDS, ID_RULE, NUMBER_FIELDS, PRIORITIES, AnnouncementFields, allowed_range
+from .content import check_clip, check_template, check_text, check_vars, clean_text, said, with_template_defaults
 from .wire import decode_payload
 
-_MARKUP = re.compile(r"<[^<>]{0,200}>")  # SSML/HTML-like tags: never spoken, never passed to an engine
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
-_CJK_GAP = re.compile(r"(?<=[\u3000-\u9fff\uff00-\uffef]) (?=[\u3000-\u9fff\uff00-\uffef])")
 _WIDE = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")  # CJK, kana, hangul, full width
 
 # The render budget (limits.max_audio_seconds): speech is estimated from the text before any
@@ -40,9 +39,23 @@ OTHER_CHARS_PER_SECOND = 12.0
 SECONDS_PER_DIGIT = 0.4
 CHIME_SECONDS = 5.0  # a start and an end chime, at most (configured chimes are checked to be short)
 
+__all__ = [
+    "build",
+    "check_budget",
+    "check_target",
+    "checked_fields",
+    "clean_text",
+    "estimated_seconds",
+    "known_targets",
+    "parse",
+]
+
 # how a schema error reads, per field, when the value has the wrong type (numbers: below)
 _TYPE_RULES = {
     "text": "must be a string",
+    "template": "must be a template name (a string)",
+    "vars": "must be an object of variable name -> string or number",
+    "clip": "must be a clip name (a string)",
     "id": ID_RULE,
     "emotion": "must be a string",
     "targets": "must be a speaker/zone name or a non-empty list of names",
@@ -51,13 +64,6 @@ _TYPE_RULES = {
     "voice": "must be a string",
     "lang": "must be a string",
 }
-
-
-def clean_text(text: str) -> str:
-    """Strip markup and control characters (bidi overrides, zero-width) and collapse whitespace."""
-    text = _CONTROL.sub("", _MARKUP.sub(" ", text))
-    text = " ".join(text.split())
-    return _CJK_GAP.sub("", text)
 
 
 def known_targets(cfg: Config) -> list[str]:
@@ -102,15 +108,6 @@ def _worded(name: str, kind: str, value: Any) -> InputError:
     if name == "engine":
         return InputError("engine", f"unknown engine {shown(value)}")  # completed with the engines by the caller
     return InputError(name, _TYPE_RULES.get(name, "invalid value"))
-
-
-def _text(value: str, cfg: Config) -> str:
-    text = clean_text(value)
-    if not text:
-        raise InputError("text", "must not be empty (after removing markup and control characters)")
-    if len(text) > cfg.limits.max_text_chars:
-        raise InputError("text", f"{len(text)} characters is over the limit of {cfg.limits.max_text_chars}", "oversize")
-    return text
 
 
 def estimated_seconds(text: str, speed: float, repeat: int, repeat_gap: float) -> float:
@@ -163,7 +160,7 @@ def _engine(value: Any, cfg: Config) -> str:
 
 def _unicode(name: str, value: Any) -> None:
     """A lone surrogate (a ``\\ud800`` escape) can be neither stored nor published."""
-    if isinstance(value, (str, list)):
+    if isinstance(value, (str, list, dict)):
         try:
             json.dumps(value, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
@@ -176,13 +173,16 @@ def checked_fields(raw: dict[str, Any], cfg: Config, forced_targets: tuple[str, 
     """Every announcement field of ``raw`` validated and resolved against ``cfg`` (defaults filled
     in), in the schema's order; the first problem raises its InputError."""
     errors = _schema_errors(raw)
+    out: dict[str, Any] = {}
     config_checks: dict[str, Callable[[Any], Any]] = {
-        "text": lambda v: _text(v, cfg),
+        "text": lambda v: check_text(v, raw, cfg),
+        "template": lambda v: check_template(v, raw, cfg),
+        "vars": lambda v: check_vars(v, out["template"], cfg),
+        "clip": lambda v: check_clip(v, raw, cfg),
         "targets": lambda v: forced_targets if forced_targets is not None else _targets(v, cfg),
         "chime": lambda v: _chime(cfg.defaults.chime if v is None else v, cfg),
         "engine": lambda v: _engine(v, cfg),
     }
-    out: dict[str, Any] = {}
     for name in FIELDS:
         value = raw.get(name)
         if name == "targets" and forced_targets is not None:
@@ -205,6 +205,7 @@ def build(
     *,
     now: float | None = None,
     source: str = "mqtt",
+    via: tuple[tuple[str, str], ...] = (),
     forced_targets: tuple[str, ...] | None = None,
     message_expiry: float | None = None,
     response_topic: str | None = None,
@@ -217,7 +218,8 @@ def build(
     unknown = sorted(set(raw) - set(FIELDS))
     if unknown and not ignore_unknown:
         warnings.append(f"ignored unknown field(s): {', '.join(unknown)}")
-    f = checked_fields(raw, cfg, forced_targets)
+    f = checked_fields(with_template_defaults(raw, cfg), cfg, forced_targets)
+    text, parts = said(f, cfg)
     emotion, warn = resolve_emotion(f["emotion"], cfg.defaults.emotion)
     if warn:
         warnings.append(warn)
@@ -227,7 +229,7 @@ def build(
     engine = f["engine"]
     ann = Announcement(
         id=new_id() if f["id"] is None else f["id"],
-        text=f["text"],
+        text=text,
         targets=tuple(f["targets"]),
         speakers=cfg.expand_targets(f["targets"]),
         emotion=emotion,
@@ -248,6 +250,10 @@ def build(
         source=source,
         response_topic=response_topic,
         correlation_data=correlation_data,
+        parts=parts,
+        template=f["template"],
+        vars=tuple(f["vars"].items()),
+        via=via,
     )
     check_budget(ann, cfg)
     return ann

@@ -3,9 +3,9 @@ TTS server (Home Assistant Assist).
 
 Owns: the hook every MQTT integration implements (``base.Integration``), ``homeassistant``
 (``discovery``: the payloads as pure functions; ``bridge``: publishing them and taking
-HA's commands), ``hermes`` (``hermes/tts/say`` in, ``sayFinished`` out) and ``wyoming``
-(``voices``: the voice table; ``wire``: reading events with size limits; ``server``: the
-asyncio server on the live runtime).
+HA's commands, the schedules' sensor and pause switches included), ``hermes``
+(``hermes/tts/say`` in, ``sayFinished`` out) and ``wyoming`` (``voices``: the voice table;
+``wire``: reading events with size limits; ``server``: the asyncio server on the live runtime).
 May import: ``core``, ``audio``, ``text``, ``engines``, ``config``, ``spool``, ``intake``,
-``playback``, ``mqtt``.
+``playback``, ``mqtt``, ``schedule`` (the runner's next firings and pauses).
 """

@@ -31,6 +31,19 @@ class IncomingMessage:
     correlation_data: bytes | None = None
     received: float = field(default_factory=time.time)  # epoch seconds
     duplicate: bool = False  # DUP flag: a redelivery (the handler may have seen it before)
+    client: str | None = None  # MQTT 5 user property "client": who published it, as the publisher says
+
+
+CLIENT_PROPERTY = "client"  # the MQTT 5 user property a publisher names itself in (the history shows it)
+MAX_CLIENT_CHARS = 64
+
+
+def client_of(props: Any) -> str | None:
+    """The publisher's ``client`` user property (cut to 64 characters), if it sent one."""
+    for key, value in getattr(props, "UserProperty", None) or ():
+        if key == CLIENT_PROPERTY and isinstance(value, str) and value.strip():
+            return value.strip()[:MAX_CLIENT_CHARS]
+    return None
 
 
 MessageHandler = Callable[[IncomingMessage], "bool | None"]
@@ -43,6 +56,7 @@ def publish_properties(
     response_topic: str | None = None,
     correlation_data: bytes | None = None,
     content_type: str | None = None,
+    client: str | None = None,
 ) -> Properties:
     """MQTT 5 PUBLISH properties from plain values (None fields are left out)."""
     props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]  # paho leaves Properties unannotated
@@ -54,6 +68,8 @@ def publish_properties(
         props.CorrelationData = correlation_data
     if content_type is not None:
         props.ContentType = content_type
+    if client is not None:
+        props.UserProperty = [(CLIENT_PROPERTY, client)]
     return props
 
 
@@ -77,6 +93,7 @@ def incoming_from_paho(msg: mqtt.MQTTMessage, received: float | None = None) -> 
         correlation_data=bytes(corr) if corr is not None else None,
         received=time.time() if received is None else received,
         duplicate=bool(msg.dup),
+        client=client_of(props) if props is not None else None,
     )
 
 

@@ -39,8 +39,11 @@ class TopicHandler(Protocol):
 
 
 def origin_of(msg: IncomingMessage, source: str = "mqtt") -> Origin:
+    """Where ``msg`` came from: its topic, and the ``client`` its publisher named (MQTT 5), for the history."""
+    via = (("topic", msg.topic),) + ((("client", msg.client),) if msg.client else ())
     return Origin(
         source=source,
+        via=via,
         received=msg.received,
         message_expiry=msg.message_expiry,
         response_topic=msg.response_topic,

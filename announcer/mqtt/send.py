@@ -4,7 +4,8 @@ The announcement goes to ``P/say`` (or ``P/say/<target>`` for exactly one target
 several, ``targets`` goes into the payload) at QoS 1 from a short-lived client
 (``announcer-send-<random>``, clean start, no last will). The id is chosen here when the
 payload has none, so the events can be matched. With MQTT 5 the PUBLISH carries a
-ResponseTopic ``P/reply/<random>`` and CorrelationData.
+ResponseTopic ``P/reply/<random>``, CorrelationData and the user property ``client``:
+``announcer send (user@host)``, which the daemon's history records.
 
 With ``wait``, ``P/events`` and the response topic are subscribed *before* publishing.
 When the wait is over:
@@ -27,9 +28,11 @@ one (the first non-finished, else the last finished) with ``results``:
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import secrets
+import socket
 import sys
 import threading
 import time
@@ -110,6 +113,15 @@ class _Waiter:
         self.result = (1 if bad else 0, deciding)
 
 
+def sender() -> str:
+    """How ``announcer send`` names itself (the ``client`` user property): ``announcer send (user@host)``."""
+    try:
+        who = f"{getpass.getuser()}@{socket.gethostname()}"
+    except (OSError, KeyError):
+        who = socket.gethostname()
+    return f"announcer send ({who})"[:64]
+
+
 def send(
     cfg: Config,
     payload: dict[str, Any],
@@ -166,7 +178,10 @@ def send(
             return 2, None
         props = (
             publish_properties(
-                response_topic=reply_topic, correlation_data=correlation, content_type="application/json"
+                response_topic=reply_topic,
+                correlation_data=correlation,
+                content_type="application/json",
+                client=sender(),
             )
             if v5
             else None

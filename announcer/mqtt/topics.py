@@ -8,6 +8,7 @@ topic                      dir    what
 ``P/stop[/<target>]``      in     stop and cancel (empty, ``{}`` or ``{"priority_below"}``)
 ``P/set/emotion``          in     Home Assistant: the default emotion
 ``P/set/volume``           in     Home Assistant: the master volume in percent
+``P/set/schedule/<name>``  in     Home Assistant: ``ON`` runs a schedule, ``OFF`` pauses it
 ``hermes/tts/say``         in     Rhasspy Hermes (when ``hermes.enabled``)
 ``<discovery>/status``     in     Home Assistant's birth message (``online``)
 ``P/events``               out    one JSON event per state change (QoS 1)
@@ -15,6 +16,8 @@ topic                      dir    what
 ``P/availability``         out    retained ``online`` / ``offline`` (last will)
 ``P/state/emotion|volume`` out    retained: Home Assistant's settings
 ``P/state/last``           out    retained: the most recent announcement
+``P/state/schedules``      out    retained: the next firing, and each schedule's next and pause
+``P/state/schedule/<name>`` out   retained: ``ON`` (running) / ``OFF`` (paused)
 ``P/reply/<token>``        out    ``announcer send``'s MQTT 5 response topic
 ``hermes/tts/sayFinished`` out    Rhasspy Hermes
 ``<discovery>/<component>/<node>/<object>/config``  out  Home Assistant discovery (retained)
@@ -76,6 +79,14 @@ class Topics:
     def set_volume(self) -> str:
         return self._t("set", "volume")
 
+    def set_schedule(self, name: str) -> str:
+        return self._t("set", "schedule", name)
+
+    def schedule_set(self, topic: str) -> str | None:
+        """The schedule a ``P/set/schedule/<name>`` topic names (None: not such a topic)."""
+        base = self._t("set", "schedule") + "/"
+        return topic[len(base) :] or None if topic.startswith(base) else None
+
     # ---- out ----
     @property
     def events(self) -> str:
@@ -100,6 +111,13 @@ class Topics:
     @property
     def state_last(self) -> str:
         return self._t("state", "last")
+
+    @property
+    def state_schedules(self) -> str:
+        return self._t("state", "schedules")
+
+    def state_schedule(self, name: str) -> str:
+        return self._t("state", "schedule", name)
 
     def reply(self, token: str) -> str:
         return self._t("reply", token)

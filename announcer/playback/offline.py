@@ -33,20 +33,21 @@ def render_chunks(
     stats: SynthStats | None = None,
 ) -> Iterator[np.ndarray]:
     """The audio a ``file`` speaker (lead-in 0) would write for ``ann``, piece by piece at the
-    engine's rate: chime, speech, repeats, end chime. Blocking (synthesis): run it in a worker
-    thread, never on an event loop."""
-    rate = synth.engine(ann.engine).sample_rate
+    announcement's rate: chime, speech and clips, repeats, end chime. Blocking (synthesis): run
+    it in a worker thread, never on an event loop."""
+    pieces = ann.pieces()
+    rate = synth.pieces_rate(pieces, ann.engine)
     style = Style(ann.emotion, ann.intensity, ann.speed)
     chain = SpeakerChain(SpeakerBase(lead_in_ms=0), chimes or ChimeLibrary.from_config(cfg), cfg.audio.target_lufs)
     gain = chain.gain(ann.volume, priority=ann.priority)
     level_db = emotion_level_db(ann.emotion, ann.intensity)
-    loudness = LoudnessState.starting_at(synth.reference_lufs(ann.engine), level_db)
+    loudness = LoudnessState.starting_at(synth.reference_lufs(ann.engine) if ann.speaks else None, level_db)
     yield chain.prelude(ann.chime, ann.priority, rate, gain)
     for i in range(ann.repeat):
         if i:
             yield np.zeros(round(ann.repeat_gap * rate), np.float32)
-        pieces = (c.samples for c in synth.render(ann.text, ann.engine, style, ann.voice, stats if i == 0 else None))
-        yield from chain.speech(pieces, gain, rate=rate, level_db=level_db, state=loudness)
+        chunks = synth.render_pieces(pieces, ann.engine, rate, style, ann.voice, stats if i == 0 else None)
+        yield from chain.speech(chunks, gain, rate=rate, level_db=level_db, state=loudness)
     yield chain.postlude(ann.chime, rate, gain)
 
 
@@ -58,7 +59,7 @@ def render_announcement(
     stats: SynthStats | None = None,
 ) -> Audio:
     """``render_chunks`` as one ``Audio`` (for short announcements and tests)."""
-    rate = synth.engine(ann.engine).sample_rate
+    rate = synth.pieces_rate(ann.pieces(), ann.engine)
     return Audio(np.concatenate(list(render_chunks(cfg, synth, ann, chimes, stats))), rate)
 
 
@@ -74,7 +75,7 @@ def render_to_wav(
     """``ann`` rendered into a PCM-16 WAV at ``path`` as it is synthesized (atomically: a temp
     file renamed at the end); ``WavTooLarge`` past ``max_bytes`` (nothing is left behind).
     Returns the committed writer (``seconds``, ``size``, ``rate``)."""
-    writer = WavWriter(path, synth.engine(ann.engine).sample_rate, max_bytes=max_bytes)
+    writer = WavWriter(path, synth.pieces_rate(ann.pieces(), ann.engine), max_bytes=max_bytes)
     try:
         for piece in render_chunks(cfg, synth, ann, chimes, stats):
             writer.write(piece)

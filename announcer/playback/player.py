@@ -54,6 +54,7 @@ import numpy as np
 
 from ..audio.dsp import fade, resample
 from ..audio.loudness import LoudnessState
+from ..audio.samples import Audio
 from ..core.announcement import Announcement
 from ..core.errors import EngineUnavailable, InputError
 from ..core.events import EventBus, Started
@@ -80,11 +81,16 @@ class Outcome:
     reason: str | None = None  # for aborted: interrupted | stopped | shutdown
 
 
-def _chunks(render: Any, rate: int, check: Callable[[], None]) -> Iterator[np.ndarray]:
-    """The render's chunks (waiting for each as it is synthesized), resampled to ``rate``."""
+def _chunks(render: Any, rate: int, check: Callable[[], None]) -> Iterator[Audio]:
+    """The render's chunks (waiting for each as it is synthesized), resampled to ``rate``; a
+    clip keeps its measured loudness."""
     i = 0
     while (chunk := render.chunk(i, check)) is not None:
-        yield chunk.samples if chunk.sample_rate == rate else resample(chunk.samples, chunk.sample_rate, rate)
+        yield (
+            chunk
+            if chunk.sample_rate == rate
+            else Audio(resample(chunk.samples, chunk.sample_rate, rate), rate, chunk.loudness)
+        )
         i += 1
 
 
@@ -345,7 +351,8 @@ class Player:
         stream.played()
 
     def _loudness_state(self, ann: Announcement, level_db: float) -> LoudnessState:
-        return LoudnessState.starting_at(self.renders.synth.reference_lufs(ann.engine), level_db)
+        reference = self.renders.synth.reference_lufs(ann.engine) if ann.speaks else None  # a clip needs no engine
+        return LoudnessState.starting_at(reference, level_db)
 
     def _fade_out(self, stream: GuardedStream, writer: _Writer | None) -> None:
         try:

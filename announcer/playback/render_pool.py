@@ -1,6 +1,6 @@
 """Shared renders: each announcement is synthesized once, whatever the number of speakers.
 
-A ``Render`` is filled by a synthesis worker one clause at a time; every player of that
+A ``Render`` is filled by a synthesis worker one clause (or recorded clip) at a time; every player of that
 announcement streams the chunks as they arrive (the first clause plays while the rest
 is synthesized) and can read them again for ``repeat`` or after an interruption.
 
@@ -196,11 +196,11 @@ class RenderPool:
 
     def _synthesize(self, render: Render) -> None:
         ann = render.ann
-        engine = self.synth.engine(render.engine)
-        engine.load()
-        render.set_rate(engine.sample_rate)
+        pieces = ann.pieces()
+        rate = self.synth.pieces_rate(pieces, render.engine)  # loads the engine when it speaks
+        render.set_rate(rate)
         style = Style(ann.emotion, ann.intensity, ann.speed)
-        for chunk in self.synth.render(ann.text, render.engine, style, ann.voice, render.stats):
+        for chunk in self.synth.render_pieces(pieces, render.engine, rate, style, ann.voice, render.stats):
             if render.cancelled:
                 _LOGGER.debug("%s: synthesis cancelled", ann.id)
                 return

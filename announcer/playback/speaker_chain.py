@@ -24,6 +24,10 @@ never at chunk boundaries: ``process`` keeps what does not fill a block for the 
 previous block's over ``GLIDE_SECONDS``) and is limited, and ``flush`` gives the last,
 partial block at the end of the speech (each repeat). The player and ``say --out``/``/tts``
 both go through ``speech``, so a warm cache and a cold one render sample-identical audio.
+A recorded clip (``announcer.audio.clips``) arrives as one ``Audio`` whose loudness was
+measured when it was loaded: ``process(..., known_lufs=...)`` first flushes the speech's partial
+block, then brings the clip to the target as a whole, with no emotion offset, and leaves the
+speech's running estimate alone.
 All functions work on mono float32 at the rate the player asks for. The DSP pieces
 (limiter, resampling, loudness meter, chimes) live in ``announcer.audio``.
 """
@@ -37,8 +41,8 @@ import numpy as np
 
 from ..audio.chimes import ChimeLibrary
 from ..audio.dsp import limit
-from ..audio.loudness import LoudnessState
-from ..audio.samples import db_to_gain
+from ..audio.loudness import MAX_BOOST_DB, LoudnessState
+from ..audio.samples import Audio, db_to_gain
 
 DEFAULT_TARGET_LUFS = -16.0  # speech on small speakers: loud and clear, room for emotion offsets
 GLIDE_SECONDS = 0.05  # a gain change is spread over this much audio
@@ -99,6 +103,7 @@ class SpeakerChain:
         rate: int | None = None,
         level_db: float = 0.0,
         state: LoudnessState | None = None,
+        known_lufs: float | None = None,
     ) -> np.ndarray:
         """A chunk of speech: normalise, add the emotion's level, apply the volume, limit.
 
@@ -111,6 +116,12 @@ class SpeakerChain:
         x = np.asarray(samples, np.float32)
         if rate is None or self.target_lufs is None:
             return limit(x * np.float32(gain), rate=rate)
+        if known_lufs is not None:  # a recorded clip, measured whole when it was loaded
+            boost = min(self.target_lufs - known_lufs, MAX_BOOST_DB)
+            clip = limit(x * np.float32(gain * db_to_gain(boost)), rate=rate)
+            if state is None:
+                return clip
+            return np.concatenate([self.flush(gain, rate=rate, level_db=level_db, state=state), clip])
         state = state if state is not None else LoudnessState()
         block = max(1, int(BLOCK_SECONDS * rate))
         pending = np.concatenate([state.pending, x]) if len(state.pending) else x
@@ -127,11 +138,14 @@ class SpeakerChain:
         return self._block(rest, gain, rate, level_db, state)
 
     def speech(
-        self, chunks: Iterable[np.ndarray], gain: float, *, rate: int, level_db: float, state: LoudnessState
+        self, chunks: Iterable[np.ndarray | Audio], gain: float, *, rate: int, level_db: float, state: LoudnessState
     ) -> Iterator[np.ndarray]:
-        """``chunks`` (one repeat of the speech) through ``process``, then ``flush``."""
+        """``chunks`` (one repeat: speech as arrays or ``Audio``, clips as ``Audio`` with their
+        ``loudness``) through ``process``, then ``flush``."""
         for chunk in chunks:
-            out = self.process(chunk, gain, rate=rate, level_db=level_db, state=state)
+            known = chunk.loudness if isinstance(chunk, Audio) else None
+            samples = chunk.samples if isinstance(chunk, Audio) else chunk
+            out = self.process(samples, gain, rate=rate, level_db=level_db, state=state, known_lufs=known)
             if len(out):
                 yield out
         yield self.flush(gain, rate=rate, level_db=level_db, state=state)

@@ -11,6 +11,11 @@ loudness normalisation measures chunk by chunk.
 Calls into one engine are serialised with a lock (engines are safe for one caller at a
 time; a stream is serialised piece by piece); different engines run in parallel.
 
+An announcement's pieces (``render_pieces``): speech as above, and recorded clips
+(``announcer.audio.clips``) as one chunk each at the same rate, carrying their measured
+loudness so the speaker chain normalises them as a whole. An announcement that is only
+clips needs no engine: it renders at its first clip's own rate (``pieces_rate``).
+
 Fallback (engines that ``may_fall_back``: supervised ones): each is wrapped once in a
 ``FallbackEngine`` (``announcer.engines.fallback``) that names who speaks a render; a
 fallback's audio is resampled to the rate of the engine asked for, and ``SynthStats``
@@ -30,9 +35,11 @@ from typing import Any
 
 import numpy as np
 
+from ..audio.clips import ClipLibrary
 from ..audio.dsp import resample
 from ..audio.samples import Audio
 from ..config import Config
+from ..core.announcement import CLIP, SAY
 from ..core.errors import InputError
 from ..engines.base import Engine, Speaker, Style, create_engine
 from ..engines.fallback import FALLBACK_ERRORS, BuiltinFallback, FallbackEngine, choose_fallback
@@ -89,9 +96,11 @@ class Synthesizer:
         engines: dict[str, Engine],
         cache: ClauseCache | None = None,
         builtin_fallback: BuiltinFallback | None = None,
+        clips: ClipLibrary | None = None,
     ) -> None:
         self.engines = engines
         self.cache = cache
+        self.clips = clips or ClipLibrary()
         self._locks = {name: threading.Lock() for name in engines}
         self._builtin = builtin_fallback or BuiltinFallback()
         # what renders for each engine name: the engine itself, or (may_fall_back) its FallbackEngine
@@ -103,10 +112,12 @@ class Synthesizer:
         }
         self._reference: dict[str, float] = {}
 
-    def with_engines(self, engines: dict[str, Engine], cache: ClauseCache | None) -> Synthesizer:
+    def with_engines(
+        self, engines: dict[str, Engine], cache: ClauseCache | None, clips: ClipLibrary | None = None
+    ) -> Synthesizer:
         """A Synthesizer for a reloaded config: an engine object kept from this one keeps its lock,
         so old and new renders never call into it at the same time."""
-        new = Synthesizer(engines, cache, self._builtin)
+        new = Synthesizer(engines, cache, self._builtin, clips if clips is not None else self.clips)
         for name, eng in engines.items():
             old = next((n for n, e in self.engines.items() if e is eng), None)
             if old is not None:
@@ -128,6 +139,48 @@ class Synthesizer:
                 "voice", f"unknown voice {voice!r} for engine {engine_name} (allowed: {', '.join(eng.voices)})"
             )
         return voice
+
+    def clip(self, name: str, rate: int) -> Audio:
+        """The clip ``name`` at ``rate`` (with its gap after it); InputError when it is not configured."""
+        try:
+            return self.clips.audio(name, rate)
+        except KeyError:
+            raise self._unknown_clip(name) from None
+
+    def _unknown_clip(self, name: str) -> InputError:
+        have = ", ".join(self.clips.names()) or "none"
+        return InputError("clip", f"unknown clip {name!r} (no longer configured; have: {have})")
+
+    def pieces_rate(self, pieces: tuple[tuple[str, str], ...], engine_name: str) -> int:
+        """The rate an announcement of ``pieces`` renders at: the engine's (loaded now) when it speaks,
+        else its first clip's own rate."""
+        if any(kind == SAY for kind, _ in pieces):
+            engine = self.engine(engine_name)
+            engine.load()
+            return engine.sample_rate
+        first = next(name for kind, name in pieces if kind == CLIP)
+        try:
+            return self.clips.clip(first).sample_rate
+        except KeyError:
+            raise self._unknown_clip(first) from None
+
+    def render_pieces(
+        self,
+        pieces: tuple[tuple[str, str], ...],
+        engine_name: str,
+        rate: int,
+        style: Style,
+        voice: str | None = None,
+        stats: SynthStats | None = None,
+    ) -> Iterator[Audio]:
+        """Every piece in order at ``rate`` (see ``pieces_rate``): speech clause by clause, clips whole."""
+        stats = stats if stats is not None else SynthStats()
+        start = time.perf_counter()
+        for kind, value in pieces:
+            if kind == CLIP:
+                yield stats.counted(self.clip(value, rate), start)
+            else:
+                yield from self.render(value, engine_name, style, voice, stats)
 
     def render(
         self, text: str, engine_name: str, style: Style, voice: str | None = None, stats: SynthStats | None = None
@@ -290,4 +343,4 @@ def make_synthesizer(cfg: Config, only: str | None = None) -> Synthesizer:
         for name, ecfg in cfg.engines.items()
         if only is None or name == only
     }
-    return Synthesizer(engines, ClauseCache.from_config(cfg.cache))
+    return Synthesizer(engines, ClauseCache.from_config(cfg.cache), clips=ClipLibrary.from_config(cfg))

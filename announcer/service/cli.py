@@ -26,7 +26,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _announcement_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("text", help="what to say (use - to read standard input)")
+    p.add_argument("text", nargs="?", help="what to say (use - to read standard input); or --template / --clip")
+    p.add_argument("--template", help="a configured template (templates:) instead of text")
+    p.add_argument("--var", action="append", dest="vars", metavar="NAME=VALUE", help="a template variable (repeatable)")
+    p.add_argument("--clip", help="a configured recorded clip (clips:) instead of text")
     p.add_argument("--emotion", help="neutral happy sad angry fearful surprised (or an alias)")
     p.add_argument("--intensity", type=float, help="0 .. 2 (default 1)")
     p.add_argument("--speed", type=float, help="0.5 .. 2.0 (2.0 = twice as fast)")
@@ -76,6 +79,23 @@ def build_parser() -> argparse.ArgumentParser:
     _announcement_options(send)
     send.add_argument("--wait", action="store_true", help="wait for the terminal event; exit 0 only if finished")
     send.add_argument("--timeout", type=float, default=120.0, help="seconds to wait (default 120)")
+
+    sched = sub.add_parser("schedules", parents=[common], help="list the schedules' next firings")
+    sched.add_argument("--count", type=int, default=1, help="firings per schedule (default 1)")
+
+    hist = sub.add_parser("history", parents=[common], help="what was announced (from the spool's history)")
+    hist.add_argument("--since", help="ISO date or time (site timezone unless it has an offset), inclusive")
+    hist.add_argument("--until", help="ISO date or time, exclusive")
+    hist.add_argument("--target", help="a speaker or zone")
+    hist.add_argument("--source", help="mqtt, http, schedule, hermes or cli")
+    hist.add_argument("--state", help="finished, failed, rejected, mixed, ... (the announcement's state)")
+    hist.add_argument(
+        "--limit", type=int, help="at most this many announcements (default 1000; with --csv or --json 100000)"
+    )
+    hist.add_argument("--oldest-first", action="store_true", help="in time order (default: newest first)")
+    fmt = hist.add_mutually_exclusive_group()
+    fmt.add_argument("--csv", action="store_true", help="CSV: one row per announcement and speaker")
+    fmt.add_argument("--json", action="store_true", help="JSON: a list of records with their events")
     return parser
 
 
@@ -91,9 +111,30 @@ def _load(args: argparse.Namespace, required: bool) -> Config:
 
 
 def _raw_fields(args: argparse.Namespace) -> dict[str, Any]:
-    text = sys.stdin.read() if args.text == "-" else args.text
-    raw: dict[str, Any] = {"text": text}
-    for name in ("emotion", "intensity", "speed", "volume", "priority", "engine", "voice", "lang", "repeat", "id"):
+    raw: dict[str, Any] = {}
+    if args.text is not None:
+        raw["text"] = sys.stdin.read() if args.text == "-" else args.text
+    if args.vars:
+        raw["vars"] = {}
+        for item in args.vars:
+            name, sep, value = item.partition("=")
+            if not sep or not name:
+                raise InputError("vars", f"--var {item!r}: write NAME=VALUE (e.g. --var ward=3)")
+            raw["vars"][name] = value
+    for name in (
+        "template",
+        "clip",
+        "emotion",
+        "intensity",
+        "speed",
+        "volume",
+        "priority",
+        "engine",
+        "voice",
+        "lang",
+        "repeat",
+        "id",
+    ):
         value = getattr(args, name, None)
         if value is not None:
             raw[name] = value
@@ -191,8 +232,20 @@ def cmd_send(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_schedules(args: argparse.Namespace) -> int:
+    from .reports import print_schedules
+
+    return print_schedules(_load(args, required=True), max(1, args.count))
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from .reports import print_history
+
+    return print_history(_load(args, required=True), args)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from .daemon import run
+    from .run import run
 
     cfg = _load(args, required=True)
     _setup_logging(args.verbose, cfg)
@@ -208,6 +261,8 @@ COMMANDS = {
     "devices": cmd_devices,
     "speakers": cmd_speakers,
     "send": cmd_send,
+    "schedules": cmd_schedules,
+    "history": cmd_history,
 }
 
 
@@ -220,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         for line in exc.errors:
             print(line, file=sys.stderr)
-        return EXIT_FAIL if args.command in ("check-config", "run", "send") else EXIT_USAGE
+        return EXIT_FAIL if args.command in ("check-config", "run", "send", "schedules", "history") else EXIT_USAGE
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -3,7 +3,9 @@
 MQTT messages are routed (``MqttRouter``) to the intake on paho's thread (parsed and
 spooled), played by the ``Scheduler``'s threads, and every state change goes out on
 ``P/events`` (``EventPublisher``; the MQTT 5 response topic gets the terminal one).
-``P/status`` is kept current (``StatusReporter``).
+``P/status`` is kept current (``StatusReporter``). Schedules fire through the same intake
+(``ScheduleRunner`` with ``ScheduledFirings``); every event is also kept in the history
+(``HistoryRecorder``, in the spool database).
 
 The parts are ``Component`` s with start, stop and reconfigure: started in the order of
 ``self.components``, stopped in ``STOP_ORDER`` (front doors first, then the scheduler
@@ -24,15 +26,12 @@ Under systemd (``Type=notify``, see systemd/README.md):
 * SIGHUP (``systemctl reload``): ``RELOADING=1``, re-read the config file, apply it
   (``reload``; the steps are in ``announcer.service.reload``), ``READY=1``. SIGTERM/SIGINT:
   ``STOPPING=1`` and drain (``stop``).
-  Signal handlers only set flags; the main thread does the work.
+  Signal handlers only set flags; the main thread does the work (``announcer.service.run``).
 """
 
 from __future__ import annotations
 
 import logging
-import select
-import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -44,9 +43,9 @@ from .. import __version__
 from ..config import Config
 from ..core.errors import EngineUnavailable
 from ..core.events import EventBus
-from ..core.files import private_umask
 from ..engines.base import Engine
 from ..intake.intake import Intake
+from ..intake.scheduled import ScheduledFirings
 from ..integrations.base import Integration
 from ..integrations.hermes import HermesBridge
 from ..integrations.homeassistant.bridge import HomeAssistantBridge
@@ -56,10 +55,11 @@ from ..mqtt.router import MqttRouter
 from ..mqtt.topics import Topics
 from ..playback.runtime import LiveRuntime, Runtime
 from ..playback.scheduler import Scheduler
+from ..schedule.runner import ScheduleRunner
 from ..sinks.base import SinkContext
+from ..spool.history import HistoryRecorder
 from ..spool.settings import RuntimeSettings, settings_path
 from ..spool.store import Spool
-from .memory import limit_arenas
 from .reload import close_engines, keep_restart_sections, log_applied, read_config, rebuild
 from .sd_notify import monotonic_usec, notify
 from .status import StatusReporter
@@ -68,7 +68,19 @@ from .watchdog import health, start_watchdog
 _LOGGER = logging.getLogger(__name__)
 
 PRUNE_EVERY = 3600.0
-STOP_ORDER = ("wyoming", "http", "intake", "scheduler", "engines", "mqtt", "maintenance", "sinks", "spool")
+STOP_ORDER = (
+    "schedules",
+    "wyoming",
+    "http",
+    "intake",
+    "scheduler",
+    "engines",
+    "mqtt",
+    "maintenance",
+    "sinks",
+    "history",
+    "spool",
+)
 
 
 def _nothing(_runtime: Runtime) -> None:
@@ -108,6 +120,8 @@ class Daemon:
         cfg = self.cfg
         self.spool = Spool(cfg.spool.path, cfg.spool.keep_days, cfg.spool.max_records)
         self.settings = RuntimeSettings(settings_path(cfg.spool.path))  # what Home Assistant sets, persisted
+        self.history = HistoryRecorder(self.spool, cfg.history.days, cfg.history.max_records)
+        self.events.subscribe(self.history.on_event)
         self.sink_context = SinkContext(
             publish=self._publish_raw,
             homeassistant_url=cfg.homeassistant.url,
@@ -129,6 +143,9 @@ class Daemon:
             self.events,
             field_defaults=self.settings.field_defaults,
         )
+        self.schedules = ScheduleRunner(
+            lambda: self.live.config, ScheduledFirings(self.intake), paused=lambda: self.settings.paused_schedules
+        )
         self.integrations = self._integrations()
         self.status.integrations = list(self.integrations)
         router = MqttRouter(self.intake, self.topics, self.integrations)
@@ -149,12 +166,14 @@ class Daemon:
         assert link is not None
         return [
             Component("spool", lambda: None, self.spool.close),
+            Component("history", self.history.start, self.history.stop, self._reconfigure_history),
             Component("engines", lambda: self._start_engines(self.live.current.synth.engines), self._close_engines),
             Component("scheduler", scheduler.start, self._stop_scheduler, scheduler.reconfigure),
             Component("intake", lambda: None, self.intake.close),
             # before the broker: homeassistant speakers hand out their audio over it from the first announcement
             Component("http", self._start_http, self._stop_http),
             Component("mqtt", link.start, self._close_link),
+            Component("schedules", self.schedules.start, self.schedules.stop, lambda _rt: self.schedules.wake()),
             Component("maintenance", self._start_maintenance, lambda: None),
             Component("sinks", lambda: None, self._close_sinks),
             Component("integrations", lambda: None, lambda: None, self._reconfigure_integrations),
@@ -173,6 +192,7 @@ class Daemon:
                     self._publish_raw,
                     __version__,
                     refresh_status=lambda: self.status.publish(force=True),
+                    schedules=self.schedules,
                 )
             )
         if cfg.hermes.enabled:
@@ -268,6 +288,10 @@ class Daemon:
         if self.http is not None:
             self.http.stop()
 
+    def _reconfigure_history(self, runtime: Runtime) -> None:
+        h = runtime.config.history
+        self.history.configure(h.days, h.max_records)
+
     def _reconfigure_integrations(self, runtime: Runtime) -> None:
         for integration in self.integrations:
             try:
@@ -361,71 +385,3 @@ class Daemon:
             component.stop()
         self._started.clear()
         _LOGGER.info("stopped")
-
-
-class _Signals:
-    """What the signal handlers asked for. The handlers only set these flags (the wake-up fd
-    then interrupts the main loop's select); the main thread does the work."""
-
-    def __init__(self) -> None:
-        self.stop: int | None = None
-        self.reload = False
-
-    def handler(self, signum: int, _frame: Any) -> None:
-        if signum == signal.SIGHUP:
-            self.reload = True
-        else:
-            self.stop = signum
-
-
-NOT_READY_WARNING_S = 30.0
-
-
-def run(cfg: Config, config_path: Path | None = None) -> int:
-    private_umask()  # spool, settings, cache and WAVs: 0600, directories 0700 (announcer.core.files)
-    limit_arenas()  # glibc: fewer malloc arenas, a lower peak RSS (announcer.service.memory)
-    daemon = Daemon(cfg, config_path)
-    flags = _Signals()
-    wake_r, wake_w = socket.socketpair()
-    wake_r.setblocking(False)
-    wake_w.setblocking(False)
-    previous_fd = signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, flags.handler)
-    try:
-        _LOGGER.info("announcer %s starting (config %s)", __version__, config_path or "built-in defaults")
-        daemon.start()
-        daemon.start_watchdog()
-        started = time.monotonic()
-        ready = warned = False
-        while flags.stop is None:
-            if not ready and daemon.wait_ready(0):
-                ready = True
-                notify("READY=1")
-                _LOGGER.info("ready: subscribed on %s:%d, prefix %s", cfg.mqtt.host, cfg.mqtt.port, daemon.prefix)
-            elif not ready and not warned and time.monotonic() - started > NOT_READY_WARNING_S:
-                warned = True
-                why = daemon.link.last_error if daemon.link is not None else None
-                _LOGGER.warning(
-                    "broker %s:%d not reachable yet (%s); still retrying, and not READY until the "
-                    "subscriptions are acknowledged (systemd's TimeoutStartSec bounds the wait)",
-                    cfg.mqtt.host,
-                    cfg.mqtt.port,
-                    why or "no answer",
-                )
-            if flags.reload and ready:  # a reload asked for during start-up waits for READY
-                flags.reload = False
-                daemon.reload()
-            select.select([wake_r], [], [], 0.01 if not ready else 1.0)  # READY within 10 ms of the SUBACK
-            try:
-                while wake_r.recv(64):
-                    pass
-            except (BlockingIOError, InterruptedError):
-                pass
-        _LOGGER.info("received %s; stopping", signal.Signals(flags.stop).name)
-        daemon.stop(drain=True)
-    finally:
-        signal.set_wakeup_fd(previous_fd)
-        wake_r.close()
-        wake_w.close()
-    return 0

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..audio.chimes import ChimeLibrary
+from ..audio.clips import ClipLibrary
 from ..config import Config, ConfigError, load_config
 from ..engines.base import Engine, create_engine
 from ..playback.clause_cache import ClauseCache
@@ -91,7 +92,8 @@ def rebuild(old: Runtime, new: Config, sink_context: SinkContext | None) -> Rebu
         same = name in sinks and cfg.speakers.get(name) == scfg
         new_sinks[name] = sinks[name] if same else create_sink(name, scfg, sink_context)
     dropped = [eng for name, eng in synth.engines.items() if engines.get(name) is not eng]
-    runtime = Runtime(new, synth.with_engines(engines, cache), new_sinks, ChimeLibrary.from_config(new))
+    clips = ClipLibrary.from_config(new)  # decoded when the config was checked: taken from there
+    runtime = Runtime(new, synth.with_engines(engines, cache, clips), new_sinks, ChimeLibrary.from_config(new))
     return Rebuilt(runtime, fresh, dropped)
 
 

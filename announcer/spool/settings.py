@@ -7,7 +7,9 @@ atomically (temp file, fsync, rename, fsync of the directory) on every change:
   config's ``defaults.emotion``);
 * ``volume``: the master volume 0..1, multiplied into every speaker's gain;
 * ``ha_config_topics``: the discovery config topics published last time, so that an
-  entity whose zone left the config can be removed (empty retained payload).
+  entity whose zone left the config can be removed (empty retained payload);
+* ``paused_schedules``: the schedules paused (Home Assistant's switch per schedule): they
+  keep their times but announce nothing until resumed.
 
 A missing file means defaults; an unreadable or malformed file is logged and replaced
 by defaults on the next change (the daemon never refuses to start over it).
@@ -85,9 +87,10 @@ class RuntimeSettings:
                 data["volume"] = parse_volume(raw["volume"])
             except ValueError as exc:
                 _LOGGER.warning("settings: %s: %s; ignored", self.path, exc)
-        topics = raw.get("ha_config_topics")
-        if isinstance(topics, list) and all(isinstance(t, str) for t in topics):
-            data["ha_config_topics"] = list(topics)
+        for key in ("ha_config_topics", "paused_schedules"):
+            names = raw.get(key)
+            if isinstance(names, list) and all(isinstance(t, str) for t in names):
+                data[key] = list(names)
         self._data = data
 
     @property
@@ -105,6 +108,11 @@ class RuntimeSettings:
         with self._lock:
             return list(self._data.get("ha_config_topics", []))
 
+    @property
+    def paused_schedules(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._data.get("paused_schedules", ()))
+
     def field_defaults(self) -> dict[str, Any]:
         """Announcement fields to use when a payload leaves them out (for ``Intake``)."""
         emo = self.emotion
@@ -120,6 +128,12 @@ class RuntimeSettings:
         volume = parse_volume(value)
         self._update("volume", volume)
         return volume
+
+    def set_schedule_paused(self, name: str, paused: bool) -> None:
+        """Pause (or resume) the schedule ``name``; persisted before it returns."""
+        names = set(self.paused_schedules)
+        names = names | {name} if paused else names - {name}
+        self._update("paused_schedules", sorted(names))
 
     def set_ha_config_topics(self, topics: list[str]) -> None:
         self._update("ha_config_topics", sorted(set(topics)))

@@ -22,6 +22,10 @@ an announcement played twice. ``FULL`` fsyncs the WAL at every commit: one fsync
 ``add`` (well under a millisecond on SSD/tmpfs, a few ms on SD cards; see
 ``python -m bench parts``), a fair price for an announcement system.
 
+Schema versions (``PRAGMA user_version``): 1 had the two tables above; 2 adds the history
+(``announcer.spool.history``). Opening an older spool upgrades it in place (the new tables
+are added, nothing existing changes); a spool of a newer version is refused.
+
 Duplicates: an id already accepted less than 24 h before the new one's receipt time
 (``Announcement.received``) is refused by ``add``; after 24 h the old record is
 replaced. ``prune`` therefore keeps finished records for at least 24 h, whatever
@@ -40,12 +44,13 @@ from pathlib import Path
 
 from ..core.announcement import Announcement
 from ..core.files import make_dirs
+from .history import HISTORY_SCHEMA
 
 _LOGGER = logging.getLogger(__name__)
 
 DUPLICATE_WINDOW = 24 * 3600.0
 SPEAKER_TERMINAL = frozenset({"finished", "cancelled", "expired", "failed"})
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS announcements (
@@ -89,29 +94,54 @@ class Spool:
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise SpoolError(f"spool {self.path} was written by a newer announcer (schema {version})")
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._migrate(version)
         except (OSError, sqlite3.Error) as exc:
             raise SpoolError(f"cannot open spool {self.path}: {exc}") from None
 
+    def _migrate(self, version: int) -> None:
+        """Bring a spool of schema ``version`` (0: a new file) to ``SCHEMA_VERSION``, in one transaction."""
+        if version == SCHEMA_VERSION:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(_SCHEMA + HISTORY_SCHEMA):
+                self._db.execute(statement)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        if version:
+            _LOGGER.info("spool: %s upgraded from schema %d to %d (history added)", self.path, version, SCHEMA_VERSION)
+
     # ------------------------------------------------------------------ writing
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` under the lock: COMMIT when the block ends, ROLLBACK if it raises."""
+    def transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` under the lock: COMMIT when the block ends, ROLLBACK if it raises.
+
+        ``durable=False`` (the history): the commit is not fsynced itself (``synchronous=NORMAL``
+        for this transaction only); the next durable commit, or a checkpoint, makes it durable.
+        """
         with self._lock:
             db = self._db
-            db.execute("BEGIN IMMEDIATE")
+            if not durable:
+                db.execute("PRAGMA synchronous=NORMAL")
             try:
-                yield db
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+            finally:
+                if not durable:
+                    db.execute("PRAGMA synchronous=FULL")
 
     def add(self, ann: Announcement) -> bool:
         """Commit ``ann`` with one ``pending`` row per speaker; False if it is a duplicate (nothing stored)."""
         data = ann.to_json()
-        with self._transaction() as db:
+        with self.transaction() as db:
             row = db.execute("SELECT seq, received FROM announcements WHERE id = ?", (ann.id,)).fetchone()
             if row is not None:
                 if ann.received - row[1] < DUPLICATE_WINDOW:
@@ -140,7 +170,7 @@ class Spool:
                 f"{state!r} is not a terminal speaker state (allowed: {', '.join(sorted(SPEAKER_TERMINAL))})"
             )
         now = time.time()
-        with self._transaction() as db:
+        with self.transaction() as db:
             row = db.execute("SELECT seq FROM announcements WHERE id = ?", (ann_id,)).fetchone()
             if row is not None:
                 seq = row[0]
@@ -159,7 +189,7 @@ class Spool:
     def ann_done(self, ann_id: str, state: str) -> None:
         """Close ``ann_id``: speakers still pending get ``state`` too (e.g. everything cancelled)."""
         now = time.time()
-        with self._transaction() as db:
+        with self.transaction() as db:
             row = db.execute("SELECT seq FROM announcements WHERE id = ?", (ann_id,)).fetchone()
             if row is not None:
                 db.execute(
@@ -211,6 +241,11 @@ class Spool:
             )
         return row[1], speakers
 
+    def read(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """The rows of one query, under the lock (for the history and status)."""
+        with self._lock:
+            return list(self._db.execute(sql, params).fetchall())
+
     def count(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM announcements").fetchone()[0])
@@ -222,7 +257,7 @@ class Spool:
         Returns how many records went."""
         now = time.time() if now is None else now
         cutoff = now - max(self.keep_days * 86400.0, DUPLICATE_WINDOW)
-        with self._transaction() as db:
+        with self.transaction() as db:
             removed = db.execute(
                 "DELETE FROM announcements WHERE state IS NOT NULL AND done_at < ?", (cutoff,)
             ).rowcount
@@ -245,3 +280,8 @@ class Spool:
             except sqlite3.Error:
                 pass
             self._db.close()
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of a schema script (no string literal in them holds a ';')."""
+    return [s.strip() for s in script.split(";") if s.strip()]

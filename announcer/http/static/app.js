@@ -255,6 +255,85 @@ function poll() {
   }, POLL_MS);
 }
 
+// ---- history --------------------------------------------------------------------------
+let csvUrl = null;
+
+function historyQuery(extra) {
+  const params = new URLSearchParams(extra || {});
+  for (const [id, key] of [["history-since", "since"], ["history-until", "until"],
+                           ["history-target", "target"], ["history-source", "source"]]) {
+    if ($(id).value) params.set(key, $(id).value);
+  }
+  return "/history?" + params.toString();
+}
+
+function fillHistoryFilters() {
+  const targets = [option("", "全部 all")].concat(
+    info.speakers.map((s) => option(s.name, s.display + (s.display !== s.name ? " (" + s.name + ")" : ""))),
+    info.zones.map((z) => option(z.name, z.display + (z.display !== z.name ? " (" + z.name + ")" : ""))));
+  $("history-target").replaceChildren(...targets);
+}
+
+function cell(text, className) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+function historyContent(r) {
+  let said = r.text || "";
+  if (r.template) said = "[" + r.template + " " + JSON.stringify(r.vars || {}) + "] " + said;
+  if (r.clips && r.clips.length) said = (said + " ♪" + r.clips.join(" ♪")).trim();
+  return said || (r.error || "");
+}
+
+function renderHistory(data) {
+  $("history-count").textContent = data.count + (data.truncated ? "+" : "") + " 条 records";
+  $("history-table").hidden = data.announcements.length === 0;
+  $("history-rows").replaceChildren(...data.announcements.map((r) => {
+    const tr = document.createElement("tr");
+    tr.dataset.id = r.id;
+    tr.dataset.state = r.state;
+    const via = Object.entries(r.via || {}).map(([k, v]) => k + "=" + v).join(" ");
+    const outcome = Object.entries(r.speaker_results || {}).map(([s, v]) => s + ": " + v.state).join(", ");
+    tr.append(
+      cell(new Date(r.received).toLocaleString()),
+      cell(r.source + (via ? " (" + via + ")" : "")),
+      cell(historyContent(r), "text"),
+      cell((r.targets || []).join(", ")),
+      cell((STATE_LABELS[r.state] || r.state) + (outcome ? " — " + outcome : "") +
+           (r.state === "rejected" && r.error ? " — " + r.error : ""), "state-" + r.state));
+    return tr;
+  }));
+}
+
+async function searchHistory() {
+  showError(null);
+  try {
+    renderHistory(await api("GET", historyQuery({ limit: "200" })));
+  } catch (err) {
+    showError(err);
+  }
+}
+
+async function exportCsv() {
+  showError(null);
+  try {
+    const url = historyQuery({ format: "csv", order: "oldest", limit: "10000" });
+    const res = await fetch(url, { headers: authHeaders() });
+    if (!res.ok) throw new ApiError(res.status, "history", "导出失败 export failed (HTTP " + res.status + ")");
+    if (csvUrl) URL.revokeObjectURL(csvUrl);
+    csvUrl = URL.createObjectURL(await res.blob());
+    const link = $("history-csv-link");
+    link.href = csvUrl;
+    link.hidden = false;
+    link.click();
+  } catch (err) {
+    showError(err);
+  }
+}
+
 // ---- start ----------------------------------------------------------------------------
 async function init() {
   try {
@@ -264,6 +343,7 @@ async function init() {
     return;
   }
   fillForm();
+  fillHistoryFilters();
   document.body.dataset.ready = "true";
   try { await refresh(); } catch (err) { showError(err); }
   poll();
@@ -276,5 +356,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("listen").addEventListener("click", listen);
   $("announce").addEventListener("click", announce);
   $("stop").addEventListener("click", stopAll);
+  $("history-search").addEventListener("click", searchHistory);
+  $("history-csv").addEventListener("click", exportCsv);
   init();
 });

@@ -12,6 +12,11 @@
   ``say``: the kept settings win, and their states are republished on every connect.
 * ``P/state/last`` follows the most recent accepted announcement: its text, its newest
   event's state (and speaker), emotion, priority, targets.
+* Schedules (when there are any): ``P/state/schedules`` (the next firing of a running
+  schedule, each schedule's next firing and whether it is paused) and
+  ``P/state/schedule/<name>`` (``ON``/``OFF``), retained, published whenever the runner
+  says what is next changed. ``P/set/schedule/<name>`` ``OFF`` pauses a schedule, ``ON``
+  runs it again: persisted in ``settings.json``, applied by the runner at once.
 
 The payloads themselves come from the pure functions in ``announcer.integrations.homeassistant.discovery``.
 """
@@ -29,6 +34,7 @@ from ...core.announcement import Announcement
 from ...core.events import Event
 from ...mqtt.paho_adapter import IncomingMessage, json_bytes
 from ...mqtt.topics import discovery_status
+from ...schedule.runner import ScheduleRunner
 from ...spool.settings import RuntimeSettings
 from ..base import Integration
 from . import discovery as ha
@@ -68,8 +74,12 @@ class HomeAssistantBridge(Integration):
         publish: Publish,
         version: str,
         refresh_status: Callable[[], None] | None = None,
+        schedules: ScheduleRunner | None = None,
     ) -> None:
         self.cfg = cfg
+        self.schedules = schedules
+        if schedules is not None:
+            schedules.subscribe(self.publish_schedules)
         self.settings = settings
         self._publish = publish
         self.version = version
@@ -82,7 +92,7 @@ class HomeAssistantBridge(Integration):
 
     # ---- Integration -------------------------------------------------------------------
     def subscriptions(self) -> list[str]:
-        return [self.birth_topic, self.topics.set_emotion, self.topics.set_volume]
+        return [self.birth_topic, self.topics.set_emotion, self.topics.set_volume, self.topics.set_schedule("+")]
 
     def handle(self, msg: IncomingMessage) -> bool:
         topic = msg.topic
@@ -108,6 +118,10 @@ class HomeAssistantBridge(Integration):
             return True
         if topic == self.topics.set_volume:
             self._set_volume(msg.payload)
+            return True
+        name = self.topics.schedule_set(topic)
+        if name is not None:
+            self._set_schedule(name, msg.payload)
             return True
         return False
 
@@ -152,8 +166,18 @@ class HomeAssistantBridge(Integration):
             last = self._last
         if last is not None:
             self._send(self.topics.state_last, json_bytes(last), retain=True)
+        self.publish_schedules()
         if refresh_status and self._refresh_status is not None:
             self._refresh_status()
+
+    def publish_schedules(self) -> None:
+        """``P/state/schedules`` and every ``P/state/schedule/<name>`` (the runner calls this on changes)."""
+        if self.schedules is None or not self.cfg.schedules:
+            return
+        upcoming = self.schedules.upcoming()
+        self._send(self.topics.state_schedules, json_bytes(ha.schedules_state(upcoming)), retain=True)
+        for u in upcoming:
+            self._send(self.topics.state_schedule(u.schedule), b"OFF" if u.paused else b"ON", retain=True)
 
     def emotion(self) -> str:
         return self.settings.emotion or self.cfg.defaults.emotion
@@ -176,6 +200,23 @@ class HomeAssistantBridge(Integration):
         else:
             _LOGGER.info("default emotion is now %s", emotion)
         self._send(self.topics.state_emotion, self.emotion().encode(), retain=True)
+
+    def _set_schedule(self, name: str, payload: bytes) -> None:
+        topic = self.topics.set_schedule(name)
+        if name not in self.cfg.schedules or self.schedules is None:
+            _LOGGER.warning("homeassistant: %s: no schedule %r (have: %s); ignored", topic, name[:60],
+                            ", ".join(self.cfg.schedules) or "none")  # fmt: skip
+            return
+        try:
+            running = ha.parse_switch_command(payload)
+            self.settings.set_schedule_paused(name, not running)
+        except ValueError as exc:
+            _LOGGER.warning("homeassistant: %s: %s; ignored", topic, exc)
+        except OSError as exc:
+            _LOGGER.error("homeassistant: cannot save the schedule's state to %s: %s", self.settings.path, exc)
+        else:
+            _LOGGER.info("schedule %s is %s", name, "running" if running else "paused")
+        self.schedules.changed()  # the runner reads the pause at once; listeners (this bridge) republish
 
     def _set_volume(self, payload: bytes) -> None:
         try:

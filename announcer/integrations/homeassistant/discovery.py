@@ -15,12 +15,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from ...config import Config
 from ...core.emotions import EMOTIONS
 from ...core.events import Event
 from ...mqtt.topics import Topics, discovery_config
+from ...schedule.runner import Upcoming
 
 ID_OK = re.compile(r"^[a-zA-Z0-9_-]+$")
 
@@ -216,7 +218,88 @@ def entities(cfg: Config, version: str, url: str | None = None) -> list[Entity]:
             },
         ),
     ]
+    if cfg.schedules:
+        out += schedule_entities(cfg, version, url)
     return out
+
+
+def schedule_entities(cfg: Config, version: str, url: str | None = None) -> list[Entity]:
+    """The next firing (a timestamp sensor) and one switch per schedule (off: paused)."""
+    t = topics_of(cfg)
+    out = [
+        _entity(
+            cfg,
+            version,
+            url,
+            "sensor",
+            "next_schedule",
+            "Next scheduled announcement",
+            {
+                "state_topic": t.state_schedules,
+                "value_template": "{{ value_json.next or 'None' }}",
+                "json_attributes_topic": t.state_schedules,
+                "json_attributes_template": "{{ {'schedule': value_json.next_schedule, "
+                "'id': value_json.next_id} | tojson }}",
+                "device_class": "timestamp",
+                "icon": "mdi:calendar-clock",
+            },
+        )
+    ]
+    for name in cfg.schedules:
+        out.append(
+            _entity(
+                cfg,
+                version,
+                url,
+                "switch",
+                f"schedule_{name}",
+                f"Schedule {name}",
+                {
+                    "command_topic": t.set_schedule(name),
+                    "state_topic": t.state_schedule(name),
+                    "payload_on": "ON",
+                    "payload_off": "OFF",
+                    "json_attributes_topic": t.state_schedules,
+                    "json_attributes_template": f"{{{{ value_json.schedules['{name}'] | tojson }}}}",
+                    "retain": False,
+                    "entity_category": "config",
+                    "icon": "mdi:calendar-clock",
+                },
+            )
+        )
+    return out
+
+
+def schedules_state(upcoming: Iterable[Upcoming]) -> dict[str, Any]:
+    """The retained ``P/state/schedules``: the next firing of a running schedule, and each schedule's."""
+    items = list(upcoming)
+    running = [u.firing for u in items if u.firing is not None and not u.paused]
+    first = min(running, default=None)
+    return {
+        "next": _iso(first.at) if first else None,
+        "next_schedule": first.schedule if first else None,
+        "next_id": first.id if first else None,
+        "schedules": {
+            u.schedule: {
+                "next": _iso(u.firing.at) if u.firing else None,
+                "next_id": u.firing.id if u.firing else None,
+                "paused": u.paused,
+            }
+            for u in items
+        },
+    }
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds")
+
+
+def parse_switch_command(payload: bytes) -> bool:
+    """A ``P/set/schedule/<name>`` payload: ``ON`` runs the schedule (True), ``OFF`` pauses it."""
+    text = payload.decode("utf-8", "replace").strip().upper()
+    if text not in ("ON", "OFF"):
+        raise ValueError(f"{text[:20]!r} is not ON or OFF")
+    return text == "ON"
 
 
 def removed_topics(previous: Iterable[str], current: Iterable[str]) -> list[str]:
@@ -249,7 +332,7 @@ def last_state(event: Event, ann: Any) -> dict[str, Any]:
         "id": event.id,
         "state": event.state,
         "ts": event.ts,
-        "text": getattr(ann, "text", ""),
+        "text": getattr(ann, "summary", ""),  # a clip alone: "[clip bell]"
         "targets": list(getattr(ann, "targets", ())),
         "emotion": getattr(ann, "emotion", None),
         "priority": getattr(ann, "priority", None),
