@@ -26,14 +26,17 @@ from .sections import (
     AudioConfig,
     CacheConfig,
     DefaultsConfig,
+    FleetConfig,
     HermesConfig,
     HomeAssistantConfig,
     HttpConfig,
     LimitsConfig,
     LoggingConfig,
     MqttConfig,
+    PairConfig,
     QuietHoursConfig,
     ShutdownConfig,
+    SiteConfig,
     SpoolConfig,
     Strict,
     WyomingConfig,
@@ -81,6 +84,9 @@ class Config(Strict):
     wyoming: WyomingConfig = WyomingConfig()
     http: HttpConfig = HttpConfig()
     logging: LoggingConfig = LoggingConfig()
+    site: SiteConfig | None = None  # this daemon's building in a fleet (docs/fleet.md); null: not in a fleet
+    fleet: FleetConfig = FleetConfig()
+    pair: PairConfig | None = None  # one member of an active/standby pair; null: a daemon of its own
 
     @field_validator("timezone")
     @classmethod

@@ -30,9 +30,6 @@ Under systemd (``Type=notify``, see systemd/README.md):
 from __future__ import annotations
 
 import logging
-import select
-import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -52,7 +49,7 @@ from ..integrations.homeassistant.bridge import HomeAssistantBridge
 from ..mqtt.link import MqttLink
 from ..mqtt.publisher import EventPublisher
 from ..mqtt.router import MqttRouter
-from ..mqtt.topics import Topics
+from ..mqtt.topics import FleetTopics, Topics
 from ..playback.runtime import LiveRuntime, Runtime
 from ..playback.scheduler import Scheduler
 from ..sinks.base import SinkContext
@@ -89,7 +86,9 @@ class Daemon:
         self.config_path = config_path  # what a reload re-reads
         self.topics = Topics.under(cfg.mqtt.topic_prefix)
         self.prefix = self.topics.prefix
-        self.events = EventBus()
+        site = cfg.site.name if cfg.site is not None else None
+        self.events = EventBus(site=site, member=cfg.mqtt.client_id if cfg.pair is not None else None)
+        self.fleet = FleetTopics.under(cfg.fleet.prefix, site) if site is not None else None
         self._stopping = threading.Event()
         self.link: MqttLink | None = None
         self.wyoming: Any = None
@@ -125,12 +124,13 @@ class Daemon:
         )
         self.integrations = self._integrations()
         self.status.integrations = list(self.integrations)
-        router = MqttRouter(self.intake, self.topics, self.integrations)
+        router = MqttRouter(self.intake, self.topics, self.integrations, fleet=self.fleet)
         self.link = MqttLink(
             cfg.mqtt, router.handle, router.subscriptions(), on_connect_change=self.status.connection_changed
         )
         self.status.link = self.link
         self.events.subscribe(EventPublisher(self.link, self.topics))
+        self.events.subscribe(self.status.on_event)
         for integration in self.integrations:
             self.events.subscribe(integration.on_event)
         self.components = self._components()
@@ -348,69 +348,3 @@ class Daemon:
             component.stop()
         self._started.clear()
         _LOGGER.info("stopped")
-
-
-class _Signals:
-    """What the signal handlers asked for. The handlers only set these flags (the wake-up fd
-    then interrupts the main loop's select); the main thread does the work."""
-
-    def __init__(self) -> None:
-        self.stop: int | None = None
-        self.reload = False
-
-    def handler(self, signum: int, _frame: Any) -> None:
-        if signum == signal.SIGHUP:
-            self.reload = True
-        else:
-            self.stop = signum
-
-
-NOT_READY_WARNING_S = 30.0
-
-
-def run(cfg: Config, config_path: Path | None = None) -> int:
-    daemon = Daemon(cfg, config_path)
-    flags = _Signals()
-    wake_r, wake_w = socket.socketpair()
-    wake_r.setblocking(False)
-    wake_w.setblocking(False)
-    previous_fd = signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, flags.handler)
-    try:
-        _LOGGER.info("announcer %s starting (config %s)", __version__, config_path or "built-in defaults")
-        daemon.start()
-        daemon.start_watchdog()
-        started = time.monotonic()
-        ready = warned = False
-        while flags.stop is None:
-            if not ready and daemon.wait_ready(0):
-                ready = True
-                notify("READY=1")
-                _LOGGER.info("ready: subscribed on %s:%d, prefix %s", cfg.mqtt.host, cfg.mqtt.port, daemon.prefix)
-            elif not ready and not warned and time.monotonic() - started > NOT_READY_WARNING_S:
-                warned = True
-                why = daemon.link.last_error if daemon.link is not None else None
-                _LOGGER.warning(
-                    "broker %s:%d not reachable yet (%s); still retrying, and not READY until the "
-                    "subscriptions are acknowledged (systemd's TimeoutStartSec bounds the wait)",
-                    cfg.mqtt.host,
-                    cfg.mqtt.port,
-                    why or "no answer",
-                )
-            if flags.reload and ready:  # a reload asked for during start-up waits for READY
-                flags.reload = False
-                daemon.reload()
-            select.select([wake_r], [], [], 0.01 if not ready else 1.0)  # READY within 10 ms of the SUBACK
-            try:
-                while wake_r.recv(64):
-                    pass
-            except (BlockingIOError, InterruptedError):
-                pass
-        _LOGGER.info("received %s; stopping", signal.Signals(flags.stop).name)
-        daemon.stop(drain=True)
-    finally:
-        signal.set_wakeup_fd(previous_fd)
-        wake_r.close()
-        wake_w.close()
-    return 0

@@ -1,7 +1,9 @@
 """The daemon's status: ``P/status`` (retained), the integrations' view of it, systemd's ``STATUS=``.
 
 ``status()`` is ``{"state": "online", "version", "queue", "speaking"}`` plus ``engines``
-(``starting | ready | down`` per engine that runs a server of its own). It is published
+(``starting | ready | down`` per engine that runs a server of its own), and for a daemon with a
+``site``: ``site``, ``display`` and ``last`` (the most recent accepted announcement's ``id``,
+``state``, ``ts`` and the start of its ``text``), what ``announcer fleet`` shows. It is published
 whenever it changes (the scheduler reports every change) and after every (re)connect;
 the integrations (Home Assistant) see each change. When the daemon turns idle (nothing
 waits or plays) the C heap's free memory is given back (``announcer.service.memory``).
@@ -15,6 +17,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import __version__
+from ..core.announcement import Announcement
+from ..core.events import Event
 from ..integrations.base import Integration
 from ..mqtt.link import MqttLink
 from ..mqtt.publisher import publish_status
@@ -24,6 +28,8 @@ from .memory import IdleTrim
 from .sd_notify import notify
 
 _LOGGER = logging.getLogger(__name__)
+
+LAST_TEXT_CHARS = 80  # of the last announcement's text in a site's status
 
 
 class StatusReporter:
@@ -42,6 +48,7 @@ class StatusReporter:
         self._lock = threading.Lock()
         self.last: dict[str, Any] | None = None
         self._idle_trim = IdleTrim()
+        self._last_ann: dict[str, Any] | None = None  # a site's most recent accepted announcement
 
     def status(self) -> dict[str, Any]:
         st = self._queue_status()
@@ -49,7 +56,25 @@ class StatusReporter:
         engines = {name: eng.state for name, eng in self.live.current.synth.engines.items() if eng.supervised}
         if engines:  # engines served by a process or server of their own: starting | ready | down
             status["engines"] = engines
+        site = self.live.config.site
+        if site is not None:
+            status.update(site=site.name, display=site.display or site.name)
+            if self._last_ann is not None:
+                status["last"] = dict(self._last_ann)
         return status
+
+    def on_event(self, event: Event, ann: Announcement | None) -> None:
+        """An event-bus listener: a site's status follows its most recent accepted announcement.
+
+        Kept for the next publish, which the scheduler's own change right after each of these
+        events brings (queued: the queue grows; finished, expired ...: it shrinks or a speaker idles).
+        """
+        if ann is None or self.live.config.site is None:
+            return
+        with self._lock:
+            if event.state != "queued" and (self._last_ann is None or self._last_ann["id"] != ann.id):
+                return  # news of an older announcement
+            self._last_ann = {"id": ann.id, "state": event.state, "ts": event.ts, "text": ann.text[:LAST_TEXT_CHARS]}
 
     def scheduler_changed(self, status: dict[str, Any] | None = None) -> None:
         """The scheduler's callback: publish, and trim the heap once idle."""
