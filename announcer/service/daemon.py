@@ -40,14 +40,15 @@ from typing import Any
 from .. import __version__
 from ..config import Config
 from ..core.errors import EngineUnavailable
-from ..core.events import EventBus
+from ..core.events import EventBus, Listener
 from ..engines.base import Engine
 from ..intake.intake import Intake
 from ..integrations.base import Integration
 from ..integrations.hermes import HermesBridge
 from ..integrations.homeassistant.bridge import HomeAssistantBridge
+from ..integrations.pair.member import PairMember
 from ..mqtt.link import MqttLink
-from ..mqtt.publisher import EventPublisher
+from ..mqtt.publisher import Deliveries, EventPublisher
 from ..mqtt.router import MqttRouter
 from ..mqtt.topics import FleetTopics, Topics
 from ..playback.runtime import LiveRuntime, Runtime
@@ -63,11 +64,19 @@ from .watchdog import health, start_watchdog
 _LOGGER = logging.getLogger(__name__)
 
 PRUNE_EVERY = 3600.0
-STOP_ORDER = ("wyoming", "http", "intake", "scheduler", "engines", "mqtt", "maintenance", "sinks", "spool")
+STOP_ORDER = ("pair", "wyoming", "http", "intake", "scheduler", "engines", "mqtt", "maintenance", "sinks", "spool")
 
 
 def _nothing(_runtime: Runtime) -> None:
     return None
+
+
+def _gated(listener: Listener, publishing: Callable[[], bool] | None) -> Listener:
+    """An integration hears the events only from the pair member that leads (a daemon of its own: always)."""
+    if publishing is None:
+        return listener
+    gate = publishing
+    return lambda event, ann: listener(event, ann) if gate() else None
 
 
 @dataclass
@@ -91,6 +100,7 @@ class Daemon:
         self.fleet = FleetTopics.under(cfg.fleet.prefix, site) if site is not None else None
         self._stopping = threading.Event()
         self.link: MqttLink | None = None
+        self.pair: PairMember | None = None
         self.wyoming: Any = None
         self.http: Any = None
         self.integrations: list[Integration] = []
@@ -108,31 +118,43 @@ class Daemon:
         self.sink_context = SinkContext(publish=self._publish_raw)
         self.live = LiveRuntime(Runtime.build(cfg, self.sink_context))
         self.status = StatusReporter(self.live, lambda: self.scheduler.status(), self.topics)
+        pair = self.pair = PairMember(cfg, self.topics, self.spool, lambda: self.live.config) if cfg.pair else None
         self.scheduler = Scheduler(
             self.live.current,
             self.spool,
             self.events,
             on_status_change=self.status.scheduler_changed,
             master_volume=lambda: self.settings.volume,
+            may_start=pair.may_start if pair is not None else None,
         )
         self.intake = Intake(
             lambda: self.live.config,
             self.spool,
-            self.scheduler,
+            self.scheduler if pair is None else pair,  # a pair member schedules only while it leads
             self.events,
             field_defaults=self.settings.field_defaults,
         )
-        self.integrations = self._integrations()
+        self.integrations = self._integrations() + ([pair] if pair is not None else [])
         self.status.integrations = list(self.integrations)
         router = MqttRouter(self.intake, self.topics, self.integrations, fleet=self.fleet)
         self.link = MqttLink(
-            cfg.mqtt, router.handle, router.subscriptions(), on_connect_change=self.status.connection_changed
+            cfg.mqtt,
+            router.handle,
+            router.subscriptions(),
+            on_connect_change=self.status.connection_changed,
+            availability_topic=pair.availability_topic if pair is not None else None,
         )
         self.status.link = self.link
-        self.events.subscribe(EventPublisher(self.link, self.topics))
+        publishing = (lambda: pair.publishing) if pair is not None else None  # only the leader speaks
+        deliveries = Deliveries()  # a pair leader's terminal events not yet acknowledged
+        self.events.subscribe(EventPublisher(self.link, self.topics, publishing, deliveries if pair else None))
         self.events.subscribe(self.status.on_event)
         for integration in self.integrations:
-            self.events.subscribe(integration.on_event)
+            self.events.subscribe(_gated(integration.on_event, publishing))
+        if pair is not None:
+            pair.attach(self.scheduler, self.link, deliveries)
+            pair.on_change = lambda: self.status.publish(force=True)
+            self.status.pair = pair
         self.components = self._components()
         for component in self.components:
             component.start()
@@ -144,9 +166,20 @@ class Daemon:
         return [
             Component("spool", lambda: None, self.spool.close),
             Component("engines", lambda: self._start_engines(self.live.current.synth.engines), self._close_engines),
-            Component("scheduler", scheduler.start, self._stop_scheduler, scheduler.reconfigure),
+            # a pair member resumes the spool when it takes the lead, not at start
+            Component(
+                "scheduler",
+                lambda: scheduler.start(resume=self.pair is None),
+                self._stop_scheduler,
+                scheduler.reconfigure,
+            ),  # fmt: skip
             Component("intake", lambda: None, self.intake.close),
             Component("mqtt", link.start, self._close_link),
+            Component(
+                "pair",
+                self.pair.start if self.pair else lambda: None,
+                self.pair.stop_thread if self.pair else lambda: None,
+            ),
             Component("maintenance", self._start_maintenance, lambda: None),
             Component("sinks", lambda: None, self._close_sinks),
             Component("integrations", lambda: None, lambda: None, self._reconfigure_integrations),

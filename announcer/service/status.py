@@ -20,6 +20,7 @@ from .. import __version__
 from ..core.announcement import Announcement
 from ..core.events import Event
 from ..integrations.base import Integration
+from ..integrations.pair.member import PairMember
 from ..mqtt.link import MqttLink
 from ..mqtt.publisher import publish_status
 from ..mqtt.topics import Topics
@@ -45,6 +46,7 @@ class StatusReporter:
         self.topics = topics
         self.integrations = list(integrations)
         self.link: MqttLink | None = None  # set once the link exists
+        self.pair: PairMember | None = None  # a pair member: P/status only while it leads, its own always
         self._lock = threading.Lock()
         self.last: dict[str, Any] | None = None
         self._idle_trim = IdleTrim()
@@ -56,6 +58,8 @@ class StatusReporter:
         engines = {name: eng.state for name, eng in self.live.current.synth.engines.items() if eng.supervised}
         if engines:  # engines served by a process or server of their own: starting | ready | down
             status["engines"] = engines
+        if self.pair is not None:
+            status.update(self.pair.status_fields())
         site = self.live.config.site
         if site is not None:
             status.update(site=site.name, display=site.display or site.name)
@@ -91,7 +95,7 @@ class StatusReporter:
             if status == self.last and not force:
                 return
             self.last = status
-        publish_status(link, self.topics, status)
+        self._send(link, status)
         for integration in self.integrations:
             try:
                 integration.on_status(status)
@@ -101,6 +105,13 @@ class StatusReporter:
             f"STATUS=queue {status['queue']}, speaking {','.join(status['speaking']) or 'none'}, "
             f"broker {'connected' if link.connected else 'disconnected'}"
         )
+
+    def _send(self, link: MqttLink, status: dict[str, Any]) -> None:
+        """``P/status``, except from a pair member that does not lead; a member's own status too."""
+        if self.pair is None or self.pair.publishing:
+            publish_status(link, self.topics, status)
+        if self.pair is not None:
+            self.pair.publish_member_status(status)
 
     def connection_changed(self, connected: bool) -> None:
         if connected:
@@ -119,6 +130,6 @@ class StatusReporter:
             return
         offline = dict(self.last or {}, state="offline", queue=queue, speaking=[])
         try:
-            publish_status(self.link, self.topics, offline)
+            self._send(self.link, offline)
         except Exception:  # not connected: the last will says offline anyway
             _LOGGER.debug("cannot publish the offline status", exc_info=True)
