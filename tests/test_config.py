@@ -109,6 +109,14 @@ def test_config_is_frozen(tmp_path: Path) -> None:
     assert "cannot read" in info.value.errors[0]
 
 
+def test_fleet_examples_are_valid() -> None:
+    site = parse_config((ROOT / "config" / "fleet-site.example.yaml").read_text())
+    assert site.site is not None and site.site.name == "b3" and site.pair is not None and site.pair.peer == "b3-b"
+    assert site.mqtt.topic_prefix == "announcer-fleet/sites/b3" and site.mqtt.client_id == "b3-a"
+    console = parse_config((ROOT / "config" / "fleet-console.example.yaml").read_text(), env={"MQTT_PASSWORD": "x"})
+    assert console.fleet.prefix == "announcer-fleet" and console.site is None
+
+
 def test_site_fleet_and_pair() -> None:
     cfg = parse_config(
         "site: {name: b3, display: 三号楼}\nmqtt: {topic_prefix: announcer-fleet/sites/b3, client_id: b3-a}\n"

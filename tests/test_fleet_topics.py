@@ -83,3 +83,23 @@ def test_a_site_is_online_unreachable_or_offline() -> None:
         return sum(2 if "\u4e00" <= c <= "\u9fff" else 1 for c in row[: row.index(word)])
 
     assert column(rows[0], "state") == column(rows[1], "online") == column(rows[2], "unreachable")
+
+
+def test_a_site_outcome_ignores_a_bridge_duplicate_of_what_it_queued() -> None:
+    from announcer.mqtt.fleet_send import SiteOutcome
+
+    o = SiteOutcome("b3")
+    o.feed({"id": "x", "state": "queued", "speakers": ["a", "b"]})
+    o.feed({"id": "x", "state": "rejected", "reason": "duplicate", "error": "id: 'x' was already received"})
+    assert not o.done  # the copy a flapping bridge delivered twice: the first one plays
+    o.feed({"id": "x", "state": "finished", "speaker": "a"})
+    o.feed({"id": "x", "state": "failed", "speaker": "b", "error": "audio device 'b' failed"})
+    assert o.done and o.deciding() == (
+        False,
+        {"id": "x", "state": "failed", "speaker": "b", "error": "audio device 'b' failed", "site": "b3",
+         "results": {"a": "finished", "b": "failed"}},
+    )  # fmt: skip
+    assert o.problems() == ["b3/b: failed: audio device 'b' failed"]
+    first = SiteOutcome("b4")  # an id the site had already: its own duplicate, nothing plays
+    first.feed({"id": "x", "state": "rejected", "reason": "duplicate", "error": "id: ..."})
+    assert first.done and first.deciding()[0] is False

@@ -57,6 +57,8 @@ class SiteOutcome:
             self.queued = True
             if isinstance(event.get("speakers"), list):
                 self.speakers = tuple(str(s) for s in event["speakers"])
+        elif state == "rejected" and event.get("reason") == "duplicate" and self.queued:
+            return  # a second copy (a bridge that flapped resends what it had in flight): the first plays
         elif state in TERMINAL and not speaker:
             self.final = self.final or event
         elif state in TERMINAL and isinstance(speaker, str):

@@ -3,7 +3,10 @@
 MQTT messages are routed (``MqttRouter``) to the intake on paho's thread (parsed and
 spooled), played by the ``Scheduler``'s threads, and every state change goes out on
 ``P/events`` (``EventPublisher``; the MQTT 5 response topic gets the terminal one).
-``P/status`` is kept current (``StatusReporter``).
+``P/status`` is kept current (``StatusReporter``). With a ``site`` the router also takes the
+fleet's topics (``FleetTopics``); as one member of a ``pair`` (``PairMember``) the daemon
+schedules, plays and publishes only while it leads: the pair is the intake's scheduling, the
+scheduler's start gate and the gate of every event listener that publishes.
 
 The parts are ``Component`` s with start, stop and reconfigure: started in the order of
 ``self.components``, stopped in ``STOP_ORDER`` (front doors first, then the scheduler
@@ -11,6 +14,7 @@ drains while the broker link still carries its events, then the rest), each one 
 it started. A reload builds a new ``Runtime`` (``announcer.service.reload``), swaps it into
 the one ``LiveRuntime`` every part reads from, and hands it to every component.
 
+``announcer run``'s main loop (signals, READY) is ``announcer.service.runner``.
 Under systemd (``Type=notify``, see systemd/README.md):
 
 * ``READY=1`` once the engines are loaded, the spool is open and the broker has

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -219,3 +221,18 @@ class Fleet:
         for broker in self.sites.values():
             broker.close()
         self.central.close()
+
+
+def console(central: Broker, workdir: Path, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """``announcer <args>`` run as an operator at the centre: a config with the central broker and the
+    fleet's prefix (written once into ``workdir``)."""
+    cfg = Path(workdir) / "console.yaml"
+    if not cfg.exists():
+        cfg.write_text(
+            f"mqtt: {{host: {central.host}, port: {central.port}, client_id: console}}\n"
+            f"fleet: {{prefix: {FLEET}}}\nhomeassistant: {{enabled: false}}\n",
+            encoding="utf-8",
+        )
+    return subprocess.run(
+        [sys.executable, "-m", "announcer", *args, "-c", str(cfg)], capture_output=True, text=True, timeout=timeout
+    )

@@ -13,17 +13,15 @@ alternative layout of docs/fleet.md). Runs about a minute.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from broker import Broker, Collected, find_mosquitto
+from broker import Collected, find_mosquitto
 from daemon_proc import new_id
-from fleet_net import FLEET, Fleet, SiteDaemon
+from fleet_net import FLEET, Fleet, SiteDaemon, console
 from ledger import parse_log
 
 pytestmark = pytest.mark.timeout(240)
@@ -51,23 +49,6 @@ def fleet(tmp_path: Path, announcer_cache: Path) -> Iterator[tuple[Fleet, dict[s
         f.close()
 
 
-def cli(central: Broker, tmp_path: Path, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    """``announcer <args>`` with a console's config: the central broker, the fleet's prefix."""
-    cfg = tmp_path / "console.yaml"
-    if not cfg.exists():
-        cfg.write_text(
-            f"mqtt: {{host: {central.host}, port: {central.port}, client_id: console}}\n"
-            f"fleet: {{prefix: {FLEET}}}\nhomeassistant: {{enabled: false}}\n",
-            encoding="utf-8",
-        )
-    return subprocess.run(
-        [sys.executable, "-m", "announcer", *args, "-c", str(cfg)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 def events_of(collected: Collected, ann_id: str) -> list[dict[str, Any]]:
     return [e for e in (m.json() for m in collected) if e.get("id") == ann_id]
 
@@ -90,7 +71,7 @@ def test_fleet_send_view_cut_and_heal(fleet: tuple[Fleet, dict[str, SiteDaemon]]
     at_centre = central.collect(f"{FLEET}/sites/+/events")
 
     # ---- the view: every site online, its name, its link ----
-    view = cli(f.central, tmp_path, "fleet")
+    view = console(f.central, tmp_path, "fleet")
     assert view.returncode == 0, view.stdout + view.stderr
     lines = view.stdout.splitlines()
     assert lines[0].split()[:4] == ["site", "name", "state", "link"], view.stdout
@@ -98,7 +79,7 @@ def test_fleet_send_view_cut_and_heal(fleet: tuple[Fleet, dict[str, SiteDaemon]]
     assert all(" online " in ln and " up " in ln and "楼 " in ln for ln in lines[1:]), view.stdout
 
     # ---- every site, with --wait: one finished line per site, exit 0; the events reach the centre ----
-    sent = cli(f.central, tmp_path, "send", "Attention every building.", "--all-sites", "--id", "all-1", "--wait")
+    sent = console(f.central, tmp_path, "send", "Attention every building.", "--all-sites", "--id", "all-1", "--wait")
     assert sent.returncode == 0, sent.stdout + sent.stderr
     outcomes = [json.loads(ln) for ln in sent.stdout.splitlines()]
     assert sorted((o["site"], o["state"], o["speaker"]) for o in outcomes) == [(s, "finished", "a") for s in SITES]
@@ -139,13 +120,13 @@ def test_fleet_send_view_cut_and_heal(fleet: tuple[Fleet, dict[str, SiteDaemon]]
 
     f.wait_bridge("b3", False, CUT_NOTICED_S)
     noticed = time.monotonic() - cut_at
-    view = cli(f.central, tmp_path, "fleet", "--json")
+    view = console(f.central, tmp_path, "fleet", "--json")
     assert view.returncode == 1, view.stdout + view.stderr
     states = {s["site"]: s for s in json.loads(view.stdout)["sites"]}
     assert {s: states[s]["state"] for s in SITES} == {"b1": "online", "b2": "online", "b3": "unreachable"}
     assert states["b3"]["link"] == "down" and states["b3"]["last"]["id"] == "all-1"  # what it said last
 
-    waited = cli(f.central, tmp_path, "send", "Are you there?", "--site", "b1", "--site", "b3", "--wait",
+    waited = console(f.central, tmp_path, "send", "Are you there?", "--site", "b1", "--site", "b3", "--wait",
                  "--timeout", "4")  # fmt: skip
     assert waited.returncode == 1, waited.stdout + waited.stderr
     assert [json.loads(ln)["site"] for ln in waited.stdout.splitlines()] == ["b1"]

@@ -22,6 +22,7 @@ leader, and in the end neither member's spool holds anything. Runs about two min
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import threading
@@ -34,7 +35,7 @@ import pytest
 from alsa import FifoSpeakers
 from broker import Broker, Received
 from daemon_proc import EventLog
-from fleet_net import FLEET, SiteDaemon
+from fleet_net import FLEET, SiteDaemon, console
 from netproxy import CutProxy
 from pair_ledger import PairLedger
 from publisher import Publisher
@@ -66,8 +67,6 @@ class PairWatch:
         broker.client().on(f"{prefix}/pair/leader", self._on)
 
     def _on(self, m: Received) -> None:
-        import json
-
         with self._lock:
             self.leases.append((time.time(), json.loads(m.payload)["member"]))
 
@@ -182,6 +181,11 @@ def test_pair_failover_plays_everything_once(
         if not fig.lost:
             break
         time.sleep(1.0)
+    view = console(durable_broker, tmp_path, "fleet", "--json")  # what an operator sees of the pair
+    assert view.returncode == 0, view.stdout + view.stderr
+    (site,) = json.loads(view.stdout)["sites"]
+    assert (site["site"], site["state"], site["link"], site["leader"]) == (SITE, "online", "direct", watch.leader())
+    assert site["members"] == {m: "online" for m in MEMBERS}
     for m in MEMBERS:
         assert daemons[m].stop() == 0, daemons[m].log_tail()
     fig = ledger.figures({m: d.log() for m, d in daemons.items()})
