@@ -283,6 +283,11 @@ class Daemon:
             return
         from ..http.service import HttpContext, HttpService
 
+        if self.pair is not None:
+            _LOGGER.warning(
+                "http: in an active/standby pair, POST /announce and /stop reach this member only (the "
+                "other one never sees them); send announcements over MQTT so that both members have them"
+            )
         service = HttpService(HttpContext(self.live, self.intake, self.spool, self.scheduler, self.events))
         try:
             service.start()
