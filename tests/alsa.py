@@ -65,7 +65,7 @@ FIFO speakers that hang on demand (``FifoSpeakers``, for the daemon as a subproc
 -----------------------------------------------------------------------------------
 Each is an ALSA ``file`` PCM on a ``null`` slave writing raw S16_LE mono 16 kHz into a
 FIFO (``plug`` converts whatever the stream was opened with). The writer blocks for
-real once the pipe (64 KiB, about 2 s of audio) is full, inside PortAudio's write,
+real once the pipe (64 KiB, about 2 s of audio; ``pipe_bytes`` makes it smaller) is full, inside PortAudio's write,
 exactly like a sound card that stopped taking samples. ``FifoReader`` holds the read
 end open (so the writer's open never blocks) and drains it at a chosen pace:
 ``pace(None)`` as fast as it comes, ``pace(1.0)`` real time (32000 bytes/s), ``pause()``
@@ -348,9 +348,11 @@ class AlsaDevices:
 class FifoReader:
     """Holds a FIFO's read end and drains it at a pace (see the module doc)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, pipe_bytes: int | None = None) -> None:
         self.path = path
         self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        if pipe_bytes is not None:  # less than the default 64 KiB (2 s): the writer is held in real time sooner
+            fcntl.fcntl(self.fd, _F_SETPIPE_SZ, pipe_bytes)
         self.bytes = 0
         self._speed: float | None = 0.0  # 0: paused; None: as fast as possible; x: x times real time
         self._stop = False
@@ -392,7 +394,7 @@ class FifoReader:
 class FifoSpeakers:
     """``count`` FIFO-backed ALSA speakers ``annfifo1`` .. ``annfifoN`` (see the module doc)."""
 
-    def __init__(self, directory: Path, count: int = 1) -> None:
+    def __init__(self, directory: Path, count: int = 1, pipe_bytes: int | None = None) -> None:
         if not Path(SYSTEM_ALSA_CONF).is_file():
             raise AssertionError(f"{SYSTEM_ALSA_CONF} is missing: install ALSA (scripts/install-system-deps.sh)")
         self.dir = Path(directory)
@@ -408,7 +410,7 @@ class FifoSpeakers:
                 f'pcm.annfifo{i} {{ type plug slave {{ pcm "annfiforaw{i}" format S16_LE rate {FIFO_RATE} '
                 f'channels 1 }} hint {{ show on description "announcer FIFO speaker {i}" }} }}'
             )
-            self.readers[i] = FifoReader(fifo)
+            self.readers[i] = FifoReader(fifo, pipe_bytes)
         self.config_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     @staticmethod

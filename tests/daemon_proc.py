@@ -174,6 +174,11 @@ logging: {{level: {self.log_level}}}
     def topic(self, *parts: str) -> str:
         return "/".join((self.prefix, *parts))
 
+    @property
+    def availability_topic(self) -> str:
+        """Where the daemon says ``online`` (a pair member: ``P/pair/<client_id>/availability``)."""
+        return self.topic("availability")
+
     # ---- lifecycle -------------------------------------------------------------------
     @property
     def running(self) -> bool:
@@ -203,7 +208,7 @@ logging: {{level: {self.log_level}}}
         """Spawn and wait for a live ``online`` on ``P/availability`` (seen through the broker's plain listener)."""
         if self.running:
             raise DaemonError("daemon already running")
-        avail = self.broker.client().collect(self.topic("availability"))
+        avail = self.broker.client().collect(self.availability_topic)
         self.spawn()
         deadline = time.monotonic() + timeout
         while True:

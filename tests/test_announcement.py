@@ -9,7 +9,7 @@ import pytest
 from announcer.config import parse_config
 from announcer.core.announcement import Announcement
 from announcer.core.errors import InputError
-from announcer.intake.parse import clean_text, parse
+from announcer.intake.parse import check_schema, clean_text, parse
 from announcer.intake.wire import decode_stop, stop_priority
 
 pytestmark = pytest.mark.unit  # the fast lane (make check)
@@ -61,6 +61,32 @@ def test_unknown_emotion_plays_as_neutral_with_warning() -> None:
 def test_message_expiry_shortens_ttl() -> None:
     a = parse(b'{"text": "hi", "ttl": 100}', CFG, now=0.0, message_expiry=5)
     assert a.expires == 5.0
+
+
+def test_sent_at_counts_the_ttl_from_when_it_was_sent() -> None:
+    # queued 90 s at the centre while the site's link was down: 10 s of its 100 left
+    a = parse(b'{"text": "hi", "ttl": 100, "sent_at": 1000}', CFG, now=1090.0)
+    assert a.expires == 1100.0 and a.sent_at == 1000.0
+    # the default ttl (600) counts from sent_at too; a sender's clock ahead of ours changes nothing
+    assert parse(b'{"text": "hi", "sent_at": 1000}', CFG, now=1090.0).expires == 1600.0
+    assert parse(b'{"text": "hi", "ttl": 100, "sent_at": 5000}', CFG, now=1090.0).expires == 1190.0
+    # the earliest of the three wins: receipt + ttl, sent_at + ttl, the MQTT 5 message expiry
+    assert parse(b'{"text": "hi", "ttl": 100, "sent_at": 1000}', CFG, now=1090.0, message_expiry=3).expires == 1093.0
+    assert Announcement.from_json(a.to_json()) == a
+
+
+def test_check_schema_needs_no_config() -> None:
+    """``announcer send --site`` checks what needs no site's config: types, bounds, the id, the text."""
+    check_schema({"text": "hi", "targets": "a-speaker-only-the-site-knows", "engine": "theirs"})
+    for raw, field in (
+        ({"text": "hi", "speed": 3}, "speed"),
+        ({"text": "hi", "sent_at": "yesterday"}, "sent_at"),
+        ({"text": "<b></b>"}, "text"),
+        ({"text": "hi", "id": "has space"}, "id"),
+    ):
+        with pytest.raises(InputError) as info:
+            check_schema(raw)
+        assert info.value.field == field
 
 
 @pytest.mark.parametrize(

@@ -131,3 +131,41 @@ def test_config_is_frozen(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path / "missing.yaml")
     assert "cannot read" in info.value.errors[0]
+
+
+def test_fleet_examples_are_valid() -> None:
+    site = parse_config((ROOT / "config" / "fleet-site.example.yaml").read_text())
+    assert site.site is not None and site.site.name == "b3" and site.pair is not None and site.pair.peer == "b3-b"
+    assert site.mqtt.topic_prefix == "announcer-fleet/sites/b3" and site.mqtt.client_id == "b3-a"
+    console = parse_config((ROOT / "config" / "fleet-console.example.yaml").read_text(), env={"MQTT_PASSWORD": "x"})
+    assert console.fleet.prefix == "announcer-fleet" and console.site is None
+
+
+def test_site_fleet_and_pair() -> None:
+    cfg = parse_config(
+        "site: {name: b3, display: 三号楼}\nmqtt: {topic_prefix: announcer-fleet/sites/b3, client_id: b3-a}\n"
+        "pair: {peer: b3-b, role: primary, peer_timeout: 5}\n"
+    )
+    assert cfg.site is not None and (cfg.site.name, cfg.site.display) == ("b3", "三号楼")
+    assert cfg.fleet.prefix == "announcer-fleet"
+    assert cfg.pair is not None and (cfg.pair.peer, cfg.pair.role, cfg.pair.peer_timeout) == ("b3-b", "primary", 5)
+    assert parse_config("").site is None and parse_config("").pair is None
+    errs = errors_of("site: {name: 三号楼}\npair: {peer: 'b 3', role: boss, peer_timeout: 0}\nfleet: {prefix: 'a/#'}\n")
+    for key in ("site.name:", "pair.peer:", "pair.role:", "pair.peer_timeout:", "fleet.prefix:"):
+        assert any(e.startswith(key) for e in errs), (key, errs)
+
+
+def test_fleet_and_pair_cross_checks() -> None:
+    errs = errors_of(
+        "site: {name: b3}\nmqtt: {topic_prefix: announcer-fleet, client_id: 'b3 a', session_expiry: 0}\n"
+        "pair: {peer: 'b3-b'}\n"
+    )
+    joined = "\n".join(errs)
+    assert "mqtt.topic_prefix: 'announcer-fleet' collides with the fleet topics" in joined
+    assert "use e.g. announcer-fleet/sites/b3" in joined
+    assert "mqtt.client_id: 'b3 a' cannot name a pair member in topics" in joined
+    assert "mqtt.session_expiry: a pair member needs a session the broker keeps" in joined
+    errs = errors_of("mqtt: {client_id: b3-a}\npair: {peer: b3-a}\nsite: {name: b3}\nfleet: {prefix: x}\n")
+    assert errs == ["pair.peer: must be the other member's mqtt.client_id, not this one's ('b3-a') (line 2)"]
+    errs = errors_of("site: {name: b3}\nmqtt: {topic_prefix: announcer-fleet/say/b3}\n")
+    assert errs[0].startswith("mqtt.topic_prefix:")

@@ -157,6 +157,46 @@ def test_schedules_get_a_next_firing_sensor_and_a_pause_switch_each() -> None:
         ha.parse_switch_command(b"pause")
 
 
+def test_a_site_is_one_device_and_a_pair_shows_its_leader() -> None:
+    """A site's daemon is the site's device; its commands go to the fleet's topics for that site
+    (which reach it on its own broker and, through the bridge, from the centre)."""
+    text = config_text().replace("homeassistant: {discovery_prefix: hass, node_id: floor-2}", "")
+    cfg = parse_config(text + "site: {name: b3, display: 三号楼}\nhomeassistant: {discovery_prefix: hass}\n")
+    ents = ha.entities(cfg, __version__)
+    for e in ents:
+        check_discovery(e.topic, e.payload, "hass", "b3")  # the node id is the site's
+    by_id = {e.object_id: e.payload for e in ents}
+    assert by_id["say"]["device"]["name"] == "三号楼" and by_id["say"]["unique_id"] == "announcer_b3_say"
+    assert by_id["say"]["command_topic"] == "announcer-fleet/say/b3"
+    assert by_id["zone_ward-3"]["command_topic"] == "announcer-fleet/say/b3/ward-3"
+    assert by_id["stop"]["command_topic"] == "announcer-fleet/stop/b3"
+    assert by_id["queue"]["state_topic"] == "hosp/status" and "leader" not in by_id
+    assert by_id["say"]["availability"][0]["topic"] == "hosp/availability"
+    # an explicit node id wins over the site's name
+    own = parse_config(text + "site: {name: b3}\nhomeassistant: {discovery_prefix: hass, node_id: floor-2}\n")
+    assert ha.entities(own, __version__)[0].topic == "hass/notify/floor-2/say/config"
+    # the two members of a pair publish the same device: available while either is; who leads
+    pair = "site: {name: b3}\nhomeassistant: {discovery_prefix: hass}\npair: {peer: b3-b}\n"
+    members = [
+        ha.entities(
+            parse_config(
+                text.replace("{topic_prefix: hosp}", f"{{topic_prefix: hosp, client_id: {me}}}")
+                + pair.replace("b3-b", peer)
+            ),
+            __version__,
+        )  # fmt: skip
+        for me, peer in (("b3-a", "b3-b"), ("b3-b", "b3-a"))
+    ]
+    assert [e.payload for e in members[0]] == [e.payload for e in members[1]]
+    leader = {e.object_id: e.payload for e in members[0]}["leader"]
+    assert leader["state_topic"] == "hosp/status" and "value_json.pair.leader" in leader["value_template"]
+    assert leader["availability_mode"] == "any"
+    assert [a["topic"] for a in leader["availability"]] == [
+        "hosp/pair/b3-a/availability",
+        "hosp/pair/b3-b/availability",
+    ]
+
+
 def test_non_ascii_ids_become_ascii() -> None:
     assert ha.ascii_id("病房 3/b") == "___3_b"
     assert ha.entity_slug("Floor-2_x") == "floor_2_x"

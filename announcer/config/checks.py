@@ -8,6 +8,7 @@ so a missing or undecodable file is a config error at load, never a failure at p
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -174,6 +175,42 @@ def schedules(cfg: Config) -> list[str]:
     return errors
 
 
+_MEMBER = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def fleet(cfg: Config) -> list[str]:
+    """A site's own prefix must not sit where the fleet's say/stop topics are."""
+    if cfg.site is None:
+        return []
+    own, shared = cfg.mqtt.topic_prefix.rstrip("/"), cfg.fleet.prefix.rstrip("/")
+    if own == shared or any(own == f"{shared}/{k}" or own.startswith(f"{shared}/{k}/") for k in ("say", "stop")):
+        return [
+            f"mqtt.topic_prefix: {own!r} collides with the fleet topics under fleet.prefix {shared!r} "
+            f"(use e.g. {shared}/sites/{cfg.site.name})"
+        ]
+    return []
+
+
+def pair(cfg: Config) -> list[str]:
+    """A pair member's client id names it in topics; it needs a session the broker keeps."""
+    if cfg.pair is None:
+        return []
+    errors = []
+    member = cfg.mqtt.client_id
+    if not _MEMBER.fullmatch(member):
+        errors.append(
+            f"mqtt.client_id: {member!r} cannot name a pair member in topics (allowed: letters, digits, _ and -)"
+        )
+    if cfg.pair.peer == member:
+        errors.append(f"pair.peer: must be the other member's mqtt.client_id, not this one's ({member!r})")
+    if cfg.mqtt.session_expiry == 0:
+        errors.append(
+            "mqtt.session_expiry: a pair member needs a session the broker keeps (> 0): "
+            "it learns from it what its peer played while it was away"
+        )
+    return errors
+
+
 CROSS_CHECKS: tuple[Callable[[Config], list[str]], ...] = (
     mqtt_password,
     engines,
@@ -184,4 +221,6 @@ CROSS_CHECKS: tuple[Callable[[Config], list[str]], ...] = (
     clips,
     templates,
     schedules,
+    fleet,
+    pair,
 )

@@ -27,6 +27,7 @@ from .sections import (
     AudioConfig,
     CacheConfig,
     DefaultsConfig,
+    FleetConfig,
     HermesConfig,
     HistoryConfig,
     HomeAssistantConfig,
@@ -34,8 +35,10 @@ from .sections import (
     LimitsConfig,
     LoggingConfig,
     MqttConfig,
+    PairConfig,
     QuietHoursConfig,
     ShutdownConfig,
+    SiteConfig,
     SpoolConfig,
     Strict,
     WyomingConfig,
@@ -88,6 +91,9 @@ class Config(Strict):
     wyoming: WyomingConfig = WyomingConfig()
     http: HttpConfig = HttpConfig()
     logging: LoggingConfig = LoggingConfig()
+    site: SiteConfig | None = None  # this daemon's building in a fleet (docs/fleet.md); null: not in a fleet
+    fleet: FleetConfig = FleetConfig()
+    pair: PairConfig | None = None  # one member of an active/standby pair; null: a daemon of its own
 
     @field_validator("timezone")
     @classmethod

@@ -285,6 +285,33 @@ class HttpConfig(Strict):
 # ---- end http ----
 
 
+class SiteConfig(Strict):
+    """This daemon's building in a fleet: it answers the fleet topics ``<fleet.prefix>/say[/<name>[/<target>]]``
+    and ``<fleet.prefix>/stop[/<name>]``, and its events and status carry ``site``."""
+
+    name: Slug  # the site's id in topics and events (b3)
+    display: str | None = None  # a display name in any language (三号楼)
+
+
+class FleetConfig(Strict):
+    """The topics a fleet shares (docs/fleet.md); read only when ``site`` is set (and by ``announcer fleet``)."""
+
+    prefix: str = Field("announcer-fleet", pattern=r"^[^#+\s]+$")
+
+
+class PairConfig(Strict):
+    """An active/standby pair: two daemons with the same config but ``mqtt.client_id``, one of them playing.
+
+    Each member's ``mqtt.client_id`` is its name in the pair's topics (``P/pair/<client_id>/...``);
+    ``peer`` is the other's. Leadership is a retained lease guarded by each member's last will
+    (``announcer.integrations.pair``).
+    """
+
+    peer: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")  # the other member's mqtt.client_id
+    role: Literal["auto", "primary", "standby"] = "auto"  # who leads when both start and nobody leads yet
+    peer_timeout: float = Field(10.0, gt=0, le=600)  # seconds to wait for the peer's word before leading alone
+
+
 class LoggingConfig(Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

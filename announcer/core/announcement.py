@@ -40,11 +40,12 @@ class Announcement:
     repeat: int = 1
     repeat_gap: float = 1.0
     ttl: float = 600.0
+    sent_at: float | None = None  # epoch seconds, as the publisher said (payload ``sent_at``)
     engine: str = ""
     voice: str | None = None
     lang: str | None = None
     received: float = field(default_factory=time.time)  # epoch seconds
-    expires: float = 0.0  # epoch seconds; min(received + ttl, MQTT message expiry)
+    expires: float = 0.0  # epoch seconds; min(received + ttl, sent_at + ttl, MQTT message expiry)
     warnings: tuple[str, ...] = ()
     source: str = "mqtt"
     response_topic: str | None = None

@@ -4,7 +4,8 @@ States: queued, started, finished, interrupted, cancelled, expired, rejected, fa
 ``started``/``finished``/``interrupted``/``cancelled``/``failed`` are per speaker (so is
 ``expired`` once an announcement was queued; a rejected one never had speakers).
 ``Event.to_wire()`` is the JSON object published on ``P/events`` (``id``, ``state``, ``ts``,
-then the state's own fields; a field that is None is left out). Listeners get the typed
+``site`` and ``member`` in a fleet or a pair, then the state's own fields; a field that is None
+is left out). Listeners get the typed
 event and the announcement (None for a rejection): the MQTT side publishes it, Home
 Assistant, Hermes and the HTTP side keep what they need.
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -47,6 +48,8 @@ class Event:
     wire_extra: ClassVar[tuple[str, ...]] = ()  # fields kept out of the wire form (context for listeners)
     id: str
     ts: str = field(default_factory=utc_ts)
+    site: str | None = None  # the daemon's site (``site.name``), stamped by the bus
+    member: str | None = None  # the pair member that emitted it (its ``mqtt.client_id``), stamped by the bus
 
     def to_wire(self) -> dict[str, Any]:
         """The JSON object of ``P/events``: id, state, ts, then this state's fields that are set."""
@@ -168,16 +171,22 @@ Listener = Callable[[Event, "Announcement | None"], None]
 
 
 class EventBus:
-    def __init__(self) -> None:
+    """Fans events out. ``site`` and ``member`` (when given) are stamped on every event, here and only
+    here, so the log line, ``P/events`` and every listener carry the same ones."""
+
+    def __init__(self, site: str | None = None, member: str | None = None) -> None:
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
+        self._stamp = {k: v for k, v in (("site", site), ("member", member)) if v is not None}
 
     def subscribe(self, listener: Listener) -> None:
         with self._lock:
             self._listeners.append(listener)
 
     def emit(self, event: Event, ann: Announcement | None = None) -> Event:
-        """Log ``event`` (one line) and hand it to every listener; returns it."""
+        """Stamp ``event`` (site, member), log it (one line) and hand it to every listener; returns it."""
+        if self._stamp and any(getattr(event, k) is None for k in self._stamp):
+            event = replace(event, **{k: v for k, v in self._stamp.items() if getattr(event, k) is None})
         self._log(event)
         with self._lock:
             listeners = list(self._listeners)

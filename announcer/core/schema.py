@@ -46,6 +46,10 @@ Volume = Annotated[float, Field(ge=0, le=1, description="0 .. 1, multiplied into
 Repeat = Annotated[int, Field(ge=1, le=10, description="times to say it")]
 RepeatGap = Annotated[float, Field(ge=0, le=60, description="seconds of silence between repeats")]
 Ttl = Annotated[float, Field(gt=0, description="seconds; not started by then: expired, never played")]
+SentAt = Annotated[
+    float,
+    Field(gt=0, description="when the publisher sent it, seconds since 1970-01-01 UTC; ttl then counts from here"),
+]
 AnnouncementId = Annotated[str, Field(pattern=ID_PATTERN, description="correlation id (played once)")]
 Targets = str | Annotated[list[str], Field(min_length=1)]
 VarValue = str | int | float  # a template variable's value as sent (the template's type decides)
@@ -79,6 +83,7 @@ class AnnouncementFields(BaseModel):
     voice: str | None = Field(None, description="a voice of that engine")
     lang: str | None = None
     ttl: Ttl | None = None
+    sent_at: SentAt | None = None
     intensity: Intensity | None = None
     speed: Speed | None = None
     volume: Volume | None = None
@@ -86,7 +91,7 @@ class AnnouncementFields(BaseModel):
 
 
 FIELDS: tuple[str, ...] = tuple(AnnouncementFields.model_fields)
-NUMBER_FIELDS: tuple[str, ...] = ("intensity", "speed", "volume", "repeat_gap", "ttl")
+NUMBER_FIELDS: tuple[str, ...] = ("intensity", "speed", "volume", "repeat_gap", "ttl", "sent_at")
 
 
 def _constraints(name: str) -> list[Any]:

@@ -35,7 +35,7 @@ TtsRequest = _request_model(
     "TtsRequest",
     "The fields of an announcement that shape its sound. ``chime`` defaults "
     "to false here: /tts returns the speech alone unless asked.",
-    exclude=("id", "priority", "targets", "ttl"),
+    exclude=("id", "priority", "targets", "ttl", "sent_at"),
 )
 AnnounceRequest = _request_model("AnnounceRequest", "An announcement: the fields of an MQTT announcement payload.")
 

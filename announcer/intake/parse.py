@@ -169,6 +169,20 @@ def _unicode(name: str, value: Any) -> None:
             ) from None
 
 
+def check_schema(raw: dict[str, Any]) -> None:
+    """What can be checked without the receiving daemon's config (types, bounds, the id, a text that
+    is not empty): ``announcer send --site`` validates with this; each site checks its own targets,
+    engines and chimes, and rejects what it does not have."""
+    errors = _schema_errors(raw)
+    for name in FIELDS:
+        value = raw.get(name)
+        _unicode(name, value)
+        if name in errors:
+            raise _worded(name, errors[name], value)
+        if name == "text" and isinstance(value, str) and not clean_text(value):
+            raise InputError("text", "must not be empty (after removing markup and control characters)")
+
+
 def checked_fields(raw: dict[str, Any], cfg: Config, forced_targets: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Every announcement field of ``raw`` validated and resolved against ``cfg`` (defaults filled
     in), in the schema's order; the first problem raises its InputError."""
@@ -225,7 +239,14 @@ def build(
         warnings.append(warn)
     d = cfg.defaults
     ttl = d.ttl if f["ttl"] is None else float(f["ttl"])
-    expires = now + ttl if message_expiry is None else min(now + ttl, now + message_expiry)
+    sent_at = None if f["sent_at"] is None else float(f["sent_at"])
+    # ttl counts from receipt, and from when it was sent when the payload says so (a fleet announcement
+    # queued at the centre while a site's link was down: MQTT 3.1.1 bridges drop the message expiry)
+    expires = min(
+        now + ttl,
+        now + ttl if sent_at is None else sent_at + ttl,
+        now + ttl if message_expiry is None else now + message_expiry,
+    )
     engine = f["engine"]
     ann = Announcement(
         id=new_id() if f["id"] is None else f["id"],
@@ -241,6 +262,7 @@ def build(
         repeat=1 if f["repeat"] is None else f["repeat"],
         repeat_gap=d.repeat_gap if f["repeat_gap"] is None else float(f["repeat_gap"]),
         ttl=ttl,
+        sent_at=sent_at,
         engine=engine,
         voice=f["voice"] or (d.voice if engine == cfg.default_engine else None),
         lang=f["lang"],

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -108,6 +108,7 @@ class MqttLink:
         self._connected_at = 0.0
         self.max_packet_size: int | None = None  # the broker's, from its CONNACK (MQTT 5), if it said one
         self._quick_drops = 0
+        self.on_published: Callable[[int], None] | None = None  # the broker acknowledged our QoS 1 publish (mid)
         self._client = self._make_client()
 
     # ---- set-up -----------------------------------------------------------------------
@@ -146,6 +147,7 @@ class MqttLink:
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
+        client.on_publish = self._on_publish
         client.on_socket_open = no_delay
         return client
 
@@ -229,6 +231,15 @@ class MqttLink:
         """
         thread = getattr(self._client, "_thread", None)  # paho keeps its loop_start() thread here
         return thread is not None and thread.is_alive()
+
+    def silent_for(self) -> float:
+        """Seconds since the last packet from the broker (a PINGRESP counts; infinite before the first).
+
+        An active/standby pair's leader stops starting announcements once this passes the keepalive:
+        the broker gives up on us (and publishes our last will) only 1.5 x keepalive after our last packet.
+        """
+        last = self._client.last_packet_in
+        return float("inf") if last is None else time.monotonic() - last
 
     def wait_subscribed(self, timeout: float | None = None) -> bool:
         """True once the broker acknowledged the first batch of subscriptions (stays True)."""
@@ -373,6 +384,15 @@ class MqttLink:
                 client.ack(msg.mid, msg.qos)
             except Exception:  # a socket error here resurfaces as a disconnect
                 _LOGGER.warning("could not acknowledge message %d on %s", msg.mid, msg.topic, exc_info=True)
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
+        listener = self.on_published
+        if listener is None:
+            return
+        try:
+            listener(mid)
+        except Exception:
+            _LOGGER.exception("publish listener failed")
 
     def _notify(self, connected: bool) -> None:
         if self._on_connect_change is None:

@@ -143,6 +143,11 @@ class Client(mqtt.Client):
 
     last_connect_error: BaseException | None = None
     last_socket_error: str | None = None  # why the current connection failed, if paho said so
+    last_packet_in: float | None = None  # time.monotonic() of the last whole packet from the broker
+
+    def _packet_handle(self) -> MQTTErrorCode:
+        self.last_packet_in = time.monotonic()  # paho's own clock of it is reset when it pings
+        return super()._packet_handle()
 
     def _check_keepalive(self) -> None:
         configured = self._keepalive

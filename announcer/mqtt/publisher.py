@@ -13,7 +13,9 @@ waits for the broker (paho queues QoS 1 messages while disconnected).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..core.announcement import Announcement
@@ -26,15 +28,62 @@ from .topics import Topics
 _LOGGER = logging.getLogger(__name__)
 
 
+class Deliveries:
+    """The terminal events published and not yet acknowledged by the broker (QoS 1 PUBACK).
+
+    An active/standby pair's leader starts nothing new while one is outstanding: once the
+    broker has a ``finished``, the standby learns it even if the leader dies the next moment,
+    so a takeover replays at most what was playing. ``acked`` is called on paho's network
+    thread (``MqttLink.on_published``) and may come before ``sent`` registered the mid.
+    """
+
+    EARLY = 1000  # acknowledgements kept for mids not (yet) registered
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: set[int] = set()
+        self._early: OrderedDict[int, None] = OrderedDict()
+
+    def sent(self, mid: int) -> None:
+        with self._lock:
+            if mid in self._early:  # acknowledged already
+                del self._early[mid]
+                return
+            self._pending.add(mid)
+
+    def acked(self, mid: int) -> bool:
+        """Record a PUBACK; True when it was the last outstanding one."""
+        with self._lock:
+            if mid in self._pending:
+                self._pending.discard(mid)
+                return not self._pending
+            self._early[mid] = None
+            while len(self._early) > self.EARLY:
+                self._early.popitem(last=False)
+            return False
+
+    def all_acked(self) -> bool:
+        return not self._pending
+
+
 class EventPublisher:
     """An event-bus listener: ``P/events`` for every event; the terminal one also to the response
     topic of the request (an accepted announcement's, or the rejected message's)."""
 
-    def __init__(self, link: MqttLink, topics: Topics, reply_prefixes: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        link: MqttLink,
+        topics: Topics,
+        reply_prefixes: Sequence[str] | None = None,
+        publishing: Callable[[], bool] | None = None,
+        deliveries: Deliveries | None = None,
+    ) -> None:
         self.link = link
         self.topics = topics
         self.reply_prefixes = tuple(reply_prefixes) if reply_prefixes is not None else (topics.reply(""),)
         self._refused = RateLimitedLog(_LOGGER)
+        self.publishing = publishing  # an active/standby pair: only the member that leads publishes
+        self.deliveries = deliveries  # a pair: the terminal events not yet acknowledged
 
     def reply_allowed(self, topic: str) -> bool:
         """Under an allowed prefix, and no wildcard or empty level games (MQTT forbids wildcards in a
@@ -44,8 +93,12 @@ class EventPublisher:
         return any(topic.startswith(prefix) and len(topic) > len(prefix) for prefix in self.reply_prefixes)
 
     def __call__(self, event: Event, ann: Announcement | None) -> None:
+        if self.publishing is not None and not self.publishing():
+            return
         wire = event.to_wire()
-        self.link.publish_json(self.topics.events, wire, qos=1)
+        info = self.link.publish_json(self.topics.events, wire, qos=1)
+        if self.deliveries is not None and event.terminal:
+            self.deliveries.sent(info.mid)
         if not event.terminal:
             return
         if ann is not None and ann.response_topic:

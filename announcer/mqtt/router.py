@@ -1,5 +1,8 @@
 """From an incoming MQTT message to the intake (or to the integration that owns its topic).
 
+A site's fleet topics (``F/say``, ``F/say/<site>[/<target>]``, ``F/stop[/<site>]``) are routed
+exactly like ``P/say[/<target>]`` and ``P/stop``.
+
 Runs on paho's network thread, one message at a time (the delivery contract is in
 ``announcer.mqtt.link``): it only decodes, and the intake only validates, commits and
 enqueues. Returning True acknowledges the message; False (the intake is closed: the
@@ -23,7 +26,7 @@ from ..core.errors import InputError
 from ..intake.intake import Intake, Origin
 from ..intake.wire import decode_payload, decode_stop
 from .paho_adapter import IncomingMessage
-from .topics import SAY, Topics
+from .topics import SAY, FleetTopics, Topics
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -55,19 +58,28 @@ def origin_of(msg: IncomingMessage, source: str = "mqtt") -> Origin:
 class MqttRouter:
     """``handle`` is the link's message handler; ``subscriptions`` its topic filters."""
 
-    def __init__(self, intake: Intake, topics: Topics, handlers: Sequence[TopicHandler] = ()) -> None:
+    def __init__(
+        self,
+        intake: Intake,
+        topics: Topics,
+        handlers: Sequence[TopicHandler] = (),
+        fleet: FleetTopics | None = None,
+    ) -> None:
         self.intake = intake
         self.topics = topics
         self.handlers = list(handlers)
+        self.fleet = fleet  # a site's fleet topics (F/say..., F/stop...): routed like P/say, P/stop
 
     def subscriptions(self) -> list[str]:
-        own = self.topics.subscriptions()
+        own = self.topics.subscriptions() + (self.fleet.subscriptions() if self.fleet is not None else [])
         return own + [t for h in self.handlers for t in h.subscriptions() if t not in own]
 
     def handle(self, msg: IncomingMessage) -> bool:
         if self.intake.closed:
             return False
         route = self.topics.route(msg.topic)
+        if route is None and self.fleet is not None:
+            route = self.fleet.route(msg.topic)
         if route is None:
             if not any(h.handle(msg) for h in self.handlers):
                 _LOGGER.debug("ignoring message on %s", msg.topic)

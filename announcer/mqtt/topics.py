@@ -21,9 +21,19 @@ topic                      dir    what
 ``P/reply/<token>``        out    ``announcer send``'s MQTT 5 response topic
 ``hermes/tts/sayFinished`` out    Rhasspy Hermes
 ``<discovery>/<component>/<node>/<object>/config``  out  Home Assistant discovery (retained)
+``P/pair/leader``          both   a pair's lease: retained ``{"member", "epoch", "ts"}``
+``P/pair/<m>/availability`` out   a pair member's ``online`` / ``offline`` (its last will)
+``P/pair/<m>/status``      out    a pair member's own status (retained)
+``P/pair/<m>/sync``        both   a member's marker: back from the broker, the retained state is in
+``F/say[/<site>[/<t>]]``   in     a fleet's announcement: every site, one site (when ``site`` is set)
+``F/stop[/<site>]``        in     a fleet's stop: every site, one site
+``F/sites/<site>/...``     (in)   a site's ``P/...`` as the centre sees it (``announcer fleet``)
 =========================  =====  ==============================================================
 
-Speakers of type ``mqtt`` publish to the topic their config names (not listed here).
+``F`` is ``fleet.prefix`` (default ``announcer-fleet``). At the centre a site's own topics are
+``F/sites/<site>/<the same suffix>``: its daemons use that prefix, or its bridge remaps
+``P`` to it (docs/fleet.md). Speakers of type ``mqtt`` publish to the topic their config names
+(not listed here).
 """
 
 from __future__ import annotations
@@ -122,6 +132,32 @@ class Topics:
     def reply(self, token: str) -> str:
         return self._t("reply", token)
 
+    # ---- an active/standby pair (both ways) ----
+    @property
+    def pair_all(self) -> str:
+        return self._t("pair", "#")
+
+    @property
+    def pair_leader(self) -> str:
+        return self._t("pair", "leader")
+
+    def member_availability(self, member: str) -> str:
+        return self._t("pair", member, "availability")
+
+    def member_status(self, member: str) -> str:
+        return self._t("pair", member, "status")
+
+    def member_sync(self, member: str) -> str:
+        return self._t("pair", member, "sync")
+
+    def pair_member_of(self, topic: str) -> tuple[str, str] | None:
+        """``(member, what)`` of ``P/pair/<member>/<what>``; else None."""
+        base = self._t("pair") + "/"
+        if not topic.startswith(base):
+            return None
+        member, _, what = topic[len(base) :].partition("/")
+        return (member, what) if member and what and "/" not in what else None
+
     # ---- routing ----
     def subscriptions(self) -> list[str]:
         """The daemon's own filters: ``P/say``, ``P/say/+``, ``P/stop``, ``P/stop/+``."""
@@ -135,6 +171,66 @@ class Topics:
                 return Route(kind, None)
             if topic.startswith(base + "/"):
                 return Route(kind, topic[len(base) + 1 :] or None)
+        return None
+
+
+@dataclass(frozen=True)
+class FleetTopics:
+    """The topics a fleet shares, under ``fleet.prefix``; ``site`` is this daemon's (None: a tool at the centre)."""
+
+    prefix: str
+    site: str | None = None
+
+    @classmethod
+    def under(cls, fleet_prefix: str, site: str | None = None) -> FleetTopics:
+        return cls(fleet_prefix.rstrip("/"), site)
+
+    def _t(self, *parts: str) -> str:
+        return "/".join((self.prefix, *parts))
+
+    # ---- to the sites ----
+    def say(self, site: str | None = None, target: str | None = None) -> str:
+        """``F/say`` (every site), ``F/say/<site>``, ``F/say/<site>/<target>``."""
+        return self._t(SAY, *[p for p in (site, target) if p])
+
+    def stop(self, site: str | None = None) -> str:
+        return self._t(STOP, *[p for p in (site,) if p])
+
+    # ---- from the sites, as the centre sees them ----
+    def site_topic(self, site: str, *parts: str) -> str:
+        """``F/sites/<site>/<parts>``: a site's ``P/<parts>`` at the centre."""
+        return self._t("sites", site, *parts)
+
+    def every_site(self, *parts: str) -> str:
+        """``F/sites/+/<parts>``."""
+        return self._t("sites", "+", *parts)
+
+    def site_of(self, topic: str) -> tuple[str, str] | None:
+        """``(site, rest)`` of ``F/sites/<site>/<rest>``; else None."""
+        base = self._t("sites") + "/"
+        if not topic.startswith(base):
+            return None
+        site, _, rest = topic[len(base) :].partition("/")
+        return (site, rest) if site and rest else None
+
+    # ---- a site's daemon ----
+    def subscriptions(self) -> list[str]:
+        """``F/say``, ``F/say/<site>``, ``F/say/<site>/+``, ``F/stop``, ``F/stop/<site>`` (none without a site)."""
+        if self.site is None:
+            return []
+        return [self.say(), self.say(self.site), self.say(self.site, "+"), self.stop(), self.stop(self.site)]
+
+    def route(self, topic: str) -> Route | None:
+        """A fleet topic for this site as a ``Route`` (the target its last level names, if any); else None."""
+        if self.site is None:
+            return None
+        if topic in (self.say(), self.say(self.site)):
+            return Route(SAY, None)
+        if topic in (self.stop(), self.stop(self.site)):
+            return Route(STOP, None)
+        base = self.say(self.site) + "/"
+        if topic.startswith(base) and "/" not in topic[len(base) :]:
+            return Route(SAY, topic[len(base) :] or None)
         return None
 
 

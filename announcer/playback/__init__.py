@@ -1,7 +1,8 @@
 """Playback: schedule, synthesize, play — from a queued announcement to samples on each speaker.
 
 Owns: the runtime a config turns into and its live holder (``runtime``); the scheduler
-(``scheduler``: preemption, expiry, stop, drain, reload) over thread-free per-speaker queues
+(``scheduler``: preemption, expiry, stop, drain, reload, a start gate; ``handover``: resume,
+release and retire when a pair's leader changes) over thread-free per-speaker queues
 (``queues``) and the ledger of who still owes what (``ledger``); one player per speaker
 (``player``) with a deadline on every sink call (``sink_guard``); shared renders
 (``render_pool``) from the synthesizer (``synthesizer``: engine + clause cache

@@ -38,3 +38,9 @@ class Ledger:
 
     def forget(self, ann_id: str) -> None:
         self._owed.pop(ann_id, None)
+
+    def clear(self) -> list[str]:
+        """Forget everything owed (a pair member handing its queue back to the spool); the ids."""
+        ids = list(self._owed)
+        self._owed.clear()
+        return ids

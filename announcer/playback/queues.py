@@ -24,8 +24,9 @@ from dataclasses import dataclass
 
 from ..core.announcement import Announcement
 
-# why a job was aborted, strongest last: a stop beats an interruption, a shutdown beats both
-ABORT_REASONS = ("interrupted", "stopped", "shutdown")
+# why a job was aborted, strongest last: a stop beats an interruption, a pair member that no longer
+# leads ("standby") beats both, a shutdown beats all
+ABORT_REASONS = ("interrupted", "stopped", "standby", "shutdown")
 
 
 class Aborted(Exception):
@@ -117,6 +118,21 @@ class SpeakerQueues:
             removed += [(s, job) for _, job in q if job.ann.rank < rank]
             q[:] = [e for e in q if e[1].ann.rank >= rank]
         return removed
+
+    def take(self, speaker: str, ann_id: str) -> Job | None:
+        """Take ``ann_id``'s waiting job off ``speaker``'s queue (None: it has none)."""
+        q = self._queues.get(speaker, [])
+        for i, (_key, job) in enumerate(q):
+            if job.ann.id == ann_id:
+                return q.pop(i)[1]
+        return None
+
+    def clear(self) -> list[tuple[str, Job]]:
+        """Take every waiting job off every queue."""
+        out = [(s, job) for s, q in self._queues.items() for _key, job in q]
+        for q in self._queues.values():
+            q.clear()
+        return out
 
     def expire(self, now: float) -> list[tuple[str, Job]]:
         """Take every job whose announcement expired before ``now`` off the queues."""

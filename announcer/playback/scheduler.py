@@ -20,7 +20,10 @@ Rules (the decisions, in one place):
   in the spool, so a crash replays it too. Emergencies never interrupt emergencies.
 * Resume (``start``): ``spool.pending()`` is queued again (``queued`` with ``resumed:
   true``) before the players start, so priority order holds across a restart; what
-  expired while the daemon was down gets ``expired`` per speaker.
+  expired while the daemon was down gets ``expired`` per speaker. A pair member resumes,
+  releases and retires at changes of leader (``announcer.playback.handover``).
+* Start gate (``may_start``, an active/standby pair's): a player takes a job only while it
+  says yes; what plays goes on. ``wake()`` when it changes.
 * Failures: an engine or sink error is ``failed`` (``speaker``, ``error``) for that
   speaker only; expected errors (SinkError, EngineUnavailable, InputError, OSError)
   are logged as one line, anything else with its traceback. Players never die.
@@ -62,6 +65,7 @@ from ..core.events import EventBus, Interrupted, Queued, speaker_event
 from ..core.schema import PRIORITIES, PRIORITY_RANK
 from ..sinks.base import Sink
 from ..spool.store import Spool
+from .handover import Handover
 from .ledger import Ledger
 from .player import Outcome, Player
 from .queues import Job, SpeakerQueues
@@ -81,10 +85,10 @@ DRAIN_PRIORITIES = ("high", "emergency")  # what may finish playing on SIGTERM (
 StatusCallback = Callable[[dict[str, Any]], None]
 
 
-class Scheduler:
+class Scheduler(Handover):
     def __init__(self, runtime: Runtime, spool: Spool, events: EventBus, clock: Callable[[], float] = time.time,
-                 on_status_change: StatusCallback | None = None,
-                 master_volume: Callable[[], float] | None = None) -> None:  # fmt: skip
+                 on_status_change: StatusCallback | None = None, master_volume: Callable[[], float] | None = None,
+                 may_start: Callable[[], bool] | None = None) -> None:  # fmt: skip
         self.runtime = runtime
         self.spool = spool
         self.events = events
@@ -95,6 +99,7 @@ class Scheduler:
         self._queues = SpeakerQueues(runtime.sinks)
         self._ledger = Ledger()
         self._master_volume = master_volume
+        self._may_start = may_start or (lambda: True)  # read under the lock: must be quick and take no lock
         self._current: dict[str, Job] = {}
         self._seq = itertools.count()
         self._stopping = False
@@ -121,33 +126,22 @@ class Scheduler:
         return SpeakerChain(self.cfg.speakers[name], self.runtime.chimes, self.cfg.audio.target_lufs)
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> None:
-        """Start the synthesis workers, resume the spool, then start one player per speaker."""
+    def start(self, resume: bool = True) -> None:
+        """Start the synthesis workers, resume the spool (unless told not to), then one player per speaker."""
         if self._started:
             return
         self._started = True
         self.renders.start()
-        for ann, speakers in self.spool.pending():
-            if self.clock() > ann.expires:
-                for s in speakers:
-                    self._terminal(ann, s, "expired")
-                continue
-            self.events.emit(
-                Queued(
-                    id=ann.id,
-                    targets=ann.targets,
-                    priority=ann.priority,
-                    warnings=ann.warnings,
-                    speakers=speakers,
-                    resumed=True,
-                    held=self._quiet.held(ann, speakers),
-                ),
-                ann,
-            )
-            self._enqueue(ann, speakers)
+        if resume:
+            self.resume_pending()
         self.speakers.start()
         self._sweeper.start()
         self._status_changed()
+
+    def wake(self) -> None:
+        """Look at the queues again now (the start gate opened)."""
+        with self._cv:
+            self._cv.notify_all()
 
     def shutdown(self, timeout: float = 5.0, drain: float = 0.0) -> None:
         """Stop taking work, abort what plays (it stays pending in the spool) and join the threads.
@@ -195,18 +189,13 @@ class Scheduler:
             if ann.id in self._ledger:
                 _LOGGER.warning("%s: already queued; ignoring the second submit", ann.id)
                 return
-        self.events.emit(
-            Queued(
-                id=ann.id,
-                targets=ann.targets,
-                priority=ann.priority,
-                warnings=ann.warnings,
-                speakers=ann.speakers,
-                held=self._quiet.held(ann, ann.speakers),
-            ),
-            ann,
-        )
+        self._queued(ann, ann.speakers)
         self._enqueue(ann, ann.speakers)
+
+    def _queued(self, ann: Announcement, speakers: tuple[str, ...], resumed: bool = False) -> None:
+        held = self._quiet.held(ann, speakers)
+        self.events.emit(Queued(id=ann.id, targets=ann.targets, priority=ann.priority, warnings=ann.warnings,
+                                speakers=speakers, resumed=resumed or None, held=held), ann)  # fmt: skip
 
     def stop(self, target: str | None = None, priority_below: str | None = None) -> int:
         """Stop what plays and cancel what waits on ``target``'s speakers (all when None).
@@ -302,7 +291,10 @@ class Scheduler:
                 while (
                     not self._stopping
                     and speaker in self._queues
-                    and (index := self._quiet.playable(speaker, self._queues.entries(speaker))) is None
+                    and (
+                        not self._may_start()
+                        or (index := self._quiet.playable(speaker, self._queues.entries(speaker))) is None
+                    )
                 ):
                     self._cv.wait(SWEEP_SECONDS)  # held jobs: look again when the clock moved; heartbeat
                     self._beat(speaker)
@@ -391,22 +383,24 @@ class Scheduler:
                     self._terminal(j.ann, s, "cancelled", reason="queue full")
         elif outcome.reason == "stopped":
             self._terminal(ann, speaker, "cancelled", reason="stopped")
-        else:  # shutdown: stays pending in the spool, replayed from its start on the next start()
+        else:  # shutdown, standby: stays pending in the spool, replayed from its start (next start, or the leader)
             self.events.emit(Interrupted(id=ann.id, speaker=speaker, reason=outcome.reason), ann)
         with self._cv:
             self._cv.notify_all()
         self._status_changed()
 
     # ------------------------------------------------------------------ bookkeeping
-    def _terminal(self, ann: Announcement, speaker: str, state: str, **fields: Any) -> None:
-        """``speaker`` is done with ``ann``: event, spool, and close the announcement when nobody owes it.
+    def _terminal(self, ann: Announcement, speaker: str, state: str, *, emit: bool = True, **fields: Any) -> None:
+        """``speaker`` is done with ``ann``: event (unless ``emit`` is off: a pair's other member played it),
+        spool, and close the announcement when nobody owes it.
 
         The event goes out before the spool records it: a crash in between replays that one
         announcement from its start (the contract allows it for the one cut off, and the
         client sees a second ``finished``), whereas the other order could lose the event for
         good and leave a ``send --wait`` hanging.
         """
-        self.events.emit(speaker_event(state, ann.id, speaker, **fields), ann)
+        if emit:
+            self.events.emit(speaker_event(state, ann.id, speaker, **fields), ann)
         try:
             self.spool.speaker_done(ann.id, speaker, state)
         except Exception:

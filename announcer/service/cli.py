@@ -79,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     _announcement_options(send)
     send.add_argument("--wait", action="store_true", help="wait for the terminal event; exit 0 only if finished")
     send.add_argument("--timeout", type=float, default=120.0, help="seconds to wait (default 120)")
+    where = send.add_mutually_exclusive_group()
+    where.add_argument("--site", action="append", dest="sites", metavar="SITE", help="a fleet's site (repeatable)")
+    where.add_argument("--all-sites", action="store_true", help="every site of the fleet")
+
+    fleet = sub.add_parser("fleet", parents=[common], help="list the fleet's sites (at the central broker)")
+    fleet.add_argument("--json", action="store_true", help="one JSON object")
+    fleet.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the broker (default 10)")
 
     sched = sub.add_parser("schedules", parents=[common], help="list the schedules' next firings")
     sched.add_argument("--count", type=int, default=1, help="firings per schedule (default 1)")
@@ -219,11 +226,20 @@ def cmd_say(args: argparse.Namespace) -> int:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from ..intake.parse import build
+    from ..intake.parse import build, check_schema
     from ..mqtt.send import send
 
     cfg = _load(args, required=True)
     raw = _raw_fields(args)
+    if args.sites or args.all_sites:
+        from ..mqtt.fleet_send import fleet_send
+
+        check_schema(raw)  # the sites check their own targets, engines and chimes
+        targets = raw.pop("targets", None)
+        sites = None if args.all_sites else list(dict.fromkeys(args.sites))
+        return fleet_send(
+            cfg, raw, sites, targets, wait=args.wait, timeout=args.timeout, out=sys.stdout, err=sys.stderr
+        )
     build(raw, cfg)  # validate locally first: the user learns about a typo before anything is published
     targets = raw.pop("targets", None)
     code, event = send(cfg, raw, targets, wait=args.wait, timeout=args.timeout)
@@ -242,6 +258,13 @@ def cmd_history(args: argparse.Namespace) -> int:
     from .reports import print_history
 
     return print_history(_load(args, required=True), args)
+
+
+def cmd_fleet(args: argparse.Namespace) -> int:
+    from ..mqtt.fleet import fleet_command
+
+    cfg = _load(args, required=True)
+    return fleet_command(cfg, args.json, args.timeout, sys.stdout, sys.stderr)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -263,6 +286,7 @@ COMMANDS = {
     "send": cmd_send,
     "schedules": cmd_schedules,
     "history": cmd_history,
+    "fleet": cmd_fleet,
 }
 
 
@@ -275,7 +299,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         for line in exc.errors:
             print(line, file=sys.stderr)
-        return EXIT_FAIL if args.command in ("check-config", "run", "send", "schedules", "history") else EXIT_USAGE
+        needs_config = ("check-config", "run", "send", "schedules", "history", "fleet")
+        return EXIT_FAIL if args.command in needs_config else EXIT_USAGE
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -5,7 +5,10 @@ spooled), played by the ``Scheduler``'s threads, and every state change goes out
 ``P/events`` (``EventPublisher``; the MQTT 5 response topic gets the terminal one).
 ``P/status`` is kept current (``StatusReporter``). Schedules fire through the same intake
 (``ScheduleRunner`` with ``ScheduledFirings``); every event is also kept in the history
-(``HistoryRecorder``, in the spool database).
+(``HistoryRecorder``, in the spool database). With a ``site`` the router also takes the
+fleet's topics (``FleetTopics``); as one member of a ``pair`` (``PairMember``) the daemon
+schedules, plays and publishes only while it leads: the pair is the intake's scheduling, the
+scheduler's start gate and the gate of every event listener that publishes.
 
 The parts are ``Component`` s with start, stop and reconfigure: started in the order of
 ``self.components``, stopped in ``STOP_ORDER`` (front doors first, then the scheduler
@@ -13,6 +16,7 @@ drains while the broker link still carries its events, then the rest), each one 
 it started. A reload builds a new ``Runtime`` (``announcer.service.reload``), swaps it into
 the one ``LiveRuntime`` every part reads from, and hands it to every component.
 
+``announcer run``'s main loop (signals, READY) is ``announcer.service.run``.
 Under systemd (``Type=notify``, see systemd/README.md):
 
 * ``READY=1`` once the engines are loaded, the spool is open and the broker has
@@ -42,17 +46,18 @@ from typing import Any
 from .. import __version__
 from ..config import Config
 from ..core.errors import EngineUnavailable
-from ..core.events import EventBus
+from ..core.events import EventBus, Listener
 from ..engines.base import Engine
 from ..intake.intake import Intake
 from ..intake.scheduled import ScheduledFirings
 from ..integrations.base import Integration
 from ..integrations.hermes import HermesBridge
 from ..integrations.homeassistant.bridge import HomeAssistantBridge
+from ..integrations.pair.member import PairMember
 from ..mqtt.link import MqttLink
-from ..mqtt.publisher import EventPublisher
+from ..mqtt.publisher import Deliveries, EventPublisher
 from ..mqtt.router import MqttRouter
-from ..mqtt.topics import Topics
+from ..mqtt.topics import FleetTopics, Topics
 from ..playback.runtime import LiveRuntime, Runtime
 from ..playback.scheduler import Scheduler
 from ..schedule.runner import ScheduleRunner
@@ -69,6 +74,7 @@ _LOGGER = logging.getLogger(__name__)
 
 PRUNE_EVERY = 3600.0
 STOP_ORDER = (
+    "pair",
     "schedules",
     "wyoming",
     "http",
@@ -87,6 +93,14 @@ def _nothing(_runtime: Runtime) -> None:
     return None
 
 
+def _gated(listener: Listener, publishing: Callable[[], bool] | None) -> Listener:
+    """An integration hears the events only from the pair member that leads (a daemon of its own: always)."""
+    if publishing is None:
+        return listener
+    gate = publishing
+    return lambda event, ann: listener(event, ann) if gate() else None
+
+
 @dataclass
 class Component:
     """One part of the daemon as its lifecycle sees it."""
@@ -103,9 +117,12 @@ class Daemon:
         self.config_path = config_path  # what a reload re-reads
         self.topics = Topics.under(cfg.mqtt.topic_prefix)
         self.prefix = self.topics.prefix
-        self.events = EventBus()
+        site = cfg.site.name if cfg.site is not None else None
+        self.events = EventBus(site=site, member=cfg.mqtt.client_id if cfg.pair is not None else None)
+        self.fleet = FleetTopics.under(cfg.fleet.prefix, site) if site is not None else None
         self._stopping = threading.Event()
         self.link: MqttLink | None = None
+        self.pair: PairMember | None = None
         self.wyoming: Any = None
         self.http: Any = None
         self.integrations: list[Integration] = []
@@ -129,33 +146,48 @@ class Daemon:
         )
         self.live = LiveRuntime(Runtime.build(cfg, self.sink_context))
         self.status = StatusReporter(self.live, lambda: self.scheduler.status(), self.topics)
+        pair = self.pair = PairMember(cfg, self.topics, self.spool, lambda: self.live.config) if cfg.pair else None
         self.scheduler = Scheduler(
             self.live.current,
             self.spool,
             self.events,
             on_status_change=self.status.scheduler_changed,
             master_volume=lambda: self.settings.volume,
+            may_start=pair.may_start if pair is not None else None,
         )
         self.intake = Intake(
             lambda: self.live.config,
             self.spool,
-            self.scheduler,
+            self.scheduler if pair is None else pair,  # a pair member schedules only while it leads
             self.events,
             field_defaults=self.settings.field_defaults,
         )
         self.schedules = ScheduleRunner(
             lambda: self.live.config, ScheduledFirings(self.intake), paused=lambda: self.settings.paused_schedules
         )
-        self.integrations = self._integrations()
+        self.integrations = self._integrations() + ([pair] if pair is not None else [])
         self.status.integrations = list(self.integrations)
-        router = MqttRouter(self.intake, self.topics, self.integrations)
+        router = MqttRouter(self.intake, self.topics, self.integrations, fleet=self.fleet)
         self.link = MqttLink(
-            cfg.mqtt, router.handle, router.subscriptions(), on_connect_change=self.status.connection_changed
+            cfg.mqtt,
+            router.handle,
+            router.subscriptions(),
+            on_connect_change=self.status.connection_changed,
+            availability_topic=pair.availability_topic if pair is not None else None,
         )
         self.status.link = self.link
-        self.events.subscribe(EventPublisher(self.link, self.topics, cfg.mqtt.reply_prefixes))
+        publishing = (lambda: pair.publishing) if pair is not None else None  # only the leader speaks
+        deliveries = Deliveries()  # a pair leader's terminal events not yet acknowledged
+        self.events.subscribe(
+            EventPublisher(self.link, self.topics, cfg.mqtt.reply_prefixes, publishing, deliveries if pair else None)
+        )
+        self.events.subscribe(self.status.on_event)
         for integration in self.integrations:
-            self.events.subscribe(integration.on_event)
+            self.events.subscribe(_gated(integration.on_event, publishing))
+        if pair is not None:
+            pair.attach(self.scheduler, self.link, deliveries)
+            pair.on_change = lambda: self.status.publish(force=True)
+            self.status.pair = pair
         self.components = self._components()
         for component in self.components:
             component.start()
@@ -168,11 +200,22 @@ class Daemon:
             Component("spool", lambda: None, self.spool.close),
             Component("history", self.history.start, self.history.stop, self._reconfigure_history),
             Component("engines", lambda: self._start_engines(self.live.current.synth.engines), self._close_engines),
-            Component("scheduler", scheduler.start, self._stop_scheduler, scheduler.reconfigure),
+            # a pair member resumes the spool when it takes the lead, not at start
+            Component(
+                "scheduler",
+                lambda: scheduler.start(resume=self.pair is None),
+                self._stop_scheduler,
+                scheduler.reconfigure,
+            ),  # fmt: skip
             Component("intake", lambda: None, self.intake.close),
             # before the broker: homeassistant speakers hand out their audio over it from the first announcement
             Component("http", self._start_http, self._stop_http),
             Component("mqtt", link.start, self._close_link),
+            Component(
+                "pair",
+                self.pair.start if self.pair else lambda: None,
+                self.pair.stop_thread if self.pair else lambda: None,
+            ),
             Component("schedules", self.schedules.start, self.schedules.stop, lambda _rt: self.schedules.wake()),
             Component("maintenance", self._start_maintenance, lambda: None),
             Component("sinks", lambda: None, self._close_sinks),
@@ -273,6 +316,11 @@ class Daemon:
             return
         from ..http.service import HttpContext, HttpService
 
+        if self.pair is not None:
+            _LOGGER.warning(
+                "http: in an active/standby pair, POST /announce and /stop reach this member only (the "
+                "other one never sees them); send announcements over MQTT so that both members have them"
+            )
         service = HttpService(HttpContext(self.live, self.intake, self.spool, self.scheduler, self.events))
         try:
             service.start()

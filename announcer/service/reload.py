@@ -32,7 +32,7 @@ from ..sinks.base import Sink, SinkContext, create_sink
 _LOGGER = logging.getLogger(__name__)
 
 # sections a reload cannot apply (the connection, the spool file, servers and bridges built at start)
-RESTART_SECTIONS = ("mqtt", "spool", "homeassistant", "hermes", "wyoming", "http")
+RESTART_SECTIONS = ("mqtt", "spool", "homeassistant", "hermes", "wyoming", "http", "site", "fleet", "pair")
 
 
 def read_config(path: Path) -> Config | None:

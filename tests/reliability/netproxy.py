@@ -5,7 +5,8 @@
 without closing them (no FIN, no RST: packets simply stop arriving, as on a pulled cable
 or a NAT that forgot us) and accepts new connections without answering; ``restore()``
 closes the dead sockets (whoever still holds one sees a FIN or a reset then, as when a
-line comes back) and forwards again. Used by ``test_network_cut.py`` and ``bench/soak.py``.
+line comes back) and forwards again. ``bytes_up`` / ``bytes_down`` count what it forwarded.
+Used by ``test_network_cut.py``, ``bench/soak.py`` and the fleet tests (a site's bridge).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class CutProxy:
         self._held: list[socket.socket] = []  # sockets of a blackhole, closed by restore()
         self._closed = False
         self.accepted_while_cut = 0
+        self.bytes_up = 0  # client -> upstream (TCP payload), over every connection
+        self.bytes_down = 0  # upstream -> client
         threading.Thread(target=self._accept_loop, name="cut-proxy-accept", daemon=True).start()
 
     def _accept_loop(self) -> None:
@@ -73,11 +76,19 @@ class CutProxy:
             link = _Link(conn, up)
             with self._lock:
                 self._links.append(link)
-            for src, dst in ((conn, up), (up, conn)):
-                threading.Thread(target=self._pump, args=(link, src, dst), name="cut-proxy-pump", daemon=True).start()
+            for src, dst, direction in ((conn, up, "up"), (up, conn, "down")):
+                threading.Thread(
+                    target=self._pump, args=(link, src, dst, direction), name="cut-proxy-pump", daemon=True
+                ).start()
 
-    @staticmethod
-    def _pump(link: _Link, src: socket.socket, dst: socket.socket) -> None:
+    def _count(self, direction: str, n: int) -> None:
+        with self._lock:
+            if direction == "up":
+                self.bytes_up += n
+            else:
+                self.bytes_down += n
+
+    def _pump(self, link: _Link, src: socket.socket, dst: socket.socket, direction: str) -> None:
         while not link.dead:
             try:
                 ready, _, _ = select.select([src], [], [], 0.2)
@@ -92,6 +103,7 @@ class CutProxy:
                 if data:
                     try:
                         dst.sendall(data)
+                        self._count(direction, len(data))
                         continue
                     except OSError:
                         pass

@@ -8,6 +8,13 @@ publishes them and handles the commands; this module only says what they are.
 
 Topic ids are ASCII (``[a-zA-Z0-9_-]``, as Home Assistant's discovery requires); zone
 display names (any language, e.g. Chinese) become entity *names*, never ids.
+
+A daemon with a ``site`` is the device of that site: named by the site's display name, node id
+the site's name unless ``homeassistant.node_id`` is set, and its "say", zone and stop commands go
+to the fleet's topics for that site (``F/say/<site>[/<zone>]``, ``F/stop/<site>``), which reach
+it from its own broker and, through the bridge, from the central one. The two members of a pair
+publish the same device: available while either member is (``availability_mode: any``), with
+a "Leader" sensor naming the member that plays.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from typing import Any
 from ...config import Config
 from ...core.emotions import EMOTIONS
 from ...core.events import Event
-from ...mqtt.topics import Topics, discovery_config
+from ...mqtt.topics import FleetTopics, Topics, discovery_config
 from ...schedule.runner import Upcoming
 
 ID_OK = re.compile(r"^[a-zA-Z0-9_-]+$")
@@ -54,11 +61,23 @@ def topics_of(cfg: Config) -> Topics:
     return Topics.under(cfg.mqtt.topic_prefix)
 
 
+def node_of(cfg: Config) -> str:
+    """``homeassistant.node_id``; with a site and no node id of its own, the site's name."""
+    ha = cfg.homeassistant
+    if cfg.site is not None and "node_id" not in ha.model_fields_set:
+        return cfg.site.name
+    return ha.node_id
+
+
 def device_block(cfg: Config, version: str) -> dict[str, Any]:
-    node = cfg.homeassistant.node_id
+    node = node_of(cfg)
+    if cfg.site is not None:
+        name = cfg.site.display or cfg.site.name
+    else:
+        name = "Announcer" if node == "announcer" else f"Announcer {node}"
     return {
         "identifiers": [f"announcer_{node}"],
-        "name": "Announcer" if node == "announcer" else f"Announcer {node}",
+        "name": name,
         "manufacturer": "announcer",
         "model": "Voice announcement daemon",
         "sw_version": version,
@@ -74,28 +93,45 @@ def origin_block(version: str, url: str | None = None) -> dict[str, Any]:
 
 
 def availability(cfg: Config) -> list[dict[str, str]]:
-    return [{"topic": topics_of(cfg).availability, "payload_available": "online", "payload_not_available": "offline"}]
+    """``P/availability``; a pair's two member topics (either online: available)."""
+    t = topics_of(cfg)
+    topics = [t.availability]
+    if cfg.pair is not None:
+        topics = [t.member_availability(m) for m in sorted((cfg.mqtt.client_id, cfg.pair.peer))]
+    return [{"topic": x, "payload_available": "online", "payload_not_available": "offline"} for x in topics]
 
 
 def _entity(
     cfg: Config, version: str, url: str | None, component: str, object_id: str, name: str | None, fields: dict[str, Any]
 ) -> Entity:
-    ha = cfg.homeassistant
+    node = node_of(cfg)
     oid = ascii_id(object_id)
-    unique = f"announcer_{ha.node_id}_{oid}"
+    unique = f"announcer_{node}_{oid}"
     payload: dict[str, Any] = {
         "name": name,
         "unique_id": unique,
         # object_id for Home Assistant < 2025.10, default_entity_id for later ones (each ignores the other)
-        "object_id": entity_slug(f"{ha.node_id}_{oid}"),
-        "default_entity_id": f"{component}.{entity_slug(f'{ha.node_id}_{oid}')}",
+        "object_id": entity_slug(f"{node}_{oid}"),
+        "default_entity_id": f"{component}.{entity_slug(f'{node}_{oid}')}",
         "device": device_block(cfg, version),
         "o": origin_block(version, url),
         "availability": availability(cfg),
         "qos": 1,
     }
+    if cfg.pair is not None:
+        payload["availability_mode"] = "any"
     payload.update(fields)
-    return Entity(component, oid, discovery_config(ha.discovery_prefix, component, ha.node_id, oid), payload)
+    topic = discovery_config(cfg.homeassistant.discovery_prefix, component, node, oid)
+    return Entity(component, oid, topic, payload)
+
+
+def command_topics(cfg: Config) -> tuple[str, dict[str, str], str]:
+    """Where "say", each zone and "stop" send: ``P/...``, or a site's fleet topics."""
+    if cfg.site is not None:
+        f = FleetTopics.under(cfg.fleet.prefix, cfg.site.name)
+        return f.say(f.site), {z: f.say(f.site, z) for z in cfg.zones}, f.stop(f.site)
+    t = topics_of(cfg)
+    return t.say, {z: t.say_to(z) for z in cfg.zones}, t.stop
 
 
 def zone_display_name(cfg: Config, zone: str) -> str:
@@ -105,9 +141,10 @@ def zone_display_name(cfg: Config, zone: str) -> str:
 def entities(cfg: Config, version: str, url: str | None = None) -> list[Entity]:
     """Every entity of this daemon, in publishing order."""
     t = topics_of(cfg)
+    say, zone_topics, stop = command_topics(cfg)
     out = [
         _entity(
-            cfg, version, url, "notify", "say", "Say", {"command_topic": t.say, "retain": False, "icon": "mdi:bullhorn"}
+            cfg, version, url, "notify", "say", "Say", {"command_topic": say, "retain": False, "icon": "mdi:bullhorn"}
         ),
     ]
     for zone in cfg.zones:
@@ -119,7 +156,7 @@ def entities(cfg: Config, version: str, url: str | None = None) -> list[Entity]:
                 "notify",
                 f"zone_{zone}",
                 zone_display_name(cfg, zone),
-                {"command_topic": t.say_to(zone), "retain": False, "icon": "mdi:bullhorn-outline"},
+                {"command_topic": zone_topics[zone], "retain": False, "icon": "mdi:bullhorn-outline"},
             )
         )
     out += [
@@ -211,7 +248,7 @@ def entities(cfg: Config, version: str, url: str | None = None) -> list[Entity]:
             "Stop",
             {
                 # "{}" is a valid P/stop payload (stop everything); the button's default "PRESS" is not
-                "command_topic": t.stop,
+                "command_topic": stop,
                 "payload_press": "{}",
                 "retain": False,
                 "icon": "mdi:stop",
@@ -220,6 +257,23 @@ def entities(cfg: Config, version: str, url: str | None = None) -> list[Entity]:
     ]
     if cfg.schedules:
         out += schedule_entities(cfg, version, url)
+    if cfg.pair is not None:
+        out.append(
+            _entity(
+                cfg,
+                version,
+                url,
+                "sensor",
+                "leader",
+                "Leader",
+                {
+                    "state_topic": t.status,
+                    "value_template": "{{ value_json.pair.leader if value_json.pair is defined else '' }}",
+                    "icon": "mdi:account-switch",
+                    "entity_category": "diagnostic",
+                },
+            )
+        )
     return out
 
 
