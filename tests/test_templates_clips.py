@@ -229,6 +229,21 @@ def test_a_clip_alone() -> None:
     assert a.speakers == ("hall",)
 
 
+def test_clips_count_in_the_render_budget(tmp_path: Path) -> None:
+    """limits.max_audio_seconds counts a clip at its length, times repeat (a long clip repeated is refused)."""
+    long = tmp_path / "long.wav"
+    sf.write(long, np.full(100 * 8000, 0.1, np.float32), 8000)  # 100 s
+    cfg = cfg_of(
+        f"clips: {{bell: {BELL}, long: {long}}}\nlimits: {{max_audio_seconds: 300}}\n",
+        base=BASE.replace(f"clips: {{bell: {BELL}}}\n", ""),
+    )
+    assert parse(json.dumps({"clip": "long", "repeat": 2}).encode(), cfg).clips == ("long",)  # ~205 s
+    with pytest.raises(InputError) as info:
+        parse(json.dumps({"clip": "long", "repeat": 3}).encode(), cfg)  # ~305 s
+    assert info.value.field == "repeat" and info.value.reason == "oversize", info.value
+    assert "100 s of clips" in str(info.value) and "limits.max_audio_seconds (300 s)" in str(info.value)
+
+
 def test_a_spooled_record_from_before_parts_still_reads() -> None:
     old = {"id": "x1", "text": "你好", "targets": ["lobby"], "speakers": ["lobby"], "received": 1.0}
     a = Announcement.from_json(json.dumps(old))

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..audio.chimes import BUILTIN_CHIMES
+from ..audio.clips import ClipError, load_clip
 from ..config import Config
 from ..core.announcement import Announcement, new_id
 from ..core.emotions import resolve_emotion
@@ -121,14 +122,29 @@ def estimated_seconds(text: str, speed: float, repeat: int, repeat_gap: float) -
     return float(speech * repeat + repeat_gap * (repeat - 1) + CHIME_SECONDS)
 
 
+def _clip_seconds(ann: Announcement, cfg: Config) -> float:
+    """The clips' length (decoded at config load, so normally a cache hit); one that cannot be read
+    counts 0 here and fails where it plays."""
+    total = 0.0
+    for name in ann.clips:
+        try:
+            total += load_clip(cfg.clips[name]).duration
+        except (ClipError, KeyError):
+            continue
+    return total
+
+
 def check_budget(ann: Announcement, cfg: Config) -> None:
-    """InputError (reason ``oversize``) when ``ann`` would render more than ``limits.max_audio_seconds``."""
+    """InputError (reason ``oversize``) when ``ann`` would render more than ``limits.max_audio_seconds``
+    (its speech estimated from the text, its clips at their length, times ``repeat``)."""
     limit = cfg.limits.max_audio_seconds
-    seconds = estimated_seconds(ann.text, ann.speed, ann.repeat, ann.repeat_gap)
+    clips = _clip_seconds(ann, cfg)
+    seconds = estimated_seconds(ann.text, ann.speed, ann.repeat, ann.repeat_gap) + clips * ann.repeat
     if seconds > limit:
+        what = f"{len(ann.text)} characters at speed {ann.speed:g}" + (f", {clips:.0f} s of clips" if clips else "")
         raise InputError(
-            "repeat" if ann.repeat > 1 else "text",
-            f"would make about {seconds:.0f} s of audio ({len(ann.text)} characters at speed {ann.speed:g}, "
+            "repeat" if ann.repeat > 1 else ("clip" if clips and not ann.text else "text"),
+            f"would make about {seconds:.0f} s of audio ({what}, "
             f"repeat {ann.repeat}, repeat_gap {ann.repeat_gap:g} s), over limits.max_audio_seconds ({limit:g} s); "
             "shorten the text or lower repeat or repeat_gap",
             "oversize",
