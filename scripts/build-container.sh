@@ -68,6 +68,8 @@ else
     podman import --quiet "$TARBALL" "$BASE" >/dev/null
     echo "build-container: imported $BASE"
 fi
+# the current base under a fixed name too (ha-addon/announcer/Dockerfile's BUILD_FROM in the tests)
+podman tag "$BASE" "localhost/announcer-base:$SUITE"
 
 # ---- 2. the image ---------------------------------------------------------------------------------
 CA=${PIP_CERT:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}

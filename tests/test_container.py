@@ -193,3 +193,63 @@ def test_healthcheck_follows_availability_when_http_is_off(
     assert ctr.healthcheck().returncode != 0
     why = podman("exec", ctr.name, "python", "/opt/announcer/healthcheck.py", check=False)
     assert why.returncode == 1 and why.stdout.startswith(f"unhealthy: mqtt://{broker.host}:{broker.port}"), why
+
+
+def test_home_assistant_addon_builds_and_speaks_with_the_supervisors_broker(
+    image: str, broker: Broker, tmp_path: Path
+) -> None:
+    """The add-on folder as Home Assistant builds it (staged, Debian base), run as the Supervisor would.
+
+    The Supervisor is a stand-in (tests/test_ha_addon.py's, answering ``/services/mqtt`` with the
+    test broker); ``/data`` holds the options, ``/media`` receives the archive speaker's WAVs.
+    """
+    from test_ha_addon import TOKEN, Supervisor, addon_config
+
+    stage = tmp_path / "addons"
+    subprocess.run(["sh", "scripts/stage-ha-addon.sh", str(stage)], cwd=ROOT, check=True, capture_output=True)
+    tag = "localhost/announcer-addon:test"
+    started = time.monotonic()
+    build = subprocess.run(
+        ["podman", "build", "--format", "docker", "--build-arg", "BUILD_FROM=localhost/announcer-base:bookworm",
+         "--volume", "/etc/ssl/certs/ca-certificates.crt:/run/build-ca.pem:ro",
+         "--build-arg", "BUILD_CA=/run/build-ca.pem", "-t", tag, str(stage / "announcer")],
+        env=podman_env(), capture_output=True, text=True, timeout=1200,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    print(f"\nadd-on image built in {time.monotonic() - started:.0f} s")
+
+    prefix = f"addon{uuid.uuid4().hex[:6]}"
+    data, media = tmp_path / "data", tmp_path / "media"
+    data.mkdir()
+    media.mkdir()
+    (data / "options.json").write_text(
+        json.dumps({**addon_config()["options"], "topic_prefix": prefix, "device": "default"}), encoding="utf-8"
+    )
+    events = broker.client().collect(f"{prefix}/events")
+    availability = broker.client().collect(f"{prefix}/availability")
+    supervisor = Supervisor({"host": broker.host, "port": broker.port, "ssl": False, "username": None})
+    name = f"announcer-addon-test-{uuid.uuid4().hex[:6]}"
+    try:
+        podman(
+            "run", "-d", "--name", name, "--init", "--network", "host",
+            "-e", f"SUPERVISOR_TOKEN={TOKEN}", "-e", f"ANNOUNCER_SUPERVISOR_URL={supervisor.url}",
+            "-v", f"{data}:/data", "-v", f"{media}:/media", tag,
+        )  # fmt: skip
+        try:
+            availability.wait_for(lambda m: m.text() == "online", timeout=180)
+        except AssertionError:
+            raise AssertionError(podman("logs", name, check=False).stderr) from None
+        broker.client().publish_json(f"{prefix}/say/archive", {"text": "门铃响了", "id": "addon-1"})
+        done = events.wait_for(
+            lambda m: m.json()["id"] == "addon-1" and m.json()["state"] in ("finished", "failed", "rejected"),
+            timeout=120,
+        ).json()
+        assert done["state"] == "finished", done
+        assert sf.info(str(media / "announcer" / "addon-1.wav")).duration > 0.5
+        assert (data / "spool.sqlite3").exists() and (data / "cache").is_dir()
+        assert supervisor.requests == ["/services/mqtt"]
+        podman("stop", "-t", "30", name, timeout=60)
+        assert int(podman("inspect", "--format", "{{.State.ExitCode}}", name).stdout) == 0
+    finally:
+        podman("rm", "--force", "--time", "5", name, check=False)
+        supervisor.close()
