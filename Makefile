@@ -9,8 +9,8 @@ demo: setup
 
 # the fast lane (about a minute): lint, format, types, and the unit tests (marker `unit`)
 check: setup
-	.venv/bin/ruff check announcer tests bench scripts
-	.venv/bin/ruff format --check announcer tests bench scripts
+	.venv/bin/ruff check announcer tests bench scripts container ha-addon
+	.venv/bin/ruff format --check announcer tests bench scripts container ha-addon
 	.venv/bin/mypy
 	.venv/bin/python -m pytest -q -m unit
 
