@@ -41,7 +41,8 @@ class _Version(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> NoReturn:
         from .. import __version__
 
-        parser.exit(message=f"announcer {__version__}\n")
+        print(f"announcer {__version__}")
+        parser.exit()
 
 
 def _announcement_options(p: argparse.ArgumentParser) -> None:
