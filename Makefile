@@ -1,5 +1,5 @@
 # The README's two commands: `make demo` and `make check test test-slow`. Each target sets up what it needs.
-.PHONY: setup demo check test test-slow bench clean
+.PHONY: setup demo check test test-slow bench lock clean
 
 setup:
 	sh scripts/setup.sh
@@ -21,6 +21,10 @@ test: setup
 # the slow lane: end-to-end runs of several minutes each (exit 5: none collected, fine)
 test-slow: setup
 	.venv/bin/python -m pytest -q -m slow; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
+
+# refresh requirements/*.lock (uv, hashed, universal) from pyproject.toml's dependencies and extras
+lock: setup
+	.venv/bin/python scripts/lock.py
 
 bench: setup
 	.venv/bin/python -m bench

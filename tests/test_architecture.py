@@ -45,7 +45,9 @@ ALLOWED: dict[str, set[str]] = {
         "mqtt",
         "integrations",
         "http",
+        "voices",
     },
+    "voices": {"core"},  # set-up time only: installs voice files, never runs in the daemon
     "workers": set(),  # a standalone file that runs in its own Python environment
 }
 TOP_LEVEL = {"__init__", "__main__", "wyoming_server"}  # the version, and two command entry points

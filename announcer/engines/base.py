@@ -65,6 +65,10 @@ class Engine(ABC):
         self.cache_dir = cache_dir
         self._load_lock = threading.Lock()
         self._loaded = False
+        # one announcement, then the process ends (announcer say --out): the model is loaded only
+        # when a clause is not in the cache, and not warmed up on a dummy input (the daemon does both
+        # at start, so that the first announcement is not slower)
+        self.one_shot = False
 
     # --- what the engine declares -------------------------------------------------
     @property
@@ -133,8 +137,9 @@ class Engine(ABC):
         return None
 
     def speaker(self) -> Speaker:
-        """Who speaks a render of this engine: itself, loaded (a ``FallbackEngine`` may hand over)."""
-        self.load()
+        """Who speaks a render of this engine: itself, loaded unless one-shot (a ``FallbackEngine`` may hand over)."""
+        if not self.one_shot:
+            self.load()
         return Speaker(self.name, self)
 
     def after_failure(self, speaker: Speaker, exc: BaseException) -> Speaker | None:

