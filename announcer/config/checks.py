@@ -36,6 +36,9 @@ def engines(cfg: Config) -> list[str]:
         errors.append("engines: at least one engine is needed")
     if cfg.defaults.engine is not None and cfg.defaults.engine not in cfg.engines:
         errors.append(f"defaults.engine: {cfg.defaults.engine!r} is not an engine (have: {', '.join(cfg.engines)})")
+    for lang, engine in cfg.languages.items():
+        if engine not in cfg.engines:
+            errors.append(f"languages.{lang}: {engine!r} is not an engine (have: {', '.join(cfg.engines)})")
     for name, ecfg in cfg.engines.items():  # supervised engines (sambert): who speaks while they are down
         fallback = getattr(ecfg, "fallback", None)
         if fallback is not None and (fallback == name or fallback not in cfg.engines):

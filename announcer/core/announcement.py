@@ -15,6 +15,15 @@ from .schema import PRIORITY_RANK
 
 
 @dataclass(frozen=True)
+class Translation:
+    """The announcement in another language, spoken after the text by ``engine`` (the language's)."""
+
+    lang: str
+    text: str
+    engine: str
+
+
+@dataclass(frozen=True)
 class Announcement:
     id: str
     text: str
@@ -32,6 +41,7 @@ class Announcement:
     engine: str = ""
     voice: str | None = None
     lang: str | None = None
+    translations: tuple[Translation, ...] = ()  # spoken in order after ``text``, after one chime
     received: float = field(default_factory=time.time)  # epoch seconds
     expires: float = 0.0  # epoch seconds; min(received + ttl, MQTT message expiry)
     warnings: tuple[str, ...] = ()
@@ -55,8 +65,13 @@ class Announcement:
         d["correlation_data"] = bytes.fromhex(cd) if cd else None
         for k in ("targets", "speakers", "warnings"):
             d[k] = tuple(d.get(k) or ())
+        d["translations"] = tuple(Translation(**t) for t in d.get("translations") or ())
         known = {f for f in Announcement.__dataclass_fields__}
         return Announcement(**{k: v for k, v in d.items() if k in known})
+
+    def parts(self) -> tuple[tuple[str, str, str | None], ...]:
+        """What is spoken, in order: ``(text, engine, voice)`` of the text, then of each translation."""
+        return ((self.text, self.engine, self.voice), *((t.text, t.engine, None) for t in self.translations))
 
     def with_(self, **changes: Any) -> Announcement:
         return replace(self, **changes)

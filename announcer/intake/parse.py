@@ -20,10 +20,18 @@ from pydantic import ValidationError
 
 from ..audio.chimes import BUILTIN_CHIMES
 from ..config import Config
-from ..core.announcement import Announcement, new_id
+from ..core.announcement import Announcement, Translation, new_id
 from ..core.emotions import resolve_emotion
 from ..core.errors import InputError, shown
-from ..core.schema import FIELDS, ID_RULE, NUMBER_FIELDS, PRIORITIES, AnnouncementFields, allowed_range
+from ..core.schema import (
+    FIELDS,
+    ID_RULE,
+    MAX_TRANSLATIONS,
+    NUMBER_FIELDS,
+    PRIORITIES,
+    AnnouncementFields,
+    allowed_range,
+)
 from .wire import decode_payload
 
 _MARKUP = re.compile(r"<[^<>]{0,200}>")  # SSML/HTML-like tags: never spoken, never passed to an engine
@@ -40,6 +48,8 @@ _TYPE_RULES = {
     "repeat": f"must be an integer {allowed_range('repeat')}",
     "voice": "must be a string",
     "lang": "must be a string",
+    "translations": 'must be an object of language code -> non-empty text, e.g. {"en": "Attention please"} '
+    f"(at most {MAX_TRANSLATIONS} languages)",
 }
 
 
@@ -126,6 +136,33 @@ def _engine(value: Any, cfg: Config) -> str:
     return value
 
 
+def _translations(value: dict[str, str] | None, cfg: Config) -> tuple[Translation, ...]:
+    """Each translation cleaned like the text and given its language's engine (``languages`` in the config)."""
+    if value is None:
+        return ()
+    out = []
+    for lang, text in value.items():
+        engine = cfg.languages.get(lang)
+        if engine is None:
+            have = ", ".join(cfg.languages) or "none"
+            raise InputError(
+                "translations", f"no engine for language {lang[:20]!r} (configured: {have}; map it in languages)"
+            )
+        cleaned = clean_text(text)
+        if not cleaned:
+            raise InputError(
+                "translations", f"{lang}: must not be empty (after removing markup and control characters)"
+            )
+        if len(cleaned) > cfg.limits.max_text_chars:
+            raise InputError(
+                "translations",
+                f"{lang}: {len(cleaned)} characters is over the limit of {cfg.limits.max_text_chars}",
+                "oversize",
+            )
+        out.append(Translation(lang, cleaned, engine))
+    return tuple(out)
+
+
 def _unicode(name: str, value: Any) -> None:
     """A lone surrogate (a ``\\ud800`` escape) can be neither stored nor published."""
     if isinstance(value, (str, list)):
@@ -146,6 +183,7 @@ def checked_fields(raw: dict[str, Any], cfg: Config, forced_targets: tuple[str, 
         "targets": lambda v: forced_targets if forced_targets is not None else _targets(v, cfg),
         "chime": lambda v: _chime(cfg.defaults.chime if v is None else v, cfg),
         "engine": lambda v: _engine(v, cfg),
+        "translations": lambda v: _translations(v, cfg),
     }
     out: dict[str, Any] = {}
     for name in FIELDS:
@@ -190,6 +228,8 @@ def build(
     ttl = d.ttl if f["ttl"] is None else float(f["ttl"])
     expires = now + ttl if message_expiry is None else min(now + ttl, now + message_expiry)
     engine = f["engine"]
+    if raw.get("engine") is None and f["lang"] in cfg.languages:
+        engine = cfg.languages[f["lang"]]  # the text's language names its engine
     return Announcement(
         id=new_id() if f["id"] is None else f["id"],
         text=f["text"],
@@ -207,6 +247,7 @@ def build(
         engine=engine,
         voice=f["voice"] or (d.voice if engine == cfg.default_engine else None),
         lang=f["lang"],
+        translations=f["translations"],
         received=now,
         expires=expires,
         warnings=tuple(warnings),

@@ -36,7 +36,7 @@ def render_announcement(
     gain = chain.gain(ann.volume)
     level_db = emotion_level_db(ann.emotion, ann.intensity)
     loudness = LoudnessState.starting_at(synth.reference_lufs(ann.engine), level_db)
-    chunks = list(synth.render(ann.text, ann.engine, style, ann.voice, stats))
+    chunks = list(synth.render_parts(ann.parts(), style, stats))  # the text, then each translation
     parts = [chain.prelude(ann.chime, ann.priority, rate, gain)]
     for i in range(ann.repeat):
         if i:

@@ -200,7 +200,8 @@ class RenderPool:
         engine.load()
         render.set_rate(engine.sample_rate)
         style = Style(ann.emotion, ann.intensity, ann.speed)
-        for chunk in self.synth.render(ann.text, render.engine, style, ann.voice, render.stats):
+        parts = ((ann.text, render.engine, ann.voice), *ann.parts()[1:])  # the text, then its translations
+        for chunk in self.synth.render_parts(parts, style, render.stats):
             if render.cancelled:
                 _LOGGER.debug("%s: synthesis cancelled", ann.id)
                 return

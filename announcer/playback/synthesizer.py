@@ -40,6 +40,8 @@ from .clause_cache import ClauseCache
 
 _LOGGER = logging.getLogger(__name__)
 
+PART_GAP = 0.5  # seconds of silence between the parts of a bilingual announcement
+
 
 @dataclass
 class SynthStats:
@@ -243,6 +245,23 @@ class Synthesizer:
         if self.cache is not None and key is not None:
             self.cache.put(key, np.concatenate(done) if done else np.zeros(0, np.float32))
 
+    def render_parts(
+        self, parts: tuple[tuple[str, str, str | None], ...], style: Style, stats: SynthStats | None = None
+    ) -> Iterator[Audio]:
+        """Several texts, each ``(text, engine name, voice)``, one after the other at the first engine's rate.
+
+        A bilingual announcement: its text, then each translation by its language's engine, with
+        ``PART_GAP`` seconds of silence between them (a new sentence in another voice).
+        """
+        rate = self.engine(parts[0][1]).sample_rate
+        for n, (text, engine_name, voice) in enumerate(parts):
+            if n:
+                yield Audio(np.zeros(int(PART_GAP * rate), np.float32), rate)
+            for chunk in self.render(text, engine_name, style, voice, stats):
+                if chunk.sample_rate != rate:
+                    chunk = Audio(resample(chunk.samples, chunk.sample_rate, rate), rate)
+                yield chunk
+
     def render_all(
         self, text: str, engine_name: str, style: Style, voice: str | None = None, stats: SynthStats | None = None
     ) -> Audio:
@@ -284,10 +303,12 @@ def _reference_text(engine: Engine) -> str:
     return "Attention please. The train to the city centre is now arriving on platform two."
 
 
-def make_synthesizer(cfg: Config, only: str | None = None) -> Synthesizer:
+def make_synthesizer(cfg: Config, only: str | tuple[str, ...] | None = None) -> Synthesizer:
+    """The synthesizer of ``cfg``'s engines (created, not loaded); ``only``: just that one, or those."""
+    wanted = (only,) if isinstance(only, str) else only
     engines = {
         name: create_engine(name, ecfg, cfg.cache.directory)
         for name, ecfg in cfg.engines.items()
-        if only is None or name == only
+        if wanted is None or name in wanted
     }
     return Synthesizer(engines, ClauseCache.from_config(cfg.cache))

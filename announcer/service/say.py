@@ -32,7 +32,7 @@ def play_now(cfg: Config, raw: dict[str, Any], timeout: float = 600.0) -> int:
     ann = build(raw, cfg, source="cli", ignore_unknown=True)
     for w in ann.warnings:
         print(f"warning: {w}", file=sys.stderr)
-    runtime = Runtime.build(cfg, speakers=ann.speakers, engine=ann.engine)
+    runtime = Runtime.build(cfg, speakers=ann.speakers, engine=tuple({e for _, e, _ in ann.parts()}))
     events = EventBus()
     outcomes: list[Event] = []
     events.subscribe(lambda ev, _ann: outcomes.append(ev) if ev.state in SPEAKER_TERMINAL else None)
@@ -60,7 +60,7 @@ def play_now(cfg: Config, raw: dict[str, Any], timeout: float = 600.0) -> int:
 def render_to_file(cfg: Config, raw: dict[str, Any], out: Path) -> Path:
     """Exactly what a ``file`` speaker (lead-in 0) would write for this announcement."""
     ann = build(raw, cfg, source="cli", ignore_unknown=True)
-    synth = make_synthesizer(cfg, only=ann.engine)
+    synth = make_synthesizer(cfg, only=tuple({e for _, e, _ in ann.parts()}))
     audio = render_announcement(cfg, synth, ann)
     for w in ann.warnings:
         print(f"warning: {w}", file=sys.stderr)
