@@ -7,11 +7,18 @@
 #   systemd            systemd-analyze, to verify the unit files in the tests
 #   chromium chromium-driver  headless browser for the web-console test (tests/test_console_browser.py)
 #   fonts-wqy-microhei a small CJK font, so the console's Chinese labels render in that test's screenshot
+#   npm                the npm client: scripts/install-kokoro-voices.sh fetches the Kokoro voices (kokoro-js) with it
+#                      (skipped when an `npm` command is already there, e.g. with nodejs from another source, whose
+#                      package conflicts with Debian's npm)
 # Idempotent: exits at once when every package is already installed.
 # Runs as root, or through sudo when that is available.
 set -eu
 
-PACKAGES="mosquitto mosquitto-clients libportaudio2 alsa-utils systemd chromium chromium-driver fonts-wqy-microhei"
+PACKAGES="mosquitto mosquitto-clients libportaudio2 alsa-utils systemd chromium chromium-driver fonts-wqy-microhei npm"
+
+if command -v npm >/dev/null 2>&1; then
+    PACKAGES=$(echo "$PACKAGES" | sed 's/ npm$//')
+fi
 
 missing=""
 for pkg in $PACKAGES; do

@@ -79,6 +79,9 @@ class Config(BaseModel):
             raise ValueError(f"voice: unknown Kokoro voice {self.voice!r} (allowed: {allowed})")
         if self.lang is not None and self.lang != family:
             raise ValueError(f"lang: {self.lang!r} does not fit voice {self.voice} (a {family} voice)")
+        missing = assets.missing_files(self.voice, self.model_dir, self.voices_dir)  # checked (hashes) at load
+        if missing:
+            raise ValueError(missing)
         return self
 
 
@@ -131,6 +134,10 @@ class KokoroEngine(Engine):
         self._packs: dict[str, np.ndarray] = {}
         self._packs_lock = threading.Lock()
         self._segment: Any = None  # jieba's cut (Mandarin)
+        # held around each model call: ``close`` waits for the one in flight (onnxruntime aborts the
+        # process when it exits while a call runs on a background thread)
+        self._run_lock = threading.Lock()
+        self._closed = False
 
     # --- declarations -----------------------------------------------------------
     @property
@@ -169,6 +176,8 @@ class KokoroEngine(Engine):
 
     # --- lifecycle ----------------------------------------------------------------
     def _load(self) -> None:
+        if self._closed:
+            raise EngineUnavailable(f"kokoro: engine {self.name} is closed")
         try:
             import onnxruntime  # noqa: F401
         except ImportError:
@@ -201,9 +210,9 @@ class KokoroEngine(Engine):
             return self._packs[voice]
 
     def close(self) -> None:
-        self._session = None
-        with self._load_lock:
-            self._loaded = False
+        with self._run_lock:
+            self._closed = True
+            self._session = None
 
     # --- text ---------------------------------------------------------------------
     def clauses(self, text: str) -> list[str]:
@@ -233,16 +242,16 @@ class KokoroEngine(Engine):
     # --- audio ---------------------------------------------------------------------
     def _run(self, phonemes: str, pack: np.ndarray, speed: float) -> np.ndarray:
         ids = [assets.VOCAB[c] for c in phonemes if c in assets.VOCAB]
-        session = self._session
-        if session is None:
-            raise EngineUnavailable("kokoro: the engine is closed")
         style = np.ascontiguousarray(pack[min(max(len(ids), 1), pack.shape[0]) - 1], dtype=np.float32)
         feeds = {
             "tokens": np.array([[0, *ids, 0]], dtype=np.int64),
             "style": style,
             "speed": np.array([speed], dtype=np.float32),
         }
-        (audio,) = session.run(None, feeds)
+        with self._run_lock:
+            if self._session is None:
+                raise EngineUnavailable(f"kokoro: engine {self.name} is closed")
+            (audio,) = self._session.run(None, feeds)
         return np.asarray(audio, np.float32).reshape(-1)
 
     def synthesize_clause(self, clause: str, style: Style, voice: str | None = None) -> np.ndarray:

@@ -191,6 +191,21 @@ def installed_voices(voices_dir: Path | None = None) -> set[str]:
     return {v for v in VOICES for d in voice_dirs(voices_dir) if (d / f"{v}.bin").is_file()}
 
 
+def missing_files(voice: str, model_dir: Path | None, voices_dir: Path | None) -> str | None:
+    """What of the model and ``voice`` is not installed, with the fix (existence only: hashes at load)."""
+    import importlib.util
+
+    if model_dir is not None and not (Path(model_dir).expanduser() / MODEL_NAME).is_file():
+        return f"model_dir: {model_dir} has no {MODEL_NAME} (leave model_dir out to use the PyPI parts)"
+    if model_dir is None and any(importlib.util.find_spec(p) is None for p in MODEL_PARTS):
+        return f"the Kokoro model is not installed: {INSTALL_MODEL}"
+    dirs = voice_dirs(voices_dir)
+    if not any((d / f"{voice}.bin").is_file() for d in dirs):
+        where = ", ".join(str(d) for d in dirs)
+        return f"voice {voice} is not installed (looked in {where}): {INSTALL_VOICES}"
+    return None
+
+
 def _integrity(path: Path) -> str:
     h = hashlib.sha512()
     with open(path, "rb") as f:

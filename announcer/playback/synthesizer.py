@@ -104,6 +104,8 @@ class Synthesizer:
             for name, eng in engines.items()
         }
         self._reference: dict[str, float] = {}
+        self._measuring: set[str] = set()  # reference loudness being measured (by another thread)
+        self._reference_lock = threading.Condition()
 
     def with_engines(self, engines: dict[str, Engine], cache: ClauseCache | None) -> Synthesizer:
         """A Synthesizer for a reloaded config: an engine object kept from this one keeps its lock,
@@ -274,23 +276,35 @@ class Synthesizer:
         Measured once per engine (through the cache, so usually without synthesis) and
         used as the loudness normaliser's starting point: speech declines in level over a
         sentence, so the first piece of a streamed clause alone would mislead it.
-        None when the engine cannot render (the normaliser then measures as it goes).
+        None when the engine cannot render (the normaliser then measures as it goes). One thread
+        measures; others asking meanwhile (the speakers of a zone, the daemon's start-up thread) wait
+        for its value instead of synthesizing the sentence again, so every speaker starts alike.
         """
-        if engine_name not in self._reference:
-            from ..audio.loudness import integrated_loudness
+        with self._reference_lock:
+            while engine_name in self._measuring:
+                self._reference_lock.wait()
+            if engine_name in self._reference:
+                return self._reference[engine_name]
+            self._measuring.add(engine_name)
+        from ..audio.loudness import integrated_loudness
 
-            try:
-                audio = self.render_all(
-                    REFERENCE_TEXT.get(engine_name, _reference_text(self.engine(engine_name))), engine_name, Style()
-                )
-                value = integrated_loudness(audio.samples, audio.sample_rate)
-            except Exception as exc:  # an engine that is down: measure on the fly instead
-                _LOGGER.debug("no reference loudness for %s: %s", engine_name, exc)
-                return None
-            if value != value or value == float("-inf"):
-                return None
+        try:
+            audio = self.render_all(
+                REFERENCE_TEXT.get(engine_name, _reference_text(self.engine(engine_name))), engine_name, Style()
+            )
+            value = integrated_loudness(audio.samples, audio.sample_rate)
+        except Exception as exc:  # an engine that is down: measure on the fly instead
+            _LOGGER.debug("no reference loudness for %s: %s", engine_name, exc)
+            return None
+        finally:
+            with self._reference_lock:
+                self._measuring.discard(engine_name)
+                self._reference_lock.notify_all()
+        if value != value or value == float("-inf"):
+            return None
+        with self._reference_lock:
             self._reference[engine_name] = float(value)
-        return self._reference[engine_name]
+        return float(value)
 
 
 REFERENCE_TEXT: dict[str, str] = {}  # per engine name, to override the language default below

@@ -30,12 +30,14 @@ PUNCT = ".,!?;:"
 _ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()  # noqa: E501
 _TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 _TOKEN_RE = re.compile(r"[0-9]+(?:\.[0-9]+)?|[A-Za-z]+(?:'[A-Za-z]+)?|[.,!?;:]")
-_CODE_RE = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{1,3})[- ]?([0-9]{1,8})(?![0-9])")
+_CODE_RE = re.compile(r"(?<![A-Za-z0-9])([A-Z]{1,3})-?([0-9]{1,8})(?![0-9])")
 _TIME_RE = re.compile(r"(?<![0-9])([01]?[0-9]|2[0-3]):([0-5][0-9])(?![0-9])")
 _PERCENT_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*%")
 _SYMBOLS = {
     "&": " and ", "+": " plus ", "@": " at ", "#": " number ", "℃": " degrees Celsius", "°C": " degrees Celsius",
 }  # fmt: skip
+
+_IGNORED = str.maketrans("", "", "'\"()-—…“”‘’")  # marks without a reading of their own
 
 _lexicon: dict[str, Any] | None = None
 _lexicon_lock = threading.Lock()
@@ -81,8 +83,8 @@ def _time(m: re.Match[str]) -> str:
 
 def normalize_english(text: str) -> str:
     """Numbers and symbols as words (codes letter by letter, then digit by digit)."""
-    text = _CODE_RE.sub(lambda m: " ".join(m[1].upper()) + " " + " ".join(_ONES[int(d)] for d in m[2]), text)
     text = _TIME_RE.sub(_time, text)
+    text = _CODE_RE.sub(lambda m: " ".join(m[1]) + " " + " ".join(_ONES[int(d)] for d in m[2]), text)
     text = _PERCENT_RE.sub(r"\1 percent", text)
     for sym, words in _SYMBOLS.items():
         text = text.replace(sym, words)
@@ -148,6 +150,9 @@ def word_phonemes(word: str) -> str:
 
 def clause_phonemes(clause: str) -> str:
     """One normalised English clause -> Kokoro phonemes (punctuation kept for prosody)."""
+    unread = _TOKEN_RE.sub("", clause).translate(_IGNORED)
+    if unread.strip():
+        _LOGGER.warning("english: no reading for %r in %r; not spoken", unread, clause)
     tokens: list[str] = []
     for tok in _TOKEN_RE.findall(clause):
         if tok[0].isdigit():

@@ -107,7 +107,7 @@ def _compile(rules: list[tuple[str, str | Callable[[re.Match[str]], str]]]) -> l
 
 # A code: 1-3 Latin letters, then digits (G1234 train, CA1301 flight, A12 gate, B2 ward): the letters, then
 # the digits one by one (1 as 幺, as in phone numbers). The letters stay Latin here; the letter pass reads them.
-CODE_RE = re.compile(r"(?<![A-Za-z])([A-Za-z]{1,3})[-\s]?([0-9]{1,8})(?![0-9]|\.[0-9])")
+CODE_RE = re.compile(r"(?<![A-Za-z])([A-Za-z]{1,3})-?([0-9]{1,8})(?![0-9]|\.[0-9])")
 
 _RULES: list[Rule] = _compile([
     # 1,200 -> 1200 (only well-formed thousands groups)
