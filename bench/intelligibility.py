@@ -28,7 +28,11 @@ import numpy as np
 from .common import REPO_ROOT, BenchError, figure, find_corpus, load_corpus, progress
 
 BENCH = "intelligibility"
-ASR_TOOL = REPO_ROOT.parent / "shared" / "tools" / "asr_cer"
+# the shared meter: next to the repository (../shared), or next to a worktree's parent, or at /work/shared
+ASR_TOOLS = tuple(
+    p / "shared" / "tools" / "asr_cer" for p in (REPO_ROOT.parent, REPO_ROOT.parent.parent, Path("/work"))
+)
+ASR_TOOL = next((p for p in ASR_TOOLS if (p / "asr_cer.py").is_file()), ASR_TOOLS[0])
 # (label, engine config, voice); the first is the peer
 VOICES: tuple[tuple[str, dict[str, Any], str | None], ...] = (
     ("embedded-zh baker", {"type": "embedded-zh"}, None),

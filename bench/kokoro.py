@@ -12,9 +12,11 @@ config models, interleaved text by text (as ``bench/engine.py`` does, whose help
   first (150 ms lead-in + 1.40 s chime and breath; the player writes it while the first clause
   renders);
 
-then the daemon (``announcer run`` as a subprocess, a real mosquitto, engines ``zh`` embedded-zh
-and ``kokoro`` 2 threads, two file speakers): peak RSS (``VmHWM``) after READY and after the
-corpus was spoken by each engine.
+the peak RSS of a fresh process with only Kokoro's Mandarin engine (and with its English engine
+too, which shares the model) after rendering the corpus's first five texts; then the daemon
+(``announcer run`` as a subprocess, a real mosquitto, engines ``zh`` embedded-zh and ``kokoro`` 2
+threads, two file speakers): peak RSS (``VmHWM``) after READY and after the corpus was spoken by
+each engine.
 
 Targets (issue 16): first audio <= 400 ms p50 and RTF <= 0.30 with 2 threads; daemon peak RSS
 <= 700 MiB with embedded-zh and kokoro loaded; no gap after the chime. Reported, never asserted.
@@ -136,9 +138,48 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 note="value = mean; the first clause (Kokoro: the first piece of it)",
             )
         )
+    for engines in (("zf_xiaoyi",), ("zf_xiaoyi", "af_heart")):
+        figures.append(_alone_rss(engines, [line.text for line in corpus[:5]]))
     if not args.kokoro_no_daemon:
         figures += _daemon_rss(corpus)
     return figures
+
+
+_ALONE = """
+import json, resource, sys
+from pathlib import Path
+from announcer.engines.base import Style, create_engine, engine_module
+voices, texts, cache = json.loads(sys.argv[1]), json.loads(sys.argv[2]), Path(sys.argv[3])
+Config = engine_module("kokoro").Config
+engines = [create_engine(v, Config(type="kokoro", voice=v, threads=2), cache) for v in voices]
+for e in engines:
+    e.load()
+for t in texts:
+    for c in engines[0].clauses(t):
+        engines[0].synthesize_clause(c, Style())
+for e in engines[1:]:
+    for c in e.clauses("Attention please, the train to Beijing is now arriving on platform two."):
+        e.synthesize_clause(c, Style())
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def _alone_rss(voices: tuple[str, ...], texts: list[str]) -> dict[str, Any]:
+    import subprocess
+    import sys
+
+    with tempfile.TemporaryDirectory(prefix="bench-kokoro-rss-") as cache:
+        args = [sys.executable, "-c", _ALONE, json.dumps(voices), json.dumps(texts, ensure_ascii=False), cache]
+        out = subprocess.run(args, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise BenchError(f"kokoro alone: {out.stderr.strip()[-500:]}")
+    return figure(
+        BENCH,
+        f"peak RSS, a process with kokoro {' + '.join(voices)} (2t)",
+        float(out.stdout.strip().splitlines()[-1]),
+        "MiB",
+        note="ru_maxrss after five corpus texts (and one English sentence); engines share one model",
+    )
 
 
 def _daemon_rss(corpus: list[Any]) -> list[dict[str, Any]]:
