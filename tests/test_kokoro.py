@@ -21,7 +21,7 @@ from announcer.core.emotions import EMOTIONS
 from announcer.core.errors import EngineUnavailable
 from announcer.engines import kokoro_assets as assets
 from announcer.engines.base import Style, create_engine
-from announcer.engines.kokoro import FIRST_PIECE_CHARS, SILENCE, KokoroEngine
+from announcer.engines.kokoro import FIRST_PIECE_MAX, FIRST_PIECE_MIN, SILENCE, KokoroEngine
 from announcer.engines.kokoro import Config as KokoroConfig
 
 pytestmark = pytest.mark.timeout(300)
@@ -62,9 +62,10 @@ def test_mandarin_clause_is_speech_trimmed_and_peak_safe(zh: KokoroEngine) -> No
 
 def test_first_clause_is_cut_early_at_a_word(zh: KokoroEngine) -> None:
     clauses = zh.clauses("各位同事请注意，下午2:30在二楼会议室召开安全例会。")
-    assert clauses[0] == "各位同事" and len(clauses[0]) <= FIRST_PIECE_CHARS
+    assert clauses[0] == "各位同事" and FIRST_PIECE_MIN <= len(clauses[0]) <= FIRST_PIECE_MAX
     assert "".join(clauses) == "各位同事请注意，下午两点三十分在二楼会议室召开安全例会。"
     assert zh.clauses("请大家安静。") == ["请大家安静。"]  # short: not cut
+    assert zh.clauses("洗衣机已经洗完了，请及时晾晒衣物。")[0] == "洗衣机已经"  # never a piece of 2-3 syllables
 
 
 def test_the_six_emotions_differ_in_rate_and_level(zh: KokoroEngine) -> None:

@@ -11,8 +11,10 @@ model card says the training data includes synthetic audio from closed TTS model
 * **Model I/O**: ``tokens`` int64 [1, T] (pad 0 at both ends, at most 510 phonemes),
   ``style`` float32 [1, 256] = the voice pack's row ``len(phonemes) - 1``, ``speed`` float32
   [1] -> 24 kHz float32 audio. One call renders one clause whole (the model cannot stream), so
-  ``clauses`` cuts the first clause again at a word boundary (``FIRST_PIECE_CHARS``): the first
-  audio comes after a few syllables, while the chime plays.
+  ``clauses`` cuts the first clause again at a word boundary (``FIRST_PIECE_MIN``): the first
+  audio comes after a few syllables, while the chime plays. Both pieces are rendered with the
+  style row of the whole clause's length: a short piece with its own (short) row was often
+  mispronounced (the voice pack's rows condition prosody by utterance length).
 * **Output**: every call starts with ~0.4 s and ends with ~1 s of near-silence; it is trimmed
   (``trim``) and the clause's own pause added after it (``pause_after``); peaks are kept under
   ``PEAK_LIMIT``.
@@ -52,9 +54,13 @@ SILENCE = 10 ** (-50 / 20)  # below -50 dBFS is silence at the edges of a call
 KEEP_BEFORE = 0.02  # seconds kept before the first sound of a call
 KEEP_AFTER = 0.06  # and after its last
 EDGE_FADE = 0.005
-FIRST_PIECE_CHARS = 4  # the first clause is cut after at most this many characters (Mandarin) ...
-FIRST_PIECE_WORDS = 3  # ... or words (English), at a word boundary
-FRONTEND_VERSION = 1  # part of the fingerprint: a front-end change re-renders cached clauses
+# The first clause is cut at the first word boundary after FIRST_PIECE_MIN .. FIRST_PIECE_MAX Chinese
+# characters (when at least 3 remain), or after FIRST_PIECE_WORDS English words. A piece of 2-3
+# syllables alone was often misheard (洗衣机 -> 吸一劫 by Whisper); four and more much less.
+FIRST_PIECE_MIN = 4
+FIRST_PIECE_MAX = 6
+FIRST_PIECE_WORDS = 3
+FRONTEND_VERSION = 2  # part of the fingerprint: a front-end change re-renders cached clauses
 
 _PAUSES: tuple[tuple[str, float], ...] = (("。！？.!?…", 0.30), ("；;", 0.22), ("：:", 0.16), ("，、,", 0.12))
 _PAUSE_DEFAULT = 0.04  # a clause cut without punctuation (the first piece, a long clause)
@@ -138,6 +144,7 @@ class KokoroEngine(Engine):
         # process when it exits while a call runs on a background thread)
         self._run_lock = threading.Lock()
         self._closed = False
+        self._style_rows: dict[str, int] = {}  # a piece of a cut clause -> the whole clause's phoneme count
 
     # --- declarations -----------------------------------------------------------
     @property
@@ -183,6 +190,12 @@ class KokoroEngine(Engine):
         except ImportError:
             raise EngineUnavailable(f"kokoro: onnxruntime is missing; {INSTALL_HINT}") from None
         model = assets.ensure_model(self.cache_dir or DEFAULT_CACHE_DIR, self.config.model_dir)
+        from .embedded_zh import bound_malloc_retention
+
+        # glibc's growing mmap threshold keeps onnxruntime's freed buffers in the heap: a process with
+        # Kokoro alone peaked at 958 MiB with glibc's default, against the daemon's 642 MiB with both
+        # engines, where embedded-zh had fixed the threshold (see MMAP_THRESHOLD there)
+        bound_malloc_retention()
         self._pack(self.config.voice)
         if self.lang == "zh":
             self._segment = _jieba(self.cache_dir or DEFAULT_CACHE_DIR)
@@ -225,7 +238,13 @@ class KokoroEngine(Engine):
             from ..text.english import clauses
 
             out = clauses(text)
-        return _cut_first(out, self.lang, self._segment)
+        cut = _cut_first(out, self.lang, self._segment)
+        if len(cut) > len(out):  # the first clause was cut: both pieces take its style row
+            if len(self._style_rows) > 256:
+                self._style_rows.clear()
+            whole = len(self.phonemes(out[0]))
+            self._style_rows[cut[0]] = self._style_rows[cut[1]] = whole
+        return cut
 
     def phonemes(self, clause: str) -> str:
         if self.lang == "zh":
@@ -240,9 +259,11 @@ class KokoroEngine(Engine):
         return english(clause)
 
     # --- audio ---------------------------------------------------------------------
-    def _run(self, phonemes: str, pack: np.ndarray, speed: float) -> np.ndarray:
+    def _run(self, phonemes: str, pack: np.ndarray, speed: float, style_row: int | None = None) -> np.ndarray:
+        """The model on one phoneme string; ``style_row``: the length whose style row to use (default: its own)."""
         ids = [assets.VOCAB[c] for c in phonemes if c in assets.VOCAB]
-        style = np.ascontiguousarray(pack[min(max(len(ids), 1), pack.shape[0]) - 1], dtype=np.float32)
+        row = style_row or len(ids)
+        style = np.ascontiguousarray(pack[min(max(row, 1), pack.shape[0]) - 1], dtype=np.float32)
         feeds = {
             "tokens": np.array([[0, *ids, 0]], dtype=np.int64),
             "style": style,
@@ -258,7 +279,8 @@ class KokoroEngine(Engine):
         self.load()
         pack = self._pack(voice or self.config.voice)
         speed = kokoro_speed(style)
-        pieces = [trim(self._run(ps, pack, speed)) for ps in _chunks(self.phonemes(clause))]
+        row = self._style_rows.get(clause)
+        pieces = [trim(self._run(ps, pack, speed, row)) for ps in _chunks(self.phonemes(clause))]
         audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
         audio *= float(db_to_gain(prosody_for(style.emotion, style.intensity, style.speed).gain_db))
         peak = float(np.max(np.abs(audio))) if audio.size else 0.0
@@ -312,16 +334,21 @@ def _cut_first(clauses: list[str], lang: str, segment: Any) -> list[str]:
         return clauses
     first = clauses[0]
     if lang == "zh":
-        if len(_HAN_RE.findall(first)) <= FIRST_PIECE_CHARS + 2 or segment is None:
+        if segment is None:
             return clauses
         ends, pos = [], 0
         for word in segment(first):
             pos += len(word)
             ends.append(pos)
-        fits = [e for e in ends if 2 <= e <= FIRST_PIECE_CHARS and len(_HAN_RE.findall(first[e:])) >= 2]
+        fits = [
+            e
+            for e in ends
+            if FIRST_PIECE_MIN <= len(_HAN_RE.findall(first[:e])) <= FIRST_PIECE_MAX
+            and len(_HAN_RE.findall(first[e:])) >= 3
+        ]
         if not fits:
             return clauses
-        cut = fits[-1]
+        cut = fits[0]
     else:
         words = first.split(" ")
         if len(words) <= FIRST_PIECE_WORDS + 2:
