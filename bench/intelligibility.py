@@ -36,14 +36,14 @@ ASR_TOOL = next((p for p in ASR_TOOLS if (p / "asr_cer.py").is_file()), ASR_TOOL
 # (label, engine config, voice); the first is the peer
 VOICES: tuple[tuple[str, dict[str, Any], str | None], ...] = (
     ("embedded-zh baker", {"type": "embedded-zh"}, None),
-    ("kokoro zf_xiaoyi", {"type": "kokoro", "voice": "zf_xiaoyi"}, "zf_xiaoyi"),
-    ("kokoro zm_yunxia", {"type": "kokoro", "voice": "zm_yunxia"}, "zm_yunxia"),
-    ("kokoro zf_xiaobei", {"type": "kokoro", "voice": "zf_xiaobei"}, "zf_xiaobei"),
-    ("kokoro zm_yunjian", {"type": "kokoro", "voice": "zm_yunjian"}, "zm_yunjian"),
-    ("kokoro zf_xiaoxiao", {"type": "kokoro", "voice": "zf_xiaoxiao"}, "zf_xiaoxiao"),
-    ("kokoro zm_yunxi", {"type": "kokoro", "voice": "zm_yunxi"}, "zm_yunxi"),
-    ("kokoro zm_yunyang", {"type": "kokoro", "voice": "zm_yunyang"}, "zm_yunyang"),
-    ("kokoro zf_xiaoni", {"type": "kokoro", "voice": "zf_xiaoni"}, "zf_xiaoni"),
+    ("kokoro zf_xiaoyi", {"type": "kokoro", "voice": "zf_xiaoyi", "threads": 2}, "zf_xiaoyi"),
+    ("kokoro zm_yunxia", {"type": "kokoro", "voice": "zm_yunxia", "threads": 2}, "zm_yunxia"),
+    ("kokoro zf_xiaobei", {"type": "kokoro", "voice": "zf_xiaobei", "threads": 2}, "zf_xiaobei"),
+    ("kokoro zm_yunjian", {"type": "kokoro", "voice": "zm_yunjian", "threads": 2}, "zm_yunjian"),
+    ("kokoro zf_xiaoxiao", {"type": "kokoro", "voice": "zf_xiaoxiao", "threads": 2}, "zf_xiaoxiao"),
+    ("kokoro zm_yunxi", {"type": "kokoro", "voice": "zm_yunxi", "threads": 2}, "zm_yunxi"),
+    ("kokoro zm_yunyang", {"type": "kokoro", "voice": "zm_yunyang", "threads": 2}, "zm_yunyang"),
+    ("kokoro zf_xiaoni", {"type": "kokoro", "voice": "zf_xiaoni", "threads": 2}, "zf_xiaoni"),
 )
 CHOSEN = ("kokoro zf_xiaoyi", "kokoro zm_yunxia")  # the README's recommended Mandarin voices
 EMOTIONS = ("happy", "sad", "angry", "fearful", "surprised")
@@ -77,7 +77,7 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="kokoro: cut the first clause after at most N characters (0: never; default: the engine's)",
+        help="kokoro: cut the first clause after at most N Chinese characters (0: never; default: the engine's)",
     )
     group.add_argument("--intelligibility-keep", metavar="DIR", help="keep the WAVs and the meter's JSON here")
 
@@ -153,8 +153,10 @@ def _rates(rows: list[dict[str, Any]]) -> tuple[float, float, float, int]:
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     from announcer.engines import kokoro
 
-    if args.intelligibility_first_piece is not None:
-        kokoro.FIRST_PIECE_CHARS = args.intelligibility_first_piece or 10_000
+    if args.intelligibility_first_piece is not None:  # _cut_first reads these at each call
+        n = args.intelligibility_first_piece
+        kokoro.FIRST_PIECE_MIN = min(kokoro.FIRST_PIECE_MIN, n) if n else 10_000
+        kokoro.FIRST_PIECE_MAX = n or 10_000
     texts = [line.text for line in load_corpus(find_corpus(args.corpus))]
     voices = list(VOICES[: max(1, args.intelligibility_voices)])
     emotions = {} if args.intelligibility_no_emotions else {label: EMOTIONS for label in (VOICES[0][0], *CHOSEN)}

@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 _ALONE = """
-import json, resource, sys
+import json, sys
 from pathlib import Path
 from announcer.engines.base import Style, create_engine, engine_module
 voices, texts, cache = json.loads(sys.argv[1]), json.loads(sys.argv[2]), Path(sys.argv[3])
@@ -160,7 +160,9 @@ for t in texts:
 for e in engines[1:]:
     for c in e.clauses("Attention please, the train to Beijing is now arriving on platform two."):
         e.synthesize_clause(c, Style())
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec, so a child of the (large) benchmark process
+# would report the parent's size
+print(next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024)
 """
 
 
@@ -178,7 +180,7 @@ def _alone_rss(voices: tuple[str, ...], texts: list[str]) -> dict[str, Any]:
         f"peak RSS, a process with kokoro {' + '.join(voices)} (2t)",
         float(out.stdout.strip().splitlines()[-1]),
         "MiB",
-        note="ru_maxrss after five corpus texts (and one English sentence); engines share one model",
+        note="VmHWM after five corpus texts (and one English sentence); engines share one model",
     )
 
 

@@ -68,6 +68,7 @@ def test_first_clause_is_cut_early_at_a_word(zh: KokoroEngine) -> None:
     assert zh.clauses("洗衣机已经洗完了，请及时晾晒衣物。")[0] == "洗衣机已经"  # never a piece of 2-3 syllables
 
 
+@pytest.mark.slow  # eight renders of a 19-syllable sentence: ~20 s on a quiet machine, 107 s on a loaded one
 def test_the_six_emotions_differ_in_rate_and_level(zh: KokoroEngine) -> None:
     """Kokoro has no emotion input: rate and level (and pauses) carry the emotion, measurably."""
     out = {e: zh.synthesize_clause(SENTENCE, Style(e, 1.0, 1.0)) for e in EMOTIONS}

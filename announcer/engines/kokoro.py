@@ -192,9 +192,9 @@ class KokoroEngine(Engine):
         model = assets.ensure_model(self.cache_dir or DEFAULT_CACHE_DIR, self.config.model_dir)
         from .embedded_zh import bound_malloc_retention
 
-        # glibc's growing mmap threshold keeps onnxruntime's freed buffers in the heap: a process with
-        # Kokoro alone peaked at 958 MiB with glibc's default, against the daemon's 642 MiB with both
-        # engines, where embedded-zh had fixed the threshold (see MMAP_THRESHOLD there)
+        # the same bounded glibc mmap threshold as embedded-zh (see MMAP_THRESHOLD there), so a process
+        # with Kokoro alone behaves like one with both: 440 MiB peak against 453 MiB with glibc's
+        # default (five corpus texts, 2 threads; bench kokoro)
         bound_malloc_retention()
         self._pack(self.config.voice)
         if self.lang == "zh":
