@@ -31,6 +31,8 @@ from .common import (
 )
 
 _NOT_BENCHMARKS = frozenset({"common", "soak"})  # soak: a script of its own (bench/soak.py --minutes N)
+# slow ones (many minutes): run only when named, never by a plain ``python -m bench``
+_ONLY_NAMED = frozenset({"intelligibility"})
 # run before the others: ``engine``'s peak-RSS figures are cumulative for this process
 # (``ru_maxrss``) and only mean something before another benchmark loads an engine here
 _FIRST = ("engine",)
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"machine: {machine_summary()}")
     warn_if_busy()
     results: list[dict[str, Any]] = []
-    for name in sorted(args.names, key=_order) if args.names else list(benchmarks):
+    for name in sorted(args.names, key=_order) if args.names else [n for n in benchmarks if n not in _ONLY_NAMED]:
         progress(f"running {name}")
         started = time.perf_counter()
         try:

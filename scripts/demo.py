@@ -2,7 +2,9 @@
 
 Starts its own broker on a free port (nothing else on the machine is touched), runs
 `announcer run -c config/demo.yaml`, publishes announcements from the public corpus with
-`mosquitto_pub`, prints every event as it arrives and, at the end, the WAV files written.
+`mosquitto_pub` (on the embedded voice), then one on Kokoro's Mandarin voice and one bilingual
+one (Kokoro: Chinese, then English), prints every event as it arrives and, at the end, the WAV
+files written.
 When the machine has a sound card, a `room` speaker on the default device is added so
 the announcements are also heard.
 """
@@ -90,20 +92,23 @@ def main() -> int:
         if not lines.wait_for(lambda line: line == "announcer/availability online", 120):
             print("demo: the daemon did not come online", file=sys.stderr)
             return 1
-        items = corpus()
+        items: list[dict[str, object]] = [
+            {"text": text, "emotion": emotion, "priority": "high" if priority == "emergency" else priority}
+            for emotion, priority, text in corpus()
+        ]
+        items.append({"text": "G1234次列车即将进站，请在B区检票。", "engine": "kokoro-zh"})
+        items.append(
+            {
+                "text": "乘坐CA1301航班的旅客请到A12登机口。",
+                "engine": "kokoro-zh",
+                "translations": {"en": "Passengers on flight CA1301, please go to gate A12."},
+            }
+        )
         ids = []
-        for i, (emotion, priority, text) in enumerate(items):
+        for i, item in enumerate(items):
             ann_id = f"demo-{int(time.time())}-{i}"
             ids.append(ann_id)
-            payload = json.dumps(
-                {
-                    "id": ann_id,
-                    "text": text,
-                    "emotion": emotion,
-                    "priority": "high" if priority == "emergency" else priority,
-                },
-                ensure_ascii=False,
-            )
+            payload = json.dumps({"id": ann_id, **item}, ensure_ascii=False)
             cmd = ["mosquitto_pub", "-p", str(broker.port), "-q", "1", "-t", "announcer/say", "-m", payload]
             print("$ mosquitto_pub -q 1 -t announcer/say -m '" + payload + "'")
             subprocess.run(cmd, check=True, env=env)
@@ -116,7 +121,7 @@ def main() -> int:
                     finished.add(ev["id"] + ev.get("speaker", ""))
             return len(finished) >= len(ids) * (2 if devices else 1)
 
-        if not lines.wait_for(done, 60 + 15 * len(ids)):
+        if not lines.wait_for(done, 120 + 20 * len(ids)):
             print("demo: not every announcement finished in time", file=sys.stderr)
             code = 1
     finally:

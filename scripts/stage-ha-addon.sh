@@ -14,5 +14,5 @@ cp -R ha-addon/announcer/. "$out/"
 cp pyproject.toml README.md LICENSE "$out/src/"
 cp -R announcer "$out/src/announcer"
 find "$out/src" -name __pycache__ -type d -prune -exec rm -rf {} +
-cp container/debian-packages.sh container/python-env.sh "$out/build/"
+cp container/debian-packages.sh container/python-env.sh requirements/runtime.lock requirements/voice.lock "$out/build/"
 echo "stage-ha-addon: $out"

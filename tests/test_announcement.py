@@ -7,7 +7,7 @@ import json
 import pytest
 
 from announcer.config import parse_config
-from announcer.core.announcement import Announcement
+from announcer.core.announcement import Announcement, Translation
 from announcer.core.errors import InputError
 from announcer.intake.parse import check_schema, clean_text, parse
 from announcer.intake.wire import decode_stop, stop_priority
@@ -220,3 +220,55 @@ def test_invalid_stops_name_the_field(payload: bytes, field: str) -> None:
         assert "priority_below" in str(info.value) or "bytes" in str(info.value) or "UTF-8" in str(info.value)
     if field == "priority_below":
         assert "allowed: low, normal, high, emergency" in str(info.value)
+
+
+# --- translations (bilingual announcements) --------------------------------------------
+BILINGUAL = parse_config("""
+engines: {zh: {type: embedded-zh}, en: {type: espeak, voice: en-us}}
+languages: {zh: zh, en: en}
+speakers: {lobby: {type: file, directory: /tmp/a}}
+limits: {max_text_chars: 50}
+""")
+
+
+def test_translations_are_spoken_by_their_languages_engines() -> None:
+    payload = {"text": "请到三号病房。", "translations": {"en": " Please come to <b>ward 3</b>. "}}
+    a = parse(json.dumps(payload, ensure_ascii=False), BILINGUAL)
+    assert (a.text, a.engine) == ("请到三号病房。", "zh")
+    assert a.translations == (Translation("en", "Please come to ward 3 .", "en"),)
+    assert a.engines == ("zh", "en")
+    assert Announcement.from_json(a.to_json()) == a
+    # the text's own language picks its engine when none is named
+    b = parse(json.dumps({"text": "Fire drill at noon.", "lang": "en"}), BILINGUAL)
+    assert b.engine == "en"
+    # a spool record written before translations existed still loads
+    old = json.loads(a.to_json())
+    del old["translations"]
+    assert Announcement.from_json(json.dumps(old)).translations == ()
+
+
+@pytest.mark.parametrize(
+    ("translations", "error"),
+    [
+        ({"fr": "Bonjour"}, "translations: no engine for language 'fr' (configured: zh, en; map it in languages)"),
+        ({"en": ""}, "translations: must be an object of language code -> non-empty text"),
+        ({"en": 5}, "translations: must be an object of language code -> non-empty text"),
+        ({"e n": "x"}, "translations: must be an object of language code -> non-empty text"),
+        ("en", "translations: must be an object of language code -> non-empty text"),
+        ({}, "translations: must be an object of language code -> non-empty text"),
+        ({"en": "<i></i>"}, "translations: en: must not be empty (after removing markup and control characters)"),
+        ({"en": "x" * 51}, "translations: en: 51 characters is over the limit of 50"),
+    ],
+)
+def test_bad_translations_are_rejected_naming_the_field(translations: object, error: str) -> None:
+    with pytest.raises(InputError) as info:
+        parse(json.dumps({"text": "请注意", "translations": translations}), BILINGUAL)
+    assert str(info.value).startswith(error), str(info.value)
+
+
+def test_a_language_must_name_an_engine() -> None:
+    from announcer.config import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        parse_config("engines: {zh: {type: embedded-zh}}\nlanguages: {en: kokoro-en}\n")
+    assert info.value.errors == ["languages.en: 'kokoro-en' is not an engine (have: zh) (line 2)"]

@@ -29,7 +29,8 @@ def test_example_and_demo_configs_are_valid() -> None:
     assert set(cfg.schedules) == {"shift-bell", "visiting"} and cfg.templates["code_blue"].repeat == 3
     assert cfg.http.token_pairs() == [("token #1", "t" * 20)]
     assert cfg.mqtt.password == "s3cret"
-    assert set(cfg.engines) == {"zh", "en"} and cfg.default_engine == "zh"
+    assert set(cfg.engines) == {"kokoro-zh", "kokoro-en"} and cfg.default_engine == "kokoro-zh"
+    assert cfg.languages == {"zh": "kokoro-zh", "en": "kokoro-en"}
     assert cfg.expand_targets(["ward-3", "lobby", "bus"]) == ("lobby", "archive", "bus")
     demo = parse_config((ROOT / "config" / "demo.yaml").read_text(), env={"DEMO_MQTT_PORT": "1884", "DEMO_DIR": "/x"})
     assert demo.mqtt.port == 1884 and str(demo.speakers["wav"].directory) == "/x/wav"

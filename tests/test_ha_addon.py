@@ -72,6 +72,7 @@ def test_the_default_options_make_a_valid_config_with_the_supervisors_broker(tmp
     assert cfg.defaults.targets == ("speaker", "archive")
     assert cfg.spool.path == tmp_path / "spool.sqlite3" and cfg.cache.directory == tmp_path / "cache"
     assert cfg.homeassistant.enabled and not cfg.wyoming.enabled and not cfg.http.enabled
+    assert [e.type for e in cfg.engines.values()] == ["embedded-zh"]  # voice: baker, the fast one
 
 
 def test_options_a_user_sets_reach_the_config() -> None:
@@ -79,6 +80,7 @@ def test_options_a_user_sets_reach_the_config() -> None:
         "topic_prefix": "home/announcer",
         "device": "USB Audio",
         "volume": 0.5,
+        "voice": "zm_yunxia",
         "speaker_name": "客厅",
         "archive": False,
         "quiet_hours": [
@@ -98,6 +100,7 @@ def test_options_a_user_sets_reach_the_config() -> None:
     assert (noon.volume, noon.min_priority, len(noon.days)) == (0.2, "emergency", 7)
     assert cfg.wyoming.enabled and cfg.wyoming.uri == "tcp://0.0.0.0:10200"
     assert cfg.logging.level == "DEBUG" and cfg.timezone is None
+    assert [(e.type, e.voice) for e in cfg.engines.values()] == [("kokoro", "zm_yunxia")]
 
 
 def test_every_option_has_a_schema_entry_and_a_translation() -> None:

@@ -13,7 +13,7 @@ from routine_stack import BELL
 
 from announcer.audio.loudness import integrated_loudness
 from announcer.config import ConfigError, parse_config
-from announcer.core.announcement import CLIP, SAY, Announcement
+from announcer.core.announcement import CLIP, SAY, Announcement, Translation
 from announcer.core.errors import InputError
 from announcer.intake.parse import parse
 from announcer.playback.offline import render_announcement
@@ -280,3 +280,78 @@ def test_a_template_plays_clip_speech_clip(tmp_path: Path) -> None:
     assert np.corrcoef(head, tail)[0, 1] > 0.99  # the same bell before and after the speech
     middle = audio.samples[int(clip_seconds * 24000) : -int(clip_seconds * 24000)]
     assert np.sqrt(np.mean(middle**2)) > 0.02  # and speech between them
+
+
+# ------------------------------------------------------------------------------ per language
+BILINGUAL = """
+engines: {zh: {type: embedded-zh}, en: {type: espeak, voice: en-us}}
+languages: {zh: zh, en: en}
+templates:
+  code_blue:
+    text: "{ward}号病房，蓝色警报"
+    translations: {en: "Code blue, ward {ward}"}
+    vars: {ward: str}
+    before: bell
+    after: bell
+  code_blue_zh: {text: "{ward}号病房，蓝色警报", vars: {ward: str}, before: bell, after: bell}
+  fire: {text: "火警演习", translations: {en: "Fire drill"}}
+  gong: {before: bell}
+"""
+
+
+def test_template_translations_are_checked_at_load() -> None:
+    errors = errors_of(
+        BASE
+        + """
+engines: {zh: {type: embedded-zh}, en: {type: espeak, voice: en-us}}
+languages: {en: en}
+templates:
+  a: {text: "{ward}号", vars: {ward: str}, translations: {en: "Ward {bed}"}}
+  b: {before: bell, translations: {en: "Bell"}}
+"""
+    )
+    assert errors == [
+        "templates.a: translations.en uses {bed} but vars does not declare it",
+        "templates.b: translations: a template of clips only has no text to translate",
+    ]
+    engines = "engines: {zh: {type: embedded-zh}, en: {type: espeak, voice: en-us}}\nlanguages: {en: en}\n"
+    errors = errors_of(BASE + engines + 'templates:\n  c: {text: "火警", translations: {fr: "Au feu"}}\n')
+    assert errors == ["templates.c.translations.fr: no engine for this language (languages: en)"]
+
+
+def test_a_template_speaks_its_translations_unless_the_payload_gives_its_own() -> None:
+    cfg = cfg_of(BILINGUAL)
+    a = parse(b'{"template": "code_blue", "vars": {"ward": "3"}}', cfg)
+    assert a.text == "3号病房，蓝色警报"
+    assert a.translations == (Translation("en", "Code blue, ward 3", "en"),)
+    assert Announcement.from_json(a.to_json()) == a
+    b = parse(json.dumps({"template": "fire", "translations": {"en": "Drill", "zh": "演习"}}).encode(), cfg)
+    assert [(t.lang, t.text) for t in b.translations] == [("en", "Drill"), ("zh", "演习")]
+    assert rejected({"template": "gong", "translations": {"en": "Bell"}}, cfg) == (
+        "translations: only with text, or a template with text (a clip is not translated)"
+    )
+    assert rejected({"clip": "bell", "translations": {"en": "Bell"}}, cfg) == (
+        "translations: only with text, or a template with text (a clip is not translated)"
+    )
+
+
+def test_a_bilingual_template_plays_clip_text_translation_clip(tmp_path: Path) -> None:
+    cfg = cfg_of(BILINGUAL + f"cache: {{directory: {tmp_path}}}\n")
+    synth = make_synthesizer(cfg)
+    payload = {"template": "code_blue", "vars": {"ward": "3"}, "chime": False}
+    both = render_announcement(cfg, synth, parse(json.dumps(payload).encode(), cfg))
+    payload["template"] = "code_blue_zh"  # the same without its English
+    zh_only = render_announcement(cfg, synth, parse(json.dumps(payload).encode(), cfg))
+    english = render_announcement(
+        cfg, synth, parse(b'{"text": "Code blue, ward 3", "engine": "en", "chime": false}', cfg)
+    )
+    # the English version, after half a second, is what the bilingual one has more
+    extra = both.duration - zh_only.duration
+    assert extra == pytest.approx(english.duration + 0.5, abs=0.6), (both.duration, zh_only.duration, english.duration)
+    rate = both.sample_rate
+    clip = int((sf.info(str(BELL)).duration + 0.25) * rate)
+    head, tail = (
+        both.samples[: rate // 2],
+        both.samples[len(both.samples) - clip : len(both.samples) - clip + rate // 2],
+    )
+    assert np.corrcoef(head, tail)[0, 1] > 0.99  # the bell first and last: the translation is before the end clip

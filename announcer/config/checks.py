@@ -43,6 +43,9 @@ def engines(cfg: Config) -> list[str]:
         errors.append("engines: at least one engine is needed")
     if cfg.defaults.engine is not None and cfg.defaults.engine not in cfg.engines:
         errors.append(f"defaults.engine: {cfg.defaults.engine!r} is not an engine (have: {', '.join(cfg.engines)})")
+    for lang, engine in cfg.languages.items():
+        if engine not in cfg.engines:
+            errors.append(f"languages.{lang}: {engine!r} is not an engine (have: {', '.join(cfg.engines)})")
     for name, ecfg in cfg.engines.items():  # supervised engines (sambert): who speaks while they are down
         fallback = getattr(ecfg, "fallback", None)
         if fallback is not None and (fallback == name or fallback not in cfg.engines):
@@ -153,7 +156,13 @@ def _refs(cfg: Config, key: str, item: TemplateConfig | ScheduleConfig) -> list[
 
 
 def templates(cfg: Config) -> list[str]:
-    return [line for name, tpl in cfg.templates.items() for line in _refs(cfg, f"templates.{name}", tpl)]
+    errors = [line for name, tpl in cfg.templates.items() for line in _refs(cfg, f"templates.{name}", tpl)]
+    for name, tpl in cfg.templates.items():
+        for lang in tpl.translations:
+            if lang not in cfg.languages:
+                have = ", ".join(cfg.languages) or "none"
+                errors.append(f"templates.{name}.translations.{lang}: no engine for this language (languages: {have})")
+    return errors
 
 
 def schedules(cfg: Config) -> list[str]:

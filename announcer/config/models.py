@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from ..core.schema import Slug
+from ..core.schema import LangCode, Slug
 from ..engines.base import ENGINE_MODULES
 from ..schedule.model import ScheduleConfig, ScheduleName
 from ..sinks.base import SINK_MODULES
@@ -71,6 +71,9 @@ class Config(Strict):
     mqtt: MqttConfig = MqttConfig()
     engines: dict[Slug, EngineConfig] = Field(default_factory=_default_engines, validate_default=True)
     speakers: dict[Slug, SpeakerConfig] = Field(default_factory=_default_speakers, validate_default=True)
+    # language code -> the engine that speaks it: a translation ({"translations": {"en": ...}}) in a language
+    # not listed here is rejected; an announcement with `lang` and no `engine` is spoken by lang's engine
+    languages: dict[LangCode, Slug] = Field(default_factory=dict)
     zones: dict[Slug, tuple[Slug, ...]] = Field(default_factory=dict)
     zone_names: dict[Slug, str] = Field(default_factory=dict)  # display names, from `zones: {z: {name: ...}}`
     chimes: dict[Slug, Path] = Field(default_factory=dict)

@@ -5,6 +5,7 @@ templates:
   code_blue:
     text: "{ward}号病房，蓝色警报"
     vars: {ward: str}                  # or {ward: {type: int, default: 3, choices: [1, 2, 3]}}
+    translations: {en: "Code blue, ward {ward}"}   # spoken after the text (languages: en -> an engine)
     before: code-tone                  # a clip played before the speech (and after: ...)
     priority: emergency
     repeat: 3
@@ -14,7 +15,9 @@ A payload names the template and gives its variables (``{"template": "code_blue"
 {"ward": "3"}}``); the template's defaults (priority, emotion, chime, repeat, targets ...)
 apply where the payload leaves a field out. The text's placeholders are plain ``{name}``
 (no formats, no positions, ``{{``/``}}`` for braces), each one a declared variable, and
-every declared variable is used: checked at load. At request ``expand`` checks the values:
+every declared variable is used: checked at load. ``translations`` give the message in other
+languages with the same placeholders (each a declared variable; one may leave a variable out);
+a payload's own ``translations`` replace them. At request ``expand`` checks the values:
 
 * ``str``: a string (a number is taken as its text), at most ``max_length`` characters;
 * ``int``: an integer, or a string of one (the command line sends strings);
@@ -35,7 +38,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..core.emotions import EMOTIONS, resolve_emotion
 from ..core.errors import InputError, shown
-from ..core.schema import Intensity, Priority, Repeat, RepeatGap, Slug, Speed, Ttl, VarValue, Volume
+from ..core.schema import Intensity, LangCode, Priority, Repeat, RepeatGap, Slug, Speed, Ttl, VarValue, Volume
 from .sections import Strict
 
 VarName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
@@ -94,6 +97,9 @@ def _as_text(value: VarValue) -> str:
 
 class TemplateConfig(Strict):
     text: str | None = Field(None, min_length=1, description="what is said; {name} is a variable")
+    translations: dict[LangCode, Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=dict, description="the text in other languages, spoken after it: {en: 'Code blue, ward {ward}'}"
+    )
     before: Slug | None = None  # a clip played before the speech
     after: Slug | None = None  # a clip played after it
     vars: dict[VarName, TemplateVar] = Field(default_factory=dict)
@@ -141,6 +147,16 @@ class TemplateConfig(Strict):
         unused = [n for n in self.vars if n not in used]
         if unused:
             raise ValueError(f"vars.{unused[0]} is declared but the text does not use {{{unused[0]}}}")
+        if self.translations and self.text is None:
+            raise ValueError("translations: a template of clips only has no text to translate")
+        for lang, translated in self.translations.items():
+            try:
+                names = placeholders(translated)
+            except ValueError as exc:
+                raise ValueError(f"translations.{lang}: {exc}") from None
+            undeclared = [n for n in names if n not in self.vars]
+            if undeclared:
+                raise ValueError(f"translations.{lang} uses {{{undeclared[0]}}} but vars does not declare it")
         for name, var in self.vars.items():
             if var.default is not None:
                 try:
@@ -164,6 +180,10 @@ class TemplateConfig(Strict):
             given[var_name] = var.check(name, var_name, value)
         text = self.text.format_map(given) if self.text is not None else None
         return text, given
+
+    def expand_translations(self, given: dict[str, str]) -> dict[str, str]:
+        """The translations with the checked values ``given`` (from ``expand``) filled in."""
+        return {lang: text.format_map(given) for lang, text in self.translations.items()}
 
     def defaults(self) -> dict[str, Any]:
         """The announcement fields this template sets when a payload leaves them out."""

@@ -26,6 +26,15 @@ Pairs = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
+class Translation:
+    """The announcement in another language, spoken after the text by ``engine`` (the language's)."""
+
+    lang: str
+    text: str
+    engine: str
+
+
+@dataclass(frozen=True)
 class Announcement:
     id: str
     text: str
@@ -44,6 +53,7 @@ class Announcement:
     engine: str = ""
     voice: str | None = None
     lang: str | None = None
+    translations: tuple[Translation, ...] = ()  # spoken in order after ``text``, after one chime
     received: float = field(default_factory=time.time)  # epoch seconds
     expires: float = 0.0  # epoch seconds; min(received + ttl, sent_at + ttl, MQTT message expiry)
     warnings: tuple[str, ...] = ()
@@ -74,6 +84,11 @@ class Announcement:
         return any(kind == SAY for kind, _ in self.pieces())
 
     @property
+    def engines(self) -> tuple[str, ...]:
+        """The engines it needs: its own, then each translation's (language's)."""
+        return tuple(dict.fromkeys((self.engine, *(t.engine for t in self.translations))))
+
+    @property
     def summary(self) -> str:
         """For displays: the text, or the clips played (``[clip bell]``) when there is no text."""
         return self.text or " ".join(f"[clip {name}]" for name in self.clips)
@@ -92,6 +107,7 @@ class Announcement:
             d[k] = tuple(d.get(k) or ())
         for k in ("parts", "vars", "via"):  # lists of pairs in JSON
             d[k] = tuple((str(a), str(b)) for a, b in d.get(k) or ())
+        d["translations"] = tuple(Translation(**t) for t in d.get("translations") or ())
         known = {f for f in Announcement.__dataclass_fields__}
         return Announcement(**{k: v for k, v in d.items() if k in known})
 

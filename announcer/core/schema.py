@@ -53,6 +53,18 @@ SentAt = Annotated[
 AnnouncementId = Annotated[str, Field(pattern=ID_PATTERN, description="correlation id (played once)")]
 Targets = str | Annotated[list[str], Field(min_length=1)]
 VarValue = str | int | float  # a template variable's value as sent (the template's type decides)
+LANG_PATTERN = r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$"
+LangCode = Annotated[str, Field(pattern=LANG_PATTERN, description="a language code: en, zh, zh-CN")]
+MAX_TRANSLATIONS = 8
+Translations = Annotated[
+    dict[LangCode, Annotated[str, Field(min_length=1)]],
+    Field(
+        min_length=1,
+        max_length=MAX_TRANSLATIONS,
+        description="the same announcement in other languages, spoken in this order after the text, "
+        'each by the engine of its language (config languages): {"en": "Attention please ..."}',
+    ),
+]
 
 
 class AnnouncementFields(BaseModel):
@@ -88,6 +100,7 @@ class AnnouncementFields(BaseModel):
     speed: Speed | None = None
     volume: Volume | None = None
     repeat_gap: RepeatGap | None = None
+    translations: Translations | None = None
 
 
 FIELDS: tuple[str, ...] = tuple(AnnouncementFields.model_fields)

@@ -33,6 +33,10 @@ class Style:
     speed: float = 1.0
 
 
+# What an engine can move to render an emotion (``Engine.emotion_controls``): speaking rate,
+# pitch level, pitch range, vocal effort, loudness, pauses, or a voice recorded in that emotion.
+EMOTION_CONTROLS: tuple[str, ...] = ("rate", "pitch", "pitch-range", "energy", "level", "pause", "voice")
+
 StateCallback = Callable[[str, str], None]  # (engine name, new state)
 
 
@@ -87,6 +91,15 @@ class Engine(ABC):
     @abstractmethod
     def emotions(self) -> tuple[str, ...]:
         """Emotions this engine renders natively (others play as neutral)."""
+
+    @property
+    def emotion_controls(self) -> tuple[str, ...]:
+        """How this engine renders the emotions it lists, out of ``EMOTION_CONTROLS`` (empty: it does not).
+
+        ``announcer engines`` and ``/api/info`` show it, so a user knows what an emotion changes on
+        each engine (the speaker chain adds each emotion's level offset for every engine besides).
+        """
+        return ()
 
     @property
     @abstractmethod
@@ -178,6 +191,7 @@ class Engine(ABC):
             "languages": list(self.languages),
             "voices": list(self.voices),
             "emotions": list(self.emotions),
+            "emotion_controls": list(self.emotion_controls),
             "sample_rate": self.sample_rate,
         }
 
@@ -189,6 +203,7 @@ ENGINE_MODULES: dict[str, str] = {
     "espeak": "announcer.engines.espeak",
     "wyoming": "announcer.engines.wyoming",
     "sambert": "announcer.engines.sambert",  # a Wyoming engine served by a supervised worker process
+    "kokoro": "announcer.engines.kokoro",  # Kokoro-82M v1.0 on onnxruntime (extra announcer[kokoro])
 }
 
 

@@ -203,6 +203,10 @@ class EmbeddedZhEngine(Engine):
         return EMOTIONS
 
     @property
+    def emotion_controls(self) -> tuple[str, ...]:
+        return ("rate", "pitch", "pitch-range", "energy", "level", "pause")
+
+    @property
     def sample_rate(self) -> int:
         return SAMPLE_RATE
 

@@ -305,6 +305,10 @@ class EspeakEngine(Engine):
         return EMOTIONS
 
     @property
+    def emotion_controls(self) -> tuple[str, ...]:
+        return ("rate", "pitch", "pitch-range", "level")
+
+    @property
     def sample_rate(self) -> int:
         return _LIBRARY.sample_rate if _LIBRARY is not None else _DEFAULT_SAMPLE_RATE
 

@@ -120,6 +120,10 @@ class FallbackEngine(Engine):
         return self.primary.emotions
 
     @property
+    def emotion_controls(self) -> tuple[str, ...]:
+        return self.primary.emotion_controls
+
+    @property
     def sample_rate(self) -> int:
         return self.primary.sample_rate
 

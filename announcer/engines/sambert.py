@@ -67,6 +67,10 @@ class SambertEngine(SupervisedEngine):
         return EMOTIONS
 
     @property
+    def emotion_controls(self) -> tuple[str, ...]:
+        return ("voice",)  # Sambert's emotional voices
+
+    @property
     def sample_rate(self) -> int:
         rate: int = self.config.sample_rate
         return rate

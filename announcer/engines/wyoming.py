@@ -182,6 +182,11 @@ class WyomingEngine(Engine):
         return ("neutral",) + tuple(e for e in EMOTIONS if e != "neutral" and f"{voice}-{e}" in self._voice_languages)
 
     @property
+    def emotion_controls(self) -> tuple[str, ...]:
+        """The server's emotion voices (``VOICE-EMOTION``) when it has them; whatever they move is its own."""
+        return ("voice",) if len(self.emotions) > 1 else ()
+
+    @property
     def sample_rate(self) -> int:
         self._ensure_described()
         return self._rate

@@ -429,4 +429,5 @@ def _info(ctx: Any) -> dict[str, Any]:
             "voice": defaults.voice,
         },
         "max_text_chars": cfg.limits.max_text_chars,
+        "languages": dict(cfg.languages),
     }

@@ -134,6 +134,7 @@ class EngineInfo(BaseModel):
     voices: list[str] = []
     default_voice: str | None = None
     emotions: list[str] = []
+    emotion_controls: list[str] = Field([], description="what the engine moves to render an emotion")
     sample_rate: int | None = None
     error: str | None = None
 
@@ -159,6 +160,7 @@ class Info(BaseModel):
     default_targets: list[str]
     defaults: dict[str, Any]
     max_text_chars: int
+    languages: dict[str, str] = Field({}, description="language -> engine, for translations")
 
 
 def body_schema(model: type[BaseModel], cfg: Config) -> dict[str, Any]:

@@ -14,6 +14,9 @@ Rules:
   required by template code_blue``, ``clip: unknown clip 'x' (allowed: ...)``, and for two of
   text, template and clip at once ``clip: give one of text, template or clip (not text and clip)``.
 * A template's text is cleaned and limited like any text (``limits.max_text_chars``).
+* ``translations`` (the announcement in other languages) are cleaned and limited like the text;
+  each language needs an engine in ``languages``. A template's own translations, expanded with
+  the same variables, are used when the payload gives none.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import re
 from typing import Any
 
 from ..config import Config
-from ..core.announcement import CLIP, SAY
+from ..core.announcement import CLIP, SAY, Translation
 from ..core.errors import InputError, shown
 
 _MARKUP = re.compile(r"<[^<>]{0,200}>")  # SSML/HTML-like tags: never spoken, never passed to an engine
@@ -117,3 +120,36 @@ def said(fields: dict[str, Any], cfg: Config) -> tuple[str, tuple[tuple[str, str
     parts += [(SAY, text)] if text else []
     parts += [(CLIP, tpl.after)] if tpl.after else []
     return text, tuple(parts)
+
+
+def check_translations(value: dict[str, str] | None, fields: dict[str, Any], cfg: Config) -> tuple[Translation, ...]:
+    """Each translation cleaned like the text and given its language's engine (``languages`` in the
+    config); without any in the payload, the template's (``fields``: the fields checked so far)."""
+    tpl = cfg.templates[fields["template"]] if fields.get("template") is not None else None
+    if value is None and tpl is not None:
+        value = tpl.expand_translations(fields["vars"]) or None
+    if value is None:
+        return ()
+    if fields.get("text") is None and (tpl is None or tpl.text is None):
+        raise InputError("translations", "only with text, or a template with text (a clip is not translated)")
+    out = []
+    for lang, text in value.items():
+        engine = cfg.languages.get(lang)
+        if engine is None:
+            have = ", ".join(cfg.languages) or "none"
+            raise InputError(
+                "translations", f"no engine for language {lang[:20]!r} (configured: {have}; map it in languages)"
+            )
+        cleaned = clean_text(text)
+        if not cleaned:
+            raise InputError(
+                "translations", f"{lang}: must not be empty (after removing markup and control characters)"
+            )
+        if len(cleaned) > cfg.limits.max_text_chars:
+            raise InputError(
+                "translations",
+                f"{lang}: {len(cleaned)} characters is over the limit of {cfg.limits.max_text_chars}",
+                "oversize",
+            )
+        out.append(Translation(lang, cleaned, engine))
+    return tuple(out)

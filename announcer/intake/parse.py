@@ -25,8 +25,25 @@ from ..config import Config
 from ..core.announcement import Announcement, new_id
 from ..core.emotions import resolve_emotion
 from ..core.errors import InputError, shown
-from ..core.schema import FIELDS, ID_RULE, NUMBER_FIELDS, PRIORITIES, AnnouncementFields, allowed_range
-from .content import check_clip, check_template, check_text, check_vars, clean_text, said, with_template_defaults
+from ..core.schema import (
+    FIELDS,
+    ID_RULE,
+    MAX_TRANSLATIONS,
+    NUMBER_FIELDS,
+    PRIORITIES,
+    AnnouncementFields,
+    allowed_range,
+)
+from .content import (
+    check_clip,
+    check_template,
+    check_text,
+    check_translations,
+    check_vars,
+    clean_text,
+    said,
+    with_template_defaults,
+)
 from .wire import decode_payload
 
 _WIDE = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")  # CJK, kana, hangul, full width
@@ -64,6 +81,8 @@ _TYPE_RULES = {
     "repeat": f"must be an integer {allowed_range('repeat')}",
     "voice": "must be a string",
     "lang": "must be a string",
+    "translations": 'must be an object of language code -> non-empty text, e.g. {"en": "Attention please"} '
+    f"(at most {MAX_TRANSLATIONS} languages)",
 }
 
 
@@ -212,6 +231,7 @@ def checked_fields(raw: dict[str, Any], cfg: Config, forced_targets: tuple[str, 
         "targets": lambda v: forced_targets if forced_targets is not None else _targets(v, cfg),
         "chime": lambda v: _chime(cfg.defaults.chime if v is None else v, cfg),
         "engine": lambda v: _engine(v, cfg),
+        "translations": lambda v: check_translations(v, out, cfg),
     }
     for name in FIELDS:
         value = raw.get(name)
@@ -264,6 +284,8 @@ def build(
         now + ttl if message_expiry is None else now + message_expiry,
     )
     engine = f["engine"]
+    if raw.get("engine") is None and f["lang"] in cfg.languages:
+        engine = cfg.languages[f["lang"]]  # the text's language names its engine
     ann = Announcement(
         id=new_id() if f["id"] is None else f["id"],
         text=text,
@@ -282,6 +304,7 @@ def build(
         engine=engine,
         voice=f["voice"] or (d.voice if engine == cfg.default_engine else None),
         lang=f["lang"],
+        translations=f["translations"],
         received=now,
         expires=expires,
         warnings=tuple(warnings),

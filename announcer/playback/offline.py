@@ -46,7 +46,9 @@ def render_chunks(
     for i in range(ann.repeat):
         if i:
             yield np.zeros(round(ann.repeat_gap * rate), np.float32)
-        chunks = synth.render_pieces(pieces, ann.engine, rate, style, ann.voice, stats if i == 0 else None)
+        chunks = synth.render_pieces(
+            pieces, ann.engine, rate, style, ann.voice, stats if i == 0 else None, translations=ann.translations
+        )
         yield from chain.speech(chunks, gain, rate=rate, level_db=level_db, state=loudness)
     yield chain.postlude(ann.chime, rate, gain)
 

@@ -200,7 +200,9 @@ class RenderPool:
         rate = self.synth.pieces_rate(pieces, render.engine)  # loads the engine when it speaks
         render.set_rate(rate)
         style = Style(ann.emotion, ann.intensity, ann.speed)
-        for chunk in self.synth.render_pieces(pieces, render.engine, rate, style, ann.voice, render.stats):
+        for chunk in self.synth.render_pieces(
+            pieces, render.engine, rate, style, ann.voice, render.stats, translations=ann.translations
+        ):
             if render.cancelled:
                 _LOGGER.debug("%s: synthesis cancelled", ann.id)
                 return

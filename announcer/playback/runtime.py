@@ -33,7 +33,7 @@ class Runtime:
         cfg: Config,
         sink_context: SinkContext | None = None,
         speakers: tuple[str, ...] | None = None,
-        engine: str | None = None,
+        engine: str | tuple[str, ...] | None = None,
     ) -> Runtime:
         """A fresh runtime for ``cfg`` (engines created, not loaded); ``speakers``/``engine``: only those."""
         names = speakers if speakers is not None else tuple(cfg.speakers)

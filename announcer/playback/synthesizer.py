@@ -39,13 +39,15 @@ from ..audio.clips import ClipLibrary
 from ..audio.dsp import resample
 from ..audio.samples import Audio
 from ..config import Config
-from ..core.announcement import CLIP, SAY
+from ..core.announcement import CLIP, SAY, Translation
 from ..core.errors import InputError
 from ..engines.base import Engine, Speaker, Style, create_engine
 from ..engines.fallback import FALLBACK_ERRORS, BuiltinFallback, FallbackEngine, choose_fallback
 from .clause_cache import ClauseCache
 
 _LOGGER = logging.getLogger(__name__)
+
+PART_GAP = 0.5  # seconds of silence between the parts of a bilingual announcement
 
 
 @dataclass
@@ -111,6 +113,8 @@ class Synthesizer:
             for name, eng in engines.items()
         }
         self._reference: dict[str, float] = {}
+        self._measuring: set[str] = set()  # reference loudness being measured (by another thread)
+        self._reference_lock = threading.Condition()
 
     def with_engines(
         self, engines: dict[str, Engine], cache: ClauseCache | None, clips: ClipLibrary | None = None
@@ -172,15 +176,29 @@ class Synthesizer:
         style: Style,
         voice: str | None = None,
         stats: SynthStats | None = None,
+        translations: tuple[Translation, ...] = (),
     ) -> Iterator[Audio]:
-        """Every piece in order at ``rate`` (see ``pieces_rate``): speech clause by clause, clips whole."""
+        """Every piece in order at ``rate`` (see ``pieces_rate``): speech clause by clause, clips whole.
+
+        A bilingual announcement's ``translations`` follow its speech, each by its language's
+        engine after ``PART_GAP`` seconds of silence (a new sentence in another voice), before
+        the clip after it: clip, text, translations, clip.
+        """
         stats = stats if stats is not None else SynthStats()
         start = time.perf_counter()
         for kind, value in pieces:
             if kind == CLIP:
                 yield stats.counted(self.clip(value, rate), start)
-            else:
-                yield from self.render(value, engine_name, style, voice, stats)
+                continue
+            yield from self._at(rate, self.render(value, engine_name, style, voice, stats))
+            for t in translations:
+                yield Audio(np.zeros(int(PART_GAP * rate), np.float32), rate)
+                yield from self._at(rate, self.render(t.text, t.engine, style, None, stats))
+
+    @staticmethod
+    def _at(rate: int, chunks: Iterator[Audio]) -> Iterator[Audio]:
+        for chunk in chunks:
+            yield chunk if chunk.sample_rate == rate else Audio(resample(chunk.samples, chunk.sample_rate, rate), rate)
 
     def render(
         self, text: str, engine_name: str, style: Style, voice: str | None = None, stats: SynthStats | None = None
@@ -308,23 +326,35 @@ class Synthesizer:
         Measured once per engine (through the cache, so usually without synthesis) and
         used as the loudness normaliser's starting point: speech declines in level over a
         sentence, so the first piece of a streamed clause alone would mislead it.
-        None when the engine cannot render (the normaliser then measures as it goes).
+        None when the engine cannot render (the normaliser then measures as it goes). One thread
+        measures; others asking meanwhile (the speakers of a zone, the daemon's start-up thread) wait
+        for its value instead of synthesizing the sentence again, so every speaker starts alike.
         """
-        if engine_name not in self._reference:
-            from ..audio.loudness import integrated_loudness
+        with self._reference_lock:
+            while engine_name in self._measuring:
+                self._reference_lock.wait()
+            if engine_name in self._reference:
+                return self._reference[engine_name]
+            self._measuring.add(engine_name)
+        from ..audio.loudness import integrated_loudness
 
-            try:
-                audio = self.render_all(
-                    REFERENCE_TEXT.get(engine_name, _reference_text(self.engine(engine_name))), engine_name, Style()
-                )
-                value = integrated_loudness(audio.samples, audio.sample_rate)
-            except Exception as exc:  # an engine that is down: measure on the fly instead
-                _LOGGER.debug("no reference loudness for %s: %s", engine_name, exc)
-                return None
-            if value != value or value == float("-inf"):
-                return None
+        try:
+            audio = self.render_all(
+                REFERENCE_TEXT.get(engine_name, _reference_text(self.engine(engine_name))), engine_name, Style()
+            )
+            value = integrated_loudness(audio.samples, audio.sample_rate)
+        except Exception as exc:  # an engine that is down: measure on the fly instead
+            _LOGGER.debug("no reference loudness for %s: %s", engine_name, exc)
+            return None
+        finally:
+            with self._reference_lock:
+                self._measuring.discard(engine_name)
+                self._reference_lock.notify_all()
+        if value != value or value == float("-inf"):
+            return None
+        with self._reference_lock:
             self._reference[engine_name] = float(value)
-        return self._reference[engine_name]
+        return float(value)
 
 
 REFERENCE_TEXT: dict[str, str] = {}  # per engine name, to override the language default below
@@ -337,12 +367,14 @@ def _reference_text(engine: Engine) -> str:
     return "Attention please. The train to the city centre is now arriving on platform two."
 
 
-def make_synthesizer(cfg: Config, only: str | None = None, one_shot: bool = False) -> Synthesizer:
-    """The configured engines (or just ``only``); ``one_shot`` for one announcement (see ``Engine.one_shot``)."""
+def make_synthesizer(cfg: Config, only: str | tuple[str, ...] | None = None, one_shot: bool = False) -> Synthesizer:
+    """The synthesizer of ``cfg``'s engines (created, not loaded); ``only``: just that one, or those;
+    ``one_shot`` for one announcement (see ``Engine.one_shot``)."""
+    wanted = (only,) if isinstance(only, str) else only
     engines = {
         name: create_engine(name, ecfg, cfg.cache.directory)
         for name, ecfg in cfg.engines.items()
-        if only is None or name == only
+        if wanted is None or name in wanted
     }
     for engine in engines.values():
         engine.one_shot = one_shot

@@ -58,7 +58,13 @@ def _announcement_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--to", action="append", dest="targets", metavar="TARGET", help="speaker or zone (repeatable)")
     p.add_argument("--engine", help="a configured engine name")
     p.add_argument("--voice", help="a voice of the engine")
-    p.add_argument("--lang", help="language hint")
+    p.add_argument("--lang", help="the text's language (with `languages` in the config it picks the engine)")
+    p.add_argument(
+        "--translation",
+        action="append",
+        metavar="LANG=TEXT",
+        help="the announcement in another language, spoken after the text by that language's engine (repeatable)",
+    )
     p.add_argument("--chime", help="chime name for this announcement")
     p.add_argument("--no-chime", action="store_true", help="no chime")
     p.add_argument("--repeat", type=int, help="1 .. 10")
@@ -181,6 +187,14 @@ def _raw_fields(args: argparse.Namespace) -> dict[str, Any]:
             raw[name] = value
     if args.targets:
         raw["targets"] = args.targets
+    if args.translation:
+        translations: dict[str, str] = {}
+        for item in args.translation:
+            lang, sep, said = item.partition("=")
+            if not sep or not lang.strip():
+                raise InputError("translations", f"--translation takes LANG=TEXT, got {item[:40]!r}")
+            translations[lang.strip()] = said
+        raw["translations"] = translations
     if args.no_chime:
         raw["chime"] = False
     elif args.chime:
@@ -231,7 +245,8 @@ def cmd_engines(args: argparse.Namespace) -> int:
         print(
             f"{name}{default}: type={d['type']} sample_rate={d['sample_rate']} "
             f"languages={','.join(d['languages'])} voices={','.join(d['voices'])} "
-            f"emotions={','.join(d['emotions'])} [{state}]"
+            f"emotions={','.join(d['emotions'])} emotion_controls={','.join(d['emotion_controls']) or 'none'} "
+            f"[{state}]"
         )
     return EXIT_OK
 

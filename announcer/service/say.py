@@ -32,7 +32,7 @@ def play_now(cfg: Config, raw: dict[str, Any], timeout: float = 600.0) -> int:
     ann = build(raw, cfg, source="cli", ignore_unknown=True)
     for w in ann.warnings:
         print(f"warning: {w}", file=sys.stderr)
-    runtime = Runtime.build(cfg, speakers=ann.speakers, engine=ann.engine)
+    runtime = Runtime.build(cfg, speakers=ann.speakers, engine=ann.engines)
     events = EventBus()
     outcomes: list[Event] = []
     events.subscribe(lambda ev, _ann: outcomes.append(ev) if ev.state in SPEAKER_TERMINAL else None)
@@ -62,14 +62,35 @@ def render_to_file(cfg: Config, raw: dict[str, Any], out: Path) -> Path:
     from ..playback.offline import render_to_wav
 
     ann = build(raw, cfg, source="cli", ignore_unknown=True)
-    synth = make_synthesizer(cfg, only=ann.engine, one_shot=True)  # loaded only if a clause is not cached
+    synth = make_synthesizer(cfg, only=ann.engines, one_shot=True)  # loaded only if a clause is not cached
     written = render_to_wav(cfg, synth, ann, out)  # written as it is rendered: memory does not grow with it
     for w in ann.warnings:
         print(f"warning: {w}", file=sys.stderr)
     return written.path
 
 
+def with_engine_type(cfg: Config, raw: dict[str, Any]) -> Config:
+    """``--engine kokoro`` where no engine has that name but an engine type does: that type with its
+    defaults (``kokoro``: ``zf_xiaoyi``), so ``announcer say --engine kokoro ...`` works with no
+    config. Only for ``say``: the daemon speaks with the engines its config names."""
+    name = raw.get("engine")
+    if not isinstance(name, str) or name in cfg.engines:
+        return cfg
+    from pydantic import ValidationError
+
+    from ..engines.base import ENGINE_MODULES, engine_module
+
+    if name not in ENGINE_MODULES:
+        return cfg
+    try:
+        engine = engine_module(name).Config(type=name)
+    except ValidationError:  # a type that needs settings (wyoming: a host): named in the usual error
+        return cfg
+    return cfg.model_copy(update={"engines": {**cfg.engines, name: engine}})
+
+
 def say(cfg: Config, raw: dict[str, Any], out: Path | None) -> int:
+    cfg = with_engine_type(cfg, raw)
     if out is not None:
         path = render_to_file(cfg, raw, out)
         print(path)

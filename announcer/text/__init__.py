@@ -1,5 +1,6 @@
-"""Text front end: Chinese normalisation (numbers, times, units, letters), clause and sentence
-splitting, tone sandhi and Baker phonemes.
+"""Text front end: Chinese normalisation (numbers, times, units, codes, letters), clause and sentence
+splitting, tone sandhi, Baker phonemes (``g2p``), Kokoro's Mandarin phonemes (``kokoro_zh``) and
+English for Kokoro (``english``, on misaki's Apache-2.0 lexicons).
 
 Owns: what a text becomes before an engine speaks it. ``frontend(text)`` runs the whole
 chain (``announcer normalize``); engines call the pieces they need.

@@ -37,6 +37,13 @@ def read_words(text: str) -> str:
     return _WORD_RE.sub(lambda m: WORDS[m.group(1).lower()], text)
 
 
+def read_code(letters: str, digits: str) -> str:
+    """A code such as G1234 or CA1301: its letters as they are (spelled later), then each digit (1 as 幺)."""
+    from .numbers import read_digits
+
+    return letters + read_digits(digits, one="幺")
+
+
 def spell_letters(text: str) -> str:
     """Spell every remaining Latin letter (``CT`` -> 西替)."""
     return _LETTER_RE.sub(lambda m: LETTERS[m.group(0).upper()], text)

@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Callable
 
-from .letters import read_words, spell_letters
+from .letters import read_code, read_words, spell_letters
 from .numbers import read_cardinal, read_decimal, read_digits, read_fraction, read_year
 
 _LOGGER = logging.getLogger(__name__)
@@ -105,11 +105,17 @@ def _compile(rules: list[tuple[str, str | Callable[[re.Match[str]], str]]]) -> l
     return [(re.compile(pattern), repl) for pattern, repl in rules]
 
 
+# A code: 1-3 Latin letters, then digits (G1234 train, CA1301 flight, A12 gate, B2 ward): the letters, then
+# the digits one by one (1 as 幺, as in phone numbers). The letters stay Latin here; the letter pass reads them.
+CODE_RE = re.compile(r"(?<![A-Za-z])([A-Za-z]{1,3})-?([0-9]{1,8})(?![0-9]|\.[0-9])")
+
 _RULES: list[Rule] = _compile([
     # 1,200 -> 1200 (only well-formed thousands groups)
     (r"(?<![0-9.,])([0-9]{1,3}(?:,[0-9]{3})+)(?![0-9]|,[0-9])", lambda m: m[1].replace(",", "")),
     # www.example.com: a dot inside a name is read
     (r"(?<=[A-Za-z0-9])\.(?=[A-Za-z])", "点"),
+    # codes: G1234 -> G幺二三四 (before any number reading)
+    (CODE_RE.pattern, lambda m: read_code(m[1], m[2])),
     # dates: 2026-11-23, 2026/11/23, 2026.11.23, then 2026年
     (r"(?<![0-9])([0-9]{4})[-/.]([0-9]{1,2})[-/.]([0-9]{1,2})日?(?![0-9])", _date),
     (r"(?<![0-9])([0-9]{4})(?=\s*年)", lambda m: read_year(m[1])),
@@ -137,7 +143,7 @@ _RULES: list[Rule] = _compile([
     (rf"£\s*({NUM})", r"\1英镑"),
     # 3#楼 and #3: 号
     (r"([0-9]+)\s*#", r"\1号"),
-    (r"#\s*([0-9]+)", r"\1号"),
+    (r"#\s*([0-9]+)(?:\s*号)?", r"\1号"),  # #3号 is 三号, not 三号号
     # arithmetic and fractions
     (rf"({NUM})\s*[*×]\s*(?=[0-9])", r"\1乘"),
     (rf"({NUM})\s*\+\s*(?=[0-9])", r"\1加"),
@@ -157,15 +163,16 @@ _RULES: list[Rule] = _compile([
 
 
 _KEEP_RE = re.compile(rf"[{CJK}{re.escape(PUNCTUATION)}\s]")
+_KEEP_LATIN_RE = re.compile(rf"[{CJK}{re.escape(PUNCTUATION)}\sA-Z]")
 _SPACE_RE = re.compile(r"\s+")
 _BETWEEN_NUMERALS_RE = re.compile(rf"(?<=[{_CJK_NUMERAL}])\s*[~～-]\s*(?=[{_CJK_NUMERAL}])")
 
 
-def _symbols(text: str) -> str:
+def _symbols(text: str, keep: re.Pattern[str] = _KEEP_RE) -> str:
     text = _BETWEEN_NUMERALS_RE.sub("到", text)
     out: list[str] = []
     for char in text:
-        if _KEEP_RE.match(char):
+        if keep.match(char):
             out.append(char)
         elif char in _SYMBOLS:
             out.append(_SYMBOLS[char])
@@ -174,16 +181,22 @@ def _symbols(text: str) -> str:
     return "".join(out)
 
 
-def normalize(text: str) -> str:
+def normalize(text: str, keep_letters: bool = False) -> str:
     """Rewrite ``text`` so every character is Chinese, punctuation or a space.
 
     ``下午3:30`` -> 下午三点三十分, ``1,200元`` -> 一千二百元, ``-3.5℃`` -> 零下三点五摄氏度,
-    ``50%`` -> 百分之五十, ``CT室`` -> 西替室, ``13812345678`` -> 幺三八幺二三四五六七八.
+    ``50%`` -> 百分之五十, ``CT室`` -> 西替室, ``13812345678`` -> 幺三八幺二三四五六七八,
+    ``G1234次`` -> 吉幺二三四次, ``#3号`` -> 三号.
+
+    ``keep_letters``: Latin letters stay, as capitals (``CT室`` -> CT室, ``G1234`` -> G幺二三四), for an
+    engine that says letter names itself (``kokoro``: English letter names, so C区 is not 西区).
     """
     text = text.translate(_FULLWIDTH)
     text = read_words(text)
     for pattern, repl in _RULES:
         text = pattern.sub(repl, text)
-    text = spell_letters(text)
-    text = _symbols(text)
+    if keep_letters:
+        text = _symbols(text.upper(), _KEEP_LATIN_RE)
+    else:
+        text = _symbols(spell_letters(text))
     return _SPACE_RE.sub(" ", text).strip()

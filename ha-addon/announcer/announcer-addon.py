@@ -58,6 +58,13 @@ def mqtt_service(base_url: str, token: str | None) -> dict[str, Any]:
     return data
 
 
+def _engines(voice: str) -> dict[str, Any]:
+    """``baker``: the embedded voice (non-commercial); any other: that Kokoro voice (in the image)."""
+    if voice == "baker":
+        return {"zh": {"type": "embedded-zh"}}
+    return {"kokoro": {"type": "kokoro", "voice": voice, "threads": 2}}
+
+
 def render_config(
     options: dict[str, Any], mqtt: dict[str, Any], data_dir: str = "/data", timezone: str | None = None
 ) -> dict[str, Any]:
@@ -82,7 +89,7 @@ def render_config(
             "topic_prefix": options.get("topic_prefix", "announcer"),
             "client_id": "announcer-addon",
         },
-        "engines": {"zh": {"type": "embedded-zh"}},
+        "engines": _engines(options.get("voice") or "baker"),
         "speakers": speakers,
         "defaults": {"targets": targets},
         "timezone": timezone or None,  # the Supervisor passes Home Assistant's in $TZ

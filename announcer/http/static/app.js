@@ -122,6 +122,12 @@ function fillForm() {
            e.name === info.default_engine)));
   fillVoices();
 
+  // translations: one extra language, offered when the config maps languages to engines
+  const langs = Object.keys(info.languages || {});
+  $("translation-row").hidden = langs.length === 0;
+  $("translation-lang").replaceChildren(...langs.map((l) =>
+    option(l, l + " (" + info.languages[l] + ")", l === (langs.find((x) => x !== "zh") || langs[0]))));
+
   const list = $("target-list");
   const targets = info.speakers.map((s) => ({ name: s.name, label: s.display, kind: "扬声器 speaker" }))
     .concat(info.zones.map((z) => ({ name: z.name, label: z.display, kind: "区域 zone" })));
@@ -159,6 +165,10 @@ function speechFields() {
     engine: $("engine").value,
   };
   if ($("voice").value) fields.voice = $("voice").value;
+  const translation = $("translation").value.trim();
+  if (translation && $("translation-lang").value) {
+    fields.translations = { [$("translation-lang").value]: translation };
+  }
   return fields;
 }
 
