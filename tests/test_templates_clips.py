@@ -315,8 +315,26 @@ templates:
         "templates.b: translations: a template of clips only has no text to translate",
     ]
     engines = "engines: {zh: {type: embedded-zh}, en: {type: espeak, voice: en-us}}\nlanguages: {en: en}\n"
-    errors = errors_of(BASE + engines + 'templates:\n  c: {text: "火警", translations: {fr: "Au feu"}}\n')
-    assert errors == ["templates.c.translations.fr: no engine for this language (languages: en)"]
+    errors = errors_of(
+        BASE
+        + engines
+        + 'templates:\n  c: {text: "火警", translations: {fr: "Au feu"}}\n'
+        + 'schedules:\n  drill: {at: ["12:00"], text: "火警演习", translations: {de: "Feueralarm"}}\n'
+    )
+    assert errors == [
+        "templates.c.translations.fr: no engine for this language (languages: en)",
+        "schedules.drill.translations.de: no engine for this language (languages: en)",
+    ]
+
+
+def test_a_schedule_fires_its_translations() -> None:
+    cfg = cfg_of(
+        BILINGUAL + 'schedules:\n  drill: {at: ["12:00"], text: "火警演习", translations: {en: "Fire drill"}}\n'
+    )
+    fields = cfg.schedules["drill"].fields()
+    assert fields == {"text": "火警演习", "translations": {"en": "Fire drill"}}
+    a = parse(json.dumps(fields, ensure_ascii=False).encode(), cfg)
+    assert a.translations == (Translation("en", "Fire drill", "en"),)
 
 
 def test_a_template_speaks_its_translations_unless_the_payload_gives_its_own() -> None:

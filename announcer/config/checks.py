@@ -134,7 +134,8 @@ def clips(cfg: Config) -> list[str]:
 
 
 def _refs(cfg: Config, key: str, item: TemplateConfig | ScheduleConfig) -> list[str]:
-    """What a template or schedule names that does not exist: clips, targets, a chime, an engine."""
+    """What a template or schedule names that does not exist: clips, targets, a chime, an engine, a
+    language of its translations."""
     errors = []
     known = set(cfg.speakers) | set(cfg.zones)
     for field in ("before", "after", "clip"):
@@ -152,17 +153,15 @@ def _refs(cfg: Config, key: str, item: TemplateConfig | ScheduleConfig) -> list[
     engine = getattr(item, "engine", None)
     if engine is not None and engine not in cfg.engines:
         errors.append(f"{key}.engine: {engine!r} is not an engine (have: {', '.join(cfg.engines)})")
+    for lang in getattr(item, "translations", None) or {}:
+        if lang not in cfg.languages:
+            have = ", ".join(cfg.languages) or "none"
+            errors.append(f"{key}.translations.{lang}: no engine for this language (languages: {have})")
     return errors
 
 
 def templates(cfg: Config) -> list[str]:
-    errors = [line for name, tpl in cfg.templates.items() for line in _refs(cfg, f"templates.{name}", tpl)]
-    for name, tpl in cfg.templates.items():
-        for lang in tpl.translations:
-            if lang not in cfg.languages:
-                have = ", ".join(cfg.languages) or "none"
-                errors.append(f"templates.{name}.translations.{lang}: no engine for this language (languages: {have})")
-    return errors
+    return [line for name, tpl in cfg.templates.items() for line in _refs(cfg, f"templates.{name}", tpl)]
 
 
 def schedules(cfg: Config) -> list[str]:

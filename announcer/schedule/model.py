@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..core.schema import SLUG, Intensity, Priority, Repeat, RepeatGap, Slug, Speed, Ttl, VarValue, Volume
+from ..core.schema import SLUG, Intensity, LangCode, Priority, Repeat, RepeatGap, Slug, Speed, Ttl, VarValue, Volume
 from .cron import Cron, CronError
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -43,6 +43,7 @@ ANNOUNCEMENT_KEYS = (
     "ttl",
     "engine",
     "voice",
+    "translations",
 )
 
 
@@ -118,6 +119,7 @@ class ScheduleConfig(_Strict):
     ttl: Ttl | None = None
     engine: str | None = None
     voice: str | None = None
+    translations: dict[LangCode, Annotated[str, Field(min_length=1)]] | None = None  # spoken after the text
 
     @field_validator("targets", mode="before")
     @classmethod
