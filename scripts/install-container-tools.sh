@@ -5,11 +5,12 @@
 #   buildah     podman's build engine (podman build uses it as a library; the CLI helps debugging)
 #   mmdebstrap  makes the Debian base image from Debian's own package mirror
 #   runc        the OCI runtime (crun fails on hosts with hybrid cgroups; container/containers.conf picks runc)
+#   catatonit   the init of `podman run --init` (the add-on runs with init: true, as Home Assistant does)
 # Idempotent: exits at once when every package is already installed.
 # Runs as root, or through sudo when that is available.
 set -eu
 
-PACKAGES="podman buildah mmdebstrap runc"
+PACKAGES="podman buildah mmdebstrap runc catatonit"
 
 missing=""
 for pkg in $PACKAGES; do

@@ -10,6 +10,7 @@
 #                                    announcer, the voices (announcer voices install, hash-checked)
 #   /opt/announcer/current           -> the version the service runs (rollback: point it back, restart)
 #   /etc/announcer/announcer.yaml    the config (from config/announcer.example.yaml; never overwritten)
+#   /etc/announcer/clips/            its recorded clips (from config/clips; missing ones added)
 #   /etc/announcer/announcer.env     secrets as VAR=value, read by the unit (mode 0600, never overwritten)
 #   /etc/systemd/system/announcer.service   the unit (systemd/announcer.service, ExecStart -> current)
 #   /var/lib/announcer, /var/cache/announcer   spool and clause cache (the unit's State/CacheDirectory=)
@@ -21,7 +22,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 PREFIX=/opt/announcer
-VOICES=baker
+VOICES="baker kokoro-zh af_heart"  # the example config speaks with Kokoro (zf_xiaoyi, af_heart)
 ROOT=
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -72,6 +73,11 @@ if [ ! -f "$CONF/announcer.yaml" ]; then
     cp config/announcer.example.yaml "$CONF/announcer.yaml.tmp"  # its spool and cache: the unit's directories
     chmod 0640 "$CONF/announcer.yaml.tmp" && mv "$CONF/announcer.yaml.tmp" "$CONF/announcer.yaml"
 fi
+# the example config's clips (clips/bell.flac, relative to the config): added when missing, never replaced
+install -d -m 0750 "$CONF/clips"
+for clip in config/clips/*; do
+    [ -e "$CONF/clips/$(basename "$clip")" ] || install -m 0640 "$clip" "$CONF/clips/"
+done
 if [ ! -f "$CONF/announcer.env" ]; then
     printf '# VAR=value lines for ${VAR} in announcer.yaml (MQTT_PASSWORD=..., HA_TOKEN=...)\n' > "$CONF/announcer.env"
     chmod 0600 "$CONF/announcer.env"

@@ -8,6 +8,7 @@ Slow lane: the environment is installed from the runtime lock (a minute or more)
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import stat
@@ -47,10 +48,19 @@ def test_install_system_is_idempotent_and_its_unit_verifies(tmp_path: Path) -> N
     assert version.stdout.strip() == f"announcer {VERSION}"
     voices = subprocess.run([str(exe), "voices"], capture_output=True, text=True).stdout
     assert re.search(r"^baker\s.*\byes\b", voices, flags=re.M), voices
+    assert re.search(r"^zf_xiaoyi\s.*\byes\b", voices, flags=re.M), voices  # what the example config speaks with
 
     conf = stage / "etc" / "announcer"
     assert stat.S_IMODE((conf / "announcer.env").stat().st_mode) == 0o600
     assert stat.S_IMODE((conf / "announcer.yaml").stat().st_mode) == 0o640
+    secrets = {"MQTT_PASSWORD": "s3cret", "ANNOUNCER_HTTP_TOKEN": "t" * 20, "HA_TOKEN": "ha"}
+    checked = subprocess.run(
+        [str(exe), "check-config", "-c", str(conf / "announcer.yaml")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **secrets},
+    )
+    assert checked.returncode == 0 and ": ok" in checked.stdout, checked.stdout + checked.stderr
     (conf / "announcer.yaml").write_text("# the operator's own\n", encoding="utf-8")
     installed = (venv / ".installed").stat().st_mtime_ns
 

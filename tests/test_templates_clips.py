@@ -12,7 +12,7 @@ import soundfile as sf
 from routine_stack import BELL
 
 from announcer.audio.loudness import integrated_loudness
-from announcer.config import ConfigError, parse_config
+from announcer.config import ConfigError, load_config, parse_config
 from announcer.core.announcement import CLIP, SAY, Announcement, Translation
 from announcer.core.errors import InputError
 from announcer.intake.parse import parse
@@ -105,6 +105,21 @@ templates:
         "templates.g.targets.0: 'nowhere' is not a speaker or zone",
         "templates.g.chime: 'bong' is not a chime (have: alarm, ding-dong, none)",
     ]
+
+
+def test_a_relative_clip_path_is_beside_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "etc" / "clips").mkdir(parents=True)
+    (tmp_path / "etc" / "clips" / "bell.flac").write_bytes(BELL.read_bytes())
+    conf = tmp_path / "etc" / "announcer.yaml"
+    conf.write_text("clips: {bell: clips/bell.flac}\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # not the config's directory
+    assert load_config(conf).clips["bell"] == tmp_path / "etc" / "clips" / "bell.flac"
+    # the example config's bell is config/clips/bell.flac, wherever announcer runs from
+    example = Path(__file__).resolve().parent.parent / "config" / "announcer.example.yaml"
+    env = {"MQTT_PASSWORD": "x", "HA_TOKEN": "ha", "ANNOUNCER_HTTP_TOKEN": "t" * 20}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert load_config(example).clips["bell"] == example.parent / "clips" / "bell.flac"
 
 
 def test_schedules_are_checked_at_load() -> None:

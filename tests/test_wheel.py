@@ -100,6 +100,8 @@ def test_installed_wheel_speaks_checks_config_and_runs_the_daemon(venv: Path, tm
     with wave.open(str(tmp_path / "x.wav")) as w:
         assert w.getframerate() == 24000 and w.getnframes() / 24000 > 1.5
 
+    # the example config speaks with Kokoro (Mandarin and English): its model and voices first
+    _run([exe, "voices", "install", "kokoro-zh", "af_heart"], cwd=tmp_path)
     example = ROOT / "config" / "announcer.example.yaml"
     secrets = {"MQTT_PASSWORD": "s3cret", "ANNOUNCER_HTTP_TOKEN": "t" * 20, "HA_TOKEN": "ha"}
     checked = _run([exe, "check-config", "-c", str(example)], cwd=tmp_path, env=dict(env, **secrets))

@@ -113,8 +113,11 @@ def _with_line(message: str, path: str, lines: dict[str, int]) -> str:
     return message
 
 
-def parse_config(text: str, source: str = "<string>", env: dict[str, str] | None = None) -> Config:
-    """Validate YAML text; raise ConfigError with every problem found."""
+def parse_config(
+    text: str, source: str = "<string>", env: dict[str, str] | None = None, base_dir: Path | None = None
+) -> Config:
+    """Validate YAML text; raise ConfigError with every problem found. ``base_dir`` (the config
+    file's directory): where relative paths of ``clips`` and ``chimes`` are (else the working directory)."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -127,6 +130,8 @@ def parse_config(text: str, source: str = "<string>", env: dict[str, str] | None
         raise ConfigError(["<root>: the config file must be a mapping of sections (mqtt:, engines:, ...)"], source)
     errors: list[str] = []
     data = _substitute(data, "", errors, dict(os.environ) if env is None else env)
+    if base_dir is not None:
+        data = _sounds_beside(data, base_dir)
     lines = _line_index(text)
     errors = [_with_line(e, e.split(":", 1)[0], lines) for e in errors]
     try:
@@ -136,6 +141,20 @@ def parse_config(text: str, source: str = "<string>", env: dict[str, str] | None
     if errors:
         raise ConfigError(errors, source)
     return cfg
+
+
+def _sounds_beside(data: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+    """Relative paths of ``clips`` and ``chimes`` made relative to ``base_dir``: the sound files that
+    ship with a config live beside it (``clips/bell.flac`` next to ``announcer.yaml``)."""
+    out = dict(data)
+    for section in ("clips", "chimes"):
+        entries = data.get(section)
+        if isinstance(entries, dict):
+            out[section] = {
+                k: str(base_dir / v) if isinstance(v, str) and v and not Path(v).expanduser().is_absolute() else v
+                for k, v in entries.items()
+            }
+    return out
 
 
 def find_config_path(explicit: str | None) -> Path | None:
@@ -167,4 +186,4 @@ def load_config(path: str | os.PathLike[str] | None, required: bool = True) -> C
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"<config>: cannot read {p}: {exc.strerror or exc}"], str(p)) from None
-    return parse_config(text, str(p))
+    return parse_config(text, str(p), base_dir=p.parent)
