@@ -12,28 +12,5 @@ set -eu
 
 PACKAGES="podman buildah mmdebstrap runc catatonit"
 
-missing=""
-for pkg in $PACKAGES; do
-    if ! dpkg -s "$pkg" 2>/dev/null | grep -q '^Status: install ok installed'; then
-        missing="$missing $pkg"
-    fi
-done
-if [ -z "$missing" ]; then
-    echo "install-container-tools: all present ($PACKAGES)"
-    exit 0
-fi
-
-if [ "$(id -u)" -eq 0 ]; then
-    SUDO=""
-elif command -v sudo >/dev/null 2>&1; then
-    SUDO="sudo"
-else
-    echo "install-container-tools: need root (or sudo) to install:$missing" >&2
-    exit 1
-fi
-
-echo "install-container-tools: installing$missing"
-$SUDO apt-get update
 # shellcheck disable=SC2086  # word splitting of the package list is intended
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing
-echo "install-container-tools: done"
+exec sh "$(dirname "$0")/apt-install.sh" install-container-tools $PACKAGES

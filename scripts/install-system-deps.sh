@@ -19,28 +19,5 @@ PACKAGES="mosquitto mosquitto-clients libportaudio2 alsa-utils systemd chromium 
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav ffmpeg iproute2
     snapserver snapclient"
 
-missing=""
-for pkg in $PACKAGES; do
-    if ! dpkg -s "$pkg" 2>/dev/null | grep -q '^Status: install ok installed'; then
-        missing="$missing $pkg"
-    fi
-done
-if [ -z "$missing" ]; then
-    echo "install-system-deps: all present ($PACKAGES)"
-    exit 0
-fi
-
-if [ "$(id -u)" -eq 0 ]; then
-    SUDO=""
-elif command -v sudo >/dev/null 2>&1; then
-    SUDO="sudo"
-else
-    echo "install-system-deps: need root (or sudo) to install:$missing" >&2
-    exit 1
-fi
-
-echo "install-system-deps: installing$missing"
-$SUDO apt-get update
 # shellcheck disable=SC2086  # word splitting of the package list is intended
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing
-echo "install-system-deps: done"
+exec sh "$(dirname "$0")/apt-install.sh" install-system-deps $PACKAGES

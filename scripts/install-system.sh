@@ -42,12 +42,7 @@ staged() { [ -n "$ROOT" ]; }
 if ! staged; then
     [ "$(id -u)" = 0 ] || { echo "install-system: run as root (sudo)" >&2; exit 1; }
     # run-time packages only (scripts/install-system-deps.sh also installs what the tests need)
-    need=
-    for p in python3-venv libportaudio2 alsa-utils mosquitto-clients; do
-        dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
-    done
-    # shellcheck disable=SC2086
-    [ -z "$need" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need; }
+    sh scripts/apt-install.sh install-system python3-venv libportaudio2 alsa-utils mosquitto-clients >/dev/null
     if ! getent passwd announcer >/dev/null; then
         useradd --system --home-dir /var/lib/announcer --no-create-home --shell /usr/sbin/nologin \
             --user-group --groups audio announcer

